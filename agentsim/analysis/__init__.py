@@ -1,0 +1,14 @@
+"""Analyses: functions of a RunLog that return DataFrames."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from agentsim.analysis.escalation import escalation_tables
+
+ANALYSES: dict[str, Callable[[Any], dict[str, pd.DataFrame]]] = {
+    "escalation": escalation_tables,
+}

@@ -1,0 +1,209 @@
+"""The `agentsim` command line: run | validate | schema | analyze | models | families | bench."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from agentsim.llm.types import BackendError
+from agentsim.logs.reader import LogError
+from agentsim.spec.errors import SpecError
+
+app = typer.Typer(help="Large-scale multi-agent LLM simulations.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+models_app = typer.Typer(help="Manage model weights (the embedded default model).", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+console = Console()
+err = Console(stderr=True)
+
+
+class BackendChoice(str, Enum):
+    vllm = "vllm"
+    scripted = "scripted"
+    replay = "replay"
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _new_run_dir(parent: Path, name: str, seed: int) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = parent / f"{name}-{stamp}-s{seed}"
+    path, i = base, 1
+    while path.exists():
+        path = base.with_name(f"{base.name}-{i}")
+        i += 1
+    return path
+
+
+@app.command()
+def run(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    backend: Annotated[BackendChoice | None, typer.Option(help="Use this backend for every model alias.")] = None,
+    replay_from: Annotated[Path | None, typer.Option(help="Run directory whose recorded answers the replay backend uses.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Override the number of steps.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Parent directory for the run directory (logging.dir).")] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Exact run directory to create.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar or summary tables.")] = False,
+) -> None:
+    """Run a scenario and write its log."""
+    from agentsim.llm.router import build_backend
+    from agentsim.runtime.local import LocalRuntime
+    from agentsim.runtime.progress import RunProgress
+    from agentsim.runtime.summary import print_summary
+    from agentsim.spec.loader import load_scenario
+
+    if backend is BackendChoice.replay and replay_from is None:
+        _fail("--backend replay needs --replay-from RUN_DIR (a run whose answers to replay)")
+    try:
+        sc = load_scenario(
+            scenario,
+            backend=backend.value if backend else None,
+            seed=seed,
+            steps=steps,
+            **{"logging.dir": str(out) if out else None},
+        )
+    except SpecError as e:
+        _fail(e.render())
+    spec = sc.spec
+    target = run_dir or _new_run_dir(spec.logging.dir, spec.name, spec.seed)
+    if target.exists() and any(target.iterdir()):
+        _fail(f"{target} exists and is not empty; choose another --run-dir")
+    log = (lambda m: None) if quiet else (lambda m: err.print(m, highlight=False))
+    try:
+        router = build_backend(spec.models, sc.family.scripted_policy, replay_from=replay_from, log=log)
+    except BackendError as e:
+        _fail(str(e), code=3)
+    model_paths = {}
+    vb = router.backend_for_alias
+    for alias, b in vb.items():
+        if hasattr(b, "model_path"):
+            model_paths[alias] = b.model_path(alias)
+    progress = RunProgress(spec.steps, console=err, enabled=not quiet)
+    runtime = LocalRuntime(sc, router, target, progress=progress, model_paths=model_paths)
+    try:
+        result = runtime.run()
+    finally:
+        router.close()
+    if not quiet:
+        print_summary(console, sc, result)
+    else:
+        console.print(str(result.run_dir))
+    if result.status == "interrupted":
+        err.print(
+            f"[yellow]Interrupted[/yellow] after {result.steps_completed} complete steps; the log in {result.run_dir} "
+            "holds every completed step. Re-run the scenario to start over (resume arrives with checkpoints)."
+        )
+        raise typer.Exit(130)
+
+
+@app.command()
+def validate(files: Annotated[list[Path], typer.Argument(help="Scenario YAML files.")]) -> None:
+    """Check scenario files; exit 2 and name every bad field when one is wrong."""
+    from agentsim.spec.loader import load_scenario
+
+    bad = 0
+    for f in files:
+        try:
+            sc = load_scenario(f)
+        except SpecError as e:
+            err.print(f"[red]invalid[/red] {e.render()}", highlight=False)
+            bad += 1
+        else:
+            console.print(f"[green]ok[/green] {f}: {sc.spec.kind} '{sc.spec.name}', {sc.spec.steps} steps, models {sorted(sc.spec.models)}")
+    if bad:
+        raise typer.Exit(2)
+
+
+@app.command()
+def schema(out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None) -> None:
+    """Print the JSON schema of scenario files (for editor autocompletion)."""
+    from agentsim.spec.loader import scenario_json_schema
+
+    text = json.dumps(scenario_json_schema(), indent=2)
+    if out:
+        out.write_text(text + "\n")
+        console.print(f"wrote {out}")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+class AnalysisChoice(str, Enum):
+    escalation = "escalation"
+
+
+@app.command()
+def analyze(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    analysis: Annotated[AnalysisChoice, typer.Argument(help="Which analysis.")],
+    out: Annotated[Path | None, typer.Option(help="Write the tables as CSV (and plots as PNG) into this directory.")] = None,
+) -> None:
+    """Run an analysis on a run's log and print (or save) its tables."""
+    from agentsim.analysis import ANALYSES
+    from agentsim.logs.reader import RunLog
+    from agentsim.runtime.summary import df_table
+
+    try:
+        log = RunLog(run_dir)
+        tables = ANALYSES[analysis.value](log)
+    except LogError as e:
+        _fail(str(e))
+    except KeyError as e:
+        _fail(f"{run_dir}: the log lacks what the {analysis.value} analysis needs ({e})")
+    for name, df in tables.items():
+        console.print(df_table(df, f"{analysis.value}: {name}"))
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, df in tables.items():
+            df.to_csv(out / f"{analysis.value}_{name}.csv", index=False)
+        if analysis is AnalysisChoice.escalation:
+            from agentsim.analysis.escalation import es_over_runs, plot_es
+
+            per_day = tables["per_day"].assign(run=log.run_id, model=",".join(sorted(set(log.agents["model"]))))
+            plot_es(es_over_runs(per_day), out / "escalation_es.png", title=f"ES per day: {log.run_id}")
+        console.print(f"wrote {out}")
+
+
+@models_app.command("prepare")
+def models_prepare(force: Annotated[bool, typer.Option(help="Convert again even if prepared.")] = False) -> None:
+    """Convert the embedded SmolLM2 GGUF to a safetensors directory (once; `run` does it when needed)."""
+    from agentsim.llm import embedded
+
+    try:
+        path = embedded.prepare(force=force, log=lambda m: console.print(m, highlight=False))
+    except BackendError as e:
+        _fail(str(e), code=3)
+    console.print(f"ready: {path}")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Show the embedded model and where it is cached."""
+    from agentsim.llm import embedded
+    from agentsim.spec.models import EMBEDDED_MODEL
+
+    state = "prepared" if embedded.is_prepared() else "not prepared (run `agentsim models prepare`)"
+    console.print(f"{EMBEDDED_MODEL}: {state} at {embedded.embedded_dir()}")
+
+
+@app.command()
+def families() -> None:
+    """List the installed scenario families."""
+    from agentsim.core.registry import families as names
+    from agentsim.core.registry import get_family
+
+    for n in names():
+        console.print(f"[bold]{n}[/bold]: {get_family(n).description}")
+
+
+def main() -> None:  # pragma: no cover
+    app()

@@ -1,0 +1,31 @@
+"""What a scenario family provides to the platform. A family is one folder plus one registration."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from agentsim.core.world import World
+
+
+@dataclass(frozen=True)
+class Family:
+    """A scenario family.
+
+    - `config_model`: the pydantic model of the YAML's `world:` section.
+    - `create_world(spec, config)`: builds the world for a validated scenario.
+    - `scripted_policy(observation_data, rng)`: the rule-based baseline behind `--backend scripted`.
+    - `summary(run_log)`: optional tables for the end-of-run summary (title -> DataFrame).
+    """
+
+    name: str
+    description: str
+    config_model: type[BaseModel]
+    create_world: Callable[[Any, Any], World]
+    scripted_policy: Callable[[Any, np.random.Generator], BaseModel | str]
+    summary: Callable[[Any], dict[str, Any]] | None = None
+    agent_ids: Callable[[Any], list[str]] = field(default=lambda config: [])

@@ -1,0 +1,182 @@
+"""Policies turn a batch of observations into a batch of decisions.
+
+`LLMPolicy` is the one policy every backend goes through (the scripted and replay backends too): it builds one
+request per observation, sends the whole batch to the backend, parses and validates each answer against the
+agent's typed action, re-asks the invalid ones (again as one batch) and gives up after `max_retries`,
+returning an invalid decision with the raw text. An answer can never crash the run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from agentsim.core.seeding import derive_seed
+from agentsim.core.types import Decision, Observation
+from agentsim.llm.types import Backend, LLMRequest, LLMResult, ResponseFormat
+from agentsim.spec.models import LoggingSpec, ModelSpec
+
+
+class Policy(Protocol):
+    async def decide(self, step: int, phase: str, observations: list[Observation]) -> list[Decision]: ...
+
+
+@lru_cache(maxsize=256)
+def response_format_for(action_model: type[BaseModel] | None) -> ResponseFormat:
+    if action_model is None:
+        return ResponseFormat("text")
+    return ResponseFormat("json", json_schema=action_model.model_json_schema())
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.MULTILINE)
+
+
+def _json_candidates(text: str) -> list[str]:
+    """The text itself, then the outermost {...} (models without structured decoding add prose or fences)."""
+    s = text.strip()
+    out = [s]
+    unfenced = _FENCE.sub("", s).strip()
+    if unfenced != s:
+        out.append(unfenced)
+    i, j = s.find("{"), s.rfind("}")
+    if 0 <= i < j:
+        out.append(s[i : j + 1])
+    return out
+
+
+def _short_error(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors(include_url=False)[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(answer)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def parse_answer(text: str, obs: Observation) -> tuple[BaseModel | str | None, str | None]:
+    """(action, None) when the answer is valid, else (None, reason)."""
+    if obs.action_model is None:
+        answer = text.strip()
+        if not answer:
+            return None, "empty answer"
+        if obs.max_words is not None:
+            words = answer.split()
+            if len(words) > obs.max_words:
+                answer = " ".join(words[: obs.max_words])
+        return answer, None
+    last_error = "empty answer"
+    for cand in _json_candidates(text):
+        if not cand:
+            continue
+        try:
+            return obs.action_model.model_validate_json(cand, context=obs.validation_context), None
+        except ValidationError as e:
+            last_error = _short_error(e)
+    return None, last_error
+
+
+@dataclass
+class CallLog:
+    """What a decide() call leaves for the `llm_calls` table."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class LLMPolicy:
+    def __init__(
+        self,
+        backend: Backend,
+        models: dict[str, ModelSpec],
+        seed: int,
+        max_retries: int,
+        logging: LoggingSpec,
+        backend_name: Any = None,
+        model_name: Any = None,
+    ):
+        self.backend = backend
+        self.models = models
+        self.seed = seed
+        self.max_retries = max_retries
+        self.logging = logging
+        self._backend_name = backend_name or (lambda alias: models[alias].backend)
+        self._model_name = model_name or (lambda alias: models[alias].model)
+
+    def request(self, step: int, phase: str, obs: Observation, attempt: int) -> LLMRequest:
+        return LLMRequest(
+            request_id=f"s{step}-{phase}-{obs.agent_id}-a{attempt}",
+            agent_id=obs.agent_id,
+            alias=obs.model,
+            model=self.models[obs.model].model,
+            messages=obs.messages,
+            sampling=self.models[obs.model].sampling,
+            seed=derive_seed(self.seed, "request", step, phase, obs.agent_id, attempt),
+            response_format=response_format_for(obs.action_model),
+            step=step,
+            attempt=attempt,
+            context=obs.data,
+        )
+
+    def _call_row(self, phase: str, req: LLMRequest, res: LLMResult, valid: bool, error: str | None) -> dict[str, Any]:
+        return {
+            "request_id": req.request_id,
+            "step": req.step,
+            "phase": phase,
+            "agent_id": req.agent_id,
+            "alias": req.alias,
+            "model": self._model_name(req.alias),
+            "backend": self._backend_name(req.alias),
+            "attempt": req.attempt,
+            "seed": req.seed,
+            "request_hash": req.content_hash(),
+            "prompt_tokens": res.prompt_tokens,
+            "completion_tokens": res.completion_tokens,
+            "latency_s": res.latency_s,
+            "finish_reason": res.finish_reason,
+            "valid": valid,
+            "error": error,
+            "prompt": json.dumps(req.messages, ensure_ascii=False) if self.logging.record_prompts else None,
+            "completion_text": res.text if self.logging.record_completions else None,
+            "logprobs": res.logprobs,
+        }
+
+    async def decide(
+        self, step: int, phase: str, observations: list[Observation], calls: CallLog | None = None
+    ) -> list[Decision]:
+        calls = calls if calls is not None else CallLog()
+        decisions: list[Decision | None] = [None] * len(observations)
+        pending = list(range(len(observations)))
+        last: dict[int, tuple[str, str, str]] = {}
+        for attempt in range(self.max_retries + 1):
+            if not pending:
+                break
+            reqs = [self.request(step, phase, observations[i], attempt) for i in pending]
+            results = await self.backend.generate(reqs)
+            still = []
+            for i, req, res in zip(pending, reqs, results, strict=True):
+                obs = observations[i]
+                if res.error:
+                    action, error = None, res.error
+                else:
+                    action, error = parse_answer(res.text, obs)
+                if error is None and res.finish_reason == "length" and obs.action_model is None:
+                    pass  # free text cut at max_tokens is still usable text
+                valid = error is None
+                calls.rows.append(self._call_row(phase, req, res, valid, error))
+                calls.prompt_tokens += res.prompt_tokens
+                calls.completion_tokens += res.completion_tokens
+                if valid:
+                    decisions[i] = Decision(obs.agent_id, action, res.text, True, req.request_id, attempt + 1)
+                else:
+                    last[i] = (res.text, req.request_id, error or "invalid")
+                    still.append(i)
+            pending = still
+        for i in pending:
+            text, rid, error = last[i]
+            decisions[i] = Decision(observations[i].agent_id, None, text, False, rid, self.max_retries + 1, error)
+        return [d for d in decisions if d is not None]

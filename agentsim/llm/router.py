@@ -1,0 +1,68 @@
+"""Builds the backend for a scenario and routes each request to the backend of its model alias."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from agentsim.llm.replay import ReplayBackend
+from agentsim.llm.scripted import ScriptedBackend, ScriptedPolicy
+from agentsim.llm.types import Backend, BackendError, LLMRequest, LLMResult
+from agentsim.spec.models import ModelSpec
+
+
+class BackendRouter:
+    """One entry point for a mixed population: requests are grouped by backend, sent as one batch each,
+    concurrently, and the results come back in request order."""
+
+    name = "router"
+
+    def __init__(self, backend_for_alias: dict[str, Backend]):
+        self.backend_for_alias = backend_for_alias
+
+    def backend_name(self, alias: str) -> str:
+        return self.backend_for_alias[alias].name
+
+    async def generate(self, requests: list[LLMRequest]) -> list[LLMResult]:
+        groups: dict[int, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(id(self.backend_for_alias[r.alias]), []).append(i)
+        idx_lists = list(groups.values())
+        batches = await asyncio.gather(
+            *[self.backend_for_alias[requests[idxs[0]].alias].generate([requests[i] for i in idxs]) for idxs in idx_lists]
+        )
+        out: list[LLMResult | None] = [None] * len(requests)
+        for idxs, results in zip(idx_lists, batches, strict=True):
+            for i, res in zip(idxs, results, strict=True):
+                out[i] = res
+        return [r for r in out if r is not None]
+
+    def close(self) -> None:
+        for b in {id(b): b for b in self.backend_for_alias.values()}.values():
+            b.close()
+
+
+def build_backend(
+    models: dict[str, ModelSpec],
+    scripted_policy: ScriptedPolicy,
+    replay_from: str | Path | None = None,
+    log: Callable[[str], None] = print,
+) -> BackendRouter:
+    """One backend instance per kind, shared by the aliases that use it."""
+    kinds = {alias: spec.backend for alias, spec in models.items()}
+    shared: dict[str, Backend] = {}
+    if "scripted" in kinds.values():
+        shared["scripted"] = ScriptedBackend(scripted_policy)
+    if "replay" in kinds.values():
+        if replay_from is None:
+            raise BackendError("the replay backend needs a recorded run: pass --replay-from RUN_DIR")
+        shared["replay"] = ReplayBackend(replay_from)
+    if "openai" in kinds.values():
+        raise BackendError("the openai backend is not available yet (planned with the Ray runtime)")
+    vllm_models = {a: s for a, s in models.items() if s.backend == "vllm"}
+    if vllm_models:
+        from agentsim.llm.vllm_backend import VLLMBackend
+
+        shared["vllm"] = VLLMBackend(vllm_models, log=log)
+    return BackendRouter({alias: shared[kind] for alias, kind in kinds.items()})

@@ -1,0 +1,121 @@
+"""Reading a run directory: pyarrow tables, pandas DataFrames, or a DuckDB connection with one view per table."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from agentsim.logs.schema import SCHEMA_VERSION, SCHEMA_VERSION_KEY, TABLES
+
+
+class LogError(Exception):
+    """A run directory or log file that cannot be read; the message names the path."""
+
+
+class RunLog:
+    """A finished, interrupted or running run, read from its directory.
+
+    >>> log = RunLog("runs/neutral-...")
+    >>> log.events.groupby("action").size()
+    """
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        if not self.run_dir.is_dir():
+            raise LogError(f"{self.run_dir}: no such run directory")
+        if not (self.run_dir / "run.json").exists() and not (self.run_dir / "events").is_dir():
+            raise LogError(f"{self.run_dir}: not a run directory (no run.json and no events/)")
+
+    @cached_property
+    def meta(self) -> dict[str, Any]:
+        path = self.run_dir / "run.json"
+        if not path.exists():
+            return {}
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise LogError(f"{path}: not valid JSON ({e})") from e
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self.meta.get("spec", {})
+
+    @property
+    def run_id(self) -> str:
+        return self.meta.get("run_id", self.run_dir.name)
+
+    def parts(self, name: str) -> list[Path]:
+        if name not in TABLES:
+            raise LogError(f"unknown table {name!r}; tables: {', '.join(TABLES)}")
+        return sorted((self.run_dir / name).glob("part-*.parquet"))
+
+    def table(self, name: str) -> pa.Table:
+        schema = TABLES[name] if name in TABLES else None
+        tables = []
+        for p in self.parts(name):
+            try:
+                t = pq.read_table(p)
+            except Exception as e:
+                raise LogError(f"{p}: unreadable Parquet part ({e})") from e
+            version = (t.schema.metadata or {}).get(SCHEMA_VERSION_KEY, b"?").decode()
+            if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+                raise LogError(f"{p}: schema version {version}, this agentsim reads {SCHEMA_VERSION}")
+            if version != SCHEMA_VERSION:
+                warnings.warn(f"{p}: schema version {version} (reader {SCHEMA_VERSION})", stacklevel=2)
+            tables.append(t.replace_schema_metadata(None))
+        if not tables:
+            return schema.empty_table() if schema is not None else pa.table({})
+        return pa.concat_tables(tables, promote_options="default")
+
+    def df(self, name: str) -> pd.DataFrame:
+        return self.table(name).to_pandas()
+
+    @property
+    def events(self) -> pd.DataFrame:
+        return self.df("events")
+
+    @property
+    def llm_calls(self) -> pd.DataFrame:
+        return self.df("llm_calls")
+
+    @property
+    def agents(self) -> pd.DataFrame:
+        return self.df("agents")
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        return self.df("metrics")
+
+    @property
+    def timings(self) -> pd.DataFrame:
+        return self.df("timings")
+
+    def duckdb(self, connection: Any = None) -> Any:
+        """A DuckDB connection with a view per table (`SELECT action, count(*) FROM events GROUP BY 1`)."""
+        import duckdb
+
+        con = connection or duckdb.connect()
+        for name in TABLES:
+            parts = self.parts(name)
+            if parts:
+                files = ", ".join(f"'{p.as_posix()}'" for p in parts)
+                con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{files}])")
+            else:
+                con.register(f"_{name}_empty", TABLES[name].empty_table())
+                con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM _{name}_empty")
+        return con
+
+    def __repr__(self) -> str:
+        return f"RunLog({str(self.run_dir)!r})"
+
+
+def load_run(run_dir: str | Path) -> RunLog:
+    """Open a run directory for analysis."""
+    return RunLog(run_dir)

@@ -1,0 +1,173 @@
+"""The local runtime: one process drives the world step by step; the backend answers each phase in one batch.
+
+Each step's rows are appended to the log only once the step is complete, so the log always ends on a whole
+step: a run killed mid-step loses only that step, never what was flushed before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentsim.core.policy import CallLog, LLMPolicy
+from agentsim.core.seeding import make_rng
+from agentsim.core.types import Metric
+from agentsim.core.world import StepContext, World
+from agentsim.llm.router import BackendRouter
+from agentsim.logs.writer import RunLogWriter, atomic_write_json
+from agentsim.runtime.meta import new_meta, now
+from agentsim.runtime.progress import RunProgress
+from agentsim.spec.loader import Scenario
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    status: str
+    steps_completed: int
+    wall_s: float
+    totals: dict[str, Any] = field(default_factory=dict)
+
+
+class LocalRuntime:
+    def __init__(
+        self,
+        scenario: Scenario,
+        backend: BackendRouter,
+        run_dir: Path,
+        progress: RunProgress | None = None,
+        model_paths: dict[str, str] | None = None,
+    ):
+        self.scenario = scenario
+        self.spec = scenario.spec
+        self.backend = backend
+        self.run_dir = run_dir
+        self.progress = progress or RunProgress(enabled=False)
+        self.world: World = scenario.family.create_world(scenario.spec, scenario.world)
+        self.rng = make_rng(self.spec.seed, "world")
+        self.policy = LLMPolicy(
+            backend,
+            self.spec.models,
+            self.spec.seed,
+            self.spec.policy.max_retries,
+            self.spec.logging,
+            backend_name=backend.backend_name,
+        )
+        self.writer = RunLogWriter(run_dir, flush_rows=self.spec.logging.flush_rows)
+        self.next_event_id = 0
+        self.totals: Counter[str] = Counter()
+        self.tokens_by_model: dict[str, Counter[str]] = {}
+        self.step_wall: list[float] = []
+        models = {
+            a: {"backend": backend.backend_name(a), "model": m.model, "path": (model_paths or {}).get(a)}
+            for a, m in self.spec.models.items()
+        }
+        self.meta = new_meta(
+            run_dir.name,
+            self.spec.model_dump(mode="json"),
+            scenario.world.model_dump(mode="json"),
+            str(scenario.source) if scenario.source else None,
+            models,
+        )
+
+    def _save_meta(self) -> None:
+        atomic_write_json(self.run_dir / "run.json", self.meta)
+
+    async def _step(self, step: int) -> None:
+        ctx = StepContext(step, self.world.sim_time(step), self.rng, self.next_event_id)
+        calls = CallLog()
+        timings = []
+        t_step = time.perf_counter()
+        for phase in self.world.phases:
+            ctx.phase = phase
+            t0 = time.perf_counter()
+            observations = self.world.observe(ctx, phase)
+            n_before = len(calls.rows)
+            t_llm = time.perf_counter()
+            decisions = await self.policy.decide(step, phase, observations, calls) if observations else []
+            llm_s = time.perf_counter() - t_llm
+            for d in decisions:
+                if not d.valid:
+                    ctx.emit(d.agent_id, "invalid", None, {"error": d.error, "raw_text": d.raw_text, "attempts": d.attempts}, request_id=d.request_id)
+            self.world.apply(ctx, phase, decisions)
+            new_calls = calls.rows[n_before:]
+            self.progress.advance_calls(len(new_calls), sum(r["completion_tokens"] for r in new_calls))
+            timings.append({"step": step, "phase": phase, "wall_s": time.perf_counter() - t0, "llm_s": llm_s, "requests": len(new_calls)})
+        invalid = sum(1 for e in ctx.events if e.action == "invalid")
+        ctx.metrics.extend(
+            [
+                Metric(step, "llm_calls", len(calls.rows)),
+                Metric(step, "prompt_tokens", calls.prompt_tokens),
+                Metric(step, "completion_tokens", calls.completion_tokens),
+                Metric(step, "invalid", invalid),
+            ]
+        )
+        for r in calls.rows:
+            c = self.tokens_by_model.setdefault(r["alias"], Counter())
+            c["prompt_tokens"] += r["prompt_tokens"]
+            c["completion_tokens"] += r["completion_tokens"]
+            c["calls"] += 1
+        self.writer.append("events", ctx.events)
+        self.writer.append("llm_calls", calls.rows)
+        self.writer.append("metrics", ctx.metrics)
+        self.writer.append("timings", timings)
+        if self.spec.logging.flush_every_step:
+            self.writer.flush()
+        self.next_event_id = ctx.next_event_id
+        self.totals.update(events=len(ctx.events), llm_calls=len(calls.rows), invalid=invalid,
+                           prompt_tokens=calls.prompt_tokens, completion_tokens=calls.completion_tokens)
+        self.step_wall.append(time.perf_counter() - t_step)
+        self.meta["steps_completed"] = step + 1
+        self._save_meta()
+
+    async def _run(self) -> None:
+        self.writer.append("agents", [
+            {"agent_id": a.agent_id, "kind": a.kind, "model": a.model, "group": a.group,
+             "persona": json.dumps(a.persona, sort_keys=True, ensure_ascii=False, default=str)}
+            for a in self.world.agents()
+        ])
+        self.writer.flush()
+        self._save_meta()
+        for step in range(self.spec.steps):
+            self.progress.start_step(step)
+            await self._step(step)
+            self.progress.end_step(step)
+
+    def run(self) -> RunResult:
+        t0 = time.perf_counter()
+        status = "completed"
+        try:
+            with self.progress:
+                asyncio.run(self._run())
+        except KeyboardInterrupt:
+            status = "interrupted"
+        except BaseException:
+            status = "failed"
+            raise
+        finally:
+            self.writer.flush()
+            wall = time.perf_counter() - t0
+            self.meta.update(
+                status=status,
+                finished_at=now(),
+                wall_s=round(wall, 3),
+                totals=dict(self.totals),
+                tokens_by_model={k: dict(v) for k, v in self.tokens_by_model.items()},
+                step_latency_s=_percentiles(self.step_wall),
+            )
+            self._save_meta()
+        return RunResult(self.run_dir, status, self.meta["steps_completed"], wall, dict(self.totals))
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    import numpy as np
+
+    a = np.asarray(values)
+    return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)), "mean": float(a.mean())}

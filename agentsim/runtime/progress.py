@@ -1,0 +1,62 @@
+"""Progress display for a run: step, LLM calls, tokens/s and ETA, with rich."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+class RunProgress:
+    def __init__(self, total_steps: int = 0, console: Console | None = None, enabled: bool = True):
+        self.enabled = enabled
+        self.total = total_steps
+        self.calls = 0
+        self.tokens = 0
+        self.t0 = time.perf_counter()
+        self._progress: Progress | None = None
+        self._task: Any = None
+        if enabled:
+            self._progress = Progress(
+                TextColumn("[bold]step"),
+                MofNCompleteColumn(),
+                BarColumn(),
+                TextColumn("{task.fields[calls]} LLM calls"),
+                TextColumn("{task.fields[tps]:.1f} tok/s"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=console,
+                transient=False,
+            )
+
+    def __enter__(self) -> RunProgress:
+        if self._progress is not None:
+            self._progress.__enter__()
+            self._task = self._progress.add_task("run", total=self.total, calls=0, tps=0.0)
+            self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def _refresh(self) -> None:
+        if self._progress is not None and self._task is not None:
+            dt = max(time.perf_counter() - self.t0, 1e-9)
+            self._progress.update(self._task, calls=self.calls, tps=self.tokens / dt)
+
+    def start_step(self, step: int) -> None:
+        self._refresh()
+
+    def advance_calls(self, calls: int, completion_tokens: int) -> None:
+        self.calls += calls
+        self.tokens += completion_tokens
+        self._refresh()
+
+    def end_step(self, step: int) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=step + 1)
+        self._refresh()

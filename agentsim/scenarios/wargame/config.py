@@ -1,0 +1,49 @@
+"""The `world:` section of a wargame scenario."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from agentsim.spec.models import StrictModel
+
+
+class WorldModelSpec(StrictModel):
+    """The world-model agent that narrates each day's consequences."""
+
+    enabled: bool = Field(True, description="Summarise each day's consequences into the shared history.")
+    model: str | None = Field(None, description="Model alias of the world model (default: population.model).")
+    max_words: int = Field(150, ge=10, le=1000, description="Summaries are cut to this many words.")
+
+
+class WargameConfig(StrictModel):
+    """Nations choose diplomatic and military actions each day, after Rivera et al. (2024)."""
+
+    scenario: str = Field("neutral", description="Label of the situation (neutral, invasion, cyberattack, ...).")
+    day0: str = Field("", description="Day-0 text: the incident that opens the scenario ('' for none).")
+    nations_file: Path | None = Field(
+        None, description="YAML with the nations (default: the study's 8 nations); relative to the scenario file."
+    )
+    actions_file: Path | None = Field(
+        None, description="YAML with the actions (default: the study's 27 actions); relative to the scenario file."
+    )
+    max_actions_per_day: int = Field(3, ge=0, le=27, description="Cap on non-message actions per nation per day.")
+    max_messages_per_day: int = Field(4, ge=0, le=50, description="Cap on messages per nation per day.")
+    history_days: int | None = Field(
+        None, ge=1, description="Show only the last N days of history in prompts (None: all, as in the study)."
+    )
+    reasoning_max_chars: int = Field(1200, ge=0, le=20000, description="Length cap of the private reasoning.")
+    message_max_chars: int = Field(400, ge=1, le=20000, description="Length cap of one message.")
+    world_model: WorldModelSpec = Field(default_factory=WorldModelSpec, description="The world-model agent.")
+
+    @field_validator("nations_file", "actions_file")
+    @classmethod
+    def _relative_to_scenario(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        if v is None:
+            return v
+        base = (info.context or {}).get("base_dir")
+        path = v if v.is_absolute() or base is None else Path(base) / v
+        if not path.exists():
+            raise ValueError(f"file not found: {path}")
+        return path

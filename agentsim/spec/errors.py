@@ -1,0 +1,151 @@
+"""Turn pydantic validation errors into messages in the user's terms: YAML path, line, bad value, allowed values."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+
+@dataclass(frozen=True)
+class SpecProblem:
+    path: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}" if self.path else "(top level)"
+        line = f" (line {self.line})" if self.line else ""
+        return f"{where}{line}: {self.message}"
+
+
+class SpecError(Exception):
+    """A scenario file that cannot be used. `problems` lists every field that is wrong."""
+
+    def __init__(self, source: str, problems: Sequence[SpecProblem]):
+        self.source = source
+        self.problems = list(problems)
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        n = len(self.problems)
+        head = f"{self.source}: {n} problem{'s' if n != 1 else ''}"
+        return "\n".join([head] + [f"  - {p}" for p in self.problems])
+
+
+def _unwrap(tp: Any) -> list[Any]:
+    """The concrete types inside Optional/Union/Annotated."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        out: list[Any] = []
+        for a in typing.get_args(tp):
+            out.extend(_unwrap(a))
+        return out
+    return [tp]
+
+
+def _model_at(root: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """The pydantic model class that sits at `loc` inside `root`, if one does."""
+    current: list[Any] = [root]
+    for part in loc:
+        nxt: list[Any] = []
+        for tp in current:
+            if isinstance(tp, type) and issubclass(tp, BaseModel):
+                field = tp.model_fields.get(str(part))
+                if field is not None:
+                    nxt.extend(_unwrap(field.annotation))
+            else:
+                origin = typing.get_origin(tp)
+                args = typing.get_args(tp)
+                if origin is dict and len(args) == 2:
+                    nxt.extend(_unwrap(args[1]))
+                elif origin in (list, tuple) and args:
+                    nxt.extend(_unwrap(args[0]))
+        current = nxt
+    for tp in current:
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            return tp
+    return None
+
+
+def _fmt_value(v: Any) -> str:
+    s = repr(v)
+    return s if len(s) <= 80 else s[:77] + "..."
+
+
+def explain(err: dict[str, Any], root: type[BaseModel]) -> str:
+    """One pydantic error as a sentence with the bad value and what is allowed."""
+    typ = err["type"]
+    loc = err["loc"]
+    ctx = err.get("ctx") or {}
+    value = err.get("input")
+    if typ == "extra_forbidden":
+        parent = _model_at(root, loc[:-1])
+        allowed = sorted(parent.model_fields) if parent else []
+        hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        msg = f"unknown field {str(loc[-1])!r}"
+        if hint:
+            msg += f"; did you mean {hint[0]!r}?"
+        if allowed:
+            msg += f" Allowed fields: {', '.join(allowed)}"
+        return msg
+    if typ == "missing":
+        return "required field is missing"
+    if typ in ("literal_error", "enum"):
+        return f"{_fmt_value(value)} is not allowed; allowed values: {ctx.get('expected')}"
+    base = err["msg"]
+    if base.startswith("Value error, "):
+        base = base[len("Value error, ") :]
+    if typ in ("missing",) or value is None or isinstance(value, dict):
+        return base
+    return f"{base} (got {_fmt_value(value)})"
+
+
+def problems_from(
+    exc: ValidationError, root: type[BaseModel], prefix: Sequence[str | int] = (), lines: LineIndex | None = None
+) -> list[SpecProblem]:
+    """`root` is the model that was validated; `prefix` is where it sits in the YAML file."""
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(prefix) + tuple(err["loc"])
+        path = ".".join(str(p) for p in loc)
+        line = lines.line_of(loc) if lines else None
+        out.append(SpecProblem(path, explain(err, root), line))
+    return out
+
+
+class LineIndex:
+    """Maps a YAML path to the line it stands on, so errors point into the file."""
+
+    def __init__(self, text: str):
+        try:
+            self._root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError:
+            self._root = None
+
+    def line_of(self, loc: Sequence[str | int]) -> int | None:
+        node = self._root
+        best = node.start_mark.line + 1 if node is not None else None
+        for part in loc:
+            if isinstance(node, yaml.MappingNode):
+                for k, v in node.value:
+                    if str(k.value) == str(part):
+                        best = k.start_mark.line + 1
+                        node = v
+                        break
+                else:
+                    return best
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+                node = node.value[part]
+                best = node.start_mark.line + 1
+            else:
+                return best
+        return best
