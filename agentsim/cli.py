@@ -30,7 +30,7 @@ class BackendChoice(str, Enum):
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -101,7 +101,8 @@ def run(
     if result.status == "interrupted":
         err.print(
             f"[yellow]Interrupted[/yellow] after {result.steps_completed} complete steps; the log in {result.run_dir} "
-            "holds every completed step. Re-run the scenario to start over (resume arrives with checkpoints)."
+            "holds every completed step. Re-run the scenario to start over (resume arrives with checkpoints).",
+            soft_wrap=True,
         )
         raise typer.Exit(130)
 
@@ -116,7 +117,7 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Scenario YAML fil
         try:
             sc = load_scenario(f)
         except SpecError as e:
-            err.print(f"[red]invalid[/red] {e.render()}", highlight=False)
+            err.print(f"[red]invalid[/red] {e.render()}", highlight=False, soft_wrap=True)
             bad += 1
         else:
             console.print(f"[green]ok[/green] {f}: {sc.spec.kind} '{sc.spec.name}', {sc.spec.steps} steps, models {sorted(sc.spec.models)}")

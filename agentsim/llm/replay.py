@@ -16,7 +16,7 @@ class ReplayBackend:
         try:
             calls = RunLog(run_dir).table("llm_calls")
         except LogError as e:
-            raise BackendError(f"--replay-from {run_dir}: {e}") from e
+            raise BackendError(f"--replay-from: {e}") from e
         cols = calls.column_names
         if "completion_text" not in cols or calls.num_rows and calls.column("completion_text").null_count == calls.num_rows:
             raise BackendError(

@@ -19,6 +19,9 @@ from agentsim.spec.models import ModelSpec
 # The in-process engine starts in ~2 s instead of 11-36 s with a separate engine-core process, and keeps one
 # process to reason about. Must be set before vllm is imported.
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+# vLLM drops torch to one thread unless OMP_NUM_THREADS is set; on a CPU host we want every core.
+os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
 
 
 def _import_vllm() -> Any:
@@ -63,6 +66,10 @@ class VLLMEngine:
             # do not exist on CPU and eager mode starts much faster.
             kwargs["kv_cache_memory_bytes"] = int(spec.kv_cache_gib * 2**30)
             kwargs["enforce_eager"] = True
+            # Seeded requests + chunked prefill crash the CPU sampler in vLLM 0.32 ("CPU Generator does not use
+            # offset": it rewinds the generator of a partially prefilled request). Whole-prompt prefill avoids it.
+            kwargs["enable_chunked_prefill"] = False
+            kwargs["max_num_batched_tokens"] = max(spec.max_model_len, 8192)
         kwargs.update(spec.engine_args)
         t0 = time.perf_counter()
         try:
@@ -94,34 +101,51 @@ class VLLMEngine:
             structured_outputs=so,
         )
 
+    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
     def generate(self, requests: list[LLMRequest]) -> list[LLMResult]:
-        params = [self.sampling_params(r) for r in requests]
+        """Tokenize here, so a prompt that does not fit the context fails alone (vLLM would reject the whole batch)
+        and prompt tokens are counted exactly."""
+        from vllm.inputs import TokensPrompt
+
+        limit = self.spec.max_model_len
+        results: list[LLMResult | None] = [None] * len(requests)
+        prompts, params, idxs = [], [], []
+        for i, r in enumerate(requests):
+            ids = self.prompt_ids(r.messages)
+            if len(ids) >= limit:
+                results[i] = LLMResult(
+                    r.request_id, "", len(ids), 0, "error", 0.0,
+                    error=f"prompt is {len(ids)} tokens; max_model_len is {limit} (shorten the history or raise max_model_len)",
+                )
+                continue
+            prompts.append(TokensPrompt(prompt_token_ids=ids))
+            params.append(self.sampling_params(r))
+            idxs.append(i)
         t0 = time.perf_counter()
-        outputs = self.llm.chat([r.messages for r in requests], params, use_tqdm=False)
+        outputs = self.llm.generate(prompts, params, use_tqdm=False) if prompts else []
         latency = time.perf_counter() - t0
-        results = []
-        for req, out in zip(requests, outputs, strict=True):
+        for i, out in zip(idxs, outputs, strict=True):
+            req = requests[i]
             comp = out.outputs[0]
             lps = None
             top = None
             if req.sampling.logprobs is not None and comp.logprobs:
                 lps = [float(pos[tid].logprob) for tid, pos in zip(comp.token_ids, comp.logprobs, strict=False)]
-                top = [
-                    {str(v.decoded_token): float(v.logprob) for v in pos.values()} for pos in comp.logprobs
-                ]
-            results.append(
-                LLMResult(
-                    request_id=req.request_id,
-                    text=comp.text,
-                    prompt_tokens=len(out.prompt_token_ids or []),
-                    completion_tokens=len(comp.token_ids),
-                    finish_reason=str(comp.finish_reason or "unknown"),
-                    latency_s=latency,
-                    logprobs=lps,
-                    top_logprobs=top,
-                )
+                top = [{str(v.decoded_token): float(v.logprob) for v in pos.values()} for pos in comp.logprobs]
+            results[i] = LLMResult(
+                request_id=req.request_id,
+                text=comp.text,
+                prompt_tokens=len(out.prompt_token_ids or []),
+                completion_tokens=len(comp.token_ids),
+                finish_reason=str(comp.finish_reason or "unknown"),
+                latency_s=latency,
+                logprobs=lps,
+                top_logprobs=top,
             )
-        return results
+        return [r for r in results if r is not None]
 
 
 class VLLMBackend:

@@ -107,12 +107,9 @@ class WargameWorld:
         )
         self.phases = ("nations", "world_model") if config.world_model.enabled else ("nations",)
         self._static_text = prompts.nation_descriptions(self.nations)
-        self._system = {
-            n: prompts.nation_system_prompt(
-                n, self.names, self.actions, steps, config.max_actions_per_day, config.max_messages_per_day
-            )
-            for n in self.names
-        }
+        self._system = prompts.nation_system_prompt(
+            self.names, self.actions, self._static_text, steps, config.max_actions_per_day, config.max_messages_per_day
+        )
 
     # -- protocol -------------------------------------------------------------------------------------------------
     def agents(self) -> list[AgentRecord]:
@@ -210,11 +207,11 @@ class WargameWorld:
             max_messages=self.config.max_messages_per_day,
             turn_model=self.turn_model,
         )
-        user = prompts.nation_user_prompt(name, self._static_text, self._history_text(name), states, day, self.max_days)
+        user = prompts.nation_user_prompt(name, self._history_text(name), states, day, self.max_days)
         return Observation(
             agent_id=name,
             model=self.model_for[name],
-            messages=[{"role": "system", "content": self._system[name]}, {"role": "user", "content": user}],
+            messages=[{"role": "system", "content": self._system}, {"role": "user", "content": user}],
             action_model=self.turn_model,
             data=view,
         )

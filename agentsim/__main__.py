@@ -1,0 +1,3 @@
+from agentsim.cli import app
+
+app(prog_name="agentsim")

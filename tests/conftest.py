@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data" / "escalaition"
+SCENARIOS = REPO / "scenarios"
+
+
+def has_vllm() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight Llama with a byte-level BPE tokenizer, built offline (about 5 s)."""
+    from agentsim.llm.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"the study's data is expected at {SHARED_DATA} (../shared beside the repository)")
+    return SHARED_DATA
+
+
+def write_scenario(tmp_path: Path, base: str | Path = SCENARIOS / "wargame" / "neutral.yaml", **changes: Any) -> Path:
+    """Copy a shipped scenario with some fields changed (dotted keys), logging into tmp_path."""
+    data = yaml.safe_load(Path(base).read_text())
+    data.setdefault("logging", {})["dir"] = str(tmp_path / "runs")
+    for dotted, value in changes.items():
+        node = data
+        *parents, last = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    out = tmp_path / f"scenario-{len(list(tmp_path.glob('scenario-*.yaml')))}.yaml"
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return out
+
+
+def tiny_models(model_dir: Path, **sampling: Any) -> dict[str, Any]:
+    return {
+        "default": {
+            "backend": "vllm",
+            "model": str(model_dir),
+            "sampling": {"temperature": 1.0, "max_tokens": 160, **sampling},
+            "max_model_len": 16384,
+            "kv_cache_gib": 1,
+        }
+    }
+
+
+os.environ.setdefault("AGENTSIM_TEST", "1")

@@ -1,0 +1,182 @@
+"""Whole runs through the CLI: determinism of scripted and replay runs, the run log, crash safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+import agentsim
+from agentsim.analysis import ANALYSES
+from agentsim.logs.reader import LogError, RunLog
+from agentsim.logs.schema import DETERMINISTIC_TABLES, SCHEMA_VERSION
+
+from conftest import write_scenario
+
+
+def agentsim_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "agentsim", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def run_ok(*args: str) -> subprocess.CompletedProcess[str]:
+    r = agentsim_cli("run", *args)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    return r
+
+
+def assert_same_log(a: Path, b: Path, ignore: dict[str, list[str]] | None = None) -> None:
+    la, lb = RunLog(a), RunLog(b)
+    for name in DETERMINISTIC_TABLES:
+        ta, tb = la.table(name), lb.table(name)
+        drop = (ignore or {}).get(name, [])
+        if drop:
+            ta, tb = ta.drop(drop), tb.drop(drop)
+        assert ta.num_rows > 0 or name == "llm_calls", name
+        assert ta.equals(tb), f"{name} differs between {a} and {b}"
+
+
+@pytest.fixture(scope="module")
+def scripted_run(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("scripted")
+    f = write_scenario(tmp)
+    run_ok(str(f), "--backend", "scripted", "--run-dir", str(tmp / "a"), "--quiet")
+    return tmp / "a"
+
+
+def test_scripted_run_log_contents(scripted_run: Path) -> None:
+    log = agentsim.load_run(scripted_run)
+    assert log.meta["status"] == "completed" and log.meta["steps_completed"] == 14
+    assert log.meta["seed"] == 0 and log.meta["spec"]["kind"] == "wargame"
+    assert log.meta["schema_version"] == SCHEMA_VERSION and "numpy" in log.meta["versions"]
+    ev = log.events
+    assert set(ev["step"]) == set(range(14)) and ev["event_id"].tolist() == list(range(len(ev)))
+    assert set(ev["phase"]) == {"nations", "world_model"}
+    assert (ev[ev["action"] == "Consequences"].groupby("step").size() == 1).all()
+    assert len(log.agents) == 9 and set(log.agents["kind"]) == {"nation", "world_model"}
+    calls = log.llm_calls
+    assert len(calls) == 14 * 9 and calls["valid"].all() and (calls["backend"] == "scripted").all()
+    m = log.metrics
+    assert set(m[m["metric"] == "escalation_score"]["step"]) == set(range(14))
+    # schema version is stored in every file
+    part = next((scripted_run / "events").glob("part-*.parquet"))
+    assert pq.read_schema(part).metadata[b"agentsim.schema_version"] == SCHEMA_VERSION.encode()
+    con = log.duckdb()
+    n = con.execute("SELECT count(*) FROM events WHERE action <> 'Consequences'").fetchone()[0]
+    assert n == int((ev["action"] != "Consequences").sum())
+
+
+def test_scripted_runs_are_identical(scripted_run: Path, tmp_path: Path) -> None:
+    f = write_scenario(tmp_path)
+    run_ok(str(f), "--backend", "scripted", "--run-dir", str(tmp_path / "b"), "--quiet")
+    assert_same_log(scripted_run, tmp_path / "b")
+    other = write_scenario(tmp_path, seed=1)
+    run_ok(str(other), "--backend", "scripted", "--run-dir", str(tmp_path / "c"), "--quiet")
+    assert not RunLog(scripted_run).table("events").equals(RunLog(tmp_path / "c").table("events"))
+
+
+def test_replay_reproduces_the_recorded_run(scripted_run: Path, tmp_path: Path) -> None:
+    f = write_scenario(tmp_path)
+    run_ok(str(f), "--backend", "replay", "--replay-from", str(scripted_run), "--run-dir", str(tmp_path / "r1"), "--quiet")
+    run_ok(str(f), "--backend", "replay", "--replay-from", str(scripted_run), "--run-dir", str(tmp_path / "r2"), "--quiet")
+    assert_same_log(scripted_run, tmp_path / "r1", ignore={"llm_calls": ["backend"]})
+    assert_same_log(tmp_path / "r1", tmp_path / "r2")
+
+
+def test_replay_of_a_different_scenario_logs_invalid_not_crash(scripted_run: Path, tmp_path: Path) -> None:
+    f = write_scenario(tmp_path, **{"world.day0": "Something else happened.", "steps": 2})
+    run_ok(str(f), "--backend", "replay", "--replay-from", str(scripted_run), "--run-dir", str(tmp_path / "x"), "--quiet")
+    ev = RunLog(tmp_path / "x").events
+    inv = ev[ev["action"] == "invalid"]
+    assert len(inv) == 9 * 2
+    assert "no recorded answer" in json.loads(inv["payload"].iloc[0])["error"]
+
+
+def test_bad_replay_source_is_a_clear_error(tmp_path: Path) -> None:
+    f = write_scenario(tmp_path)
+    r = agentsim_cli("run", str(f), "--backend", "replay", "--replay-from", str(tmp_path / "nope"))
+    assert r.returncode == 3 and "no such run directory" in r.stderr and "Traceback" not in r.stderr
+    r = agentsim_cli("run", str(f), "--backend", "replay")
+    assert r.returncode == 2 and "--replay-from" in r.stderr
+
+
+def test_analyze_cli(scripted_run: Path, tmp_path: Path) -> None:
+    r = agentsim_cli("analyze", str(scripted_run), "escalation", "--out", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    assert "per_day" in r.stdout
+    per_day = (tmp_path / "out" / "escalation_per_day.csv").read_text().splitlines()
+    assert len(per_day) == 15
+    assert (tmp_path / "out" / "escalation_es.png").read_bytes()[:4] == b"\x89PNG"
+    tables = ANALYSES["escalation"](RunLog(scripted_run))
+    es = RunLog(scripted_run).metrics.query("metric == 'escalation_score'")["value"].to_numpy()
+    assert tables["per_day"]["es"].to_numpy() == pytest.approx(es)
+    r = agentsim_cli("analyze", str(tmp_path / "missing"), "escalation")
+    assert r.returncode == 2 and "no such run directory" in r.stderr
+
+
+def test_sigkill_mid_run_leaves_readable_complete_steps(tmp_path: Path) -> None:
+    f = write_scenario(tmp_path, steps=100_000, **{"world.history_days": 1})
+    run_dir = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "agentsim", "run", str(f), "--backend", "scripted", "--run-dir", str(run_dir), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        meta = run_dir / "run.json"
+        if meta.exists() and json.loads(meta.read_text()).get("steps_completed", 0) >= 20:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    log = RunLog(run_dir)
+    done = log.meta["steps_completed"]
+    ev = log.events
+    assert done >= 20 and log.meta["status"] == "running"
+    steps = sorted(set(ev["step"]))
+    assert steps == list(range(steps[-1] + 1)) and steps[-1] + 1 >= done  # whole steps, none missing
+    assert all(p.name.startswith("part-") for p in log.parts("events"))  # a half-written .tmp is never a part
+    for name in DETERMINISTIC_TABLES:
+        log.table(name)  # every complete part reads
+
+
+def test_ctrl_c_flushes_and_says_so(tmp_path: Path) -> None:
+    f = write_scenario(tmp_path, steps=100_000, **{"world.history_days": 1})
+    run_dir = tmp_path / "int"
+    proc = subprocess.Popen([sys.executable, "-m", "agentsim", "run", str(f), "--backend", "scripted", "--run-dir", str(run_dir), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        meta = run_dir / "run.json"
+        if meta.exists() and json.loads(meta.read_text()).get("steps_completed", 0) >= 5:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Interrupted" in err and str(run_dir) in err
+    log = RunLog(run_dir)
+    assert log.meta["status"] == "interrupted"
+    assert sorted(set(log.events["step"])) == list(range(log.meta["steps_completed"]))
+
+
+def test_corrupt_part_is_named(tmp_path: Path, scripted_run: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(scripted_run, copy)
+    part = sorted((copy / "events").glob("part-*.parquet"))[-1]
+    part.write_bytes(part.read_bytes()[:100])
+    with pytest.raises(LogError, match=part.name):
+        RunLog(copy).table("events")
+
+
+def test_existing_run_dir_is_refused(scripted_run: Path, tmp_path: Path) -> None:
+    f = write_scenario(tmp_path)
+    r = agentsim_cli("run", str(f), "--backend", "scripted", "--run-dir", str(scripted_run))
+    assert r.returncode == 2 and "exists and is not empty" in r.stderr
+    assert os.path.exists(scripted_run / "run.json")
