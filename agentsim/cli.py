@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +23,7 @@ console = Console()
 err = Console(stderr=True)
 
 
-class BackendChoice(str, Enum):
+class BackendChoice(StrEnum):
     vllm = "vllm"
     scripted = "scripted"
     replay = "replay"
@@ -138,7 +138,7 @@ def schema(out: Annotated[Path | None, typer.Option(help="Write to this file ins
         sys.stdout.write(text + "\n")
 
 
-class AnalysisChoice(str, Enum):
+class AnalysisChoice(StrEnum):
     escalation = "escalation"
 
 
@@ -204,6 +204,45 @@ def families() -> None:
 
     for n in names():
         console.print(f"[bold]{n}[/bold]: {get_family(n).description}")
+
+
+bench_app = typer.Typer(help="Benchmarks that print ratios measured side by side in one run.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("vllm")
+def bench_vllm(
+    model: Annotated[str, typer.Option(help="'tiny' (random-weight Llama built offline), 'embedded' (SmolLM2), or a model path.")] = "tiny",
+    scenario: Annotated[Path, typer.Option(help="Scenario to simulate.")] = Path("scenarios/wargame/neutral.yaml"),
+    steps: Annotated[int, typer.Option(min=1, help="Simulated steps.")] = 3,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Completion budget per request.")] = 160,
+) -> None:
+    """Simulated tokens/s through the full agentsim path / raw LLM.generate tokens/s on the same requests."""
+    import tempfile
+
+    from agentsim.bench.vllm_overhead import run_overhead
+    from agentsim.runtime.summary import df_table
+    from agentsim.spec.models import EMBEDDED_MODEL
+
+    max_len = 8192
+    if model == "tiny":
+        from agentsim.llm.tiny import build_tiny_model
+
+        path = str(build_tiny_model(Path(tempfile.gettempdir()) / "agentsim-bench-tiny"))
+        max_len = 16384
+    elif model == "embedded":
+        path = EMBEDDED_MODEL
+    else:
+        path = model
+    r = run_overhead(scenario, path, steps, max_len, max_tokens, log=lambda m: err.print(m, highlight=False))
+    import pandas as pd
+
+    df = pd.DataFrame([
+        {"path": "agentsim (simulated)", "completion tokens": r.sim_tokens, "seconds": r.sim_s, "tokens/s": r.sim_tps},
+        {"path": "LLM.generate (raw)", "completion tokens": r.raw_tokens, "seconds": r.raw_s, "tokens/s": r.raw_tps},
+    ])
+    console.print(df_table(df, f"vLLM overhead: {model}, {scenario.name}, {steps} steps, {r.requests} requests"))
+    console.print(f"[bold]ratio simulated/raw = {r.ratio:.3f}[/bold] (target >= 0.8)")
 
 
 def main() -> None:  # pragma: no cover

@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import write_scenario
 
 import agentsim
 from agentsim.analysis import ANALYSES
 from agentsim.logs.reader import LogError, RunLog
 from agentsim.logs.schema import DETERMINISTIC_TABLES, SCHEMA_VERSION
-
-from conftest import write_scenario
 
 
 def agentsim_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -40,6 +39,16 @@ def assert_same_log(a: Path, b: Path, ignore: dict[str, list[str]] | None = None
             ta, tb = ta.drop(drop), tb.drop(drop)
         assert ta.num_rows > 0 or name == "llm_calls", name
         assert ta.equals(tb), f"{name} differs between {a} and {b}"
+
+
+def wait_for_steps(run_dir: Path, steps: int, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        meta = run_dir / "run.json"
+        if meta.exists() and json.loads(meta.read_text()).get("steps_completed", 0) >= steps:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{run_dir} did not reach {steps} steps in {timeout} s")
 
 
 @pytest.fixture(scope="module")
@@ -125,12 +134,7 @@ def test_sigkill_mid_run_leaves_readable_complete_steps(tmp_path: Path) -> None:
     run_dir = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "agentsim", "run", str(f), "--backend", "scripted", "--run-dir", str(run_dir), "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        meta = run_dir / "run.json"
-        if meta.exists() and json.loads(meta.read_text()).get("steps_completed", 0) >= 20:
-            break
-        time.sleep(0.05)
+    wait_for_steps(run_dir, 20)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     log = RunLog(run_dir)
@@ -149,12 +153,7 @@ def test_ctrl_c_flushes_and_says_so(tmp_path: Path) -> None:
     run_dir = tmp_path / "int"
     proc = subprocess.Popen([sys.executable, "-m", "agentsim", "run", str(f), "--backend", "scripted", "--run-dir", str(run_dir), "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        meta = run_dir / "run.json"
-        if meta.exists() and json.loads(meta.read_text()).get("steps_completed", 0) >= 5:
-            break
-        time.sleep(0.05)
+    wait_for_steps(run_dir, 5)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
 from agentsim.llm.replay import ReplayBackend
 from agentsim.llm.scripted import ScriptedBackend, ScriptedPolicy
-from agentsim.llm.types import Backend, BackendError, LLMRequest, LLMResult
+from agentsim.llm.types import Backend, BackendError, LLMRequest, LLMResult, fan_out
 from agentsim.spec.models import ModelSpec
 
 
@@ -25,18 +24,7 @@ class BackendRouter:
         return self.backend_for_alias[alias].name
 
     async def generate(self, requests: list[LLMRequest]) -> list[LLMResult]:
-        groups: dict[int, list[int]] = {}
-        for i, r in enumerate(requests):
-            groups.setdefault(id(self.backend_for_alias[r.alias]), []).append(i)
-        idx_lists = list(groups.values())
-        batches = await asyncio.gather(
-            *[self.backend_for_alias[requests[idxs[0]].alias].generate([requests[i] for i in idxs]) for idxs in idx_lists]
-        )
-        out: list[LLMResult | None] = [None] * len(requests)
-        for idxs, results in zip(idx_lists, batches, strict=True):
-            for i, res in zip(idxs, results, strict=True):
-                out[i] = res
-        return [r for r in out if r is not None]
+        return await fan_out(requests, lambda r: self.backend_for_alias[r.alias], lambda b, batch: b.generate(batch))
 
     def close(self) -> None:
         for b in {id(b): b for b in self.backend_for_alias.values()}.values():

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from agentsim.spec.models import SamplingSpec
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +85,22 @@ class Backend(Protocol):
 
 class BackendError(RuntimeError):
     """A backend that cannot start or serve (missing model, engine failure). The message says what to do."""
+
+
+async def fan_out(
+    requests: list[LLMRequest],
+    target_of: Callable[[LLMRequest], T],
+    call: Callable[[T, list[LLMRequest]], Awaitable[list[LLMResult]]],
+) -> list[LLMResult]:
+    """Send each group of requests that share a target (backend, engine) as one batch, all groups concurrently,
+    and return the results in request order."""
+    groups: dict[int, tuple[T, list[int]]] = {}
+    for i, r in enumerate(requests):
+        target = target_of(r)
+        groups.setdefault(id(target), (target, []))[1].append(i)
+    batches = await asyncio.gather(*[call(t, [requests[i] for i in idxs]) for t, idxs in groups.values()])
+    out: list[LLMResult | None] = [None] * len(requests)
+    for (_, idxs), results in zip(groups.values(), batches, strict=True):
+        for i, res in zip(idxs, results, strict=True):
+            out[i] = res
+    return [r for r in out if r is not None]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agentsim.llm.embedded import resolve_model
-from agentsim.llm.types import BackendError, LLMRequest, LLMResult, ResponseFormat
+from agentsim.llm.types import BackendError, LLMRequest, LLMResult, ResponseFormat, fan_out
 from agentsim.spec.models import ModelSpec
 
 # The in-process engine starts in ~2 s instead of 11-36 s with a separate engine-core process, and keeps one
@@ -166,17 +166,10 @@ class VLLMBackend:
         return self._engine_for_alias[alias].model_path
 
     async def generate(self, requests: list[LLMRequest]) -> list[LLMResult]:
-        by_engine: dict[int, list[int]] = {}
-        for i, r in enumerate(requests):
-            by_engine.setdefault(id(self._engine_for_alias[r.alias]), []).append(i)
-        out: list[LLMResult | None] = [None] * len(requests)
-        for idxs in by_engine.values():
-            engine = self._engine_for_alias[requests[idxs[0]].alias]
-            # The engine call blocks for the whole batch; a thread keeps the event loop (progress) responsive.
-            results = await asyncio.to_thread(engine.generate, [requests[i] for i in idxs])
-            for i, res in zip(idxs, results, strict=True):
-                out[i] = res
-        return [r for r in out if r is not None]
+        # An engine call blocks for its whole batch; threads keep the event loop (and other engines) going.
+        return await fan_out(
+            requests, lambda r: self._engine_for_alias[r.alias], lambda e, batch: asyncio.to_thread(e.generate, batch)
+        )
 
     def close(self) -> None:
         self._engines_by_key.clear()

@@ -57,7 +57,7 @@ class RunLog:
         return sorted((self.run_dir / name).glob("part-*.parquet"))
 
     def table(self, name: str) -> pa.Table:
-        schema = TABLES[name] if name in TABLES else None
+        schema = TABLES.get(name)
         tables = []
         for p in self.parts(name):
             try:

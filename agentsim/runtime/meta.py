@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import subprocess
 import sys
@@ -18,10 +19,8 @@ _PACKAGES = ("agentsim", "numpy", "pandas", "pyarrow", "pydantic", "vllm", "vllm
 def package_versions() -> dict[str, str]:
     out = {"python": sys.version.split()[0], "platform": platform.platform()}
     for p in _PACKAGES:
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             out[p] = version(p)
-        except PackageNotFoundError:
-            pass
     return out
 
 

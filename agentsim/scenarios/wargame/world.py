@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 
+from agentsim.analysis.escalation import ESCALATING, category_of, weight_of
 from agentsim.core.types import AgentRecord, Decision, Observation
 from agentsim.core.world import StepContext
 from agentsim.scenarios.wargame import prompts
 from agentsim.scenarios.wargame.actions import MESSAGE, WORLD, make_turn_model
 from agentsim.scenarios.wargame.config import WargameConfig
-from agentsim.analysis.escalation import ESCALATING, category_of, weight_of
 from agentsim.scenarios.wargame.data import DYNAMIC_VARS, ActionDef, NationDef, load_actions, load_nations
 
 WORLD_MODEL_ID = "WorldModel"

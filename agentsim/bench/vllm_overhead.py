@@ -1,0 +1,96 @@
+"""Benchmark: how much of the raw engine throughput a simulation keeps.
+
+One run, one engine: the scenario is simulated for a few steps through the full path (observations, prompts,
+tokenization, structured decoding, parsing, retries, logging), recording every batch sent to the engine. Then the
+same batches (same token ids, sampling parameters and seeds) go straight to `LLM.generate`. The prefix cache is
+reset before each side so neither inherits the other's cache. Ratio = simulated tokens/s / raw tokens/s.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agentsim.llm.router import BackendRouter, build_backend
+from agentsim.llm.types import LLMRequest, LLMResult
+from agentsim.runtime.local import LocalRuntime
+from agentsim.spec.loader import Scenario, apply_overrides, parse_scenario
+
+
+class RecordingRouter(BackendRouter):
+    def __init__(self, inner: BackendRouter):
+        super().__init__(inner.backend_for_alias)
+        self.batches: list[list[LLMRequest]] = []
+
+    async def generate(self, requests: list[LLMRequest]) -> list[LLMResult]:
+        self.batches.append(list(requests))
+        return await super().generate(requests)
+
+
+@dataclass
+class OverheadResult:
+    steps: int
+    requests: int
+    sim_tokens: int
+    sim_s: float
+    raw_tokens: int
+    raw_s: float
+
+    @property
+    def sim_tps(self) -> float:
+        return self.sim_tokens / self.sim_s
+
+    @property
+    def raw_tps(self) -> float:
+        return self.raw_tokens / self.raw_s
+
+    @property
+    def ratio(self) -> float:
+        return self.sim_tps / self.raw_tps
+
+
+def _scenario(path: Path, model: str, steps: int, max_model_len: int, max_tokens: int, out: Path) -> Scenario:
+    import yaml
+
+    data = yaml.safe_load(path.read_text())
+    data = apply_overrides(data, steps=steps, **{"logging.dir": str(out)})
+    for m in data["models"].values():
+        m.update(backend="vllm", model=model, max_model_len=max_model_len)
+        m.setdefault("sampling", {})["max_tokens"] = max_tokens
+    return parse_scenario(data, str(path), base_dir=path.parent)
+
+
+def run_overhead(scenario_path: Path, model: str, steps: int, max_model_len: int, max_tokens: int, log: Any = print) -> OverheadResult:
+    from vllm.inputs import TokensPrompt
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sc = _scenario(scenario_path, model, steps, max_model_len, max_tokens, Path(tmp))
+        router = RecordingRouter(build_backend(sc.spec.models, sc.family.scripted_policy, log=log))
+        vllm_backend: Any = next(iter(router.backend_for_alias.values()))
+        engines = {id(e): e for e in vllm_backend._engine_for_alias.values()}
+        for e in engines.values():
+            e.llm.reset_prefix_cache()
+        runtime = LocalRuntime(sc, router, Path(tmp) / "run")
+        t0 = time.perf_counter()
+        result = runtime.run()
+        sim_s = time.perf_counter() - t0
+        sim_tokens = result.totals.get("completion_tokens", 0)
+        # The same batches straight to the engine, tokenized beforehand (pure engine time).
+        prepared = []
+        for batch in router.batches:
+            engine = vllm_backend._engine_for_alias[batch[0].alias]
+            prepared.append((engine, [TokensPrompt(prompt_token_ids=engine.prompt_ids(r.messages)) for r in batch],
+                             [engine.sampling_params(r) for r in batch]))
+        for e in engines.values():
+            e.llm.reset_prefix_cache()
+        raw_tokens = 0
+        t0 = time.perf_counter()
+        for engine, prompts, params in prepared:
+            outs = engine.llm.generate(prompts, params, use_tqdm=False)
+            raw_tokens += sum(len(o.outputs[0].token_ids) for o in outs)
+        raw_s = time.perf_counter() - t0
+        router.close()
+        return OverheadResult(steps, sum(len(b) for b in router.batches), sim_tokens, sim_s, raw_tokens, raw_s)

