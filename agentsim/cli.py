@@ -144,18 +144,19 @@ class AnalysisChoice(StrEnum):
 
 @app.command()
 def analyze(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    run_dir: Annotated[Path, typer.Argument(help="A run directory, or a directory of runs to compare.")],
     analysis: Annotated[AnalysisChoice, typer.Argument(help="Which analysis.")],
     out: Annotated[Path | None, typer.Option(help="Write the tables as CSV (and plots as PNG) into this directory.")] = None,
 ) -> None:
-    """Run an analysis on a run's log and print (or save) its tables."""
-    from agentsim.analysis import ANALYSES
-    from agentsim.logs.reader import RunLog
+    """Run an analysis on a run's log (or on every run under a directory) and print or save its tables."""
+    from agentsim.analysis import ANALYSES, COMPARISONS
+    from agentsim.logs.reader import RunLog, find_runs
     from agentsim.runtime.summary import df_table
 
     try:
-        log = RunLog(run_dir)
-        tables = ANALYSES[analysis.value](log)
+        runs = find_runs(run_dir)
+        logs = [RunLog(r) for r in runs]
+        tables = ANALYSES[analysis.value](logs[0]) if len(logs) == 1 else COMPARISONS[analysis.value](logs)
     except LogError as e:
         _fail(str(e))
     except KeyError as e:
@@ -167,10 +168,11 @@ def analyze(
         for name, df in tables.items():
             df.to_csv(out / f"{analysis.value}_{name}.csv", index=False)
         if analysis is AnalysisChoice.escalation:
-            from agentsim.analysis.escalation import es_over_runs, plot_es
+            from agentsim.analysis.escalation import compare_runs, plot_es
 
-            per_day = tables["per_day"].assign(run=log.run_id, model=",".join(sorted(set(log.agents["model"]))))
-            plot_es(es_over_runs(per_day), out / "escalation_es.png", title=f"ES per day: {log.run_id}")
+            by_day = compare_runs(logs)["es_by_day"]
+            title = f"ES per day ({len(logs)} run{'s' if len(logs) > 1 else ''})"
+            plot_es(by_day.assign(label=by_day["model"] + " / " + by_day["scenario"]), out / "escalation_es.png", group="label", title=title)
         console.print(f"wrote {out}")
 
 

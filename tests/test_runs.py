@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import write_scenario
 
 import agentsim
 from agentsim.analysis import ANALYSES
 from agentsim.logs.reader import LogError, RunLog
 from agentsim.logs.schema import DETERMINISTIC_TABLES, SCHEMA_VERSION
+
+from conftest import write_scenario
 
 
 def agentsim_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -179,3 +180,23 @@ def test_existing_run_dir_is_refused(scripted_run: Path, tmp_path: Path) -> None
     r = agentsim_cli("run", str(f), "--backend", "scripted", "--run-dir", str(scripted_run))
     assert r.returncode == 2 and "exists and is not empty" in r.stderr
     assert os.path.exists(scripted_run / "run.json")
+
+
+def test_analyze_a_directory_of_runs(scripted_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    parent = tmp_path / "many"
+    shutil.copytree(scripted_run, parent / "a")
+    f = write_scenario(tmp_path, seed=3)
+    run_ok(str(f), "--backend", "scripted", "--run-dir", str(parent / "b"), "--quiet")
+    r = agentsim_cli("analyze", str(parent), "escalation", "--out", str(tmp_path / "cmp"))
+    assert r.returncode == 0, r.stderr
+    import pandas as pd
+
+    by_day = pd.read_csv(tmp_path / "cmp" / "escalation_es_by_day.csv")
+    assert len(by_day) == 14 and (by_day["runs"] == 2).all()
+    per_run = pd.read_csv(tmp_path / "cmp" / "escalation_per_run_day.csv")
+    assert by_day["es_mean"].tolist() == pytest.approx(per_run.groupby("day")["es"].mean().tolist())
+    assert (tmp_path / "cmp" / "escalation_es.png").exists()
+    r = agentsim_cli("analyze", str(tmp_path / "cmp"), "escalation")
+    assert r.returncode == 2 and "neither a run directory nor a directory of runs" in r.stderr

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SCENARIOS
 
 from agentsim.spec.errors import SpecError
 from agentsim.spec.loader import load_scenario, scenario_json_schema
+
+from conftest import SCENARIOS
 
 GOOD = yaml.safe_load((SCENARIOS / "wargame" / "neutral.yaml").read_text())
 

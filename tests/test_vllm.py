@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny_models, write_scenario
-from test_runs import assert_same_log, run_ok
 
 from agentsim.llm.router import build_backend
 from agentsim.llm.types import LLMRequest
 from agentsim.logs.reader import RunLog
 from agentsim.spec.models import EMBEDDED_MODEL, ModelSpec, SamplingSpec
+
+from conftest import tiny_models, write_scenario
+from test_runs import assert_same_log, run_ok
 
 pytestmark = pytest.mark.vllm
 

@@ -7,8 +7,13 @@ from typing import Any
 
 import pandas as pd
 
-from agentsim.analysis.escalation import escalation_tables
+from agentsim.analysis.escalation import compare_runs, escalation_tables
 
 ANALYSES: dict[str, Callable[[Any], dict[str, pd.DataFrame]]] = {
     "escalation": escalation_tables,
+}
+
+#: Analyses over several runs (a directory of run directories).
+COMPARISONS: dict[str, Callable[[list[Any]], dict[str, pd.DataFrame]]] = {
+    "escalation": compare_runs,
 }

@@ -250,3 +250,27 @@ def plot_es(per_day_by_group: pd.DataFrame, path: str | Path, group: str = "mode
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def run_label(log) -> str:
+    """The model(s) that played the nations of a run, by model name (aliases differ between files)."""
+    agents = log.agents
+    aliases = sorted(set(agents.loc[agents["kind"] == "nation", "model"])) if len(agents) else []
+    models = log.meta.get("models", {})
+    return "+".join(sorted({models.get(a, {}).get("model", a) for a in aliases})) or "unknown"
+
+
+def compare_runs(logs, mode: str = "canonical", confidence: float = 0.95) -> dict[str, pd.DataFrame]:
+    """ES per day for many runs: per run and day, and the mean over runs of each model and scenario with a
+    bootstrap CI; plus each run's score (mean ES over its days)."""
+    per_run = []
+    for log in logs:
+        t = escalation_tables(log, mode)["per_day"]
+        scenario = log.meta.get("world", {}).get("scenario") or log.spec.get("name", "")
+        per_run.append(t.assign(run=log.run_id, model=run_label(log), scenario=scenario))
+    if not per_run:
+        raise ValueError("no runs to compare")
+    per_run_day = pd.concat(per_run, ignore_index=True)
+    by_day = es_over_runs(per_run_day, group=["model", "scenario"], confidence=confidence)
+    scores = per_run_day.groupby(["run", "model", "scenario"], as_index=False)["es"].mean().rename(columns={"es": "run_score"})
+    return {"per_run_day": per_run_day, "es_by_day": by_day, "run_scores": scores}

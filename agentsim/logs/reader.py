@@ -119,3 +119,16 @@ class RunLog:
 def load_run(run_dir: str | Path) -> RunLog:
     """Open a run directory for analysis."""
     return RunLog(run_dir)
+
+
+def find_runs(path: str | Path) -> list[Path]:
+    """`path` itself if it is a run directory, else the run directories directly under it."""
+    path = Path(path)
+    if not path.is_dir():
+        raise LogError(f"{path}: no such run directory")
+    if (path / "run.json").exists() or (path / "events").is_dir():
+        return [path]
+    runs = sorted(p for p in path.iterdir() if p.is_dir() and (p / "run.json").exists())
+    if not runs:
+        raise LogError(f"{path}: neither a run directory nor a directory of runs")
+    return runs

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
@@ -22,7 +20,7 @@ def df_table(df: pd.DataFrame, title: str, max_rows: int = 40) -> Table:
     return t
 
 
-def print_summary(console: Console, scenario: Scenario, result: RunResult) -> dict[str, Any]:
+def print_summary(console: Console, scenario: Scenario, result: RunResult) -> None:
     log = RunLog(result.run_dir)
     meta = log.meta
     if scenario.family.summary is not None and result.steps_completed:
@@ -46,5 +44,4 @@ def print_summary(console: Console, scenario: Scenario, result: RunResult) -> di
         f" | tokens: prompt {totals.get('prompt_tokens', 0)}, completion {tok} ({tok / max(wall, 1e-9):.1f} tok/s)"
         + (f" | step latency p50 {lat['p50']:.2f} s, p99 {lat['p99']:.2f} s" if lat else "")
     )
-    console.print(f"Logs: [cyan]{result.run_dir}[/cyan]  (agentsim.load_run({str(result.run_dir)!r}))")
-    return {"tables": list((scenario.family.summary(log) if scenario.family.summary else {}).keys())}
+    console.print(f"Logs: [cyan]{result.run_dir}[/cyan]  (agentsim.load_run({str(result.run_dir)!r}))", soft_wrap=True)
