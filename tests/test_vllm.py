@@ -115,3 +115,17 @@ def test_smollm2_plays_two_days(tmp_path: Path) -> None:
     assert nations["valid"].mean() >= 0.5, nations[["agent_id", "error"]]
     wm = log.events[log.events["action"] == "Consequences"]
     assert len(wm) == 2 and all(len(json.loads(p)["text"].split()) <= 150 for p in wm["payload"])
+
+
+def test_mixed_population_across_backends(tiny_model: Path, tmp_path: Path) -> None:
+    models = tiny_models(tiny_model)
+    models["rules"] = {"backend": "scripted"}
+    f = write_scenario(tmp_path, steps=2, models=models, **{"population.overrides": {"Red": "rules", "Blue": "rules"}})
+    run_ok(str(f), "--run-dir", str(tmp_path / "mixed"), "--quiet")
+    log = RunLog(tmp_path / "mixed")
+    calls = log.llm_calls
+    by_agent = calls.groupby("agent_id")["backend"].agg(set).to_dict()
+    assert by_agent["Red"] == by_agent["Blue"] == {"scripted"}
+    assert all(v == {"vllm"} for k, v in by_agent.items() if k not in ("Red", "Blue"))
+    agents = log.agents.set_index("agent_id")["model"]
+    assert agents["Red"] == "rules" and agents["Purple"] == "default"

@@ -32,7 +32,6 @@ class RecordingRouter(BackendRouter):
 
 @dataclass
 class OverheadResult:
-    steps: int
     requests: int
     sim_tokens: int
     sim_s: float
@@ -63,34 +62,45 @@ def _scenario(path: Path, model: str, steps: int, max_model_len: int, max_tokens
     return parse_scenario(data, str(path), base_dir=path.parent)
 
 
-def run_overhead(scenario_path: Path, model: str, steps: int, max_model_len: int, max_tokens: int, log: Any = print) -> OverheadResult:
+def _one(sc: Scenario, router: RecordingRouter, run_dir: Path) -> OverheadResult:
     from vllm.inputs import TokensPrompt
 
+    vllm_backend: Any = next(iter(router.backend_for_alias.values()))
+    engines = {id(e): e for e in vllm_backend._engine_for_alias.values()}
+    router.batches.clear()
+    for e in engines.values():
+        e.llm.reset_prefix_cache()
+    runtime = LocalRuntime(sc, router, run_dir)
+    t0 = time.perf_counter()
+    result = runtime.run()
+    sim_s = time.perf_counter() - t0
+    # The same batches straight to the engine, tokenized beforehand: pure engine time.
+    prepared = []
+    for batch in router.batches:
+        engine = vllm_backend._engine_for_alias[batch[0].alias]
+        prepared.append((engine, [TokensPrompt(prompt_token_ids=engine.prompt_ids(r.messages)) for r in batch],
+                         [engine.sampling_params(r) for r in batch]))
+    for e in engines.values():
+        e.llm.reset_prefix_cache()
+    raw_tokens = 0
+    t0 = time.perf_counter()
+    for engine, prompts, params in prepared:
+        outs = engine.llm.generate(prompts, params, use_tqdm=False)
+        raw_tokens += sum(len(o.outputs[0].token_ids) for o in outs)
+    raw_s = time.perf_counter() - t0
+    return OverheadResult(sum(len(b) for b in router.batches), result.totals.get("completion_tokens", 0), sim_s, raw_tokens, raw_s)
+
+
+def run_overhead(
+    scenario_path: Path, model: str, steps: int, max_model_len: int, max_tokens: int, repeats: int = 3, log: Any = print
+) -> list[OverheadResult]:
+    """A warm-up run (imports, grammar compilation), then `repeats` pairs of (simulated, raw) measurements."""
     with tempfile.TemporaryDirectory() as tmp:
         sc = _scenario(scenario_path, model, steps, max_model_len, max_tokens, Path(tmp))
         router = RecordingRouter(build_backend(sc.spec.models, sc.family.scripted_policy, log=log))
-        vllm_backend: Any = next(iter(router.backend_for_alias.values()))
-        engines = {id(e): e for e in vllm_backend._engine_for_alias.values()}
-        for e in engines.values():
-            e.llm.reset_prefix_cache()
-        runtime = LocalRuntime(sc, router, Path(tmp) / "run")
-        t0 = time.perf_counter()
-        result = runtime.run()
-        sim_s = time.perf_counter() - t0
-        sim_tokens = result.totals.get("completion_tokens", 0)
-        # The same batches straight to the engine, tokenized beforehand (pure engine time).
-        prepared = []
-        for batch in router.batches:
-            engine = vllm_backend._engine_for_alias[batch[0].alias]
-            prepared.append((engine, [TokensPrompt(prompt_token_ids=engine.prompt_ids(r.messages)) for r in batch],
-                             [engine.sampling_params(r) for r in batch]))
-        for e in engines.values():
-            e.llm.reset_prefix_cache()
-        raw_tokens = 0
-        t0 = time.perf_counter()
-        for engine, prompts, params in prepared:
-            outs = engine.llm.generate(prompts, params, use_tqdm=False)
-            raw_tokens += sum(len(o.outputs[0].token_ids) for o in outs)
-        raw_s = time.perf_counter() - t0
-        router.close()
-        return OverheadResult(steps, sum(len(b) for b in router.batches), sim_tokens, sim_s, raw_tokens, raw_s)
+        try:
+            warm = _scenario(scenario_path, model, 1, max_model_len, max_tokens, Path(tmp))
+            _one(warm, router, Path(tmp) / "warmup")
+            return [_one(sc, router, Path(tmp) / f"run{i}") for i in range(repeats)]
+        finally:
+            router.close()

@@ -6,7 +6,6 @@ single call, with per-request sampling parameters, seeds and structured-output c
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Callable
@@ -166,10 +165,13 @@ class VLLMBackend:
         return self._engine_for_alias[alias].model_path
 
     async def generate(self, requests: list[LLMRequest]) -> list[LLMResult]:
-        # An engine call blocks for its whole batch; threads keep the event loop (and other engines) going.
-        return await fan_out(
-            requests, lambda r: self._engine_for_alias[r.alias], lambda e, batch: asyncio.to_thread(e.generate, batch)
-        )
+        # Engines are called on the thread that created them. On CPU, vLLM binds its OpenMP threads to that
+        # thread; running `generate` from a worker thread (asyncio.to_thread) cost a third of the throughput
+        # (`agentsim bench vllm`: ratio 0.65 vs 0.9). Progress stays live: rich refreshes from its own thread.
+        async def call(engine: VLLMEngine, batch: list[LLMRequest]) -> list[LLMResult]:
+            return engine.generate(batch)
+
+        return await fan_out(requests, lambda r: self._engine_for_alias[r.alias], call)
 
     def close(self) -> None:
         self._engines_by_key.clear()
