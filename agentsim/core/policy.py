@@ -164,8 +164,6 @@ class LLMPolicy:
                     action, error = None, res.error
                 else:
                     action, error = parse_answer(res.text, obs)
-                if error is None and res.finish_reason == "length" and obs.action_model is None:
-                    pass  # free text cut at max_tokens is still usable text
                 valid = error is None
                 calls.rows.append(self._call_row(phase, req, res, valid, error))
                 calls.prompt_tokens += res.prompt_tokens

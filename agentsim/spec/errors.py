@@ -104,7 +104,7 @@ def explain(err: dict[str, Any], root: type[BaseModel]) -> str:
     base = err["msg"]
     if base.startswith("Value error, "):
         base = base[len("Value error, ") :]
-    if typ in ("missing",) or value is None or isinstance(value, dict):
+    if value is None or isinstance(value, dict):
         return base
     return f"{base} (got {_fmt_value(value)})"
 

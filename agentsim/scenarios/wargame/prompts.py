@@ -47,14 +47,14 @@ def nation_descriptions(nations: tuple[NationDef, ...]) -> str:
     return "\n\n".join(blocks)
 
 
-def _fmt(v: float) -> str:
+def fmt_number(v: float) -> str:
     return f"{v:.3f}" if float(v) != int(v) else str(int(v))
 
 
 def nation_states(names: list[str], variables: tuple[str, ...], values: list[list[float]]) -> str:
     blocks = []
     for name, row in zip(names, values, strict=True):
-        blocks.append("\n".join([name] + [f"- {var.title()}: {_fmt(v)}" for var, v in zip(variables, row, strict=True)]))
+        blocks.append("\n".join([name] + [f"- {var.title()}: {fmt_number(v)}" for var, v in zip(variables, row, strict=True)]))
     return "\n\n".join(blocks)
 
 

@@ -258,7 +258,7 @@ class WargameWorld:
         lines = []
         for i, n in enumerate(self.names):
             ch = [
-                f"- {v.title()}: {prompts._fmt(self.prev_state[i, k])} -> {prompts._fmt(self.state[i, k])}"
+                f"- {v.title()}: {prompts.fmt_number(self.prev_state[i, k])} -> {prompts.fmt_number(self.state[i, k])}"
                 for k, v in enumerate(DYNAMIC_VARS)
                 if self.prev_state[i, k] != self.state[i, k]
             ]
