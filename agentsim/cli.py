@@ -141,6 +141,7 @@ def schema(out: Annotated[Path | None, typer.Option(help="Write to this file ins
 
 class AnalysisChoice(StrEnum):
     escalation = "escalation"
+    tournament = "tournament"
 
 
 @app.command()
@@ -157,6 +158,8 @@ def analyze(
     try:
         runs = find_runs(run_dir)
         logs = [RunLog(r) for r in runs]
+        if len(logs) > 1 and analysis.value not in COMPARISONS:
+            _fail(f"{run_dir}: the {analysis.value} analysis reads one run; name a run directory")
         tables = ANALYSES[analysis.value](logs[0]) if len(logs) == 1 else COMPARISONS[analysis.value](logs)
     except LogError as e:
         _fail(str(e))

@@ -49,7 +49,7 @@ def _drive(scenario: Any, steps: int) -> tuple[World, list[dict[str, Any]], list
                     if not (isinstance(o.action_model, type) and issubclass(o.action_model, BaseModel)):
                         raise ConformanceError(f"{o.agent_id}: action_model must be a pydantic model")
                     response_format_for(o.action_model)  # the schema must be serialisable for structured decoding
-            if len({o.agent_id for o in obs}) != len(obs):
+            if len({(o.agent_id, o.tag) for o in obs}) != len(obs):
                 raise ConformanceError(f"step {step} {phase}: an agent was observed twice in one batch")
             decisions = asyncio.run(policy.decide(step, phase, obs, CallLog()))
             bad = [d for d in decisions if not d.valid]

@@ -20,6 +20,8 @@ class Family:
     - `create_world(spec, config)`: builds the world for a validated scenario.
     - `scripted_policy(observation_data, rng)`: the rule-based baseline behind `--backend scripted`.
     - `summary(run_log)`: optional tables for the end-of-run summary (title -> DataFrame).
+    - `agent_ids(config)`: the agents a population override may name.
+    - `check(spec, config)`: cross-field problems as (YAML path, message), e.g. unknown model aliases.
     """
 
     name: str
@@ -29,3 +31,4 @@ class Family:
     scripted_policy: Callable[[Any, np.random.Generator], BaseModel | str]
     summary: Callable[[Any], dict[str, Any]] | None = None
     agent_ids: Callable[[Any], list[str]] = field(default=lambda config: [])
+    check: Callable[[Any, Any], list[tuple[list[str | int], str]]] = field(default=lambda spec, config: [])

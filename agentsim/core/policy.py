@@ -109,13 +109,13 @@ class LLMPolicy:
 
     def request(self, step: int, phase: str, obs: Observation, attempt: int) -> LLMRequest:
         return LLMRequest(
-            request_id=f"s{step}-{phase}-{obs.agent_id}-a{attempt}",
+            request_id=f"s{step}-{phase}-{obs.agent_id}{obs.tag}-a{attempt}",
             agent_id=obs.agent_id,
             alias=obs.model,
             model=self.models[obs.model].model,
             messages=obs.messages,
             sampling=self.models[obs.model].sampling,
-            seed=derive_seed(self.seed, "request", step, phase, obs.agent_id, attempt),
+            seed=derive_seed(self.seed, "request", step, phase, obs.agent_id + obs.tag, attempt),
             response_format=response_format_for(obs.action_model),
             step=step,
             attempt=attempt,

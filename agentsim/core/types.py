@@ -35,6 +35,8 @@ class Observation:
     data: Any = None
     validation_context: dict[str, Any] | None = None
     max_words: int | None = None
+    #: Distinguishes several requests of one agent in one batch (a judge judging many matches).
+    tag: str = ""
 
 
 @dataclass(slots=True)

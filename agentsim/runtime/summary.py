@@ -11,12 +11,18 @@ from agentsim.runtime.local import RunResult
 from agentsim.spec.loader import Scenario
 
 
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}" if 0 < abs(v) < 0.1 else f"{v:.2f}"
+    return str(v)
+
+
 def df_table(df: pd.DataFrame, title: str, max_rows: int = 40) -> Table:
     t = Table(title=title, title_justify="left")
     for c in df.columns:
         t.add_column(str(c), justify="right" if pd.api.types.is_numeric_dtype(df[c]) else "left")
     for row in df.head(max_rows).itertuples(index=False):
-        t.add_row(*[f"{v:.2f}" if isinstance(v, float) else str(v) for v in row])
+        t.add_row(*[_fmt(v) for v in row])
     return t
 
 

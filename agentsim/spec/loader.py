@@ -96,12 +96,16 @@ def _cross_checks(spec: ScenarioSpec, world: BaseModel, family: Family, lines: L
             if agent not in agent_ids:
                 loc = ["population", "overrides", agent]
                 out.append(SpecProblem(".".join(loc), f"no agent named {agent!r}; agents: {', '.join(agent_ids)}", lines.line_of(loc) if lines else None))
-    for name, value in world:
-        alias = getattr(value, "model", None) if isinstance(value, BaseModel) else None
-        if isinstance(alias, str) and alias not in spec.models:
-            loc = ["world", name, "model"]
-            out.append(SpecProblem(".".join(loc), f"unknown model alias {alias!r}; defined aliases: {sorted(spec.models)}", lines.line_of(loc) if lines else None))
+    for loc, message in family.check(spec, world):
+        out.append(SpecProblem(".".join(str(p) for p in loc), message, lines.line_of(loc) if lines else None))
     return out
+
+
+def unknown_alias(spec: ScenarioSpec, alias: str | None) -> str | None:
+    """The message for a model alias that the scenario does not define (None when it is fine)."""
+    if alias is None or alias in spec.models:
+        return None
+    return f"unknown model alias {alias!r}; defined aliases: {sorted(spec.models)}"
 
 
 def load_scenario(path: str | Path, **overrides: Any) -> Scenario:

@@ -34,6 +34,13 @@ def _agent_ids(config: WargameConfig) -> list[str]:
     return [n.name for n in load_nations(config.nations_file)]
 
 
+def _check(spec: Any, config: WargameConfig) -> list[tuple[list[str | int], str]]:
+    from agentsim.spec.loader import unknown_alias
+
+    msg = unknown_alias(spec, config.world_model.model)
+    return [(["world", "world_model", "model"], msg)] if msg else []
+
+
 FAMILY = Family(
     name="wargame",
     description="Nations escalating or de-escalating; escalation scores after Rivera et al. (2024).",
@@ -42,4 +49,5 @@ FAMILY = Family(
     scripted_policy=_scripted,
     summary=_summary,
     agent_ids=_agent_ids,
+    check=_check,
 )

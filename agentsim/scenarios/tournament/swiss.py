@@ -1,0 +1,74 @@
+"""Classical Swiss pairing and tiebreaks.
+
+Pairing is a maximum-weight matching (networkx) over the players still to pair: an edge joins every two players
+who have not met, weighted to prefer equal scores; a bye node joins the players who have not had a bye,
+preferring low scores. Maximum cardinality first means a full pairing without rematches is found whenever one
+exists; only when none exists are rematches allowed, at a large penalty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import networkx as nx
+
+BYE = "__bye__"
+
+
+def swiss_pairing(
+    scores: Mapping[str, float],
+    played: set[frozenset[str]],
+    had_bye: set[str],
+    order: Sequence[str] | None = None,
+) -> tuple[list[tuple[str, str]], str | None]:
+    """Pairs for the next round and the player with the bye (None when the count is even).
+
+    `order` breaks ties within a score group (e.g. a seed or rating order); by default, by name."""
+    players = list(order) if order is not None else sorted(scores)
+    rank = {p: i for i, p in enumerate(sorted(players, key=lambda p: (-scores[p], players.index(p))))}
+    n = len(players)
+    if n < 2:
+        return [], (players[0] if players else None)
+
+    def build(allow_rematch: bool) -> nx.Graph:
+        g = nx.Graph()
+        big = 10.0 * (n + 1) ** 2
+        for i, a in enumerate(players):
+            for b in players[i + 1 :]:
+                rematch = frozenset((a, b)) in played
+                if rematch and not allow_rematch:
+                    continue
+                # Prefer equal scores, then neighbours in the ranking (top half vs top half of a group).
+                w = big - 100.0 * abs(scores[a] - scores[b]) - abs(rank[a] - rank[b]) / n
+                g.add_edge(a, b, weight=w - (big / 2 if rematch else 0.0))
+        if n % 2:
+            eligible = [p for p in players if p not in had_bye] or players
+            for p in eligible:
+                g.add_edge(p, BYE, weight=big - 100.0 * (scores[p] - min(scores.values())) + rank[p] / n)
+        return g
+
+    for allow in (False, True):
+        g = build(allow)
+        matching = nx.max_weight_matching(g, maxcardinality=True)
+        if len(matching) * 2 >= n + (n % 2):
+            break
+    pairs, bye = [], None
+    for a, b in matching:
+        if BYE in (a, b):
+            bye = b if a == BYE else a
+        else:
+            pairs.append((a, b) if rank[a] <= rank[b] else (b, a))
+    pairs.sort(key=lambda ab: rank[ab[0]])
+    return pairs, bye
+
+
+def tiebreaks(results: Sequence[tuple[str, str, float]], scores: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    """Buchholz (sum of opponents' scores) and Sonneborn-Berger (scores of beaten opponents plus half those of
+    drawn ones) from (a, b, score_a) results; byes count for neither."""
+    out = {p: {"buchholz": 0.0, "sonneborn_berger": 0.0} for p in scores}
+    for a, b, s in results:
+        out[a]["buchholz"] += scores[b]
+        out[b]["buchholz"] += scores[a]
+        out[a]["sonneborn_berger"] += s * scores[b]
+        out[b]["sonneborn_berger"] += (1 - s) * scores[a]
+    return out
