@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -63,6 +65,7 @@ class LocalRuntime:
         self.totals: Counter[str] = Counter()
         self.tokens_by_model: dict[str, Counter[str]] = {}
         self.step_wall: list[float] = []
+        self.stop_requested = False
         models = {
             a: {"backend": backend.backend_name(a), "model": m.model, "path": (model_paths or {}).get(a)}
             for a, m in self.spec.models.items()
@@ -134,13 +137,25 @@ class LocalRuntime:
         self.writer.flush()
         self._save_meta()
         for step in range(self.spec.steps):
+            if self.stop_requested:
+                raise KeyboardInterrupt
             self.progress.start_step(step)
             await self._step(step)
             self.progress.end_step(step)
 
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        """First Ctrl-C: finish and flush the current step, then stop. Second: stop now (the unfinished step is
+        dropped; the log still ends on a whole step)."""
+        if self.stop_requested:
+            raise KeyboardInterrupt
+        self.stop_requested = True
+        self.progress.note("Ctrl-C: stopping after this step (press Ctrl-C again to stop now)")
+
     def run(self) -> RunResult:
         t0 = time.perf_counter()
         status = "completed"
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, self._on_sigint) if in_main else None
         try:
             with self.progress:
                 asyncio.run(self._run())
@@ -150,6 +165,8 @@ class LocalRuntime:
             status = "failed"
             raise
         finally:
+            if in_main:
+                signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
             self.writer.flush()
             wall = time.perf_counter() - t0
             self.meta.update(

@@ -55,6 +55,14 @@ class RunProgress:
             dt = max(time.perf_counter() - self.t0, 1e-9)
             self._progress.update(self._task, calls=self.calls, tps=self.tokens / dt)
 
+    def note(self, message: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(message)
+        else:
+            import sys
+
+            print(message, file=sys.stderr, flush=True)
+
     def start_step(self, step: int) -> None:
         self._refresh()
 
