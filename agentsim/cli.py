@@ -142,6 +142,7 @@ def schema(out: Annotated[Path | None, typer.Option(help="Write to this file ins
 class AnalysisChoice(StrEnum):
     escalation = "escalation"
     tournament = "tournament"
+    drift = "drift"
 
 
 @app.command()
@@ -177,6 +178,13 @@ def analyze(
             by_day = compare_runs(logs)["es_by_day"]
             title = f"ES per day ({len(logs)} run{'s' if len(logs) > 1 else ''})"
             plot_es(by_day.assign(label=by_day["model"] + " / " + by_day["scenario"]), out / "escalation_es.png", group="label", title=title)
+        if analysis is AnalysisChoice.drift:
+            from agentsim.analysis.drift import plot_curves, plot_satisfaction
+
+            if "curves_mc" in tables:
+                plot_curves(tables["curves_mc"], out / "drift_d_mc.png")
+                plot_curves(tables["curves_topk"], out / "drift_d_topk.png", value="d_topk")
+            plot_satisfaction(tables["satisfaction"], out / "drift_satisfaction.png")
         console.print(f"wrote {out}")
 
 

@@ -20,9 +20,9 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats
+
+from agentsim.analysis.stats import bootstrap_ci
 
 CATEGORY_ACTIONS: dict[str, tuple[str, ...]] = {
     "nuclear": ("Execute full nuclear attack", "Execute tactical nuclear strike"),
@@ -137,18 +137,6 @@ def escalation_by_day(
     out["n_actions"] = ev[ev["action"] != "Message"].groupby("day").size().reindex(all_days, fill_value=0)
     out["n_messages"] = ev[ev["action"] == "Message"].groupby("day").size().reindex(all_days, fill_value=0)
     return out.reset_index()
-
-
-def bootstrap_ci(values: np.ndarray, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap CI of the mean (scipy); a single value has a degenerate interval."""
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2 or np.all(values == values[0]):
-        return float(values.mean()), float(values.mean())
-    res = stats.bootstrap(
-        (values,), np.mean, confidence_level=confidence, n_resamples=n_resamples, method="percentile",
-        random_state=np.random.default_rng(seed),
-    )
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def es_over_runs(per_run_days: pd.DataFrame, group: str | Sequence[str] = "model", confidence: float = 0.95) -> pd.DataFrame:

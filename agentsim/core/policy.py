@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from agentsim.core.seeding import derive_seed
 from agentsim.core.types import Decision, Observation
-from agentsim.llm.types import Backend, LLMRequest, LLMResult, ResponseFormat
+from agentsim.llm.types import Backend, LLMRequest, LLMResult, ResponseFormat, TokenScores
 from agentsim.spec.models import LoggingSpec, ModelSpec
 
 
@@ -79,6 +79,15 @@ def parse_answer(text: str, obs: Observation) -> tuple[BaseModel | str | None, s
     return None, last_error
 
 
+def _scores(res: LLMResult) -> tuple[TokenScores | None, str | None]:
+    if res.logprobs is None:
+        return None, "the backend returned no log-probabilities for a scoring request"
+    try:
+        return TokenScores.from_result(res), None
+    except (ValueError, KeyError, TypeError) as e:
+        return None, f"malformed scores: {e}"
+
+
 @dataclass
 class CallLog:
     """What a decide() call leaves for the `llm_calls` table."""
@@ -120,6 +129,8 @@ class LLMPolicy:
             step=step,
             attempt=attempt,
             context=obs.data,
+            continuation=obs.continuation,
+            score_top_k=obs.score_top_k,
         )
 
     def _call_row(self, phase: str, req: LLMRequest, res: LLMResult, valid: bool, error: str | None) -> dict[str, Any]:
@@ -162,6 +173,8 @@ class LLMPolicy:
                 obs = observations[i]
                 if res.error:
                     action, error = None, res.error
+                elif obs.continuation is not None:
+                    action, error = _scores(res)
                 else:
                     action, error = parse_answer(res.text, obs)
                 valid = error is None
@@ -170,9 +183,11 @@ class LLMPolicy:
                 calls.completion_tokens += res.completion_tokens
                 if valid:
                     decisions[i] = Decision(obs.agent_id, action, res.text, True, req.request_id, attempt + 1)
-                else:
+                elif res.retryable:
                     last[i] = (res.text, req.request_id, error or "invalid")
                     still.append(i)
+                else:
+                    decisions[i] = Decision(obs.agent_id, None, res.text, False, req.request_id, attempt + 1, error)
             pending = still
         for i in pending:
             text, rid, error = last[i]

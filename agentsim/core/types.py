@@ -37,6 +37,9 @@ class Observation:
     max_words: int | None = None
     #: Distinguishes several requests of one agent in one batch (a judge judging many matches).
     tag: str = ""
+    #: Set to score this text as the reply (log-probabilities) instead of asking for a reply.
+    continuation: str | None = None
+    score_top_k: int = 0
 
 
 @dataclass(slots=True)
@@ -44,7 +47,7 @@ class Decision:
     """The outcome of asking one agent: a validated action, or an invalid answer with its raw text."""
 
     agent_id: str
-    action: BaseModel | str | None
+    action: Any  # the validated action model, free text, or TokenScores for a scoring request
     raw_text: str
     valid: bool
     request_id: str

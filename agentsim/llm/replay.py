@@ -25,7 +25,7 @@ class ReplayBackend:
         self.source = str(run_dir)
         self._answers: dict[tuple[str, int], LLMResult] = {}
         rows = calls.select(
-            ["request_hash", "seed", "completion_text", "prompt_tokens", "completion_tokens", "finish_reason", "latency_s"]
+            ["request_hash", "seed", "completion_text", "prompt_tokens", "completion_tokens", "finish_reason", "latency_s", "logprobs"]
         ).to_pylist()
         for row in rows:
             self._answers[(row["request_hash"], row["seed"])] = LLMResult(
@@ -35,6 +35,7 @@ class ReplayBackend:
                 row["completion_tokens"],
                 row["finish_reason"],
                 row["latency_s"],
+                logprobs=row["logprobs"],
             )
         self.misses = 0
 
@@ -55,7 +56,8 @@ class ReplayBackend:
                 )
             else:
                 out.append(
-                    LLMResult(r.request_id, rec.text, rec.prompt_tokens, rec.completion_tokens, rec.finish_reason, rec.latency_s)
+                    LLMResult(r.request_id, rec.text, rec.prompt_tokens, rec.completion_tokens, rec.finish_reason,
+                              rec.latency_s, logprobs=rec.logprobs)
                 )
         return out
 

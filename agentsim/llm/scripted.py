@@ -17,6 +17,9 @@ from agentsim.llm.types import LLMRequest, LLMResult
 ScriptedPolicy = Callable[[Any, np.random.Generator], BaseModel | str]
 
 
+NO_LOGPROBS = "the scripted backend has no token probabilities; log-probability measures need the vllm backend"
+
+
 def word_count(text: str) -> int:
     return len(text.split())
 
@@ -33,6 +36,9 @@ class ScriptedBackend:
     async def generate(self, requests: list[LLMRequest]) -> list[LLMResult]:
         out = []
         for r in requests:
+            if r.continuation is not None:
+                out.append(LLMResult(r.request_id, "", 0, 0, "error", 0.0, error=NO_LOGPROBS, retryable=False))
+                continue
             answer = self.policy(r.context, np.random.default_rng(r.seed))
             text = answer.model_dump_json() if isinstance(answer, BaseModel) else str(answer)
             prompt_words = sum(word_count(m.get("content", "")) for m in r.messages)

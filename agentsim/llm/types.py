@@ -41,6 +41,10 @@ class LLMRequest:
     attempt: int = 0
     #: The structured observation, for rule-based backends; never serialised.
     context: Any = None
+    #: Scoring instead of generating: the log-probability of this text as the reply to `messages`, with the
+    #: top-`score_top_k` alternatives at each of its positions.
+    continuation: str | None = None
+    score_top_k: int = 0
 
     def content_hash(self) -> str:
         """Identifies the request's content (not its seed), so the replay backend can find its recorded answer."""
@@ -50,7 +54,8 @@ class LLMRequest:
                 self.messages,
                 self.response_format.key(),
                 self.sampling.model_dump(mode="json"),
-            ],
+            ]
+            + ([self.continuation, self.score_top_k] if self.continuation is not None else []),
             sort_keys=True,
             ensure_ascii=False,
         )
@@ -70,6 +75,8 @@ class LLMResult:
     #: Top-k alternatives per position: list of {token: logprob}.
     top_logprobs: list[dict[str, float]] | None = None
     error: str | None = None
+    #: False when asking again cannot help (the backend lacks a capability), so no retries are spent.
+    retryable: bool = True
 
 
 @runtime_checkable
@@ -81,6 +88,24 @@ class Backend(Protocol):
     async def generate(self, requests: list[LLMRequest]) -> list[LLMResult]: ...
 
     def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class TokenScores:
+    """The scores of a continuation: each token's log-probability and the top-k alternatives per position."""
+
+    token_ids: list[int]
+    logprobs: list[float]
+    top: list[dict[int, float]]
+
+    def to_json(self) -> str:
+        return json.dumps({"ids": self.token_ids, "top": [[[t, round(v, 6)] for t, v in d.items()] for d in self.top]},
+                          separators=(",", ":"))
+
+    @classmethod
+    def from_result(cls, res: LLMResult) -> TokenScores:
+        data = json.loads(res.text)
+        return cls(list(data["ids"]), list(res.logprobs or []), [{int(t): float(v) for t, v in pos} for pos in data["top"]])
 
 
 class BackendError(RuntimeError):

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agentsim.llm.embedded import resolve_model
-from agentsim.llm.types import BackendError, LLMRequest, LLMResult, ResponseFormat, fan_out
+from agentsim.llm.types import BackendError, LLMRequest, LLMResult, ResponseFormat, TokenScores, fan_out
 from agentsim.spec.models import ModelSpec
 
 # The in-process engine starts in ~2 s instead of 11-36 s with a separate engine-core process, and keeps one
@@ -82,6 +82,9 @@ class VLLMEngine:
         from vllm import SamplingParams
         from vllm.sampling_params import StructuredOutputsParams
 
+        if req.continuation is not None:
+            # Scoring: one throw-away token; the prompt log-probabilities are the result.
+            return SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=req.score_top_k, seed=req.seed)
         s = req.sampling
         fmt: ResponseFormat = req.response_format
         so = None
@@ -112,8 +115,12 @@ class VLLMEngine:
         limit = self.spec.max_model_len
         results: list[LLMResult | None] = [None] * len(requests)
         prompts, params, idxs = [], [], []
+        scored_from: dict[int, int] = {}
         for i, r in enumerate(requests):
             ids = self.prompt_ids(r.messages)
+            if r.continuation is not None:
+                scored_from[i] = len(ids)
+                ids = ids + list(self.tokenizer.encode(r.continuation, add_special_tokens=False))
             if len(ids) >= limit:
                 results[i] = LLMResult(
                     r.request_id, "", len(ids), 0, "error", 0.0,
@@ -128,6 +135,9 @@ class VLLMEngine:
         latency = time.perf_counter() - t0
         for i, out in zip(idxs, outputs, strict=True):
             req = requests[i]
+            if i in scored_from:
+                results[i] = self._scores(req, out, scored_from[i], latency)
+                continue
             comp = out.outputs[0]
             lps = None
             top = None
@@ -145,6 +155,16 @@ class VLLMEngine:
                 top_logprobs=top,
             )
         return [r for r in results if r is not None]
+
+    def _scores(self, req: LLMRequest, out: Any, start: int, latency: float) -> LLMResult:
+        ids = list(out.prompt_token_ids)[start:]
+        positions = (out.prompt_logprobs or [])[start:]
+        lps, top = [], []
+        for tid, pos in zip(ids, positions, strict=True):
+            lps.append(float(pos[tid].logprob))
+            top.append({int(t): float(v.logprob) for t, v in pos.items() if v.rank is not None and v.rank <= req.score_top_k})
+        scores = TokenScores(ids, lps, top)
+        return LLMResult(req.request_id, scores.to_json(), len(out.prompt_token_ids), 0, "scored", latency, logprobs=lps)
 
 
 class VLLMBackend:

@@ -1,0 +1,193 @@
+"""Drift analyses (after "Drift No More? Context Equilibria in Multi-Turn LLM Interactions"): the D_t curve per
+arm, a fit of the restoring-force recurrence, the effect of reminders, and constraint satisfaction per turn.
+
+The recurrence is D_{t+1} = D_t + kappa (D* - D_t) - delta r_t + eta_t, where r_t = 1 when a reminder is given
+before reply t+1. It is linear in its parameters: Delta D = kappa D* - kappa D_t - delta r_t + eta, so ordinary least
+squares gives kappa, D* and delta, the residual spread gives the noise scale, and resampling whole
+conversations gives the confidence intervals.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from agentsim.analysis.stats import mean_ci
+
+
+def turns_table(events: pd.DataFrame) -> pd.DataFrame:
+    """One row per conversation and turn from the `turn` events."""
+    t = events[events["action"] == "turn"]
+    if t.empty:
+        raise KeyError("no 'turn' events (is this a drift run?)")
+    rows = []
+    for cid, payload in zip(t["target"], t["payload"], strict=True):
+        p = json.loads(payload)
+        rows.append({"conversation": cid, "arm": p["arm"], "turn": p["turn"], "reminder": bool(p["reminder"]),
+                     "d_mc": p["d_mc"], "d_topk": p["d_topk"], "tokens": p["tokens"], "q_mass": p["q_mass"],
+                     "satisfied": p["satisfied"], "kl_error": p["kl_error"]})
+    df = pd.DataFrame(rows)
+    for c in ("d_mc", "d_topk", "q_mass"):
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+    return df.sort_values(["arm", "conversation", "turn"]).reset_index(drop=True)
+
+
+def kl_available(turns: pd.DataFrame) -> tuple[bool, str]:
+    if turns["d_mc"].notna().any():
+        return True, ""
+    reasons = turns["kl_error"].dropna()
+    return False, (reasons.iloc[0] if len(reasons) else "D_t was not measured (measure_kl: false)")
+
+
+def curves(turns: pd.DataFrame, value: str = "d_mc", confidence: float = 0.95) -> pd.DataFrame:
+    """Mean of `value` per arm and turn with a t-interval over conversations."""
+    rows = []
+    for (arm, turn), g in turns.groupby(["arm", "turn"]):
+        m, lo, hi = mean_ci(g[value].to_numpy(dtype=float), confidence)
+        rows.append({"arm": arm, "turn": turn, "n": int(g[value].notna().sum()), f"{value}_mean": m, "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class RecurrenceFit:
+    kappa: float
+    d_star: float
+    delta: float
+    noise: float
+    n: int
+
+    def as_dict(self) -> dict[str, float]:
+        return {"kappa": self.kappa, "d_star": self.d_star, "delta": self.delta, "noise": self.noise}
+
+
+def _ols(d: np.ndarray, d_next: np.ndarray, r: np.ndarray) -> RecurrenceFit:
+    y = d_next - d
+    has_r = bool(r.any())
+    x = np.column_stack([np.ones_like(d), d] + ([r] if has_r else []))
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    a, b = coef[0], coef[1]
+    c = coef[2] if has_r else 0.0
+    kappa = -b
+    resid = y - x @ coef
+    return RecurrenceFit(float(kappa), float(a / kappa) if kappa != 0 else float("nan"), float(-c),
+                         float(resid.std(ddof=x.shape[1])) if len(y) > x.shape[1] else float("nan"), len(y))
+
+
+def transitions(turns: pd.DataFrame, value: str = "d_mc") -> pd.DataFrame:
+    """(conversation, D_t, D_{t+1}, r_t) where r_t marks a reminder given before reply t+1."""
+    df = turns.sort_values(["conversation", "turn"])
+    nxt = df.groupby("conversation").shift(-1)
+    out = pd.DataFrame({"conversation": df["conversation"], "d": df[value], "d_next": nxt[value],
+                        "r": nxt["reminder"].astype(float), "consecutive": (nxt["turn"] - df["turn"]) == 1})
+    return out[out["consecutive"] & out["d"].notna() & out["d_next"].notna()].drop(columns="consecutive")
+
+
+def fit_recurrence(turns: pd.DataFrame, value: str = "d_mc", bootstrap: int = 500, confidence: float = 0.95,
+                   seed: int = 0) -> pd.DataFrame:
+    """kappa, D*, delta and the noise scale with bootstrap CIs over conversations."""
+    tr = transitions(turns, value)
+    if len(tr) < 4:
+        raise ValueError(f"too few consecutive turns with {value} to fit the recurrence ({len(tr)})")
+    fit = _ols(tr["d"].to_numpy(), tr["d_next"].to_numpy(), tr["r"].to_numpy())
+    rng = np.random.default_rng(seed)
+    groups = [g for _, g in tr.groupby("conversation")]
+    draws = []
+    for _ in range(bootstrap):
+        pick = pd.concat([groups[i] for i in rng.integers(0, len(groups), len(groups))])
+        draws.append(_ols(pick["d"].to_numpy(), pick["d_next"].to_numpy(), pick["r"].to_numpy()).as_dict())
+    boot = pd.DataFrame(draws)
+    alpha = (1 - confidence) / 2
+    rows = []
+    for k, v in fit.as_dict().items():
+        lo, hi = (boot[k].quantile(alpha), boot[k].quantile(1 - alpha)) if bootstrap else (np.nan, np.nan)
+        rows.append({"parameter": k, "estimate": v, "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows).assign(transitions=fit.n)
+
+
+def compare_arms(turns: pd.DataFrame, value: str = "d_mc") -> pd.DataFrame:
+    """Per arm: mean D_t over all turns and over the turns from its first reminder on, the % reduction of the
+    latter against the no-reminder arm over the same turns, and the constraint-satisfaction rate."""
+    first = turns[turns["reminder"]].groupby("arm")["turn"].min()
+    base_arms = [a for a in turns["arm"].unique() if a not in first.index]
+    base = turns[turns["arm"] == base_arms[0]] if base_arms else None
+    rows = []
+    for arm, g in turns.groupby("arm"):
+        start = int(first.get(arm, 1))
+        after = g[g["turn"] >= start][value].mean()
+        row = {"arm": arm, "first_reminder": str(int(first[arm])) if arm in first.index else "-",
+               f"{value}_mean": g[value].mean(), f"{value}_after_reminder": after,
+               "satisfaction_rate": g["satisfied"].astype(float).mean() if g["satisfied"].notna().any() else np.nan}
+        if base is not None and arm in first.index:
+            ref = base[base["turn"] >= start][value].mean()
+            row["reduction_pct"] = 100.0 * (1.0 - after / ref) if ref and not np.isnan(ref) else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def satisfaction(turns: pd.DataFrame) -> pd.DataFrame:
+    t = turns[turns["satisfied"].notna()]
+    return t.groupby(["arm", "turn"])["satisfied"].agg(lambda s: float(np.mean(s.astype(float)))).rename("rate").reset_index()
+
+
+def drift_tables(log, bootstrap: int = 500) -> dict[str, pd.DataFrame]:
+    turns = turns_table(log.events)
+    ok, why = kl_available(turns)
+    out: dict[str, pd.DataFrame] = {"satisfaction": satisfaction(turns)}
+    if not ok:
+        out["kl"] = pd.DataFrame([{"note": f"D_t unavailable: {why}"}])
+        out["arms"] = compare_arms(turns).drop(columns=[c for c in ("d_mc_mean", "d_mc_after_reminder", "reduction_pct") if c in compare_arms(turns)])
+        return out
+    out["curves_mc"] = curves(turns, "d_mc")
+    out["curves_topk"] = curves(turns, "d_topk")
+    out["arms"] = compare_arms(turns)
+    try:
+        out["recurrence"] = fit_recurrence(turns, "d_mc", bootstrap=bootstrap)
+    except ValueError as e:
+        out["recurrence"] = pd.DataFrame([{"note": str(e)}])
+    return out
+
+
+def plot_curves(curve: pd.DataFrame, path: str | Path, value: str = "d_mc", title: str = "Drift D_t per arm") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for arm, g in curve.groupby("arm"):
+        ax.plot(g["turn"], g[f"{value}_mean"], marker="o", label=str(arm))
+        ax.fill_between(g["turn"], g["ci_low"], g["ci_high"], alpha=0.2)
+    ax.set_xlabel("turn")
+    ax.set_ylabel(f"{value} (mean, 95% CI)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_satisfaction(sat: pd.DataFrame, path: str | Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for arm, g in sat.groupby("arm"):
+        ax.plot(g["turn"], g["rate"], marker="s", label=str(arm))
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel("turn")
+    ax.set_ylabel("constraint satisfaction rate")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
