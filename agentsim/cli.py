@@ -264,5 +264,28 @@ def bench_vllm(
     console.print(f"[bold]median ratio simulated/raw tokens/s = {ratio:.3f}[/bold] (target >= 0.8)")
 
 
+@bench_app.command("csd")
+def bench_csd(
+    models: Annotated[int, typer.Option(min=2)] = 20,
+    benchmarks: Annotated[int, typer.Option(min=1)] = 10,
+    tournaments: Annotated[int, typer.Option(min=1)] = 100_000,
+    loop_tournaments: Annotated[int, typer.Option(min=1, help="Tournaments for the per-tournament loop baseline.")] = 2_000,
+    eliminations: Annotated[int, typer.Option(min=0, help="T_k, every round.")] = 1,
+) -> None:
+    """Vectorized CSD Monte Carlo vs a per-tournament Python loop (same table, same process)."""
+    import pandas as pd
+
+    from agentsim.bench.csd_speed import run_speed
+    from agentsim.runtime.summary import df_table
+
+    r = run_speed(models, benchmarks, tournaments, loop_tournaments, eliminations)
+    df = pd.DataFrame([
+        {"path": "vectorized (numpy)", "tournaments": tournaments, "seconds": r["vectorized_s"], "us/tournament": r["vectorized_us_per_tournament"]},
+        {"path": "per-tournament loop", "tournaments": loop_tournaments, "seconds": r["loop_s"], "us/tournament": r["loop_us_per_tournament"]},
+    ])
+    console.print(df_table(df, f"CSD: {models} models x {benchmarks} benchmarks, T_k = {eliminations}"))
+    console.print(f"[bold]speed-up vectorized/loop = {r['speedup']:.1f}x[/bold]; {tournaments:,} tournaments in {r['vectorized_s']:.2f} s")
+
+
 def main() -> None:  # pragma: no cover
     app()

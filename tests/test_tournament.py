@@ -227,3 +227,21 @@ def test_live_scripted_runs_are_deterministic_and_rated(name: str, tmp_path: Pat
     byes = ev[ev["action"] == "bye"]
     assert total == pytest.approx(len(matches) + sum(json.loads(p)["points"] for p in byes["payload"]))
     assert {"strength", "elo", "ci_low", "ci_high"} <= set(pd.read_csv(tmp_path / "out" / "tournament_ratings.csv").columns)
+
+
+def test_vectorized_csd_agrees_with_the_plain_loop() -> None:
+    from agentsim.bench.csd_speed import simulate_loop
+
+    rng = np.random.default_rng(5)
+    scores = rng.integers(0, 4, (6, 5)).astype(float)  # many ties
+    for ties, el in (("half", 1), ("coin", [0, 1, 0, 1, 0])):
+        vec = simulate(scores, list("abcdef"), 40_000, eliminations=el, ties=ties, seed=1)
+        loop = simulate_loop(scores, 8_000, el, ties, seed=2)
+        se = np.sqrt(vec.std_error**2 + (vec.std_error * np.sqrt(40_000 / 8_000)) ** 2)
+        assert np.all(np.abs(vec.expected_score - loop) <= 4 * np.maximum(se, 1e-9)), (vec.expected_score, loop)
+
+
+def test_bench_csd_cli() -> None:
+    r = agentsim_cli("bench", "csd", "--tournaments", "20000", "--loop-tournaments", "200")
+    assert r.returncode == 0, r.stderr
+    assert "speed-up vectorized/loop" in r.stdout
