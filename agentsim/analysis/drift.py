@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from agentsim.analysis.plots import band_plot
 from agentsim.analysis.stats import mean_ci
 
 
@@ -152,42 +153,9 @@ def drift_tables(log, bootstrap: int = 500) -> dict[str, pd.DataFrame]:
 
 
 def plot_curves(curve: pd.DataFrame, path: str | Path, value: str = "d_mc", title: str = "Drift D_t per arm") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for arm, g in curve.groupby("arm"):
-        ax.plot(g["turn"], g[f"{value}_mean"], marker="o", label=str(arm))
-        ax.fill_between(g["turn"], g["ci_low"], g["ci_high"], alpha=0.2)
-    ax.set_xlabel("turn")
-    ax.set_ylabel(f"{value} (mean, 95% CI)")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return band_plot(curve, "turn", f"{value}_mean", "arm", path, ylabel=f"{value} (mean, 95% CI)", title=title)
 
 
 def plot_satisfaction(sat: pd.DataFrame, path: str | Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for arm, g in sat.groupby("arm"):
-        ax.plot(g["turn"], g["rate"], marker="s", label=str(arm))
-    ax.set_ylim(-0.05, 1.05)
-    ax.set_xlabel("turn")
-    ax.set_ylabel("constraint satisfaction rate")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return band_plot(sat, "turn", "rate", "arm", path, low=None, high=None, ylabel="constraint satisfaction rate",
+                     ylim=(-0.05, 1.05), marker="s")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from agentsim.analysis.plots import band_plot
 from agentsim.analysis.stats import bootstrap_ci
 
 CATEGORY_ACTIONS: dict[str, tuple[str, ...]] = {
@@ -219,25 +220,7 @@ def import_study_logs(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 def plot_es(per_day_by_group: pd.DataFrame, path: str | Path, group: str = "model", title: str = "Escalation score") -> Path:
     """ES over days per group with its CI band, saved as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for key, g in per_day_by_group.groupby(group):
-        ax.plot(g["day"], g["es_mean"], marker="o", label=str(key))
-        ax.fill_between(g["day"], g["ci_low"], g["ci_high"], alpha=0.2)
-    ax.set_xlabel("day")
-    ax.set_ylabel("ES (mean over runs)")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return band_plot(per_day_by_group, "day", "es_mean", group, path, xlabel="day", ylabel="ES (mean over runs)", title=title)
 
 
 def run_label(log) -> str:

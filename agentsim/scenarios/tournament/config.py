@@ -5,19 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from agentsim.spec.models import StrictModel
-
-
-def _resolve(v: Path | None, info: ValidationInfo) -> Path | None:
-    if v is None:
-        return v
-    base = (info.context or {}).get("base_dir")
-    path = v if v.is_absolute() or base is None else Path(base) / v
-    if not path.exists():
-        raise ValueError(f"file not found: {path}")
-    return path
+from agentsim.spec.models import StrictModel, scenario_path
 
 
 class CSDSpec(StrictModel):
@@ -32,7 +22,7 @@ class CSDSpec(StrictModel):
     sensitivity: list[int] = Field(default_factory=lambda: [0, 1, 2], description="Uniform T values for the failure-sensitivity sweep at the end of the run.")
     sensitivity_tournaments: int = Field(20_000, ge=100, description="Tournaments per T in the sweep.")
 
-    _resolve_file = field_validator("scores_file")(_resolve)
+    _resolve_file = field_validator("scores_file")(scenario_path)
 
 
 class Participant(StrictModel):
@@ -60,7 +50,7 @@ class LiveSpec(StrictModel):
     judge: str | None = Field(None, description="Model alias of the judge (match: judge).")
     bye_points: float = Field(1.0, ge=0, le=1, description="Points for a bye (classical Swiss: 1).")
 
-    _resolve_file = field_validator("items_file")(_resolve)
+    _resolve_file = field_validator("items_file")(scenario_path)
 
     @model_validator(mode="after")
     def _needs(self) -> LiveSpec:

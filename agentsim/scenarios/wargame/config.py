@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, field_validator
 
-from agentsim.spec.models import StrictModel
+from agentsim.spec.models import StrictModel, scenario_path
 
 
 class WorldModelSpec(StrictModel):
@@ -37,13 +37,4 @@ class WargameConfig(StrictModel):
     message_max_chars: int = Field(400, ge=1, le=20000, description="Length cap of one message.")
     world_model: WorldModelSpec = Field(default_factory=WorldModelSpec, description="The world-model agent.")
 
-    @field_validator("nations_file", "actions_file")
-    @classmethod
-    def _relative_to_scenario(cls, v: Path | None, info: ValidationInfo) -> Path | None:
-        if v is None:
-            return v
-        base = (info.context or {}).get("base_dir")
-        path = v if v.is_absolute() or base is None else Path(base) / v
-        if not path.exists():
-            raise ValueError(f"file not found: {path}")
-        return path
+    _paths = field_validator("nations_file", "actions_file")(scenario_path)

@@ -1,0 +1,37 @@
+"""Plot helpers shared by the analyses (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+
+def band_plot(
+    df: pd.DataFrame, x: str, y: str, group: str, path: str | Path, *, low: str | None = "ci_low", high: str | None = "ci_high",
+    xlabel: str = "", ylabel: str = "", title: str = "", ylim: tuple[float, float] | None = None, marker: str = "o",
+) -> Path:
+    """One line per group, with its interval band when `low`/`high` are given; saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, g in df.groupby(group):
+        ax.plot(g[x], g[y], marker=marker, label=str(key))
+        if low and high:
+            ax.fill_between(g[x], g[low], g[high], alpha=0.2)
+    ax.set_xlabel(xlabel or x)
+    ax.set_ylabel(ylabel or y)
+    if title:
+        ax.set_title(title)
+    if ylim:
+        ax.set_ylim(*ylim)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
