@@ -57,10 +57,6 @@ def run(
     quiet: Annotated[bool, typer.Option(help="No progress bar or summary tables.")] = False,
 ) -> None:
     """Run a scenario and write its log."""
-    from agentsim.llm.router import build_backend
-    from agentsim.runtime.local import LocalRuntime
-    from agentsim.runtime.progress import RunProgress
-    from agentsim.runtime.summary import print_summary
     from agentsim.spec.loader import load_scenario
 
     if backend is BackendChoice.replay and replay_from is None:
@@ -79,20 +75,33 @@ def run(
     target = run_dir or _new_run_dir(spec.logging.dir, spec.name, spec.seed)
     if target.exists() and any(target.iterdir()):
         _fail(f"{target} exists and is not empty; choose another --run-dir")
+    extra = {"replay_from": str(replay_from.resolve())} if replay_from else {}
+    _execute(sc, target, replay_from, quiet, resume=False, extra_meta=extra)
+
+
+def _execute(sc, run_dir: Path, replay_from: Path | None, quiet: bool, resume: bool, extra_meta: dict | None = None) -> None:
+    """Build the backends, run (or resume) the scenario in `run_dir`, print the summary."""
+    from agentsim.llm.router import build_backend
+    from agentsim.runtime.local import LocalRuntime
+    from agentsim.runtime.progress import RunProgress
+    from agentsim.runtime.summary import print_summary
+
+    spec = sc.spec
     log = (lambda m: None) if quiet else (lambda m: err.print(m, highlight=False))
     try:
         router = build_backend(spec.models, sc.family.scripted_policy, replay_from=replay_from, log=log)
     except BackendError as e:
         _fail(str(e), code=3)
-    model_paths = {}
-    vb = router.backend_for_alias
-    for alias, b in vb.items():
-        if hasattr(b, "model_path"):
-            model_paths[alias] = b.model_path(alias)
+    model_paths = {a: b.model_path(a) for a, b in router.backend_for_alias.items() if hasattr(b, "model_path")}
     progress = RunProgress(spec.steps, console=err, enabled=not quiet)
-    runtime = LocalRuntime(sc, router, target, progress=progress, model_paths=model_paths)
+    runtime = LocalRuntime(sc, router, run_dir, progress=progress, model_paths=model_paths, resume=resume, extra_meta=extra_meta)
+    if resume:
+        err.print(f"Resuming {run_dir} at step {runtime.start_step + 1} of {spec.steps}", soft_wrap=True)
     try:
         result = runtime.run()
+    except Exception:
+        err.print(f"[red]The run failed[/red]; {run_dir} holds every completed step. Resume with: agentsim resume {run_dir}", soft_wrap=True)
+        raise
     finally:
         router.close()
     if not quiet:
@@ -102,10 +111,36 @@ def run(
     if result.status == "interrupted":
         err.print(
             f"[yellow]Interrupted[/yellow] after {result.steps_completed} complete steps; the log in {result.run_dir} "
-            "holds every completed step. Re-run the scenario to start over (resume arrives with checkpoints).",
+            f"holds every completed step. Resume with: agentsim resume {result.run_dir}",
             soft_wrap=True,
         )
         raise typer.Exit(130)
+
+
+@app.command()
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory of an interrupted or killed run.")],
+    quiet: Annotated[bool, typer.Option(help="No progress bar or summary tables.")] = False,
+) -> None:
+    """Continue a killed or interrupted run from its last checkpoint; the log ends as if it had never stopped."""
+    from agentsim.spec.loader import parse_scenario
+
+    meta_path = run_dir / "run.json"
+    if not meta_path.exists():
+        _fail(f"{run_dir}: not a run directory (no run.json)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as e:
+        _fail(f"{meta_path}: not valid JSON ({e})")
+    if meta.get("status") == "completed":
+        _fail(f"{run_dir} already completed all {meta.get('steps_completed')} steps; nothing to resume")
+    source = meta.get("source")
+    try:
+        sc = parse_scenario(meta["spec"], source or str(meta_path), base_dir=Path(source).parent if source else None)
+    except SpecError as e:
+        _fail(e.render())
+    replay = meta.get("replay_from")
+    _execute(sc, run_dir, Path(replay) if replay else None, quiet, resume=True)
 
 
 @app.command()

@@ -200,3 +200,45 @@ def test_analyze_a_directory_of_runs(scripted_run: Path, tmp_path: Path) -> None
     assert (tmp_path / "cmp" / "escalation_es.png").exists()
     r = agentsim_cli("analyze", str(tmp_path / "cmp"), "escalation")
     assert r.returncode == 2 and "neither a run directory nor a directory of runs" in r.stderr
+
+
+def _kill_at_random_step(f: Path, run_dir: Path, steps: int, seed: int, backend: tuple[str, ...] = ("--backend", "scripted")) -> int:
+    import random
+
+    kill_after = random.Random(seed).randint(2, steps - 2)
+    proc = subprocess.Popen([sys.executable, "-m", "agentsim", "run", str(f), *backend, "--run-dir", str(run_dir), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_steps(run_dir, kill_after)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return kill_after
+
+
+@pytest.mark.parametrize("checkpoint_every", [1, 3])
+def test_sigkill_then_resume_gives_the_uninterrupted_log(tmp_path: Path, checkpoint_every: int) -> None:
+    steps = 60
+    f = write_scenario(tmp_path, steps=steps, **{"world.history_days": 2, "runtime.checkpoint_every": checkpoint_every})
+    run_ok(str(f), "--backend", "scripted", "--run-dir", str(tmp_path / "whole"), "--quiet")
+    killed = tmp_path / "killed"
+    _kill_at_random_step(f, killed, steps, seed=checkpoint_every)
+    assert json.loads((killed / "run.json").read_text())["status"] == "running"
+    r = agentsim_cli("resume", str(killed), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "Resuming" in r.stderr
+    meta = json.loads((killed / "run.json").read_text())
+    assert meta["status"] == "completed" and meta["steps_completed"] == steps and meta["resumed"]
+    assert_same_log(tmp_path / "whole", killed)
+    r = agentsim_cli("resume", str(killed))
+    assert r.returncode == 2 and "already completed" in r.stderr
+
+
+def test_resume_of_a_killed_replay_run(tmp_path: Path) -> None:
+    steps = 60
+    f = write_scenario(tmp_path, steps=steps, **{"world.history_days": 2, "runtime.checkpoint_every": 4})
+    run_ok(str(f), "--backend", "scripted", "--run-dir", str(tmp_path / "rec"), "--quiet")
+    killed = tmp_path / "replay"
+    _kill_at_random_step(f, killed, steps, seed=11, backend=("--backend", "replay", "--replay-from", str(tmp_path / "rec")))
+    r = agentsim_cli("resume", str(killed), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((killed / "run.json").read_text())["replay_from"] == str((tmp_path / "rec").resolve())
+    assert_same_log(tmp_path / "rec", killed, ignore={"llm_calls": ["backend"]})

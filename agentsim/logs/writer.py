@@ -85,5 +85,20 @@ class RunLogWriter:
         for t in self.tables.values():
             t.flush()
 
+    def positions(self) -> dict[str, int]:
+        """The next part number of each table: where a checkpoint leaves the log."""
+        return {n: t.part for n, t in self.tables.items()}
+
+    def truncate_to(self, positions: dict[str, int]) -> None:
+        """Delete the parts at or after `positions` (all parts of a table it does not name) and continue from there."""
+        for name, t in self.tables.items():
+            keep = positions.get(name, 0)
+            for p in t.dir.glob("*.parquet*"):
+                stem = p.name.removeprefix(".").split(".")[0]
+                if not stem.startswith("part-") or int(stem[5:]) >= keep or p.name.startswith("."):
+                    p.unlink()
+            t.part = keep
+            t._buf.clear()
+
     def rows_written(self) -> dict[str, int]:
         return {n: t.rows_written for n, t in self.tables.items()}

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agentsim.core.policy import CallLog, LLMPolicy
-from agentsim.core.seeding import make_rng
+from agentsim.core.seeding import make_rng, restore_rng, rng_state
 from agentsim.core.types import Metric
 from agentsim.core.world import StepContext, World
 from agentsim.llm.router import BackendRouter
@@ -25,6 +25,8 @@ from agentsim.logs.writer import RunLogWriter, atomic_write_json
 from agentsim.runtime.meta import new_meta, now
 from agentsim.runtime.progress import RunProgress
 from agentsim.spec.loader import Scenario
+
+CHECKPOINT = "checkpoint.json"
 
 
 @dataclass
@@ -44,6 +46,8 @@ class LocalRuntime:
         run_dir: Path,
         progress: RunProgress | None = None,
         model_paths: dict[str, str] | None = None,
+        resume: bool = False,
+        extra_meta: dict[str, Any] | None = None,
     ):
         self.scenario = scenario
         self.spec = scenario.spec
@@ -70,13 +74,56 @@ class LocalRuntime:
             a: {"backend": backend.backend_name(a), "model": m.model, "path": (model_paths or {}).get(a)}
             for a, m in self.spec.models.items()
         }
-        self.meta = new_meta(
-            run_dir.name,
-            self.spec.model_dump(mode="json"),
-            scenario.world.model_dump(mode="json"),
-            str(scenario.source) if scenario.source else None,
-            models,
-        )
+        self.start_step = 0
+        if resume:
+            self._restore(models)
+        else:
+            self.meta = new_meta(
+                run_dir.name,
+                self.spec.model_dump(mode="json"),
+                scenario.world.model_dump(mode="json"),
+                str(scenario.source.resolve()) if scenario.source else None,
+                models,
+            )
+            self.meta.update(extra_meta or {})
+
+    # -- checkpoints ----------------------------------------------------------------------------------------------
+    def _checkpoint(self, next_step: int) -> None:
+        """Everything needed to continue exactly after `next_step - 1`: world state, RNG state, event counter,
+        totals, and the log position (parts per table; the writer was flushed, so parts end on this step)."""
+        self.writer.flush()
+        atomic_write_json(self.run_dir / CHECKPOINT, {
+            "format": 1,
+            "next_step": next_step,
+            "world": self.world.get_state(),
+            "rng": rng_state(self.rng),
+            "next_event_id": self.next_event_id,
+            "parts": self.writer.positions(),
+            "totals": dict(self.totals),
+            "tokens_by_model": {k: dict(v) for k, v in self.tokens_by_model.items()},
+            "step_wall": self.step_wall,
+        })
+
+    def _restore(self, models: dict[str, Any]) -> None:
+        meta_path = self.run_dir / "run.json"
+        self.meta = json.loads(meta_path.read_text())
+        ck_path = self.run_dir / CHECKPOINT
+        if ck_path.exists():
+            ck = json.loads(ck_path.read_text())
+            self.world.set_state(ck["world"])
+            restore_rng(self.rng, ck["rng"])
+            self.next_event_id = ck["next_event_id"]
+            self.totals = Counter(ck["totals"])
+            self.tokens_by_model = {k: Counter(v) for k, v in ck["tokens_by_model"].items()}
+            self.step_wall = list(ck["step_wall"])
+            self.start_step = ck["next_step"]
+            parts = ck["parts"]
+        else:
+            parts = {}  # killed before the first checkpoint: start again from step 0
+        # Rows written after the checkpoint belong to steps that will run again.
+        self.writer.truncate_to(parts)
+        self.meta.update(status="running", steps_completed=self.start_step, models=models)
+        self.meta.setdefault("resumed", []).append({"at": now(), "from_step": self.start_step})
 
     def _save_meta(self) -> None:
         atomic_write_json(self.run_dir / "run.json", self.meta)
@@ -125,23 +172,30 @@ class LocalRuntime:
         self.totals.update(events=len(ctx.events), llm_calls=len(calls.rows), invalid=invalid,
                            prompt_tokens=calls.prompt_tokens, completion_tokens=calls.completion_tokens)
         self.step_wall.append(time.perf_counter() - t_step)
+        every = self.spec.runtime.checkpoint_every
+        if every and ((step + 1) % every == 0 or step + 1 == self.spec.steps):
+            self._checkpoint(step + 1)
         self.meta["steps_completed"] = step + 1
         self._save_meta()
 
     async def _run(self) -> None:
+        if self.start_step == 0:
+            self._write_agents()
+        self._save_meta()
+        for step in range(self.start_step, self.spec.steps):
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            self.progress.start_step(step)
+            await self._step(step)
+            self.progress.end_step(step)
+
+    def _write_agents(self) -> None:
         self.writer.append("agents", [
             {"agent_id": a.agent_id, "kind": a.kind, "model": a.model, "group": a.group,
              "persona": json.dumps(a.persona, sort_keys=True, ensure_ascii=False, default=str)}
             for a in self.world.agents()
         ])
         self.writer.flush()
-        self._save_meta()
-        for step in range(self.spec.steps):
-            if self.stop_requested:
-                raise KeyboardInterrupt
-            self.progress.start_step(step)
-            await self._step(step)
-            self.progress.end_step(step)
 
     def _on_sigint(self, signum: int, frame: object) -> None:
         """First Ctrl-C: finish and flush the current step, then stop. Second: stop now (the unfinished step is

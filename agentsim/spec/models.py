@@ -27,7 +27,7 @@ def scenario_path(v: Path | None, info: ValidationInfo) -> Path | None:
     path = v if v.is_absolute() or base is None else Path(base) / v
     if not path.exists():
         raise ValueError(f"file not found: {path}")
-    return path
+    return path.resolve()
 
 
 class StrictModel(BaseModel):
@@ -106,6 +106,9 @@ class RuntimeSpec(StrictModel):
 
     kind: Literal["local"] = Field(
         "local", description="'local' runs in one process (the Ray runtime is planned: see the roadmap)."
+    )
+    checkpoint_every: int | None = Field(
+        5, ge=1, description="Checkpoint world, agent memories, RNG states and log position every N steps (None: never)."
     )
 
 
