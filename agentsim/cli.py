@@ -26,6 +26,7 @@ err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, widt
 
 class BackendChoice(StrEnum):
     vllm = "vllm"
+    openai = "openai"
     scripted = "scripted"
     replay = "replay"
 

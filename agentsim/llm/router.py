@@ -47,7 +47,9 @@ def build_backend(
             raise BackendError("the replay backend needs a recorded run: pass --replay-from RUN_DIR")
         shared["replay"] = ReplayBackend(replay_from)
     if "openai" in kinds.values():
-        raise BackendError("the openai backend is not available yet (planned with the Ray runtime)")
+        from agentsim.llm.openai_backend import OpenAIBackend
+
+        shared["openai"] = OpenAIBackend({a: s for a, s in models.items() if s.backend == "openai"})
     vllm_models = {a: s for a, s in models.items() if s.backend == "vllm"}
     if vllm_models:
         from agentsim.llm.vllm_backend import VLLMBackend

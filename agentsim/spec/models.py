@@ -73,6 +73,24 @@ class ModelSpec(StrictModel):
     engine_args: dict[str, Any] = Field(
         default_factory=dict, description="Extra keyword arguments passed to vllm.LLM as is."
     )
+    # -- openai backend --
+    base_url: str | None = Field(None, description="openai backend: the server's URL, e.g. http://127.0.0.1:8000/v1.")
+    api_key_env: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="openai backend: name of the environment variable holding the API key (the key never enters logs).",
+    )
+    structured_outputs: Literal["vllm", "response_format", "none"] = Field(
+        "vllm", description="openai backend: how JSON schemas are sent: vLLM's extra_body, OpenAI's response_format, or not at all."
+    )
+    max_concurrency: int = Field(64, ge=1, description="openai backend: requests in flight at once.")
+    max_retries: int = Field(5, ge=0, le=20, description="openai backend: retries with exponential backoff on 429, 5xx and timeouts.")
+    timeout_s: float = Field(120.0, gt=0, description="openai backend: seconds per request.")
+
+    @model_validator(mode="after")
+    def _openai_needs_url(self) -> ModelSpec:
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError("backend 'openai' needs base_url (e.g. http://127.0.0.1:8000/v1)")
+        return self
 
     def engine_key(self) -> str:
         """Aliases that share weights and engine settings share one engine."""
