@@ -56,6 +56,9 @@ def run(
     out: Annotated[Path | None, typer.Option(help="Parent directory for the run directory (logging.dir).")] = None,
     run_dir: Annotated[Path | None, typer.Option(help="Exact run directory to create.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar or summary tables.")] = False,
+    runtime: Annotated[str | None, typer.Option(help="Override runtime.kind: local or ray.")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (runtime.address), e.g. auto or host:6379.")] = None,
+    shards: Annotated[int | None, typer.Option(help="Override runtime.shards.")] = None,
 ) -> None:
     """Run a scenario and write its log."""
     from agentsim.spec.loader import load_scenario
@@ -68,7 +71,8 @@ def run(
             backend=backend.value if backend else None,
             seed=seed,
             steps=steps,
-            **{"logging.dir": str(out) if out else None},
+            **{"logging.dir": str(out) if out else None, "runtime.kind": runtime or ("ray" if address else None),
+               "runtime.address": address, "runtime.shards": shards},
         )
     except SpecError as e:
         _fail(e.render())
@@ -89,13 +93,21 @@ def _execute(sc, run_dir: Path, replay_from: Path | None, quiet: bool, resume: b
 
     spec = sc.spec
     log = (lambda m: None) if quiet else (lambda m: err.print(m, highlight=False))
+    router, policy, model_paths = None, None, {}
     try:
-        router = build_backend(spec.models, sc.family.scripted_policy, replay_from=replay_from, log=log)
+        if spec.runtime.kind == "ray":
+            from agentsim.runtime.ray_runtime import ShardedPolicy, make_shards
+
+            shards, _ = make_shards(spec, sc.family.scripted_policy, str(replay_from.resolve()) if replay_from else None, log=log)
+            policy = ShardedPolicy(shards)
+        else:
+            router = build_backend(spec.models, sc.family.scripted_policy, replay_from=replay_from, log=log)
+            model_paths = {a: b.model_path(a) for a, b in router.backend_for_alias.items() if hasattr(b, "model_path")}
     except BackendError as e:
         _fail(str(e), code=3)
-    model_paths = {a: b.model_path(a) for a, b in router.backend_for_alias.items() if hasattr(b, "model_path")}
     progress = RunProgress(spec.steps, console=err, enabled=not quiet)
-    runtime = LocalRuntime(sc, router, run_dir, progress=progress, model_paths=model_paths, resume=resume, extra_meta=extra_meta)
+    runtime = LocalRuntime(sc, router, run_dir, progress=progress, model_paths=model_paths, resume=resume,
+                           extra_meta=extra_meta, policy=policy)
     if resume:
         err.print(f"Resuming {run_dir} at step {runtime.start_step + 1} of {spec.steps}", soft_wrap=True)
     try:
@@ -104,7 +116,8 @@ def _execute(sc, run_dir: Path, replay_from: Path | None, quiet: bool, resume: b
         err.print(f"[red]The run failed[/red]; {run_dir} holds every completed step. Resume with: agentsim resume {run_dir}", soft_wrap=True)
         raise
     finally:
-        router.close()
+        if router is not None:
+            router.close()
     if not quiet:
         print_summary(console, sc, result)
     else:
@@ -321,6 +334,29 @@ def bench_csd(
     ])
     console.print(df_table(df, f"CSD: {models} models x {benchmarks} benchmarks, T_k = {eliminations}"))
     console.print(f"[bold]speed-up vectorized/loop = {r['speedup']:.1f}x[/bold]; {tournaments:,} tournaments in {r['vectorized_s']:.2f} s")
+
+
+@bench_app.command("runtime")
+def bench_runtime(
+    agents: Annotated[int, typer.Option(min=1)] = 100_000,
+    steps: Annotated[int, typer.Option(min=1)] = 3,
+    shards: Annotated[int, typer.Option(min=1)] = 4,
+    address: Annotated[str | None, typer.Option(help="Ray cluster to join (default: start a local one).")] = None,
+) -> None:
+    """Agent-steps/s of the Ray runtime vs the local runtime (every agent acts every step; scripted backend)."""
+    import pandas as pd
+
+    from agentsim.bench.runtime_overhead import run_runtime_overhead
+    from agentsim.runtime.summary import df_table
+
+    r = run_runtime_overhead(agents, steps, shards, address, log=lambda m: err.print(m, highlight=False))
+    df = pd.DataFrame([
+        {"runtime": "local", "seconds": r["local_s"], "agent-steps/s": r["local_agent_steps_per_s"]},
+        {"runtime": f"ray ({shards} shards)", "seconds": r["ray_s"], "agent-steps/s": r["ray_agent_steps_per_s"]},
+    ])
+    console.print(df_table(df, f"Runtime overhead: {agents:,} agents x {steps} steps"))
+    console.print(f"[bold]ratio ray/local agent-steps/s = {r['ratio']:.2f}[/bold] (target >= 0.7); "
+                  f"local peak memory {r['local_peak_bytes_per_agent']:.0f} bytes/agent")
 
 
 def main() -> None:  # pragma: no cover

@@ -133,8 +133,9 @@ class LLMPolicy:
             score_top_k=obs.score_top_k,
         )
 
-    def _call_row(self, phase: str, req: LLMRequest, res: LLMResult, valid: bool, error: str | None) -> dict[str, Any]:
+    def _call_row(self, phase: str, req: LLMRequest, res: LLMResult, valid: bool, error: str | None, index: int) -> dict[str, Any]:
         return {
+            "_obs": index,  # position in the batch; not a log column (the writer keeps only schema columns)
             "request_id": req.request_id,
             "step": req.step,
             "phase": phase,
@@ -178,7 +179,7 @@ class LLMPolicy:
                 else:
                     action, error = parse_answer(res.text, obs)
                 valid = error is None
-                calls.rows.append(self._call_row(phase, req, res, valid, error))
+                calls.rows.append(self._call_row(phase, req, res, valid, error, i))
                 calls.prompt_tokens += res.prompt_tokens
                 calls.completion_tokens += res.completion_tokens
                 if valid:

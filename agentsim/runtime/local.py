@@ -42,12 +42,13 @@ class LocalRuntime:
     def __init__(
         self,
         scenario: Scenario,
-        backend: BackendRouter,
+        backend: BackendRouter | None,
         run_dir: Path,
         progress: RunProgress | None = None,
         model_paths: dict[str, str] | None = None,
         resume: bool = False,
         extra_meta: dict[str, Any] | None = None,
+        policy: Any = None,
     ):
         self.scenario = scenario
         self.spec = scenario.spec
@@ -56,13 +57,10 @@ class LocalRuntime:
         self.progress = progress or RunProgress(enabled=False)
         self.world: World = scenario.family.create_world(scenario.spec, scenario.world)
         self.rng = make_rng(self.spec.seed, "world")
-        self.policy = LLMPolicy(
-            backend,
-            self.spec.models,
-            self.spec.seed,
-            self.spec.policy.max_retries,
-            self.spec.logging,
-            backend_name=backend.backend_name,
+        backend_name = backend.backend_name if backend is not None else (lambda alias: self.spec.models[alias].backend)
+        # The Ray runtime passes a sharded policy; the local runtime answers in this process.
+        self.policy = policy or LLMPolicy(
+            backend, self.spec.models, self.spec.seed, self.spec.policy.max_retries, self.spec.logging, backend_name=backend_name
         )
         self.writer = RunLogWriter(run_dir, flush_rows=self.spec.logging.flush_rows)
         self.next_event_id = 0
@@ -71,7 +69,7 @@ class LocalRuntime:
         self.step_wall: list[float] = []
         self.stop_requested = False
         models = {
-            a: {"backend": backend.backend_name(a), "model": m.model, "path": (model_paths or {}).get(a)}
+            a: {"backend": backend_name(a), "model": m.model, "path": (model_paths or {}).get(a)}
             for a, m in self.spec.models.items()
         }
         self.start_step = 0

@@ -122,8 +122,18 @@ class PolicySpec(StrictModel):
 class RuntimeSpec(StrictModel):
     """Where the simulation runs."""
 
-    kind: Literal["local"] = Field(
-        "local", description="'local' runs in one process (the Ray runtime is planned: see the roadmap)."
+    kind: Literal["local", "ray"] = Field(
+        "local", description="'local' runs in one process; 'ray' runs agent shards and vLLM engines as Ray actors."
+    )
+    address: str | None = Field(
+        None, description="ray: cluster to join ('auto', 'ray://host:10001', 'host:6379'); None starts a local Ray instance."
+    )
+    shards: int = Field(4, ge=1, le=100_000, description="ray: agent shard actors (one call per shard per phase).")
+    engines: int = Field(1, ge=1, description="ray: vLLM engine replicas per distinct model (routed with prefix affinity).")
+    cpus_per_shard: float = Field(0.5, gt=0, description="ray: CPUs reserved by each shard actor.")
+    cpus_per_engine: float = Field(1.0, gt=0, description="ray: CPUs reserved by each engine actor (CPU inference).")
+    gpus_per_engine: bool = Field(
+        False, description="ray: place each engine on tensor_parallel_size GPUs with a placement group."
     )
     checkpoint_every: int | None = Field(
         5, ge=1, description="Checkpoint world, agent memories, RNG states and log position every N steps (None: never)."

@@ -1,0 +1,183 @@
+"""The Ray runtime: agent shards as Ray actors, vLLM engines as Ray actors, the same log as the local runtime.
+
+Each step phase, the driver's world builds the observations in one batch; the runtime splits them into
+contiguous blocks, one per shard actor, and makes **one call per shard** (never one per agent). A shard turns its
+observations into requests, asks the backend, parses and validates answers and re-asks invalid ones, exactly
+as the local runtime does. Scripted and replay backends run inside the shards; vLLM engines run in engine
+actors (one per model and replica, placed with placement groups, tensor parallelism = GPUs per engine), and
+shards route requests to them with prefix affinity: requests whose prompts share a system prompt go to the same
+replica so its prefix cache hits.
+
+Determinism: request seeds depend only on (run seed, step, phase, agent, attempt) and call rows are merged in
+(attempt, observation) order, so a Ray run and a local run with the same seed write the same log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any
+
+from agentsim.core.policy import CallLog, LLMPolicy
+from agentsim.core.types import Decision, Observation
+from agentsim.llm.router import BackendRouter
+from agentsim.llm.types import LLMRequest, LLMResult, fan_out
+from agentsim.spec.models import LoggingSpec, ModelSpec
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError as e:  # pragma: no cover
+        from agentsim.llm.types import BackendError
+
+        raise BackendError("the ray runtime needs ray: pip install 'ray[default]'") from e
+    return ray
+
+
+class EngineClient:
+    """A backend inside a shard that forwards vLLM requests to engine actors, with prefix-affinity routing."""
+
+    name = "vllm"
+
+    def __init__(self, engines: dict[str, list[Any]]):
+        self.engines = engines  # alias -> engine actor replicas
+
+    def _replica(self, r: LLMRequest) -> Any:
+        replicas = self.engines[r.alias]
+        if len(replicas) == 1:
+            return replicas[0]
+        head = r.messages[0]["content"] if r.messages else ""
+        return replicas[int(hashlib.blake2b(head.encode(), digest_size=4).hexdigest(), 16) % len(replicas)]
+
+    async def generate(self, requests: list[LLMRequest]) -> list[LLMResult]:
+        async def call(actor: Any, batch: list[LLMRequest]) -> list[LLMResult]:
+            for r in batch:
+                r.context = None  # the engine does not need the structured observation
+            return await actor.generate.remote(batch)
+
+        return await fan_out(requests, self._replica, call)
+
+    def close(self) -> None:
+        pass
+
+
+class ShardActor:
+    """Holds the policy for a block of agents; one `decide` call per phase."""
+
+    def __init__(self, models: dict[str, ModelSpec], scripted_policy: Any, replay_from: str | None, seed: int,
+                 max_retries: int, logging: LoggingSpec, engines: dict[str, list[Any]]):
+        from agentsim.llm.router import build_backend
+
+        local_models = {a: m for a, m in models.items() if m.backend != "vllm"}
+        router = build_backend(local_models, scripted_policy, replay_from=replay_from, log=lambda m: None) if local_models else BackendRouter({})
+        backends = dict(router.backend_for_alias)
+        if engines:
+            client = EngineClient(engines)
+            backends.update(dict.fromkeys(engines, client))
+        self.router = BackendRouter(backends)
+        self.policy = LLMPolicy(self.router, models, seed, max_retries, logging, backend_name=self.router.backend_name)
+
+    async def decide(self, step: int, phase: str, observations: list[Observation], first: int) -> tuple[list[Decision], CallLog]:
+        calls = CallLog()
+        decisions = await self.policy.decide(step, phase, observations, calls)
+        for r in calls.rows:
+            r["_obs"] += first  # position in the whole phase batch, for the merge
+        return decisions, calls
+
+    def ping(self) -> str:
+        """node id:pid (two nodes on one host share a hostname, not a node id)."""
+        import os
+
+        import ray
+
+        return f"{ray.get_runtime_context().get_node_id()}:{os.getpid()}"
+
+
+class EngineActor:
+    """One vLLM engine (tensor parallel over the GPUs of its placement-group bundle)."""
+
+    def __init__(self, spec: ModelSpec):
+        from agentsim.llm.vllm_backend import VLLMEngine
+
+        self.engine = VLLMEngine(spec, log=lambda m: None)
+
+    def generate(self, requests: list[LLMRequest]) -> list[LLMResult]:
+        return self.engine.generate(requests)
+
+    def model_path(self) -> str:
+        return self.engine.model_path
+
+
+class ShardedPolicy:
+    """Stands in for LLMPolicy in the runtime: splits a phase's observations over the shard actors."""
+
+    def __init__(self, shards: list[Any]):
+        self.shards = shards
+
+    async def decide(self, step: int, phase: str, observations: list[Observation], calls: CallLog | None = None) -> list[Decision]:
+        n = len(self.shards)
+        size = -(-len(observations) // n)
+        blocks = [(i * size, observations[i * size : (i + 1) * size]) for i in range(n)]
+        refs = [shard.decide.remote(step, phase, block, first) for shard, (first, block) in zip(self.shards, blocks, strict=True) if block]
+        results = await asyncio.gather(*refs)
+        decisions: list[Decision] = []
+        rows: list[dict[str, Any]] = []
+        for ds, log in results:
+            decisions.extend(ds)
+            rows.extend(log.rows)
+            if calls is not None:
+                calls.prompt_tokens += log.prompt_tokens
+                calls.completion_tokens += log.completion_tokens
+        rows.sort(key=lambda r: (r["attempt"], r["_obs"]))
+        if calls is not None:
+            calls.rows.extend(rows)
+        return decisions
+
+
+def start_ray(address: str | None, log: Any = print) -> Any:
+    ray = _ray()
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+                 runtime_env={"env_vars": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}})
+        log(f"Ray: {'joined ' + address if address else 'started a local instance'}; "
+            f"{int(ray.cluster_resources().get('CPU', 0))} CPUs, {len(ray.nodes())} node(s)")
+    return ray
+
+
+def make_shards(spec: Any, scripted_policy: Any, replay_from: str | None, log: Any = print) -> tuple[list[Any], dict[str, list[Any]]]:
+    """Engine actors for the vLLM aliases (one per distinct engine, `engines` replicas each), then the shards."""
+    ray = start_ray(spec.runtime.address, log)
+    rt = spec.runtime
+    engines: dict[str, list[Any]] = {}
+    by_key: dict[str, list[Any]] = {}
+    Engine = ray.remote(EngineActor)
+    for alias, m in spec.models.items():
+        if m.backend != "vllm":
+            continue
+        key = m.engine_key()
+        if key not in by_key:
+            replicas = []
+            for _ in range(rt.engines):
+                opts: dict[str, Any] = {"num_cpus": rt.cpus_per_engine}
+                if rt.gpus_per_engine:
+                    from ray.util.placement_group import placement_group
+                    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+                    pg = placement_group([{"GPU": 1, "CPU": 1}] * m.tensor_parallel_size, strategy="STRICT_PACK")
+                    ray.get(pg.ready())
+                    opts = {"num_cpus": 1, "num_gpus": 1, "scheduling_strategy": PlacementGroupSchedulingStrategy(pg)}
+                replicas.append(Engine.options(max_restarts=3, max_task_retries=3, **opts).remote(m))
+            by_key[key] = replicas
+        engines[alias] = by_key[key]
+    Shard = ray.remote(ShardActor)
+    shards = [
+        # Shards keep no state between calls, so a shard that dies is restarted by Ray and its call re-run; the
+        # re-run asks with the same seeds, so nothing is lost or duplicated in the log.
+        Shard.options(num_cpus=rt.cpus_per_shard, scheduling_strategy="SPREAD", max_restarts=-1, max_task_retries=-1).remote(
+            spec.models, scripted_policy, replay_from, spec.seed, spec.policy.max_retries, spec.logging, engines)
+        for _ in range(rt.shards)
+    ]
+    where = ray.get([s.ping.remote() for s in shards])
+    log(f"Ray: {len(shards)} shards on {len({w.split(':')[0] for w in where})} node(s), {sum(len(v) for v in by_key.values())} engine actor(s)")
+    return shards, engines
