@@ -196,3 +196,19 @@ def test_drift_run_on_vllm_measures_and_replays(tiny_model: Path, tmp_path: Path
     assert set(rec["parameter"]) == {"kappa", "d_star", "delta", "noise"}
     payload = json.loads(log.events[log.events["action"] == "turn"]["payload"].iloc[0])
     assert set(payload["checks"]) and payload["reply"] is not None
+
+
+def test_judge_rates_every_reply(tmp_path: Path) -> None:
+    f = write_scenario(tmp_path, DRIFT / "rewrite.yaml", steps=3, **{"world.judge": {"model": "default"}})
+    run_ok(str(f), "--backend", "scripted", "--run-dir", str(tmp_path / "j"), "--quiet")
+    turns = turns_table(RunLog(tmp_path / "j").events)
+    assert turns["judge_score"].between(1, 10).all() and len(turns) == 3 * 12
+    # the scripted judge follows the constraint checks: satisfied replies get 10
+    assert (turns.loc[turns["satisfied"] == True, "judge_score"] == 10).all()  # noqa: E712
+    r = agentsim_cli("analyze", str(tmp_path / "j"), "drift", "--out", str(tmp_path / "o"))
+    assert r.returncode == 0 and "judge_mean" in pd.read_csv(tmp_path / "o" / "drift_satisfaction.csv").columns
+    bad = write_scenario(tmp_path, DRIFT / "rewrite.yaml", **{"world.judge": {"model": "gpt-judge"}})
+    from agentsim.spec.errors import SpecError
+
+    with pytest.raises(SpecError, match="world.judge.model.*unknown model alias 'gpt-judge'"):
+        load_scenario(bad)

@@ -245,3 +245,22 @@ def test_bench_csd_cli() -> None:
     r = agentsim_cli("bench", "csd", "--tournaments", "20000", "--loop-tournaments", "200")
     assert r.returncode == 0, r.stderr
     assert "speed-up vectorized/loop" in r.stdout
+
+
+def test_benchmark_scorers() -> None:
+    from agentsim.scenarios.tournament.world import score_answer
+
+    assert score_answer("exact", "Paris.", "paris") and not score_answer("exact", "It is Paris", "paris")
+    assert score_answer("contains", "It is Paris, of course", "paris")
+    assert score_answer("numeric", "The answer is 1,024 bytes", "1024") and not score_answer("numeric", "about 1000", "1024")
+    assert not score_answer("exact", "anything", "")
+
+
+def test_benchmark_tournament_scripted(tmp_path: Path) -> None:
+    f = write_scenario(tmp_path, TOURNAMENT / "live_ipd.yaml", steps=3, **{
+        "world.live": {"match": "benchmark", "scorer": "numeric", "items": [{"question": "2+2?", "answer": "4"}, {"question": "3*3?", "answer": "9"}]}})
+    run_ok(str(f), "--backend", "scripted", "--run-dir", str(tmp_path / "b"), "--quiet")
+    ev = RunLog(tmp_path / "b").events
+    answers = [json.loads(p) for p in ev[ev["action"] == "answer"]["payload"]]
+    assert answers and any(a["correct"] for a in answers) and not all(a["correct"] for a in answers)
+    assert (ev["action"] == "match").sum() == 2 * 3

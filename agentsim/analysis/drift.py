@@ -30,9 +30,9 @@ def turns_table(events: pd.DataFrame) -> pd.DataFrame:
         p = json.loads(payload)
         rows.append({"conversation": cid, "arm": p["arm"], "turn": p["turn"], "reminder": bool(p["reminder"]),
                      "d_mc": p["d_mc"], "d_topk": p["d_topk"], "tokens": p["tokens"], "q_mass": p["q_mass"],
-                     "satisfied": p["satisfied"], "kl_error": p["kl_error"]})
+                     "satisfied": p["satisfied"], "kl_error": p["kl_error"], "judge_score": p.get("judge_score")})
     df = pd.DataFrame(rows)
-    for c in ("d_mc", "d_topk", "q_mass"):
+    for c in ("d_mc", "d_topk", "q_mass", "judge_score"):
         df[c] = pd.to_numeric(df[c], errors="coerce")
     return df.sort_values(["arm", "conversation", "turn"]).reset_index(drop=True)
 
@@ -130,8 +130,13 @@ def compare_arms(turns: pd.DataFrame, value: str = "d_mc") -> pd.DataFrame:
 
 
 def satisfaction(turns: pd.DataFrame) -> pd.DataFrame:
+    """Constraint-satisfaction rate (and mean judge score, when a judge rated the replies) per arm and turn."""
     t = turns[turns["satisfied"].notna()]
-    return t.groupby(["arm", "turn"])["satisfied"].agg(lambda s: float(np.mean(s.astype(float)))).rename("rate").reset_index()
+    out = t.groupby(["arm", "turn"])["satisfied"].agg(lambda s: float(np.mean(s.astype(float)))).rename("rate").reset_index()
+    if "judge_score" in turns and turns["judge_score"].notna().any():
+        judge = turns.groupby(["arm", "turn"])["judge_score"].mean().rename("judge_mean").reset_index()
+        out = out.merge(judge, on=["arm", "turn"], how="outer")
+    return out
 
 
 def drift_tables(log, bootstrap: int = 500) -> dict[str, pd.DataFrame]:

@@ -32,7 +32,8 @@ def _check(spec: Any, config: DriftConfig) -> list[tuple[list[str | int], str]]:
 
     out: list[tuple[list[str | int], str]] = []
     for loc, alias in ((["world", "user", "model"], config.user.model), (["world", "assistant_model"], config.assistant_model),
-                       (["world", "reference", "model"], config.reference.model)):
+                       (["world", "reference", "model"], config.reference.model),
+                       (["world", "judge", "model"], config.judge.model if config.judge else None)):
         msg = unknown_alias(spec, alias)
         if msg:
             out.append((loc, msg))

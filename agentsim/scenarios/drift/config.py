@@ -41,6 +41,13 @@ class ReferenceSpec(StrictModel):
     restatement: str = Field("Remember the goal: {goal}", description="Appended as a system message to form the goal-consistent reference context.")
 
 
+class JudgeSpec(StrictModel):
+    """An optional judge model that rates each reply's adherence to the goal from 1 to 10."""
+
+    model: str = Field(..., description="Model alias of the judge.")
+    rubric: str = Field("Rate how well the reply follows the goal and its constraints.", description="What the judge rates.")
+
+
 class DriftConfig(StrictModel):
     """Multi-turn conversations drifting from a goal; D_t is the KL between the model under test and a
     goal-consistent reference (after "Drift No More? Context Equilibria in Multi-Turn LLM Interactions")."""
@@ -55,6 +62,7 @@ class DriftConfig(StrictModel):
     reminder_role: Literal["system", "user"] = Field("system", description="Role of the injected reminder message.")
     top_k: int = Field(20, ge=1, description="Alternatives per position for the top-k KL estimator.")
     measure_kl: bool = Field(True, description="Score replies under both contexts (needs a backend with logprobs).")
+    judge: JudgeSpec | None = Field(None, description="Optional judge model scoring every reply 1-10.")
 
     @model_validator(mode="after")
     def _unique_arms(self) -> DriftConfig:

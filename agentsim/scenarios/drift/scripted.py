@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from agentsim.scenarios.drift.world import AssistantView, UserView
+from agentsim.scenarios.drift.world import AssistantView, JudgeView, Rating, UserView
 
 COMPLIANT = [
     "- The proposal addresses the stated objectives with a structured and evidence-based approach.",
@@ -22,7 +22,7 @@ COMPLIANT = [
 FILLER = "This consideration is examined with reference to the relevant literature and its implications for practice."
 
 
-def scripted_policy(view: Any, rng: np.random.Generator) -> str:
+def scripted_policy(view: Any, rng: np.random.Generator) -> Any:
     if isinstance(view, UserView):
         return f"{view.material}\n\n{view.pressure}".strip() if view.material else view.pressure
     if isinstance(view, AssistantView):
@@ -30,4 +30,6 @@ def scripted_policy(view: Any, rng: np.random.Generator) -> str:
             extra = " ".join([FILLER] * 2)
             return "\n".join(f"{line} {extra}" for line in COMPLIANT)
         return "Sure thing! Here's a super casual take, hope that's cool :) " + " ".join(["stuff"] * int(rng.integers(5, 30)))
+    if isinstance(view, JudgeView):
+        return Rating(score=int(round(1 + 9 * view.checks_passed)))
     raise TypeError(f"drift scripted policy got an unexpected observation: {type(view).__name__}")

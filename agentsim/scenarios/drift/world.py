@@ -10,7 +10,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from agentsim.core.types import AgentRecord, Decision, Observation
 from agentsim.core.world import StepContext
@@ -18,6 +20,20 @@ from agentsim.llm.types import TokenScores
 from agentsim.scenarios.drift.checks import describe
 from agentsim.scenarios.drift.config import ArmSpec, DriftConfig
 from agentsim.scenarios.drift.kl import drift
+
+
+class Rating(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    score: Literal[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeView:
+    reply: str
+    checks_passed: float  # share of the task's constraints the reply satisfies
+
+
+JUDGE_ID = "Judge"
 
 
 @dataclass(slots=True)
@@ -46,10 +62,10 @@ class AssistantView:
 
 
 class DriftWorld:
-    phases = ("user", "assistant", "score")
-
     def __init__(self, config: DriftConfig, steps: int, default_model: str):
         self.config = config
+        self.phases = ("user", "assistant", "judge", "score") if config.judge else ("user", "assistant", "score")
+        self._ratings: dict[str, int] = {}
         self.steps = steps
         self.user_model = config.user.model or default_model
         self.test_model = config.assistant_model or default_model
@@ -67,6 +83,8 @@ class DriftWorld:
         for c in self.conversations:
             out.append(AgentRecord(f"{c.cid}/user", "user", self.user_model, c.arm.name, {"persona": self.config.user.persona}))
             out.append(AgentRecord(f"{c.cid}/assistant", "assistant", self.test_model, c.arm.name, {}))
+        if self.config.judge:
+            out.append(AgentRecord(JUDGE_ID, "judge", self.config.judge.model, "", {"rubric": self.config.judge.rubric}))
         return out
 
     def sim_time(self, step: int) -> float:
@@ -78,6 +96,8 @@ class DriftWorld:
             return [self._user_obs(c, turn) for c in self.conversations]
         if phase == "assistant":
             return [self._assistant_obs(c, turn) for c in self.conversations]
+        if phase == "judge":
+            return [self._judge_obs(c) for c in self.conversations]
         if not self.config.measure_kl:
             return []
         obs = []
@@ -105,10 +125,17 @@ class DriftWorld:
                     c.messages.append({"role": self.config.reminder_role, "content": self.config.reminder.format(goal=self.config.task.goal)})
             return
         if phase == "assistant":
-            self._pending = {}
+            self._pending, self._ratings = {}, {}
             for c, d in zip(self.conversations, decisions, strict=True):
                 reply = d.action if d.valid and isinstance(d.action, str) else ""
                 self._pending[c.cid] = reply
+            if not self.config.measure_kl and not self.config.judge:
+                self._finish_turn(ctx, turn, {})
+            return
+        if phase == "judge":
+            for c, d in zip(self.conversations, decisions, strict=True):
+                if d.valid and isinstance(d.action, Rating):
+                    self._ratings[c.cid] = d.action.score
             if not self.config.measure_kl:
                 self._finish_turn(ctx, turn, {})
             return
@@ -163,6 +190,16 @@ class DriftWorld:
         view = AssistantView(turn, self.config.task.goal, turn - last_goal if last_goal else turn, c.messages[-1]["content"])
         return Observation(f"{c.cid}/assistant", self.test_model, self._context(c), None, view)
 
+    def _judge_obs(self, c: Conversation) -> Observation:
+        assert self.config.judge is not None
+        reply = self._pending.get(c.cid, "")
+        cons = self.config.task.constraints
+        passed = sum(k.check(reply) for k in cons) / len(cons) if cons else 1.0
+        prompt = (f"Goal: {self.config.task.goal}\n\nReply to rate:\n{reply}\n\n{self.config.judge.rubric} "
+                  'Answer with JSON {"score": n}, n from 1 (ignores the goal) to 10 (follows it fully).')
+        return Observation(JUDGE_ID, self.config.judge.model, [{"role": "user", "content": prompt}], Rating,
+                           JudgeView(reply, passed), tag=f"#{c.cid}")
+
     def _finish_turn(self, ctx: StepContext, turn: int, scores: dict[str, dict[str, Any]]) -> None:
         constraints = self.config.task.constraints
         by_arm: dict[str, list[float]] = {}
@@ -174,6 +211,7 @@ class DriftWorld:
                 "arm": c.arm.name, "turn": turn, "reminder": turn in c.reminders, "reply": reply,
                 "checks": checks, "satisfied": all(checks.values()) if checks else None,
                 "d_mc": None, "d_topk": None, "tokens": None, "q_mass": None, "kl_error": None,
+                "judge_score": self._ratings.get(c.cid),
             }
             s = scores.get(c.cid, {})
             q, p = s.get("q"), s.get("p")

@@ -45,6 +45,7 @@ class LiveSpec(StrictModel):
     match: Literal["benchmark", "ipd", "judge"] = Field(..., description="benchmark item answered by both, iterated prisoner's dilemma, or a judged head-to-head.")
     items: list[Item] = Field(default_factory=list, description="Benchmark items or judge prompts (one per round, cycling).")
     items_file: Path | None = Field(None, description="JSONL or CSV with `question` and `answer` (alternative to items).")
+    scorer: Literal["exact", "contains", "numeric"] = Field("exact", description="How a benchmark answer is scored against the item's answer.")
     ipd_turns: int = Field(5, ge=1, le=200, description="Moves per prisoner's-dilemma match.")
     payoffs: dict[Literal["T", "R", "P", "S"], float] = Field(default_factory=lambda: {"T": 5, "R": 3, "P": 1, "S": 0}, description="Temptation, reward, punishment, sucker.")
     judge: str | None = Field(None, description="Model alias of the judge (match: judge).")

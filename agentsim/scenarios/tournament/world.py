@@ -118,6 +118,22 @@ def _normalise(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
 
 
+def score_answer(scorer: str, answer: str, reference: str) -> bool:
+    """exact: equal after lower-casing and dropping punctuation; contains: the reference appears in the answer;
+    numeric: the first number in the answer equals the reference number."""
+    if not reference:
+        return False
+    if scorer == "exact":
+        return _normalise(answer) == _normalise(reference)
+    if scorer == "contains":
+        return _normalise(reference) in _normalise(answer)
+    m = re.search(r"-?\d+(?:\.\d+)?", answer.replace(",", ""))
+    try:
+        return m is not None and abs(float(m.group()) - float(reference)) < 1e-9
+    except ValueError:
+        return False
+
+
 def load_items(spec: LiveSpec) -> list[Item]:
     if spec.items or spec.items_file is None:
         return list(spec.items)
@@ -213,12 +229,12 @@ class LiveWorld:
             for name, d in by_agent.items():
                 text = d.action.answer if d.valid and isinstance(d.action, Answer) else ""
                 self._answers[name] = text
-                correct = bool(item.answer) and _normalise(text) == _normalise(item.answer)
+                correct = score_answer(self.spec.scorer, text, item.answer)
                 ctx.emit(name, "answer", None, {"answer": text, "correct": correct}, request_id=d.request_id)
             if self.spec.match == "benchmark":
                 for a, b in self.pairs:
-                    ca = _normalise(self._answers.get(a, "")) == _normalise(item.answer)
-                    cb = _normalise(self._answers.get(b, "")) == _normalise(item.answer)
+                    ca = score_answer(self.spec.scorer, self._answers.get(a, ""), item.answer)
+                    cb = score_answer(self.spec.scorer, self._answers.get(b, ""), item.answer)
                     self._finish(ctx, a, b, 1.0 if ca > cb else 0.0 if cb > ca else 0.5)
         elif phase == "judge":
             verdicts = [d.action.winner if d.valid and isinstance(d.action, Verdict) else "tie" for d in decisions]
