@@ -82,7 +82,7 @@ def bradley_terry(
 def points(matches: pd.DataFrame) -> pd.Series:
     _check(matches)
     s = pd.concat([matches.groupby("a")["score_a"].sum(), (1 - matches["score_a"]).groupby(matches["b"]).sum()])
-    return s.groupby(level=0).sum().rename("points")
+    return s.groupby(level=0).sum().rename("match_points")
 
 
 def rank_agreement(ratings: dict[str, pd.Series]) -> pd.DataFrame:
@@ -93,8 +93,11 @@ def rank_agreement(ratings: dict[str, pd.Series]) -> pd.DataFrame:
         for y in names[i + 1 :]:
             common = sorted(set(ratings[x].index) & set(ratings[y].index))
             a, b = ratings[x][common].to_numpy(), ratings[y][common].to_numpy()
-            tau = stats.kendalltau(a, b).statistic
-            rho = stats.spearmanr(a, b).statistic
+            if np.ptp(a) == 0 or np.ptp(b) == 0:  # a constant rating (e.g. all draws) ranks nothing
+                tau = rho = float("nan")
+            else:
+                tau = stats.kendalltau(a, b).statistic
+                rho = stats.spearmanr(a, b).statistic
             rows.append({"method_a": x, "method_b": y, "players": len(common), "kendall_tau": tau, "spearman_rho": rho})
     return pd.DataFrame(rows)
 
@@ -104,5 +107,5 @@ def rating_tables(matches: pd.DataFrame, bootstrap: int = 200, seed: int = 0) ->
     e = elo(matches)
     p = points(matches)
     table = bt.set_index("player").join(e).join(p).reset_index().rename(columns={"index": "player"})
-    agree = rank_agreement({"bradley_terry": bt.set_index("player")["strength"], "elo": e, "points": p})
+    agree = rank_agreement({"bradley_terry": bt.set_index("player")["strength"], "elo": e, "match_points": p})
     return {"ratings": table, "rank_agreement": agree}
