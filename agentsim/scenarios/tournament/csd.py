@@ -121,9 +121,19 @@ def _simulate_chunk(
     played = np.zeros((n, m))
     per_round = np.zeros((k, m))
     n_alive = m
+    # Scores move in steps of 1/2 when byes are worth a multiple of 1/2: then 2*score + U[0,1) orders by score with
+    # uniform random ties in one argsort; otherwise a two-key lexsort does the same.
+    on_grid = float(2 * bye_points).is_integer()
+
+    def rank(primary: np.ndarray) -> np.ndarray:
+        u = rng.random((n, m))
+        if on_grid:
+            return np.argsort(2.0 * primary + u, axis=1)
+        return np.lexsort((u, primary), axis=1)
+
     for r in range(k):
         # Highest score first, random order within a score group; eliminated models sort last.
-        order = np.lexsort((rng.random((n, m)), np.where(alive, -score, np.inf)), axis=1)[:, :n_alive]
+        order = rank(np.where(alive, -score, np.inf))[:, :n_alive]
         pairs = n_alive // 2
         a = order[:, 0 : 2 * pairs : 2]
         b = order[:, 1 : 2 * pairs : 2]
@@ -135,15 +145,17 @@ def _simulate_chunk(
             win_a[tie] = 0.5
         else:
             win_a[tie] = (rng.random(int(tie.sum())) < 0.5).astype(np.float64)
-        np.add.at(score, (np.broadcast_to(rows, a.shape), a), win_a)
-        np.add.at(score, (np.broadcast_to(rows, b.shape), b), 1.0 - win_a)
+        # Each model plays at most once per round, so (row, model) pairs are unique: plain fancy indexing adds
+        # correctly and is far faster than np.add.at.
+        score[rows, a] += win_a
+        score[rows, b] += 1.0 - win_a
         if n_alive % 2:
             score[np.arange(n), order[:, -1]] += bye_points
         played[alive] += 1
         per_round[r] = score.mean(0)
         if t[r]:
             # Lowest score first, random within a group: the first T_k are a random draw from the lowest group.
-            out = np.lexsort((rng.random((n, m)), np.where(alive, score, np.inf)), axis=1)[:, : t[r]]
+            out = rank(np.where(alive, score, np.inf))[:, : t[r]]
             alive[rows, out] = False
             n_alive -= int(t[r])
     return score, played, per_round
