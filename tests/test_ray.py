@@ -75,3 +75,24 @@ def test_a_killed_shard_is_restarted_and_nothing_is_lost(ray_local, tmp_path: Pa
     result, _ = _ray_run(f, run_dir, backend="scripted", during=kill_mid_run)
     assert result.status == "completed" and result.steps_completed == steps
     assert_same_log(tmp_path / "local", run_dir)
+
+
+def test_engine_routing_prefix_affinity_and_least_loaded() -> None:
+    from agentsim.llm.types import LLMRequest
+    from agentsim.runtime.ray_runtime import EngineClient
+    from agentsim.spec.models import SamplingSpec
+
+    replicas = [object(), object(), object()]
+    client = EngineClient({"m": replicas})
+
+    def req(i: int, system: str | None) -> LLMRequest:
+        msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": f"q{i}"}]
+        return LLMRequest(f"r{i}", f"a{i}", "m", "m", msgs, SamplingSpec(), seed=i)
+
+    assigned: dict[int, int] = {}
+    same = {id(client._replica(req(i, "You are nation X."), assigned)) for i in range(20)}
+    assert len(same) == 1  # one system prompt -> one replica (its prefix cache)
+    spread = [id(client._replica(req(i, None), assigned)) for i in range(30)]
+    assert sorted(spread.count(id(r)) for r in replicas) == [10, 10, 10]  # no shared prefix -> least loaded
+    client.in_flight[id(replicas[0])] = 100
+    assert client._replica(req(99, None), {}) is not replicas[0]

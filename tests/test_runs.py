@@ -242,3 +242,20 @@ def test_resume_of_a_killed_replay_run(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert json.loads((killed / "run.json").read_text())["replay_from"] == str((tmp_path / "rec").resolve())
     assert_same_log(tmp_path / "rec", killed, ignore={"llm_calls": ["backend"]})
+
+
+def test_reader_fills_columns_missing_from_older_minor_versions(tmp_path: Path, scripted_run: Path) -> None:
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    copy = tmp_path / "old"
+    shutil.copytree(scripted_run, copy)
+    for part in (copy / "llm_calls").glob("part-*.parquet"):
+        t = pq.read_table(part)
+        meta = dict(t.schema.metadata)
+        meta[b"agentsim.schema_version"] = b"1.0"
+        pq.write_table(t.drop(["cached_tokens"]).replace_schema_metadata(meta), part)
+    with pytest.warns(UserWarning, match="schema version 1.0"):
+        calls = RunLog(copy).table("llm_calls")
+    assert "cached_tokens" in calls.column_names and calls.column("cached_tokens").null_count == calls.num_rows

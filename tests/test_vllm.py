@@ -53,6 +53,10 @@ def test_full_wargame_on_vllm_logs_only_valid_or_invalid_actions(tiny_run: Path)
     assert set(acted["action"]) <= {a.name for a in load_actions()}
     assert set(acted["target"]) <= nations | {"World"}
     assert calls["valid"].any(), "structured decoding should make some random-model answers valid"
+    # the shared system prompt is served from the prefix cache, and the hit rate is in the metrics table
+    assert (calls["cached_tokens"] > 0).mean() > 0.5
+    hit = log.metrics.query("metric == 'prefix_cache_hit_rate'")
+    assert len(hit) == 14 and hit["value"].max() > 0.3
 
 
 def test_replay_of_a_vllm_run_gives_the_same_events(tiny_run: Path, tmp_path: Path) -> None:

@@ -95,6 +95,7 @@ class CallLog:
     rows: list[dict[str, Any]] = field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0
 
 
 class LLMPolicy:
@@ -148,6 +149,7 @@ class LLMPolicy:
             "request_hash": req.content_hash(),
             "prompt_tokens": res.prompt_tokens,
             "completion_tokens": res.completion_tokens,
+            "cached_tokens": res.cached_tokens,
             "latency_s": res.latency_s,
             "finish_reason": res.finish_reason,
             "valid": valid,
@@ -182,6 +184,7 @@ class LLMPolicy:
                 calls.rows.append(self._call_row(phase, req, res, valid, error, i))
                 calls.prompt_tokens += res.prompt_tokens
                 calls.completion_tokens += res.completion_tokens
+                calls.cached_tokens += res.cached_tokens
                 if valid:
                     decisions[i] = Decision(obs.agent_id, action, res.text, True, req.request_id, attempt + 1)
                 elif res.retryable:

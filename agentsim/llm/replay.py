@@ -26,6 +26,7 @@ class ReplayBackend:
         self._answers: dict[tuple[str, int], LLMResult] = {}
         rows = calls.select(
             ["request_hash", "seed", "completion_text", "prompt_tokens", "completion_tokens", "finish_reason", "latency_s", "logprobs"]
+            + (["cached_tokens"] if "cached_tokens" in cols else [])
         ).to_pylist()
         for row in rows:
             self._answers[(row["request_hash"], row["seed"])] = LLMResult(
@@ -36,6 +37,7 @@ class ReplayBackend:
                 row["finish_reason"],
                 row["latency_s"],
                 logprobs=row["logprobs"],
+                cached_tokens=row.get("cached_tokens") or 0,
             )
         self.misses = 0
 
@@ -57,7 +59,7 @@ class ReplayBackend:
             else:
                 out.append(
                     LLMResult(r.request_id, rec.text, rec.prompt_tokens, rec.completion_tokens, rec.finish_reason,
-                              rec.latency_s, logprobs=rec.logprobs)
+                              rec.latency_s, logprobs=rec.logprobs, cached_tokens=rec.cached_tokens)
                 )
         return out
 

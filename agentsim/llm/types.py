@@ -75,6 +75,8 @@ class LLMResult:
     #: Top-k alternatives per position: list of {token: logprob}.
     top_logprobs: list[dict[str, float]] | None = None
     error: str | None = None
+    #: Prompt tokens served from the prefix cache (vLLM), for the cache hit rate.
+    cached_tokens: int = 0
     #: False when asking again cannot help (the backend lacks a capability), so no retries are spent.
     retryable: bool = True
 

@@ -153,6 +153,7 @@ class VLLMEngine:
                 latency_s=latency,
                 logprobs=lps,
                 top_logprobs=top,
+                cached_tokens=int(getattr(out, "num_cached_tokens", 0) or 0),
             )
         return [r for r in results if r is not None]
 

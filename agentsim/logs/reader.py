@@ -72,7 +72,12 @@ class RunLog:
             tables.append(t.replace_schema_metadata(None))
         if not tables:
             return schema.empty_table() if schema is not None else pa.table({})
-        return pa.concat_tables(tables, promote_options="default")
+        table = pa.concat_tables(tables, promote_options="default")
+        # Files of an older minor version lack columns added since: give them as nulls.
+        for field in schema or []:
+            if field.name not in table.column_names:
+                table = table.append_column(field.name, pa.nulls(table.num_rows, field.type))
+        return table
 
     def df(self, name: str) -> pd.DataFrame:
         return self.table(name).to_pandas()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0"
+# 1.1: llm_calls.cached_tokens (prefix-cache hits). Minor versions only add columns; readers of the same major
+# version read older files (missing columns come back as nulls).
+SCHEMA_VERSION = "1.1"
 SCHEMA_VERSION_KEY = b"agentsim.schema_version"
 TABLE_KEY = b"agentsim.table"
 
@@ -37,6 +39,7 @@ LLM_CALLS = pa.schema(
         pa.field("request_hash", pa.string(), nullable=False),
         pa.field("prompt_tokens", pa.int64(), nullable=False),
         pa.field("completion_tokens", pa.int64(), nullable=False),
+        pa.field("cached_tokens", pa.int64()),
         pa.field("latency_s", pa.float64(), nullable=False),
         pa.field("finish_reason", pa.string(), nullable=False),
         pa.field("valid", pa.bool_(), nullable=False),

@@ -153,6 +153,8 @@ class LocalRuntime:
                 Metric(step, "prompt_tokens", calls.prompt_tokens),
                 Metric(step, "completion_tokens", calls.completion_tokens),
                 Metric(step, "invalid", invalid),
+                # Share of prompt tokens the engines served from their prefix cache (0 for backends without one).
+                Metric(step, "prefix_cache_hit_rate", calls.cached_tokens / calls.prompt_tokens if calls.prompt_tokens else 0.0),
             ]
         )
         for r in calls.rows:

@@ -42,21 +42,33 @@ class EngineClient:
 
     def __init__(self, engines: dict[str, list[Any]]):
         self.engines = engines  # alias -> engine actor replicas
+        self.in_flight: dict[int, int] = {}
 
-    def _replica(self, r: LLMRequest) -> Any:
+    def _replica(self, r: LLMRequest, assigned: dict[int, int]) -> Any:
+        """Prefix affinity for prompts that open with a system message (they share a cached prefix on that
+        replica); otherwise the replica with the fewest requests in flight or already assigned in this batch."""
         replicas = self.engines[r.alias]
         if len(replicas) == 1:
             return replicas[0]
-        head = r.messages[0]["content"] if r.messages else ""
-        return replicas[int(hashlib.blake2b(head.encode(), digest_size=4).hexdigest(), 16) % len(replicas)]
+        if r.messages and r.messages[0].get("role") == "system":
+            head = r.messages[0]["content"]
+            return replicas[int(hashlib.blake2b(head.encode(), digest_size=4).hexdigest(), 16) % len(replicas)]
+        best = min(replicas, key=lambda a: self.in_flight.get(id(a), 0) + assigned.get(id(a), 0))
+        assigned[id(best)] = assigned.get(id(best), 0) + 1
+        return best
 
     async def generate(self, requests: list[LLMRequest]) -> list[LLMResult]:
         async def call(actor: Any, batch: list[LLMRequest]) -> list[LLMResult]:
             for r in batch:
                 r.context = None  # the engine does not need the structured observation
-            return await actor.generate.remote(batch)
+            self.in_flight[id(actor)] = self.in_flight.get(id(actor), 0) + len(batch)
+            try:
+                return await actor.generate.remote(batch)
+            finally:
+                self.in_flight[id(actor)] -= len(batch)
 
-        return await fan_out(requests, self._replica, call)
+        assigned: dict[int, int] = {}
+        return await fan_out(requests, lambda r: self._replica(r, assigned), call)
 
     def close(self) -> None:
         pass
@@ -129,6 +141,7 @@ class ShardedPolicy:
             if calls is not None:
                 calls.prompt_tokens += log.prompt_tokens
                 calls.completion_tokens += log.completion_tokens
+                calls.cached_tokens += log.cached_tokens
         rows.sort(key=lambda r: (r["attempt"], r["_obs"]))
         if calls is not None:
             calls.rows.extend(rows)
