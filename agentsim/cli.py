@@ -280,6 +280,8 @@ def bench_vllm(
     steps: Annotated[int, typer.Option(min=1, help="Simulated steps.")] = 3,
     max_tokens: Annotated[int, typer.Option(min=1, help="Completion budget per request.")] = 160,
     repeats: Annotated[int, typer.Option(min=1, help="Measured (simulated, raw) pairs after a warm-up.")] = 3,
+    runtime: Annotated[str, typer.Option(help="local, or ray (shard actors + an engine actor).")] = "local",
+    shards: Annotated[int, typer.Option(min=1, help="ray: shard actors.")] = 4,
 ) -> None:
     """Simulated tokens/s through the full agentsim path / raw LLM.generate tokens/s on the same requests."""
     import tempfile
@@ -298,7 +300,13 @@ def bench_vllm(
         path = EMBEDDED_MODEL
     else:
         path = model
-    results = run_overhead(scenario, path, steps, max_len, max_tokens, repeats, log=lambda m: err.print(m, highlight=False))
+    if runtime == "ray":
+        from agentsim.bench.vllm_overhead import run_overhead_ray
+
+        results = [run_overhead_ray(scenario, path, steps, max_len, max_tokens, shards, log=lambda m: err.print(m, highlight=False))
+                   for _ in range(repeats)]
+    else:
+        results = run_overhead(scenario, path, steps, max_len, max_tokens, repeats, log=lambda m: err.print(m, highlight=False))
     import statistics
 
     import pandas as pd

@@ -96,3 +96,22 @@ def test_engine_routing_prefix_affinity_and_least_loaded() -> None:
     assert sorted(spread.count(id(r)) for r in replicas) == [10, 10, 10]  # no shared prefix -> least loaded
     client.in_flight[id(replicas[0])] = 100
     assert client._replica(req(99, None), {}) is not replicas[0]
+
+
+@pytest.mark.vllm
+def test_vllm_through_shards_and_an_engine_actor(ray_local, tiny_model: Path, tmp_path: Path) -> None:
+    from agentsim.logs.reader import RunLog
+
+    from conftest import tiny_models
+
+    f = write_scenario(tmp_path, steps=2, models=tiny_models(tiny_model), **{"world.world_model.enabled": False})
+    sc = load_scenario(f, **{"runtime.kind": "ray", "runtime.shards": 4})
+    actors, engines = make_shards(sc.spec, sc.family.scripted_policy, None, log=lambda m: None)
+    result = LocalRuntime(sc, None, tmp_path / "v", policy=ShardedPolicy(actors)).run()
+    assert result.status == "completed"
+    calls = RunLog(tmp_path / "v").llm_calls
+    assert (calls["backend"] == "vllm").all() and len(calls) >= 2 * 8
+    assert (calls.groupby(["step", "attempt"])["agent_id"].count() > 0).all()
+    stats = ray_local.get(engines["default"][0].stats.remote())
+    # four shards call the one engine per phase; calls that arrive together share an engine batch
+    assert stats["calls"] >= 2 * 4 and stats["batches"] < stats["calls"], stats

@@ -104,3 +104,29 @@ def run_overhead(
             return [_one(sc, router, Path(tmp) / f"run{i}") for i in range(repeats)]
         finally:
             router.close()
+
+
+def run_overhead_ray(scenario_path: Path, model: str, steps: int, max_model_len: int, max_tokens: int, shards: int,
+                     log: Any = print) -> OverheadResult:
+    """The LLM path through shard actors and an engine actor, against the engine actor re-running the same merged
+    batches straight through LLM.generate."""
+    import ray
+
+    from agentsim.runtime.ray_runtime import ShardedPolicy, make_shards
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sc = _scenario(scenario_path, model, steps, max_model_len, max_tokens, Path(tmp))
+        data = sc.spec.model_dump(mode="json")
+        data["runtime"].update(kind="ray", shards=shards, engines=1)
+        data["world"] = sc.world.model_dump(mode="json")
+        sc = parse_scenario(data, str(scenario_path), base_dir=scenario_path.parent)
+        actors, engines = make_shards(sc.spec, sc.family.scripted_policy, None, log=log, record=True)
+        engine = next(iter(engines.values()))[0]
+        ray.get(engine.reset_cache.remote())
+        t0 = time.perf_counter()
+        result = LocalRuntime(sc, None, Path(tmp) / "run", policy=ShardedPolicy(actors)).run()
+        sim_s = time.perf_counter() - t0
+        raw_tokens, raw_s = ray.get(engine.raw_replay.remote())
+        stats = ray.get(engine.stats.remote())
+        log(f"engine actor: {stats['calls']} shard calls merged into {stats['batches']} engine batches")
+        return OverheadResult(stats["calls"], result.totals.get("completion_tokens", 0), sim_s, raw_tokens, raw_s)

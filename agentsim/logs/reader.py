@@ -15,6 +15,13 @@ import pyarrow.parquet as pq
 from agentsim.logs.schema import SCHEMA_VERSION, SCHEMA_VERSION_KEY, TABLES
 
 
+def _minor(version: str) -> int:
+    try:
+        return int(version.split(".")[1])
+    except (IndexError, ValueError):
+        return 0
+
+
 class LogError(Exception):
     """A run directory or log file that cannot be read; the message names the path."""
 
@@ -67,8 +74,8 @@ class RunLog:
             version = (t.schema.metadata or {}).get(SCHEMA_VERSION_KEY, b"?").decode()
             if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
                 raise LogError(f"{p}: schema version {version}, this agentsim reads {SCHEMA_VERSION}")
-            if version != SCHEMA_VERSION:
-                warnings.warn(f"{p}: schema version {version} (reader {SCHEMA_VERSION})", stacklevel=2)
+            if _minor(version) > _minor(SCHEMA_VERSION):
+                warnings.warn(f"{p}: schema version {version} is newer than this reader's {SCHEMA_VERSION}", stacklevel=2)
             tables.append(t.replace_schema_metadata(None))
         if not tables:
             return schema.empty_table() if schema is not None else pa.table({})
