@@ -215,11 +215,17 @@ class ShardedPolicy:
         return decisions
 
 
-def start_ray(address: str | None, log: Any = print) -> Any:
+def start_ray(address: str | None, log: Any = print, cpus_needed: float = 0.0) -> Any:
+    """Join `address`, or start a local Ray instance. A local instance advertises at least the CPUs the run's
+    actors reserve: on a laptop, 4 shards and an engine may share 2 cores rather than wait forever."""
+    import math
+    import os
+
     ray = _ray()
     if not ray.is_initialized():
+        extra = {} if address else {"num_cpus": max(os.cpu_count() or 1, math.ceil(cpus_needed))}
         ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
-                 runtime_env={"env_vars": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}})
+                 runtime_env={"env_vars": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}}, **extra)
         log(f"Ray: {'joined ' + address if address else 'started a local instance'}; "
             f"{int(ray.cluster_resources().get('CPU', 0))} CPUs, {len(ray.nodes())} node(s)")
     return ray
@@ -227,8 +233,24 @@ def start_ray(address: str | None, log: Any = print) -> Any:
 
 def make_shards(spec: Any, scripted_policy: Any, replay_from: str | None, log: Any = print, record: bool = False) -> tuple[list[Any], dict[str, list[Any]]]:
     """Engine actors for the vLLM aliases (one per distinct engine, `engines` replicas each), then the shards."""
-    ray = start_ray(spec.runtime.address, log)
     rt = spec.runtime
+    n_engines = len({m.engine_key() for m in spec.models.values() if m.backend == "vllm"}) * rt.engines
+    cpus = rt.shards * rt.cpus_per_shard + n_engines * rt.cpus_per_engine
+    ray = start_ray(rt.address, log, cpus_needed=cpus)
+
+    def placed(refs: list[Any], what: str, timeout: float) -> list[Any]:
+        try:
+            return ray.get(refs, timeout=timeout)
+        except ray.exceptions.GetTimeoutError:
+            from agentsim.llm.types import BackendError
+
+            have = ray.available_resources()
+            raise BackendError(
+                f"Ray could not start the {what} within {timeout:.0f} s: {rt.shards} shards and {n_engines} engine(s) "
+                f"reserve {cpus:g} CPUs; the cluster has {ray.cluster_resources().get('CPU', 0):g} ({have.get('CPU', 0):g} free). "
+                "Lower runtime.shards or runtime.cpus_per_shard, or add nodes."
+            ) from None
+
     engines: dict[str, list[Any]] = {}
     by_key: dict[str, list[Any]] = {}
     Engine = ray.remote(EngineActor)
@@ -248,7 +270,7 @@ def make_shards(spec: Any, scripted_policy: Any, replay_from: str | None, log: A
                     ray.get(pg.ready())
                     opts = {"num_cpus": 1, "num_gpus": 1, "scheduling_strategy": PlacementGroupSchedulingStrategy(pg)}
                 replicas.append(Engine.options(max_restarts=3, max_task_retries=3, **opts).remote(m, record))
-            ray.get([r.warm.remote() for r in replicas])  # load the weights before the clock starts
+            placed([r.warm.remote() for r in replicas], "vLLM engine actors", 900)  # load weights before the clock starts
             by_key[key] = replicas
         engines[alias] = by_key[key]
     Shard = ray.remote(ShardActor)
@@ -259,6 +281,6 @@ def make_shards(spec: Any, scripted_policy: Any, replay_from: str | None, log: A
             spec.models, scripted_policy, replay_from, spec.seed, spec.policy.max_retries, spec.logging, engines)
         for _ in range(rt.shards)
     ]
-    where = ray.get([s.ping.remote() for s in shards])
+    where = placed([s.ping.remote() for s in shards], "shard actors", 300)
     log(f"Ray: {len(shards)} shards on {len({w.split(':')[0] for w in where})} node(s), {sum(len(v) for v in by_key.values())} engine actor(s)")
     return shards, engines
