@@ -266,3 +266,10 @@ def test_benchmark_tournament_scripted(tmp_path: Path) -> None:
     answers = [json.loads(p) for p in ev[ev["action"] == "answer"]["payload"]]
     assert answers and any(a["correct"] for a in answers) and not all(a["correct"] for a in answers)
     assert (ev["action"] == "match").sum() == 2 * 3
+
+
+def test_unknown_participant_alias_is_named(tmp_path: Path) -> None:
+    f = write_scenario(tmp_path, TOURNAMENT / "live_ipd.yaml", **{"world.participants": [
+        {"name": "a", "model": "default"}, {"name": "b", "model": "gpt-5"}]})
+    with pytest.raises(SpecError, match=r"world\.participants\.1\.model.*unknown model alias 'gpt-5'"):
+        load_scenario(f)

@@ -101,11 +101,13 @@ def _cross_checks(spec: ScenarioSpec, world: BaseModel, family: Family, lines: L
     return out
 
 
-def unknown_alias(spec: ScenarioSpec, alias: str | None) -> str | None:
-    """The message for a model alias that the scenario does not define (None when it is fine)."""
-    if alias is None or alias in spec.models:
-        return None
-    return f"unknown model alias {alias!r}; defined aliases: {sorted(spec.models)}"
+def alias_problems(spec: ScenarioSpec, uses: list[tuple[list[str | int], str | None]]) -> list[tuple[list[str | int], str]]:
+    """For a family's `check`: (YAML path, message) for each alias in `uses` that the scenario does not define."""
+    return [
+        (loc, f"unknown model alias {alias!r}; defined aliases: {sorted(spec.models)}")
+        for loc, alias in uses
+        if alias is not None and alias not in spec.models
+    ]
 
 
 def load_scenario(path: str | Path, **overrides: Any) -> Scenario:

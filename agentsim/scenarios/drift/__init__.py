@@ -28,16 +28,14 @@ def _summary(log: Any) -> dict[str, Any]:
 
 
 def _check(spec: Any, config: DriftConfig) -> list[tuple[list[str | int], str]]:
-    from agentsim.spec.loader import unknown_alias
+    from agentsim.spec.loader import alias_problems
 
-    out: list[tuple[list[str | int], str]] = []
-    for loc, alias in ((["world", "user", "model"], config.user.model), (["world", "assistant_model"], config.assistant_model),
-                       (["world", "reference", "model"], config.reference.model),
-                       (["world", "judge", "model"], config.judge.model if config.judge else None)):
-        msg = unknown_alias(spec, alias)
-        if msg:
-            out.append((loc, msg))
-    return out
+    return alias_problems(spec, [
+        (["world", "user", "model"], config.user.model),
+        (["world", "assistant_model"], config.assistant_model),
+        (["world", "reference", "model"], config.reference.model),
+        (["world", "judge", "model"], config.judge.model if config.judge else None),
+    ])
 
 
 FAMILY = Family(

@@ -33,17 +33,10 @@ def _agent_ids(config: TournamentConfig) -> list[str]:
 
 
 def _check(spec: Any, config: TournamentConfig) -> list[tuple[list[str | int], str]]:
-    from agentsim.spec.loader import unknown_alias
+    from agentsim.spec.loader import alias_problems
 
-    out: list[tuple[list[str | int], str]] = []
-    for i, p in enumerate(config.participants):
-        msg = unknown_alias(spec, p.model)
-        if msg:
-            out.append((["world", "participants", i, "model"], msg))
-    if config.live is not None:
-        msg = unknown_alias(spec, config.live.judge)
-        if msg:
-            out.append((["world", "live", "judge"], msg))
+    out = alias_problems(spec, [(["world", "participants", i, "model"], p.model) for i, p in enumerate(config.participants)]
+                         + [(["world", "live", "judge"], config.live.judge if config.live else None)])
     if config.mode == "csd" and config.csd is not None:
         from agentsim.scenarios.tournament.csd import read_score_table
 

@@ -35,10 +35,9 @@ def _agent_ids(config: WargameConfig) -> list[str]:
 
 
 def _check(spec: Any, config: WargameConfig) -> list[tuple[list[str | int], str]]:
-    from agentsim.spec.loader import unknown_alias
+    from agentsim.spec.loader import alias_problems
 
-    msg = unknown_alias(spec, config.world_model.model)
-    return [(["world", "world_model", "model"], msg)] if msg else []
+    return alias_problems(spec, [(["world", "world_model", "model"], config.world_model.model)])
 
 
 FAMILY = Family(
