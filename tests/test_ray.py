@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ from agentsim.runtime.ray_runtime import ShardedPolicy, make_shards
 from agentsim.spec.loader import load_scenario
 
 from conftest import SCENARIOS, write_scenario
-from test_runs import assert_same_log, run_ok
+from test_runs import assert_same_log, run_ok, wait_for_steps
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +62,7 @@ def test_a_killed_shard_is_restarted_and_nothing_is_lost(ray_local, tmp_path: Pa
     run_dir = tmp_path / "ray"
 
     def kill_mid_run(actors) -> None:
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            meta = run_dir / "run.json"
-            if meta.exists() and json.loads(meta.read_text()).get("steps_completed", 0) >= 5:
-                break
-            time.sleep(0.02)
+        wait_for_steps(run_dir, 5, timeout=300)
         ray_local.kill(actors[1], no_restart=False)
 
     result, _ = _ray_run(f, run_dir, backend="scripted", during=kill_mid_run)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentsim.analysis.ratings import bradley_terry, elo, rank_agreement
+from agentsim.analysis.ratings import bradley_terry, elo, rank_agreement, tiebreaks
 from agentsim.core.check import check_world
 from agentsim.logs.reader import RunLog
 from agentsim.scenarios.tournament.csd import (
@@ -21,7 +21,7 @@ from agentsim.scenarios.tournament.csd import (
     read_score_table,
     simulate,
 )
-from agentsim.scenarios.tournament.swiss import swiss_pairing, tiebreaks
+from agentsim.scenarios.tournament.swiss import swiss_pairing
 from agentsim.spec.errors import SpecError
 from agentsim.spec.loader import load_scenario
 

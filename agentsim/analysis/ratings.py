@@ -6,6 +6,8 @@ A match log is a DataFrame with columns `a`, `b` and `score_a` (1 win for a, 0 l
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
@@ -83,6 +85,18 @@ def points(matches: pd.DataFrame) -> pd.Series:
     _check(matches)
     s = pd.concat([matches.groupby("a")["score_a"].sum(), (1 - matches["score_a"]).groupby(matches["b"]).sum()])
     return s.groupby(level=0).sum().rename("match_points")
+
+
+def tiebreaks(results: Sequence[tuple[str, str, float]], scores: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    """Buchholz (sum of opponents' scores) and Sonneborn-Berger (scores of beaten opponents plus half those of
+    drawn ones) from (a, b, score_a) results; byes count for neither."""
+    out = {p: {"buchholz": 0.0, "sonneborn_berger": 0.0} for p in scores}
+    for a, b, s in results:
+        out[a]["buchholz"] += scores[b]
+        out[b]["buchholz"] += scores[a]
+        out[a]["sonneborn_berger"] += s * scores[b]
+        out[b]["sonneborn_berger"] += (1 - s) * scores[a]
+    return out
 
 
 def rank_agreement(ratings: dict[str, pd.Series]) -> pd.DataFrame:

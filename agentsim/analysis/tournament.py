@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 
-from agentsim.analysis.ratings import rating_tables
+from agentsim.analysis.ratings import rating_tables, tiebreaks
 
 
 def match_log(events: pd.DataFrame) -> pd.DataFrame:
@@ -30,8 +30,6 @@ def standings(events: pd.DataFrame) -> pd.DataFrame:
         pts[b] = pts.get(b, 0.0) + 1 - s
     for who, p in zip(byes["agent_id"], byes["payload"], strict=True):
         pts[who] = pts.get(who, 0.0) + float(json.loads(p)["points"])
-    from agentsim.scenarios.tournament.swiss import tiebreaks
-
     tb = tiebreaks(list(matches[["a", "b", "score_a"]].itertuples(index=False, name=None)), pts)
     rows = [{"player": p, "points": v, **tb[p]} for p, v in pts.items()]
     df = pd.DataFrame(rows).sort_values(["points", "buchholz", "sonneborn_berger", "player"], ascending=[False, False, False, True])

@@ -51,11 +51,12 @@ class OverheadResult:
         return self.sim_tps / self.raw_tps
 
 
-def _scenario(path: Path, model: str, steps: int, max_model_len: int, max_tokens: int, out: Path) -> Scenario:
+def _scenario(path: Path, model: str, steps: int, max_model_len: int, max_tokens: int, out: Path,
+              runtime: dict[str, Any] | None = None) -> Scenario:
     import yaml
 
     data = yaml.safe_load(path.read_text())
-    data = apply_overrides(data, steps=steps, **{"logging.dir": str(out)})
+    data = apply_overrides(data, steps=steps, **{"logging.dir": str(out)}, **{f"runtime.{k}": v for k, v in (runtime or {}).items()})
     for m in data["models"].values():
         m.update(backend="vllm", model=model, max_model_len=max_model_len)
         m.setdefault("sampling", {})["max_tokens"] = max_tokens
@@ -115,11 +116,8 @@ def run_overhead_ray(scenario_path: Path, model: str, steps: int, max_model_len:
     from agentsim.runtime.ray_runtime import ShardedPolicy, make_shards
 
     with tempfile.TemporaryDirectory() as tmp:
-        sc = _scenario(scenario_path, model, steps, max_model_len, max_tokens, Path(tmp))
-        data = sc.spec.model_dump(mode="json")
-        data["runtime"].update(kind="ray", shards=shards, engines=1)
-        data["world"] = sc.world.model_dump(mode="json")
-        sc = parse_scenario(data, str(scenario_path), base_dir=scenario_path.parent)
+        sc = _scenario(scenario_path, model, steps, max_model_len, max_tokens, Path(tmp),
+                       runtime={"kind": "ray", "shards": shards, "engines": 1})
         actors, engines = make_shards(sc.spec, sc.family.scripted_policy, None, log=log, record=True)
         engine = next(iter(engines.values()))[0]
         ray.get(engine.reset_cache.remote())

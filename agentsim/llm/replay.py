@@ -39,7 +39,6 @@ class ReplayBackend:
                 logprobs=row["logprobs"],
                 cached_tokens=row.get("cached_tokens") or 0,
             )
-        self.misses = 0
 
     def __len__(self) -> int:
         return len(self._answers)
@@ -49,7 +48,6 @@ class ReplayBackend:
         for r in requests:
             rec = self._answers.get((r.content_hash(), r.seed))
             if rec is None:
-                self.misses += 1
                 out.append(
                     LLMResult(
                         r.request_id, "", 0, 0, "error", 0.0,

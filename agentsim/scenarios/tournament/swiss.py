@@ -1,4 +1,4 @@
-"""Classical Swiss pairing and tiebreaks.
+"""Classical Swiss pairing (tiebreaks are computed from the match log in agentsim.analysis.ratings).
 
 Pairing is a maximum-weight matching (networkx) over the players still to pair: an edge joins every two players
 who have not met, weighted to prefer equal scores; a bye node joins the players who have not had a bye,
@@ -60,15 +60,3 @@ def swiss_pairing(
             pairs.append((a, b) if rank[a] <= rank[b] else (b, a))
     pairs.sort(key=lambda ab: rank[ab[0]])
     return pairs, bye
-
-
-def tiebreaks(results: Sequence[tuple[str, str, float]], scores: Mapping[str, float]) -> dict[str, dict[str, float]]:
-    """Buchholz (sum of opponents' scores) and Sonneborn-Berger (scores of beaten opponents plus half those of
-    drawn ones) from (a, b, score_a) results; byes count for neither."""
-    out = {p: {"buchholz": 0.0, "sonneborn_berger": 0.0} for p in scores}
-    for a, b, s in results:
-        out[a]["buchholz"] += scores[b]
-        out[b]["buchholz"] += scores[a]
-        out[a]["sonneborn_berger"] += s * scores[b]
-        out[b]["sonneborn_berger"] += (1 - s) * scores[a]
-    return out

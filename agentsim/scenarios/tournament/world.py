@@ -17,7 +17,7 @@ from agentsim.core.types import AgentRecord, Decision, Observation
 from agentsim.core.world import StepContext
 from agentsim.scenarios.tournament import csd
 from agentsim.scenarios.tournament.config import Item, LiveSpec, Participant, TournamentConfig
-from agentsim.scenarios.tournament.swiss import swiss_pairing, tiebreaks
+from agentsim.scenarios.tournament.swiss import swiss_pairing
 
 JUDGE_ID = "Judge"
 
@@ -272,11 +272,6 @@ class LiveWorld:
         self.played.add(frozenset((a, b)))
         self.results.append((a, b, score_a))
         ctx.emit(a, "match", b, {"score_a": score_a, "round": ctx.step + 1, **(extra or {})})
-
-    def standings(self) -> list[dict[str, Any]]:
-        tb = tiebreaks(self.results, self.score)
-        rows = [{"player": n, "points": self.score[n], **tb[n]} for n in self.names]
-        return sorted(rows, key=lambda r: (-r["points"], -r["buchholz"], -r["sonneborn_berger"], r["player"]))
 
     def get_state(self) -> dict[str, Any]:
         return {"score": dict(self.score), "played": sorted(sorted(p) for p in self.played), "had_bye": sorted(self.had_bye),
