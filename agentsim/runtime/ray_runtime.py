@@ -170,19 +170,8 @@ class EngineActor:
         return {"calls": self.calls, "batches": self.batches}
 
     async def raw_replay(self) -> tuple[int, float]:
-        """The recorded engine batches again, tokenized beforehand, straight to LLM.generate: (tokens, seconds)."""
-        import time
-
-        from vllm.inputs import TokensPrompt
-
-        eng = self._ensure()
-        prepared = [([TokensPrompt(prompt_token_ids=eng.prompt_ids(r.messages)) for r in b], [eng.sampling_params(r) for r in b])
-                    for b in self.recorded]
-        eng.llm.reset_prefix_cache()
-        tokens, t0 = 0, time.perf_counter()
-        for prompts, params in prepared:
-            tokens += sum(len(o.outputs[0].token_ids) for o in eng.llm.generate(prompts, params, use_tqdm=False))
-        return tokens, time.perf_counter() - t0
+        """The recorded engine batches again, straight to LLM.generate: (tokens, seconds)."""
+        return self._ensure().raw_generate(self.recorded)
 
     async def reset_cache(self) -> None:
         self._ensure().llm.reset_prefix_cache()
