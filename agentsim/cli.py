@@ -192,6 +192,7 @@ class AnalysisChoice(StrEnum):
     escalation = "escalation"
     tournament = "tournament"
     drift = "drift"
+    social = "social"
 
 
 @app.command()
@@ -234,6 +235,14 @@ def analyze(
                 plot_curves(tables["curves_mc"], out / "drift_d_mc.png")
                 plot_curves(tables["curves_topk"], out / "drift_d_topk.png", value="d_topk")
             plot_satisfaction(tables["satisfaction"], out / "drift_satisfaction.png")
+        if analysis is AnalysisChoice.social:
+            from agentsim.analysis.cascades import plot_ccdf
+            from agentsim.analysis.social import cascade_table, plot_herd, plot_polarization
+
+            plot_ccdf(cascade_table(logs[0])["size"].to_numpy(), out / "social_cascade_ccdf.png")
+            if len(tables["herd"]):
+                plot_herd(tables["herd"], out / "social_herd.png")
+            plot_polarization(logs[0], out / "social_polarization.png")
         console.print(f"wrote {out}")
 
 

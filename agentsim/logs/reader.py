@@ -63,12 +63,19 @@ class RunLog:
             raise LogError(f"unknown table {name!r}; tables: {', '.join(TABLES)}")
         return sorted((self.run_dir / name).glob("part-*.parquet"))
 
-    def table(self, name: str) -> pa.Table:
+    def table(self, name: str, columns: list[str] | None = None) -> pa.Table:
+        """The whole table (all parts), or only `columns` (ten million events read fast that way)."""
         schema = TABLES.get(name)
+        if columns is not None and schema is not None:
+            unknown = [c for c in columns if c not in schema.names]
+            if unknown:
+                raise LogError(f"table {name!r} has no column(s) {unknown}; columns: {', '.join(schema.names)}")
+            schema = pa.schema([schema.field(c) for c in columns])
         tables = []
         for p in self.parts(name):
             try:
-                t = pq.read_table(p)
+                present = pq.read_schema(p).names if columns is not None else None
+                t = pq.read_table(p, columns=[c for c in columns if c in present] if columns is not None and present is not None else None)
             except Exception as e:
                 raise LogError(f"{p}: unreadable Parquet part ({e})") from e
             version = (t.schema.metadata or {}).get(SCHEMA_VERSION_KEY, b"?").decode()
@@ -86,8 +93,8 @@ class RunLog:
                 table = table.append_column(field.name, pa.nulls(table.num_rows, field.type))
         return table
 
-    def df(self, name: str) -> pd.DataFrame:
-        return self.table(name).to_pandas()
+    def df(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        return self.table(name, columns).to_pandas()
 
     @property
     def events(self) -> pd.DataFrame:

@@ -35,6 +35,22 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def atomic_write_npz(path: Path, arrays: dict[str, Any]) -> None:
+    import numpy as np
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
@@ -56,10 +72,19 @@ class TableWriter:
         if len(self._buf) >= self.flush_rows:
             self.flush()
 
+    def append_table(self, table: pa.Table) -> None:
+        """Write an Arrow table built in columns as parts of its own (after whatever rows are buffered)."""
+        self.flush()
+        table = table.select(self.schema.names).cast(self.schema)
+        for start in range(0, max(table.num_rows, 1), self.flush_rows):
+            self._write(table.slice(start, self.flush_rows))
+
     def flush(self) -> None:
         if not self._buf:
             return
-        table = pa.Table.from_pylist(self._buf, schema=self.schema)
+        self._write(pa.Table.from_pylist(self._buf, schema=self.schema))
+
+    def _write(self, table: pa.Table) -> None:
         final = self.dir / f"part-{self.part:06d}.parquet"
         tmp = self.dir / f".part-{self.part:06d}.parquet.tmp"
         pq.write_table(table, tmp, compression="zstd")
@@ -80,6 +105,9 @@ class RunLogWriter:
     def append(self, table: str, rows: list[Any]) -> None:
         if rows:
             self.tables[table].append(rows)
+
+    def append_table(self, table: str, data: pa.Table) -> None:
+        self.tables[table].append_table(data)
 
     def flush(self) -> None:
         for t in self.tables.values():

@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from agentsim.core.policy import CallLog, LLMPolicy
 from agentsim.core.seeding import make_rng, restore_rng, rng_state
 from agentsim.core.types import Metric
 from agentsim.core.world import StepContext, World
 from agentsim.llm.router import BackendRouter
-from agentsim.logs.writer import RunLogWriter, atomic_write_json
+from agentsim.logs.writer import RunLogWriter, atomic_write_json, atomic_write_npz
 from agentsim.runtime.meta import new_meta, now
 from agentsim.runtime.progress import RunProgress
 from agentsim.spec.loader import Scenario
@@ -90,10 +92,18 @@ class LocalRuntime:
         """Everything needed to continue exactly after `next_step - 1`: world state, RNG state, event counter,
         totals, and the log position (parts per table; the writer was flushed, so parts end on this step)."""
         self.writer.flush()
+        # Large worlds keep their state in numpy arrays: those go to a .npz beside the JSON. It is named by step
+        # and written first, so checkpoint.json only ever names a complete array file.
+        world, arrays = split_arrays(self.world.get_state())
+        array_file = None
+        if arrays:
+            array_file = f"checkpoint-{next_step:06d}.npz"
+            atomic_write_npz(self.run_dir / array_file, arrays)
         atomic_write_json(self.run_dir / CHECKPOINT, {
             "format": 1,
             "next_step": next_step,
-            "world": self.world.get_state(),
+            "world": world,
+            "world_arrays": array_file,
             "rng": rng_state(self.rng),
             "next_event_id": self.next_event_id,
             "parts": self.writer.positions(),
@@ -101,6 +111,9 @@ class LocalRuntime:
             "tokens_by_model": {k: dict(v) for k, v in self.tokens_by_model.items()},
             "step_wall": self.step_wall,
         })
+        for old in self.run_dir.glob("checkpoint-*.npz"):
+            if old.name != array_file:
+                old.unlink(missing_ok=True)
 
     def _restore(self, models: dict[str, Any]) -> None:
         meta_path = self.run_dir / "run.json"
@@ -108,7 +121,11 @@ class LocalRuntime:
         ck_path = self.run_dir / CHECKPOINT
         if ck_path.exists():
             ck = json.loads(ck_path.read_text())
-            self.world.set_state(ck["world"])
+            arrays: dict[str, Any] = {}
+            if ck.get("world_arrays"):
+                with np.load(self.run_dir / ck["world_arrays"], allow_pickle=False) as z:
+                    arrays = {k: z[k] for k in z.files}
+            self.world.set_state(join_arrays(ck["world"], arrays))
             restore_rng(self.rng, ck["rng"])
             self.next_event_id = ck["next_event_id"]
             self.totals = Counter(ck["totals"])
@@ -190,6 +207,12 @@ class LocalRuntime:
             self.progress.end_step(step)
 
     def _write_agents(self) -> None:
+        # A world with a million agents builds its agents table in columns instead of one object per agent.
+        table_fn = getattr(self.world, "agent_table", None)
+        if table_fn is not None:
+            self.writer.append_table("agents", table_fn())
+            self.writer.flush()
+            return
         self.writer.append("agents", [
             {"agent_id": a.agent_id, "kind": a.kind, "model": a.model, "group": a.group,
              "persona": json.dumps(a.persona, sort_keys=True, ensure_ascii=False, default=str)}
@@ -235,10 +258,35 @@ class LocalRuntime:
         return RunResult(self.run_dir, status, self.meta["steps_completed"], wall, dict(self.totals))
 
 
+def split_arrays(state: Any, prefix: str = "") -> tuple[Any, dict[str, np.ndarray]]:
+    """Replace every numpy array in a nested dict/list by {"__array__": key}; return the arrays by key."""
+    arrays: dict[str, np.ndarray] = {}
+
+    def walk(x: Any, path: str) -> Any:
+        if isinstance(x, np.ndarray):
+            arrays[path] = x
+            return {"__array__": path}
+        if isinstance(x, dict):
+            return {k: walk(v, f"{path}/{k}") for k, v in x.items()}
+        if isinstance(x, list | tuple):
+            return [walk(v, f"{path}/{i}") for i, v in enumerate(x)]
+        return x
+
+    return walk(state, prefix), arrays
+
+
+def join_arrays(state: Any, arrays: dict[str, np.ndarray]) -> Any:
+    if isinstance(state, dict):
+        if set(state) == {"__array__"}:
+            return arrays[state["__array__"]]
+        return {k: join_arrays(v, arrays) for k, v in state.items()}
+    if isinstance(state, list):
+        return [join_arrays(v, arrays) for v in state]
+    return state
+
+
 def _percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {}
-    import numpy as np
-
     a = np.asarray(values)
     return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)), "mean": float(a.mean())}

@@ -1,0 +1,315 @@
+"""Social-platform analyses over a run log: activity, cascades, adoption under exposure (Cox), herd effect,
+polarization and network roles."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from agentsim.analysis.cascades import cascade_metrics, cascade_nodes, fit_power_law
+from agentsim.analysis.stance import LexiconStance
+from agentsim.analysis.stats import bootstrap_ci, mean_ci
+
+VOTE_DELTA = {"like_post": 1, "unlike_post": -1, "dislike_post": -1, "undo_dislike_post": 1}
+
+
+def activity_table(log: Any) -> pd.DataFrame:
+    m = log.metrics
+    m = m[m["metric"].str.startswith("actions/") | (m["metric"] == "active_users")]
+    if m.empty:
+        return pd.DataFrame(columns=["step"])
+    wide = m.pivot_table(index="step", columns="metric", values="value", aggfunc="sum", fill_value=0).reset_index()
+    wide.columns = [str(c).removeprefix("actions/") for c in wide.columns]
+    return wide
+
+
+def cascade_table(log: Any) -> pd.DataFrame:
+    ev = log.df("events", ["event_id", "step", "agent_id", "action", "parent_event_id"])
+    return cascade_metrics(cascade_nodes(ev))
+
+
+def power_law_table(cascades: pd.DataFrame) -> pd.DataFrame:
+    try:
+        res, _ = fit_power_law(cascades["size"].to_numpy())
+    except ValueError as e:
+        return pd.DataFrame([{"error": str(e)}])
+    return pd.DataFrame([res])
+
+
+# -- adoption under exposure ---------------------------------------------------------------------------------
+def follow_graph(log: Any, initial_only: bool = True) -> pd.DataFrame:
+    """(follower, followee) edges: the initial network from the agents table, plus follow/unfollow events
+    unless `initial_only`."""
+    agents = log.agents
+    rows = []
+    for aid, persona in zip(agents["agent_id"], agents["persona"], strict=True):
+        if persona:
+            rows.extend((aid, f) for f in json.loads(persona).get("followees", []))
+    edges = pd.DataFrame(rows, columns=["follower", "followee"])
+    if not initial_only:
+        ev = log.df("events", ["event_id", "agent_id", "action", "target"])
+        ev = ev[ev["action"].isin(["follow", "unfollow"])].sort_values("event_id")
+        s = set(map(tuple, edges.to_numpy().tolist()))
+        for a, act, t in zip(ev["agent_id"], ev["action"], ev["target"], strict=True):
+            (s.add if act == "follow" else s.discard)((a, t))
+        edges = pd.DataFrame(sorted(s), columns=["follower", "followee"])
+    return edges
+
+
+def exposure_intervals(adoptions: pd.DataFrame, edges: pd.DataFrame, end_step: int) -> pd.DataFrame:
+    """Counting-process rows (id, start, stop, exposure, event) for every (user, cascade) with at least one
+    followee who adopted: exposure = number of followees who adopted strictly earlier. The clock starts at the
+    first exposure; users who never adopt are censored at `end_step` + 1. Adoptions are (agent_id, cascade, step)."""
+    first = adoptions.groupby(["cascade", "agent_id"], as_index=False)["step"].min()
+    # Exposure events: each adopter exposes its followers from the step after adopting.
+    expo = first.merge(edges, left_on="agent_id", right_on="followee")[["cascade", "follower", "step"]]
+    expo = expo.rename(columns={"follower": "agent_id", "step": "exposed_at"})
+    expo["exposed_at"] += 1
+    adopt = first.rename(columns={"step": "adopted_at"})
+    expo = expo.merge(adopt, on=["cascade", "agent_id"], how="left")
+    # Exposures after one's own adoption do not count; neither do users who adopted before any exposure.
+    expo = expo[expo["adopted_at"].isna() | (expo["exposed_at"] <= expo["adopted_at"])]
+    if expo.empty:
+        return pd.DataFrame(columns=["id", "start", "stop", "exposure", "event"])
+    counts = expo.groupby(["cascade", "agent_id", "exposed_at"]).size().rename("n").reset_index()
+    counts = counts.sort_values(["cascade", "agent_id", "exposed_at"])
+    counts["exposure"] = counts.groupby(["cascade", "agent_id"])["n"].cumsum()
+    counts = counts.merge(adopt, on=["cascade", "agent_id"], how="left")
+    t0 = counts.groupby(["cascade", "agent_id"])["exposed_at"].transform("min")
+    nxt = counts.groupby(["cascade", "agent_id"])["exposed_at"].shift(-1)
+    end = counts["adopted_at"].fillna(end_step + 1)
+    counts["start"] = counts["exposed_at"] - t0
+    counts["stop"] = np.minimum(nxt.fillna(np.inf), end + (counts["adopted_at"].notna())) - t0
+    counts = counts[counts["stop"] > counts["start"]]
+    last = counts.groupby(["cascade", "agent_id"])["start"].transform("max") == counts["start"]
+    counts["event"] = (last & counts["adopted_at"].notna()).astype(int)
+    counts["id"] = pd.factorize(counts["cascade"].astype(str) + "|" + counts["agent_id"].astype(str))[0]
+    return counts[["id", "start", "stop", "exposure", "event"]].reset_index(drop=True)
+
+
+def fit_exposure_hazard(intervals: pd.DataFrame) -> dict[str, float]:
+    """Cox proportional hazards with time-varying exposure (lifelines CoxTimeVaryingFitter): the hazard ratio
+    per additional adopting followee with its 95% CI, and Harrell's concordance of the fitted risk (lifelines
+    utils, on each subject's last interval)."""
+    from lifelines import CoxTimeVaryingFitter
+    from lifelines.utils import concordance_index
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ctv = CoxTimeVaryingFitter(penalizer=1e-4)
+        ctv.fit(intervals, id_col="id", start_col="start", stop_col="stop", event_col="event", show_progress=False)
+    s = ctv.summary.loc["exposure"]
+    last = intervals.sort_values("stop").groupby("id").tail(1)
+    c = concordance_index(last["stop"], -ctv.predict_partial_hazard(last[["exposure"]]).to_numpy().ravel(), last["event"])
+    return {"hazard_ratio": float(s["exp(coef)"]), "hr_low": float(s["exp(coef) lower 95%"]), "hr_high": float(s["exp(coef) upper 95%"]),
+            "p": float(s["p"]), "concordance": float(c), "subjects": int(intervals["id"].nunique()), "events": int(intervals["event"].sum())}
+
+
+def saturation_test(intervals: pd.DataFrame) -> dict[str, float]:
+    """Logistic regression of adoption within an exposure spell on exposure and exposure² (statsmodels): a
+    negative, significant exposure² term says that extra exposures add less and less (saturation)."""
+    import statsmodels.api as sm
+
+    df = intervals.assign(e2=intervals["exposure"] ** 2)
+    X = sm.add_constant(df[["exposure", "e2"]].astype(float))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = sm.Logit(df["event"].astype(float), X).fit(disp=0)
+    return {"coef_exposure": float(res.params["exposure"]), "coef_exposure2": float(res.params["e2"]),
+            "p_exposure2": float(res.pvalues["e2"]), "saturating": bool(res.params["e2"] < 0 and res.pvalues["e2"] < 0.05)}
+
+
+def adoption_table(log: Any) -> pd.DataFrame:
+    ev = log.df("events", ["event_id", "step", "agent_id", "action", "parent_event_id"])
+    nodes = cascade_nodes(ev)
+    shares = nodes[nodes["parent"] >= 0]
+    if shares.empty:
+        return pd.DataFrame([{"error": "no reposts or quotes in this run"}])
+    adoptions = shares.rename(columns={"root": "cascade"})[["agent_id", "cascade", "step"]]
+    intervals = exposure_intervals(adoptions, follow_graph(log), int(ev["step"].max()))
+    if intervals.empty or intervals["event"].sum() < 2 or intervals["exposure"].nunique() < 2:
+        return pd.DataFrame([{"error": "too few exposed adoptions for a hazard model"}])
+    out = fit_exposure_hazard(intervals)
+    try:
+        out.update(saturation_test(intervals))
+    except Exception as e:  # perfect separation etc.: report the Cox fit anyway
+        out["saturation_error"] = f"{type(e).__name__}: {e}"
+    return pd.DataFrame([out])
+
+
+# -- herd effect ---------------------------------------------------------------------------------------------
+def herd_table(log: Any) -> pd.DataFrame:
+    """Final score (likes - dislikes) of treated posts by arm, with mean and 95% t-interval; also the score
+    from everyone but the controlled voter (the herd effect proper)."""
+    ev = log.df("events", ["agent_id", "action", "target", "payload"])
+    tr = ev[ev["action"] == "treatment"]
+    if tr.empty:
+        return pd.DataFrame(columns=["treatment", "posts", "mean_score", "low", "high", "mean_others", "low_others", "high_others"])
+    arms = {t: json.loads(p)["treatment"] for t, p in zip(tr["target"], tr["payload"], strict=True)}
+    voters = set(tr["agent_id"])
+    votes = ev[ev["action"].isin(list(VOTE_DELTA)) & ev["target"].isin(list(arms))]
+    delta = votes["action"].map(VOTE_DELTA)
+    total = delta.groupby(votes["target"]).sum()
+    others = delta[~votes["agent_id"].isin(voters)].groupby(votes["target"][~votes["agent_id"].isin(voters)]).sum()
+    df = pd.DataFrame({"post": list(arms), "treatment": list(arms.values())})
+    df["score"] = df["post"].map(total).fillna(0)
+    df["score_others"] = df["post"].map(others).fillna(0)
+    rows = []
+    for t, g in df.groupby("treatment", sort=False):
+        m, lo, hi = mean_ci(g["score"].to_numpy())
+        mo, loo, hio = mean_ci(g["score_others"].to_numpy())
+        rows.append({"treatment": t, "posts": len(g), "mean_score": m, "low": lo, "high": hi, "mean_others": mo, "low_others": loo, "high_others": hio})
+    order = {"up": 0, "control": 1, "down": 2}
+    return pd.DataFrame(rows).sort_values("treatment", key=lambda s: s.map(order)).reset_index(drop=True)
+
+
+# -- polarization --------------------------------------------------------------------------------------------
+def post_stances(log: Any) -> pd.DataFrame:
+    """Stance (-1..1) of every authored post/quote/comment: the judge's rating (stance / 5) where the run has
+    one, else the lexicon scorer configured in the run's world.stance."""
+    ev = log.df("events", ["event_id", "step", "agent_id", "action", "payload"])
+    authored = ev[ev["action"].isin(["create_post", "quote_post", "create_comment"])]
+    authored = authored[~authored["agent_id"].isin(_non_users(log))]
+    texts = authored["payload"].map(lambda p: json.loads(p).get("content", "") if p else "")
+    judged = ev[ev["action"] == "judge_stance"]
+    if not judged.empty:
+        ratings = {json.loads(p)["post_id"]: json.loads(p)["stance"] / 5.0 for p in judged["payload"]}
+        pid = authored["payload"].map(lambda p: json.loads(p)["post_id"])
+        out = authored.assign(stance=pid.map(ratings), source="judge").dropna(subset=["stance"])
+    else:
+        cfg = log.meta.get("world", {}).get("stance", {})
+        lex = LexiconStance(cfg.get("positive", []), cfg.get("negative", []), cfg.get("intensifiers", []))
+        out = authored.assign(stance=lex.scores(texts.tolist()), source="lexicon")
+    groups = log.agents.set_index("agent_id")["group"]
+    out = out.assign(group=out["agent_id"].map(groups), extremity=out["stance"].abs())
+    return out[["event_id", "step", "agent_id", "group", "stance", "extremity", "source"]]
+
+
+def polarization_table(log: Any, window: int | None = None) -> pd.DataFrame:
+    """Per group: mean stance and extremity in the first and last `window` steps (default: a quarter of the
+    run), the change in extremity with a bootstrap 95% CI."""
+    st = post_stances(log)
+    if st.empty:
+        return pd.DataFrame(columns=["group", "stance_first", "stance_last", "extremity_first", "extremity_last", "change", "low", "high"])
+    first, last = int(st["step"].min()), int(st["step"].max())
+    w = window or max(1, (last - first + 1) // 4)
+    rows = []
+    for g, d in st.groupby("group"):
+        a, b = d[d["step"] < first + w], d[d["step"] > last - w]
+        if a.empty or b.empty:
+            continue
+        rng = np.random.default_rng(0)
+        diffs = [rng.choice(b["extremity"], b.size).mean() - rng.choice(a["extremity"], a.size).mean() for _ in range(1000)]
+        rows.append({"group": g, "posts_first": len(a), "posts_last": len(b), "stance_first": a["stance"].mean(), "stance_last": b["stance"].mean(),
+                     "extremity_first": a["extremity"].mean(), "extremity_last": b["extremity"].mean(),
+                     "change": b["extremity"].mean() - a["extremity"].mean(),
+                     "low": float(np.percentile(diffs, 2.5)), "high": float(np.percentile(diffs, 97.5))})
+    return pd.DataFrame(rows)
+
+
+def polarization_curve(log: Any) -> pd.DataFrame:
+    st = post_stances(log)
+    rows = []
+    for (g, s), d in st.groupby(["group", "step"]):
+        lo, hi = bootstrap_ci(d["extremity"].to_numpy(), n_resamples=200)
+        rows.append({"group": g, "step": s, "stance": d["stance"].mean(), "extremity": d["extremity"].mean(), "low": lo, "high": hi, "posts": len(d)})
+    return pd.DataFrame(rows)
+
+
+# -- roles ---------------------------------------------------------------------------------------------------
+def role_features(edges: pd.DataFrame, betweenness_k: int = 200, seed: int = 0) -> pd.DataFrame:
+    """in/out degree, betweenness (sampled from k sources on large graphs), clustering and PageRank per node."""
+    import networkx as nx
+
+    g = nx.from_pandas_edgelist(edges, "follower", "followee", create_using=nx.DiGraph)
+    k = None if g.number_of_nodes() <= betweenness_k else betweenness_k
+    feats = pd.DataFrame({
+        "in_degree": dict(g.in_degree()), "out_degree": dict(g.out_degree()),
+        "betweenness": nx.betweenness_centrality(g, k=k, seed=seed), "clustering": nx.clustering(g), "pagerank": nx.pagerank(g),
+    })
+    feats.index.name = "agent_id"
+    return feats.reset_index()
+
+
+def roles_table(log: Any, ks: range = range(2, 7), seed: int = 0) -> dict[str, pd.DataFrame]:
+    """KMeans over standardised network features for each k; the silhouette of each k, and the role profile
+    (mean features) of the k with the best silhouette."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+    from sklearn.preprocessing import StandardScaler
+
+    feats = role_features(follow_graph(log, initial_only=False))
+    if len(feats) < 3:
+        return {"silhouette": pd.DataFrame([{"error": f"the follow network has {len(feats)} users; roles need at least 3"}])}
+    cols = ["in_degree", "out_degree", "betweenness", "clustering", "pagerank"]
+    X = StandardScaler().fit_transform(np.log1p(feats[cols].to_numpy(float) * [1, 1, 1e3, 1, 1e3]))
+    scores, labels = [], {}
+    for k in ks:
+        if k >= len(feats):
+            break
+        km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(X)
+        labels[k] = km.labels_
+        sample = min(len(feats), 10_000)
+        scores.append({"k": k, "silhouette": float(silhouette_score(X, km.labels_, sample_size=sample, random_state=seed))})
+    sil = pd.DataFrame(scores)
+    if sil.empty:
+        return {"silhouette": sil}
+    best = int(sil.loc[sil["silhouette"].idxmax(), "k"])
+    feats["role"] = labels[best]
+    profile = feats.groupby("role")[cols].mean().assign(users=feats.groupby("role").size()).reset_index()
+    return {"silhouette": sil, "roles": profile, "features": feats}
+
+
+def _non_users(log: Any) -> set[str]:
+    a = log.agents
+    return set(a.loc[a["kind"] != "user", "agent_id"])
+
+
+def social_tables(log: Any, roles: bool = True) -> dict[str, pd.DataFrame]:
+    cascades = cascade_table(log)
+    out = {"activity": activity_table(log), "cascades": cascades.sort_values(["size", "root"], ascending=[False, True]).head(20),
+           "power_law": power_law_table(cascades), "adoption": adoption_table(log), "herd": herd_table(log),
+           "polarization": polarization_table(log)}
+    if roles:
+        r = roles_table(log)
+        out["roles_silhouette"] = r["silhouette"]
+        if "roles" in r:
+            out["roles"] = r["roles"]
+    return out
+
+
+def plot_herd(herd: pd.DataFrame, path: Any = None, ax: Any = None) -> Any:
+    """Mean final score by arm with 95% intervals (everyone's votes, and everyone's but the controlled voter's)."""
+    import matplotlib
+
+    if ax is None and path:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    own = ax is None
+    if own:
+        _, ax = plt.subplots(figsize=(5, 4))
+    x = np.arange(len(herd))
+    for off, (m, lo, hi, label) in zip((-0.15, 0.15), (("mean_score", "low", "high", "all votes"), ("mean_others", "low_others", "high_others", "others' votes")), strict=True):
+        ax.errorbar(x + off, herd[m], yerr=[herd[m] - herd[lo], herd[hi] - herd[m]], fmt="o", capsize=4, label=label)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xticks(x, herd["treatment"])
+    ax.set_ylabel("final score (likes - dislikes)")
+    ax.legend()
+    if own and path:
+        ax.figure.tight_layout()
+        ax.figure.savefig(path, dpi=120)
+        plt.close(ax.figure)
+    return ax
+
+
+def plot_polarization(log: Any, path: Any = None) -> Any:
+    from agentsim.analysis.plots import band_plot
+
+    curve = polarization_curve(log)
+    return band_plot(curve, x="step", y="extremity", low="low", high="high", group="group", path=path,
+                     title="Opinion extremity of posts per group", ylabel="|stance|")

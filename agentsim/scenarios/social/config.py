@@ -1,0 +1,210 @@
+"""The `world:` section of a social-platform scenario (X-like or Reddit-like, after OASIS)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from agentsim.spec.models import StrictModel, scenario_path
+
+ACTIONS = (
+    "create_post", "repost", "quote_post", "like_post", "unlike_post", "dislike_post", "undo_dislike_post",
+    "create_comment", "like_comment", "dislike_comment", "follow", "unfollow", "mute", "unmute",
+    "search_posts", "search_user", "trend", "refresh", "do_nothing",
+)
+ActionName = Literal[
+    "create_post", "repost", "quote_post", "like_post", "unlike_post", "dislike_post", "undo_dislike_post",
+    "create_comment", "like_comment", "dislike_comment", "follow", "unfollow", "mute", "unmute",
+    "search_posts", "search_user", "trend", "refresh", "do_nothing",
+]
+#: The action spaces of OASIS's two platforms: X has no downvotes, Reddit has no reposts or follows.
+DEFAULT_ACTIONS: dict[str, tuple[str, ...]] = {
+    "x": ("create_post", "repost", "quote_post", "like_post", "unlike_post", "create_comment", "like_comment",
+          "follow", "unfollow", "mute", "unmute", "search_posts", "search_user", "trend", "refresh", "do_nothing"),
+    "reddit": ("create_post", "like_post", "unlike_post", "dislike_post", "undo_dislike_post", "create_comment",
+               "like_comment", "dislike_comment", "search_posts", "search_user", "trend", "refresh", "do_nothing"),
+}
+
+
+class ActivitySpec(StrictModel):
+    """When users act: a flat probability per step, or a 24-hour profile (probability per step in each hour)."""
+
+    probability: float | None = Field(None, ge=0.0, le=1.0, description="Flat probability of acting in a step.")
+    hourly: list[Annotated[float, Field(ge=0.0, le=1.0)]] | None = Field(
+        None, min_length=24, max_length=24, description="Probability of acting in a step, for hours 0..23 of the simulated day."
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> ActivitySpec:
+        if (self.probability is None) == (self.hourly is None):
+            raise ValueError("give exactly one of 'probability' (flat) or 'hourly' (24 values)")
+        return self
+
+    def profile(self) -> list[float]:
+        return list(self.hourly) if self.hourly is not None else [float(self.probability or 0.0)] * 24
+
+
+class GroupSpec(StrictModel):
+    """A population group: synthetic users drawn with these interests, stance, activity and model."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$", description="Group label (logged as the agent's group).")
+    share: float = Field(1.0, gt=0, description="Relative size of the group among synthetic users.")
+    interests: list[str] = Field(default_factory=lambda: ["news"], min_length=1, description="Topics its users post about.")
+    stance: float = Field(0.0, ge=-1.0, le=1.0, description="Prior opinion on the scenario's issue, -1..1 (persona text and scripted policy).")
+    bio: str = Field("", description="Bio template; {interests} and {name} are filled in.")
+    activity: ActivitySpec | None = Field(None, description="Activity of this group (default: world.time.activity).")
+    model: str | None = Field(None, description="Model alias for this group's users (default: population.model).")
+    actions: list[ActionName] | None = Field(None, description="Actions this group may use (default: world.actions).")
+
+
+class UsersSpec(StrictModel):
+    """Who is on the platform: synthetic users, or users read from a file."""
+
+    count: int | None = Field(None, ge=1, le=50_000_000, description="Number of synthetic users (drawn from the groups).")
+    file: Path | None = Field(None, description="CSV or Parquet with columns user_id[, name, bio, interests (';'-separated), group].")
+    groups: list[GroupSpec] = Field(default_factory=lambda: [GroupSpec(name="users")], min_length=1, description="Population groups.")
+
+    _paths = field_validator("file")(scenario_path)
+
+    @model_validator(mode="after")
+    def _one(self) -> UsersSpec:
+        if (self.count is None) == (self.file is None):
+            raise ValueError("give exactly one of 'count' (synthetic users) or 'file' (users from a CSV/Parquet file)")
+        names = [g.name for g in self.groups]
+        if len(set(names)) != len(names):
+            raise ValueError(f"group names repeat: {names}")
+        return self
+
+
+class NetworkSpec(StrictModel):
+    """The initial follow network: a networkx generator (synthetic users) or a file of edges."""
+
+    generator: Literal["barabasi_albert", "powerlaw_cluster", "watts_strogatz", "erdos_renyi", "random_follows", "none"] = Field(
+        "barabasi_albert",
+        description="networkx generator (undirected edges become mutual follows), or 'random_follows' (k uniform follows per user, numpy; for millions of users).",
+    )
+    k: int = Field(5, ge=0, le=10_000, description="Edges per new node (BA, powerlaw_cluster), neighbours (Watts-Strogatz), or follows per user (random_follows).")
+    p: float = Field(0.1, ge=0.0, le=1.0, description="Triangle (powerlaw_cluster), rewiring (Watts-Strogatz) or edge (Erdos-Renyi) probability.")
+    homophily: float = Field(0.0, ge=0.0, le=1.0, description="random_follows: share of follows drawn within the user's own group.")
+    follows_file: Path | None = Field(None, description="CSV or Parquet with columns follower, followee (user ids); overrides the generator.")
+
+    _paths = field_validator("follows_file")(scenario_path)
+
+
+class SourceSpec(StrictModel):
+    """One recommender feeding part of each feed."""
+
+    kind: Literal["hot", "interest", "follow", "random"] = Field(..., description="hot (Reddit), interest (X, embeddings), follow (followees' top posts) or random.")
+    slots: int = Field(5, ge=1, le=200, description="Feed items this recommender fills.")
+
+
+class EmbeddingSpec(StrictModel):
+    """Text embeddings for the interest recommender and for search."""
+
+    kind: Literal["hashing", "sentence_transformer"] = Field(
+        "hashing", description="'hashing': signed feature hashing of words (runs anywhere, no download); 'sentence_transformer': a model by name (needs the package and the weights)."
+    )
+    dim: int = Field(64, ge=8, le=4096, description="hashing: dimensions.")
+    model: str = Field("sentence-transformers/all-MiniLM-L6-v2", description="sentence_transformer: model name or directory.")
+
+
+class RecommenderSpec(StrictModel):
+    sources: list[SourceSpec] = Field(
+        default_factory=lambda: [SourceSpec(kind="follow", slots=5), SourceSpec(kind="interest", slots=5)],
+        min_length=1, description="Recommenders whose picks fill each feed, in order (duplicates are skipped).",
+    )
+    window_minutes: float = Field(24 * 60, gt=0, description="Only posts this recent are candidates.")
+    candidates: int = Field(2000, ge=10, description="interest: posts sampled from the window when it holds more.")
+    recency_half_life_minutes: float = Field(180.0, gt=0, description="interest: the recency factor halves over this age.")
+    comments_per_post: int = Field(2, ge=0, le=20, description="Latest comments shown under each feed post.")
+
+    @property
+    def feed_size(self) -> int:
+        return sum(s.slots for s in self.sources)
+
+
+class TimeSpec(StrictModel):
+    minutes_per_step: float = Field(60.0, gt=0, le=7 * 24 * 60, description="Simulated minutes per step.")
+    start: datetime = Field(datetime(2024, 1, 1, 8, tzinfo=UTC), description="Simulated clock at step 0 (ISO 8601).")
+    activity: ActivitySpec = Field(default_factory=lambda: ActivitySpec(probability=0.1), description="Default activity for every group.")
+
+    @property
+    def start_epoch(self) -> float:
+        start = self.start if self.start.tzinfo else self.start.replace(tzinfo=UTC)
+        return start.timestamp()
+
+
+class SeedPostsSpec(StrictModel):
+    count: int = Field(0, ge=0, description="Synthetic posts written by random users before step 0 (on their groups' topics).")
+    file: Path | None = Field(None, description="CSV or Parquet with columns author, content[, timestamp (ISO or epoch s)].")
+
+    _paths = field_validator("file")(scenario_path)
+
+
+class InjectPost(StrictModel):
+    """Post a message at a step, from a user or from a controlled account."""
+
+    kind: Literal["inject_post"]
+    step: int = Field(..., ge=0, description="Step at whose start the post appears.")
+    author: str = Field(..., min_length=1, description="User id of the author (an existing user, or a new controlled account).")
+    content: str = Field(..., min_length=1, description="The post's text.")
+
+
+class HerdVotes(StrictModel):
+    """The herd-effect design (Muchnik et al. 2013, replicated in OASIS): new posts are randomly assigned to an
+    up-vote, a down-vote or no vote (control) from a controlled account, right after they are created."""
+
+    kind: Literal["herd_votes"]
+    from_step: int = Field(0, ge=0)
+    to_step: int | None = Field(None, ge=0, description="Last step whose new posts are treated (None: all).")
+    share: float = Field(1.0, gt=0, le=1.0, description="Share of new posts entered into the experiment.")
+    arms: list[Literal["up", "down", "control"]] = Field(default_factory=lambda: ["up", "down", "control"], min_length=1)
+    voter: str = Field("herd_bot", description="Id of the controlled voting account.")
+
+
+Intervention = Annotated[InjectPost | HerdVotes, Field(discriminator="kind")]
+
+
+class JudgeSpec(StrictModel):
+    """A judge model that rates the stance of sampled posts, for the polarization analysis."""
+
+    enabled: bool = False
+    model: str | None = Field(None, description="Model alias of the judge (default: population.model).")
+    every: int = Field(1, ge=1, description="Judge every N steps.")
+    sample: int = Field(20, ge=1, le=100_000, description="Posts (new since the last judging) rated each time.")
+    topic: str = Field("the issue under discussion", description="What stance is about, as told to the judge.")
+
+
+class StanceSpec(StrictModel):
+    """A lexicon stance scorer: score = mean weight of the lexicon words in a text (-1..1), extremity = |score|."""
+
+    positive: list[str] = Field(default_factory=lambda: ["support", "agree", "good", "great", "love", "yes", "pro", "benefit"])
+    negative: list[str] = Field(default_factory=lambda: ["oppose", "disagree", "bad", "terrible", "hate", "no", "against", "harm"])
+    intensifiers: list[str] = Field(default_factory=lambda: ["very", "absolutely", "totally", "extremely", "never", "always", "must"])
+
+
+class SocialConfig(StrictModel):
+    """An X-like or Reddit-like platform, after OASIS (Yang et al. 2024)."""
+
+    mode: Literal["x", "reddit"] = Field("x", description="Platform: 'x' (follows, reposts, interest feed) or 'reddit' (votes, hot feed).")
+    topic: str = Field("a public issue", description="What the scenario is about (used in prompts).")
+    users: UsersSpec = Field(default_factory=lambda: UsersSpec(count=100), description="Who is on the platform.")
+    network: NetworkSpec = Field(default_factory=NetworkSpec, description="The initial follow network.")
+    actions: list[ActionName] | None = Field(None, description="Actions users may take (default: the platform's OASIS action space).")
+    recommender: RecommenderSpec = Field(default_factory=RecommenderSpec, description="How feeds are made.")
+    embedding: EmbeddingSpec = Field(default_factory=EmbeddingSpec, description="Text embeddings (interest feed, search).")
+    time: TimeSpec = Field(default_factory=TimeSpec, description="Simulated clock and activity.")
+    seed_posts: SeedPostsSpec = Field(default_factory=SeedPostsSpec, description="Content on the platform before step 0.")
+    interventions: list[Intervention] = Field(default_factory=list, description="Scheduled injections and herd-effect votes.")
+    judge: JudgeSpec = Field(default_factory=JudgeSpec, description="Stance judging of posts (polarization).")
+    stance: StanceSpec = Field(default_factory=StanceSpec, description="Lexicon stance scorer (scripted policy and analysis).")
+    max_post_chars: int = Field(280, ge=10, le=40_000, description="Posts, quotes and comments are cut to this length.")
+    memory: int = Field(3, ge=0, le=50, description="Own recent actions shown to a user in its prompt.")
+
+    def allowed_actions(self, group: GroupSpec | None = None) -> tuple[str, ...]:
+        if group is not None and group.actions is not None:
+            return tuple(group.actions)
+        return tuple(self.actions) if self.actions is not None else DEFAULT_ACTIONS[self.mode]

@@ -1,0 +1,90 @@
+"""Rule-based users: a seeded baseline with homophily, social proof and opinion reinforcement.
+
+A user reads the stance of each feed item with the lexicon scorer, picks an item with probability rising with
+agreement and with its likes (social proof, which is what makes cascades heavy-tailed), and likes, reposts or
+comments on what it agrees with and down-votes (where allowed) what it does not. Its own posts lean the way of
+the agreeable posts it just read, more strongly than its prior: an echo chamber pushes it to the extremes.
+Cheap enough for a million users, and a reference point for LLM populations.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from agentsim.scenarios.social.config import StanceSpec
+from agentsim.scenarios.social.world import JudgeAnswer, JudgeView, UserView
+
+
+def compose_post(stance: float, interests: list[str], lex: StanceSpec, rng: np.random.Generator, max_chars: int) -> str:
+    """A short post whose lexicon stance follows `stance` (sign) and whose intensity follows |stance|."""
+    words = lex.positive if stance >= 0 else lex.negative
+    n_pol = 1 + int(abs(stance) * 2.5)
+    n_int = int(abs(stance) * 2.99) if lex.intensifiers else 0
+    parts = [str(words[int(rng.integers(len(words)))]) for _ in range(n_pol)]
+    parts += [str(lex.intensifiers[int(rng.integers(len(lex.intensifiers)))]) for _ in range(n_int)]
+    rng.shuffle(parts)
+    topic = interests[int(rng.integers(len(interests)))] if interests else "this"
+    if abs(stance) < 0.15:
+        return f"Thinking about {topic} today, curious what others say #{topic.replace(' ', '')}"[:max_chars]
+    return f"On {topic}: {' '.join(parts)} #{topic.replace(' ', '')}"[:max_chars]
+
+
+def user_turn(v: UserView, rng: np.random.Generator) -> Any:
+    allowed = set(v.allowed)
+    lex = v.lexicon
+    feed = v.feed
+    stances = np.array([lex.score(it.text) for it in feed]) if feed else np.zeros(0)
+    agree = stances * np.sign(v.stance or 1e-9)
+    lean = v.stance
+    if feed and (agree > 0).any():
+        lean = float(np.clip(0.6 * v.stance + 0.6 * np.mean(stances[agree > 0]), -1, 1))
+    act = dict(action="do_nothing")
+    r = rng.random()
+    if "create_post" in allowed and (not feed or r < 0.2):
+        act = dict(action="create_post", content=compose_post(lean, list(v.interests), _spec(lex), rng, v.max_chars))
+    elif feed:
+        likes = np.array([it.likes - it.dislikes for it in feed], np.float64)
+        w = np.exp(2.0 * agree) * (1.0 + np.log1p(np.maximum(likes, 0)))
+        i = int(rng.choice(len(feed), p=w / w.sum()))
+        it, ag = feed[i], agree[i]
+        u = rng.random()
+        social_proof = min(1.0, 0.15 + 0.08 * np.log1p(max(it.likes, 0)))
+        if ag > 0 and "repost" in allowed and u < social_proof:
+            act = dict(action="repost", post_id=it.post_id)
+        elif ag > 0 and "quote_post" in allowed and u < social_proof + 0.03:
+            act = dict(action="quote_post", post_id=it.post_id, content=compose_post(lean, list(v.interests), _spec(lex), rng, v.max_chars))
+        elif "create_comment" in allowed and u < 0.3:
+            act = dict(action="create_comment", post_id=it.post_id, content=compose_post(lean, list(v.interests), _spec(lex), rng, v.max_chars))
+        elif ag > 0 and "follow" in allowed and it.author not in v.following and u < 0.4:
+            act = dict(action="follow", user_id=it.author)
+        elif ag >= 0 and "like_post" in allowed:
+            act = dict(action="like_post", post_id=it.post_id)
+        elif ag < 0 and "dislike_post" in allowed:
+            act = dict(action="dislike_post", post_id=it.post_id)
+        elif it.comments and "like_comment" in allowed:
+            act = dict(action="like_comment", post_id=it.comments[0][0])
+        if r > 0.985 and "search_posts" in allowed:
+            act = dict(action="search_posts", query=v.interests[0] if v.interests else v.topic)
+        elif r > 0.98 and "trend" in allowed:
+            act = dict(action="trend")
+    return v.action_model.model_validate(act)
+
+
+def _spec(lex: Any) -> StanceSpec:
+    pos = [w for w, p in lex.polarity.items() if p > 0]
+    neg = [w for w, p in lex.polarity.items() if p < 0]
+    return StanceSpec(positive=pos, negative=neg, intensifiers=sorted(lex.intensifiers))
+
+
+def judge(v: JudgeView, rng: np.random.Generator) -> Any:
+    return JudgeAnswer.model()(stance=int(round(5 * v.lexicon.score(v.text))))
+
+
+def scripted_policy(data: Any, rng: np.random.Generator) -> Any:
+    if isinstance(data, UserView):
+        return user_turn(data, rng)
+    if isinstance(data, JudgeView):
+        return judge(data, rng)
+    raise TypeError(f"social scripted policy got an unexpected observation: {type(data).__name__}")
