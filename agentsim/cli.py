@@ -7,7 +7,7 @@ import sys
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -59,6 +59,7 @@ def run(
     runtime: Annotated[str | None, typer.Option(help="Override runtime.kind: local or ray.")] = None,
     address: Annotated[str | None, typer.Option(help="Ray cluster address (runtime.address), e.g. auto or host:6379.")] = None,
     shards: Annotated[int | None, typer.Option(help="Override runtime.shards.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override any field: --set world.users.count=100000 (repeatable; values are YAML).")] = None,
 ) -> None:
     """Run a scenario and write its log."""
     from agentsim.spec.loader import load_scenario
@@ -73,6 +74,7 @@ def run(
             steps=steps,
             **{"logging.dir": str(out) if out else None, "runtime.kind": runtime or ("ray" if address else None),
                "runtime.address": address, "runtime.shards": shards},
+            **_parse_sets(set_),
         )
     except SpecError as e:
         _fail(e.render())
@@ -82,6 +84,22 @@ def run(
         _fail(f"{target} exists and is not empty; choose another --run-dir")
     extra = {"replay_from": str(replay_from.resolve())} if replay_from else {}
     _execute(sc, target, replay_from, quiet, resume=False, extra_meta=extra)
+
+
+def _parse_sets(items: list[str] | None) -> dict[str, Any]:
+    """--set KEY=VALUE pairs; the value is read as YAML (numbers, booleans, lists), so 100000 is an int."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            _fail(f"--set {item!r}: expected KEY=VALUE, e.g. --set world.users.count=1000")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            _fail(f"--set {item!r}: the value is not valid YAML ({e})")
+    return out
 
 
 def _execute(sc, run_dir: Path, replay_from: Path | None, quiet: bool, resume: bool, extra_meta: dict | None = None) -> None:
@@ -106,8 +124,13 @@ def _execute(sc, run_dir: Path, replay_from: Path | None, quiet: bool, resume: b
     except BackendError as e:
         _fail(str(e), code=3)
     progress = RunProgress(spec.steps, console=err, enabled=not quiet)
-    runtime = LocalRuntime(sc, router, run_dir, progress=progress, model_paths=model_paths, resume=resume,
-                           extra_meta=extra_meta, policy=policy)
+    try:
+        runtime = LocalRuntime(sc, router, run_dir, progress=progress, model_paths=model_paths, resume=resume,
+                               extra_meta=extra_meta, policy=policy)
+    except (ValueError, RuntimeError, OSError) as e:  # a world that cannot be built from its inputs: say why, no traceback
+        if router is not None:
+            router.close()
+        _fail(f"{sc.source or sc.spec.name}: cannot build the {sc.family.name} world: {e}")
     if resume:
         err.print(f"Resuming {run_dir} at step {runtime.start_step + 1} of {spec.steps}", soft_wrap=True)
     try:
@@ -291,6 +314,7 @@ def bench_vllm(
     repeats: Annotated[int, typer.Option(min=1, help="Measured (simulated, raw) pairs after a warm-up.")] = 3,
     runtime: Annotated[str, typer.Option(help="local, or ray (shard actors + an engine actor).")] = "local",
     shards: Annotated[int, typer.Option(min=1, help="ray: shard actors.")] = 4,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override scenario fields: --set world.users.count=10000 (repeatable).")] = None,
 ) -> None:
     """Simulated tokens/s through the full agentsim path / raw LLM.generate tokens/s on the same requests."""
     import tempfile
@@ -312,10 +336,11 @@ def bench_vllm(
     if runtime == "ray":
         from agentsim.bench.vllm_overhead import run_overhead_ray
 
-        results = [run_overhead_ray(scenario, path, steps, max_len, max_tokens, shards, log=lambda m: err.print(m, highlight=False))
-                   for _ in range(repeats)]
+        results = [run_overhead_ray(scenario, path, steps, max_len, max_tokens, shards, log=lambda m: err.print(m, highlight=False),
+                                    overrides=_parse_sets(set_)) for _ in range(repeats)]
     else:
-        results = run_overhead(scenario, path, steps, max_len, max_tokens, repeats, log=lambda m: err.print(m, highlight=False))
+        results = run_overhead(scenario, path, steps, max_len, max_tokens, repeats, log=lambda m: err.print(m, highlight=False),
+                               overrides=_parse_sets(set_))
     import statistics
 
     import pandas as pd
@@ -374,6 +399,30 @@ def bench_runtime(
     console.print(df_table(df, f"Runtime overhead: {agents:,} agents x {steps} steps"))
     console.print(f"[bold]ratio ray/local agent-steps/s = {r['ratio']:.2f}[/bold] (target >= 0.7); "
                   f"local peak memory {r['local_peak_bytes_per_agent']:.0f} bytes/agent")
+
+
+@bench_app.command("social")
+def bench_social(
+    users: Annotated[int, typer.Option(min=10)] = 1_000_000,
+    steps: Annotated[int, typer.Option(min=1)] = 3,
+    active: Annotated[float, typer.Option(min=0.0001, max=1.0, help="Share of users acting per step.")] = 0.01,
+    events: Annotated[int, typer.Option(min=0, help="Events in the synthetic log for the cascade analysis (0: skip).")] = 10_000_000,
+) -> None:
+    """Social platform at scale: step time and base memory per user at 1M users; cascade analysis of 10M events."""
+    import pandas as pd
+
+    from agentsim.bench.social_scale import run_cascades, run_scale
+    from agentsim.runtime.summary import df_table
+
+    say = lambda m: err.print(m, highlight=False)  # noqa: E731
+    r = run_scale(users, steps, active, log=say)
+    console.print(df_table(pd.DataFrame([r]), f"Social platform: {users:,} users, {active:.1%} active per step, scripted, hot + follow feeds"))
+    console.print(f"[bold]step p50 {r['step_p50_s']:.2f} s[/bold] for {r['active_per_step']:,.0f} acting users; base state "
+                  f"[bold]{r['base_bytes_per_user']:.0f} bytes/user[/bold] (numpy buffers {r['array_bytes_per_user']:.0f}; target <= 2048)")
+    if events:
+        c = run_cascades(events, max(1, events // 10), log=say)
+        console.print(df_table(pd.DataFrame([c]), "Cascade analysis (read + rebuild trees + metrics)"))
+        console.print(f"[bold]{events:,} events analysed in {c['analysis_s']:.1f} s[/bold] (target < 60 s)")
 
 
 def main() -> None:  # pragma: no cover

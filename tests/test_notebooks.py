@@ -35,7 +35,7 @@ def outputs(nb: nbformat.NotebookNode) -> str:
 
 
 def test_all_notebooks_are_tested() -> None:
-    assert {p.stem for p in NOTEBOOKS.glob("*.ipynb")} == {"wargame_escalation", "tournament", "drift"}
+    assert {p.stem for p in NOTEBOOKS.glob("*.ipynb")} == {"wargame_escalation", "tournament", "drift", "social"}
 
 
 def test_wargame_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -66,3 +66,11 @@ def test_drift_notebook_on_a_vllm_run(tiny_model: Path, tmp_path: Path, monkeypa
 
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def test_social_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
+    nb = execute("social", None, monkeypatch)
+    text = outputs(nb)
+    for needle in ("structural_virality", "R_vs_lognormal", "hazard_ratio", "mean_others", "extremity_last", "silhouette"):
+        assert needle in text, needle
+    assert sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])) >= 4

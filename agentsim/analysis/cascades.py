@@ -142,7 +142,7 @@ def fit_power_law(sizes: np.ndarray, xmin: float | None = None) -> tuple[dict[st
         r_ln, p_ln = fit.distribution_compare("power_law", "lognormal", normalized_ratio=True)
         r_ex, p_ex = fit.distribution_compare("power_law", "exponential", normalized_ratio=True)
     return {
-        "alpha": float(fit.power_law.alpha), "sigma": float(fit.power_law.sigma), "xmin": float(fit.power_law.xmin),
+        "alpha": float(fit.power_law.alpha), "sigma": float(getattr(fit.power_law, "standard_err", None) or fit.power_law.sigma), "xmin": float(fit.power_law.xmin),
         "ks_distance": float(fit.power_law.D), "n": int(x.size), "n_tail": int((x >= fit.power_law.xmin).sum()),
         "R_vs_lognormal": float(r_ln), "p_vs_lognormal": float(p_ln), "R_vs_exponential": float(r_ex), "p_vs_exponential": float(p_ex),
     }, fit

@@ -93,20 +93,37 @@ def exposure_intervals(adoptions: pd.DataFrame, edges: pd.DataFrame, end_step: i
 
 def fit_exposure_hazard(intervals: pd.DataFrame) -> dict[str, float]:
     """Cox proportional hazards with time-varying exposure (lifelines CoxTimeVaryingFitter): the hazard ratio
-    per additional adopting followee with its 95% CI, and Harrell's concordance of the fitted risk (lifelines
-    utils, on each subject's last interval)."""
+    per additional adopting followee with its 95% CI, and the time-dependent concordance of the fitted risk."""
     from lifelines import CoxTimeVaryingFitter
-    from lifelines.utils import concordance_index
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ctv = CoxTimeVaryingFitter(penalizer=1e-4)
         ctv.fit(intervals, id_col="id", start_col="start", stop_col="stop", event_col="event", show_progress=False)
     s = ctv.summary.loc["exposure"]
-    last = intervals.sort_values("stop").groupby("id").tail(1)
-    c = concordance_index(last["stop"], -ctv.predict_partial_hazard(last[["exposure"]]).to_numpy().ravel(), last["event"])
+    c = time_dependent_concordance(intervals, float(ctv.params_["exposure"]))
     return {"hazard_ratio": float(s["exp(coef)"]), "hr_low": float(s["exp(coef) lower 95%"]), "hr_high": float(s["exp(coef) upper 95%"]),
             "p": float(s["p"]), "concordance": float(c), "subjects": int(intervals["id"].nunique()), "events": int(intervals["event"].sum())}
+
+
+def time_dependent_concordance(intervals: pd.DataFrame, beta: float) -> float:
+    """Harrell's C with time-varying covariates: for each adoption at time t, its risk beta*x(t) is compared
+    with the risk at t of every other subject still at risk at t (ties count one half). A static C on each
+    subject's last interval would be biased here, because exposure only grows while a subject survives."""
+    ev = intervals[intervals["event"] == 1]
+    start, stop = intervals["start"].to_numpy(float), intervals["stop"].to_numpy(float)
+    ids, risk = intervals["id"].to_numpy(), beta * intervals["exposure"].to_numpy(float)
+    conc = total = 0.0
+    for lo in range(0, len(ev), 512):
+        e = ev.iloc[lo : lo + 512]
+        t = e["stop"].to_numpy(float)[:, None]
+        at_risk = (start[None, :] < t) & (t <= stop[None, :]) & (ids[None, :] != e["id"].to_numpy()[:, None])
+        # A subject whose own adoption is exactly at t is not a comparison for another adoption at t.
+        at_risk &= ~((stop[None, :] == t) & (intervals["event"].to_numpy()[None, :] == 1))
+        diff = (beta * e["exposure"].to_numpy(float))[:, None] - risk[None, :]
+        conc += float(((diff > 0) & at_risk).sum() + 0.5 * ((diff == 0) & at_risk).sum())
+        total += float(at_risk.sum())
+    return conc / total if total else float("nan")
 
 
 def saturation_test(intervals: pd.DataFrame) -> dict[str, float]:

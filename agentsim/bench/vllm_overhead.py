@@ -52,11 +52,12 @@ class OverheadResult:
 
 
 def _scenario(path: Path, model: str, steps: int, max_model_len: int, max_tokens: int, out: Path,
-              runtime: dict[str, Any] | None = None) -> Scenario:
+              runtime: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None) -> Scenario:
     import yaml
 
     data = yaml.safe_load(path.read_text())
-    data = apply_overrides(data, steps=steps, **{"logging.dir": str(out)}, **{f"runtime.{k}": v for k, v in (runtime or {}).items()})
+    data = apply_overrides(data, steps=steps, **{"logging.dir": str(out)}, **{f"runtime.{k}": v for k, v in (runtime or {}).items()},
+                           **(overrides or {}))
     for m in data["models"].values():
         m.update(backend="vllm", model=model, max_model_len=max_model_len)
         m.setdefault("sampling", {})["max_tokens"] = max_tokens
@@ -84,14 +85,15 @@ def _one(sc: Scenario, router: RecordingRouter, run_dir: Path) -> OverheadResult
 
 
 def run_overhead(
-    scenario_path: Path, model: str, steps: int, max_model_len: int, max_tokens: int, repeats: int = 3, log: Any = print
+    scenario_path: Path, model: str, steps: int, max_model_len: int, max_tokens: int, repeats: int = 3, log: Any = print,
+    overrides: dict[str, Any] | None = None,
 ) -> list[OverheadResult]:
     """A warm-up run (imports, grammar compilation), then `repeats` pairs of (simulated, raw) measurements."""
     with tempfile.TemporaryDirectory() as tmp:
-        sc = _scenario(scenario_path, model, steps, max_model_len, max_tokens, Path(tmp))
+        sc = _scenario(scenario_path, model, steps, max_model_len, max_tokens, Path(tmp), overrides=overrides)
         router = RecordingRouter(build_backend(sc.spec.models, sc.family.scripted_policy, log=log))
         try:
-            warm = _scenario(scenario_path, model, 1, max_model_len, max_tokens, Path(tmp))
+            warm = _scenario(scenario_path, model, 1, max_model_len, max_tokens, Path(tmp), overrides=overrides)
             _one(warm, router, Path(tmp) / "warmup")
             return [_one(sc, router, Path(tmp) / f"run{i}") for i in range(repeats)]
         finally:
@@ -99,7 +101,7 @@ def run_overhead(
 
 
 def run_overhead_ray(scenario_path: Path, model: str, steps: int, max_model_len: int, max_tokens: int, shards: int,
-                     log: Any = print) -> OverheadResult:
+                     log: Any = print, overrides: dict[str, Any] | None = None) -> OverheadResult:
     """The LLM path through shard actors and an engine actor, against the engine actor re-running the same merged
     batches straight through LLM.generate."""
     import ray
@@ -108,7 +110,7 @@ def run_overhead_ray(scenario_path: Path, model: str, steps: int, max_model_len:
 
     with tempfile.TemporaryDirectory() as tmp:
         sc = _scenario(scenario_path, model, steps, max_model_len, max_tokens, Path(tmp),
-                       runtime={"kind": "ray", "shards": shards, "engines": 1})
+                       runtime={"kind": "ray", "shards": shards, "engines": 1}, overrides=overrides)
         actors, engines = make_shards(sc.spec, sc.family.scripted_policy, None, log=log, record=True)
         engine = next(iter(engines.values()))[0]
         ray.get(engine.reset_cache.remote())

@@ -5,6 +5,7 @@ runtime relies on."""
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import asdict
 from typing import Any
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 
 from agentsim.core.policy import CallLog, LLMPolicy, response_format_for
 from agentsim.core.seeding import make_rng
+from agentsim.core.state import join_arrays, same_state, split_arrays
 from agentsim.core.world import StepContext, World
 from agentsim.llm.router import BackendRouter
 from agentsim.llm.scripted import ScriptedBackend
@@ -74,8 +76,14 @@ def check_world(scenario: Any, steps: int = 3) -> None:
         pa.Table.from_pylist(metrics, schema=METRICS)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise ConformanceError(f"events or metrics do not fit the log schema: {e}") from e
+    # The state must survive what a checkpoint does to it: JSON for the structure, numpy arrays kept aside.
     state = world.get_state()
+    structure, arrays = split_arrays(state)
+    try:
+        structure = json.loads(json.dumps(structure))
+    except (TypeError, ValueError) as e:
+        raise ConformanceError(f"get_state() holds something neither JSON nor a numpy array: {e}") from e
     fresh = scenario.family.create_world(scenario.spec, scenario.world)
-    fresh.set_state(state)
-    if fresh.get_state() != state:
+    fresh.set_state(join_arrays(structure, arrays))
+    if not same_state(fresh.get_state(), state):
         raise ConformanceError("set_state(get_state()) does not restore the world")

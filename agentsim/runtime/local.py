@@ -20,6 +20,7 @@ import numpy as np
 
 from agentsim.core.policy import CallLog, LLMPolicy
 from agentsim.core.seeding import make_rng, restore_rng, rng_state
+from agentsim.core.state import join_arrays, split_arrays
 from agentsim.core.types import Metric
 from agentsim.core.world import StepContext, World
 from agentsim.llm.router import BackendRouter
@@ -256,33 +257,6 @@ class LocalRuntime:
             )
             self._save_meta()
         return RunResult(self.run_dir, status, self.meta["steps_completed"], wall, dict(self.totals))
-
-
-def split_arrays(state: Any, prefix: str = "") -> tuple[Any, dict[str, np.ndarray]]:
-    """Replace every numpy array in a nested dict/list by {"__array__": key}; return the arrays by key."""
-    arrays: dict[str, np.ndarray] = {}
-
-    def walk(x: Any, path: str) -> Any:
-        if isinstance(x, np.ndarray):
-            arrays[path] = x
-            return {"__array__": path}
-        if isinstance(x, dict):
-            return {k: walk(v, f"{path}/{k}") for k, v in x.items()}
-        if isinstance(x, list | tuple):
-            return [walk(v, f"{path}/{i}") for i, v in enumerate(x)]
-        return x
-
-    return walk(state, prefix), arrays
-
-
-def join_arrays(state: Any, arrays: dict[str, np.ndarray]) -> Any:
-    if isinstance(state, dict):
-        if set(state) == {"__array__"}:
-            return arrays[state["__array__"]]
-        return {k: join_arrays(v, arrays) for k, v in state.items()}
-    if isinstance(state, list):
-        return [join_arrays(v, arrays) for v in state]
-    return state
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:

@@ -38,10 +38,10 @@ def _check(spec: Any, config: SocialConfig) -> list[tuple[list[str | int], str]]
         [(["world", "users", "groups", i, "model"], g.model) for i, g in enumerate(config.users.groups)]
         + [(["world", "judge", "model"], config.judge.model if config.judge.enabled else None)],
     )
+    from agentsim.scenarios.social.population import read_table
+
     ids: set[str] | None = None
     if config.users.file is not None:
-        from agentsim.scenarios.social.population import read_table
-
         try:
             ids = set(read_table(config.users.file, ("user_id",), "users")["user_id"].astype(str))
         except ValueError as e:
@@ -53,6 +53,20 @@ def _check(spec: Any, config: SocialConfig) -> list[tuple[list[str | int], str]]
             return u in ids
         return n is not None and u.startswith("u") and u[1:].isdigit() and str(int(u[1:])) == u[1:] and int(u[1:]) < n
 
+    for loc, path, cols, what in ((["world", "network", "follows_file"], config.network.follows_file, ("follower", "followee"), "follows"),
+                                  (["world", "seed_posts", "file"], config.seed_posts.file, ("author",), "seed posts")):
+        if path is None:
+            continue
+        try:
+            df = read_table(path, cols + (("content",) if what == "seed posts" else ()), what)
+        except ValueError as e:
+            out.append((loc, str(e)))
+            continue
+        if ids is None and n is None:
+            continue
+        unknown = sorted({str(u) for c in cols for u in df[c].astype(str) if not known(str(u))})
+        if unknown:
+            out.append((loc, f"{path}: {len(unknown)} user id(s) not among the users, e.g. {unknown[:5]}"))
     for agent in spec.population.overrides:
         if (ids is not None or n is not None) and not known(agent):
             out.append((["population", "overrides", agent], f"no user named {agent!r} (synthetic users are u0..u{(n or 1) - 1})"))

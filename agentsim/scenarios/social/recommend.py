@@ -69,7 +69,7 @@ def follow(users: np.ndarray, pool: np.ndarray, posts: Posts, follows: EdgeSet, 
     prow = np.repeat(rows, n)
     offsets = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
     cand = pool[by_author[np.repeat(s, n) + offsets]]
-    return _top_per_row(prow, cand, (-posts.time[cand], -posts.likes[cand].astype(np.int64)), users.size, width)
+    return _top_per_row(prow, cand, (-cand, -posts.time[cand], -posts.likes[cand].astype(np.int64)), users.size, width)
 
 
 def interest(users: np.ndarray, user_vec: np.ndarray, pool: np.ndarray, posts: Posts, now: float,
