@@ -35,6 +35,7 @@ def test_conformance_catches_a_nondeterministic_family() -> None:
 def test_registry_lookup_and_registration(monkeypatch: pytest.MonkeyPatch) -> None:
     from agentsim.core import registry
 
+    registry.families()  # discover the installed families first, so the restored registry still has them
     monkeypatch.setattr(registry, "_entry_points", dict(registry._entry_points))
     monkeypatch.setattr(registry, "_loaded", dict(registry._loaded))
     assert "wargame" in families()

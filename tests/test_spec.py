@@ -126,7 +126,8 @@ def test_overrides_switch_backend_for_every_alias(tmp_path: Path) -> None:
 
 def test_json_schema_covers_families() -> None:
     schema = scenario_json_schema()
-    assert schema["properties"]["kind"]["enum"] == ["drift", "tournament", "wargame"]
+    assert schema["properties"]["kind"]["enum"] == ["drift", "social", "tournament", "wargame"]
+    assert "recommender" in schema["$defs"]["world_social"]["properties"]
     world = schema["$defs"]["world_wargame"]
     assert "max_actions_per_day" in world["properties"]
     assert world["properties"]["max_actions_per_day"]["description"]

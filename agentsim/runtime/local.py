@@ -155,7 +155,9 @@ class LocalRuntime:
             observations = self.world.observe(ctx, phase)
             n_before = len(calls.rows)
             t_llm = time.perf_counter()
+            self.progress.sent(len(observations))
             decisions = await self.policy.decide(step, phase, observations, calls) if observations else []
+            self.progress.answered(len(observations), len({d.agent_id for d in decisions if d.valid}))
             llm_s = time.perf_counter() - t_llm
             for d in decisions:
                 if not d.valid:

@@ -1,4 +1,4 @@
-"""Progress display for a run: step, LLM calls, tokens/s and ETA, with rich."""
+"""Progress display for a run: step, agents that acted, LLM calls (and those in flight), tokens/s and ETA, with rich."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ class RunProgress:
         self.total = total_steps
         self.calls = 0
         self.tokens = 0
+        self.in_flight = 0
+        self.acted = 0  # agents that acted in the current step
         self.t0 = time.perf_counter()
         self._progress: Progress | None = None
         self._task: Any = None
@@ -30,7 +32,8 @@ class RunProgress:
                 TextColumn("[bold]step"),
                 MofNCompleteColumn(),
                 BarColumn(),
-                TextColumn("{task.fields[calls]} LLM calls"),
+                TextColumn("{task.fields[acted]} agents acted"),
+                TextColumn("{task.fields[calls]} LLM calls ({task.fields[in_flight]} in flight)"),
                 TextColumn("{task.fields[tps]:.1f} tok/s"),
                 TimeElapsedColumn(),
                 TextColumn("ETA"),
@@ -42,7 +45,7 @@ class RunProgress:
     def __enter__(self) -> RunProgress:
         if self._progress is not None:
             self._progress.__enter__()
-            self._task = self._progress.add_task("run", total=self.total, calls=0, tps=0.0)
+            self._task = self._progress.add_task("run", total=self.total, calls=0, tps=0.0, acted=0, in_flight=0)
             self.t0 = time.perf_counter()
         return self
 
@@ -53,7 +56,7 @@ class RunProgress:
     def _refresh(self) -> None:
         if self._progress is not None and self._task is not None:
             dt = max(time.perf_counter() - self.t0, 1e-9)
-            self._progress.update(self._task, calls=self.calls, tps=self.tokens / dt)
+            self._progress.update(self._task, calls=self.calls, tps=self.tokens / dt, acted=self.acted, in_flight=self.in_flight)
 
     def note(self, message: str) -> None:
         if self._progress is not None:
@@ -64,6 +67,16 @@ class RunProgress:
             print(message, file=sys.stderr, flush=True)
 
     def start_step(self, step: int) -> None:
+        self.acted = 0
+        self._refresh()
+
+    def sent(self, requests: int) -> None:
+        self.in_flight += requests
+        self._refresh()
+
+    def answered(self, requests: int, agents: int) -> None:
+        self.in_flight = max(0, self.in_flight - requests)
+        self.acted += agents
         self._refresh()
 
     def advance_calls(self, calls: int, completion_tokens: int) -> None:
