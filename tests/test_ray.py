@@ -38,7 +38,7 @@ def _ray_run(f: Path, run_dir: Path, shards: int = 3, replay_from: Path | None =
     return result["r"], actors
 
 
-@pytest.mark.parametrize("scenario", ["wargame/neutral.yaml", "tournament/live_ipd.yaml", "drift/rewrite.yaml"])
+@pytest.mark.parametrize("scenario", ["wargame/neutral.yaml", "tournament/live_ipd.yaml", "drift/rewrite.yaml", "social/x_information_spread.yaml"])
 def test_ray_log_equals_local_log(ray_local, tmp_path: Path, scenario: str) -> None:
     f = write_scenario(tmp_path, SCENARIOS / scenario, steps=4)
     run_ok(str(f), "--backend", "scripted", "--run-dir", str(tmp_path / "local"), "--quiet")

@@ -113,6 +113,12 @@ def run_overhead_ray(scenario_path: Path, model: str, steps: int, max_model_len:
                        runtime={"kind": "ray", "shards": shards, "engines": 1}, overrides=overrides)
         actors, engines = make_shards(sc.spec, sc.family.scripted_policy, None, log=log, record=True)
         engine = next(iter(engines.values()))[0]
+        # Warm-up, as on the local path: imports in the shards, grammar compilation in the engine. Without it the
+        # raw replay (which runs second) would inherit compiled grammars and the comparison would be unfair.
+        warm = _scenario(scenario_path, model, 1, max_model_len, max_tokens, Path(tmp),
+                         runtime={"kind": "ray", "shards": shards, "engines": 1}, overrides=overrides)
+        LocalRuntime(warm, None, Path(tmp) / "warmup", policy=ShardedPolicy(actors)).run()
+        ray.get(engine.reset_stats.remote())
         ray.get(engine.reset_cache.remote())
         t0 = time.perf_counter()
         result = LocalRuntime(sc, None, Path(tmp) / "run", policy=ShardedPolicy(actors)).run()

@@ -169,6 +169,11 @@ class EngineActor:
     async def stats(self) -> dict[str, int]:
         return {"calls": self.calls, "batches": self.batches}
 
+    async def reset_stats(self) -> None:
+        """Forget counts and recorded batches (after a benchmark's warm-up run)."""
+        self.calls = self.batches = 0
+        self.recorded = []
+
     async def raw_replay(self) -> tuple[int, float]:
         """The recorded engine batches again, straight to LLM.generate: (tokens, seconds)."""
         return self._ensure().raw_generate(self.recorded)

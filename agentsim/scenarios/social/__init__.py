@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentsim.core.family import Family
-from agentsim.scenarios.social.config import HerdVotes, InjectPost, SocialConfig
+from agentsim.scenarios.social.config import HerdVotes, SocialConfig
 
 
 def _create_world(spec: Any, config: SocialConfig) -> Any:
@@ -71,8 +71,6 @@ def _check(spec: Any, config: SocialConfig) -> list[tuple[list[str | int], str]]
         if (ids is not None or n is not None) and not known(agent):
             out.append((["population", "overrides", agent], f"no user named {agent!r} (synthetic users are u0..u{(n or 1) - 1})"))
     for i, iv in enumerate(config.interventions):
-        if isinstance(iv, InjectPost) and iv.step >= spec.steps:
-            out.append((["world", "interventions", i, "step"], f"step {iv.step} is after the run's last step ({spec.steps - 1})"))
         if isinstance(iv, HerdVotes) and (ids is not None or n is not None) and known(iv.voter):
             out.append((["world", "interventions", i, "voter"], f"{iv.voter!r} is a user; the voter must be a separate controlled account"))
     return out
