@@ -337,7 +337,8 @@ def test_users_follows_and_posts_from_files(tmp_path: Path) -> None:
     run_ok(str(f), "--backend", "scripted", "--run-dir", str(tmp_path / "run"), "--quiet")
     log = RunLog(tmp_path / "run")
     agents = log.agents.set_index("agent_id")
-    assert json.loads(agents.loc["bob", "persona"])["followees"] == ["alice"] and agents.loc["bob", "group"] == "drivers"
+    bob = json.loads(agents.loc["bob", "persona"])
+    assert bob["followees"] == ["alice"] and bob["name"] == "Bob" and bob["interests"] == ["cars"] and agents.loc["bob", "group"] == "drivers"
     seeds = log.events[(log.events["step"] == 0) & (log.events["phase"] == "platform")]
     # In time order: 1704088800 is 06:00, before the 07:00 post.
     assert [json.loads(p)["content"] for p in seeds["payload"]] == ["Traffic is bad", "Bike lanes open today"]

@@ -38,6 +38,10 @@ class Population:
     vec: np.ndarray  # (n, dim) float32 profile embedding
     bios: list[str] | None = None  # file users only
     index: dict[str, int] = field(default_factory=dict)
+    names: list[str] | None = None  # display names (file users with a name column); else the id
+
+    def name(self, i: int) -> str:
+        return self.names[i] if self.names is not None else self.ids[i]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -106,7 +110,8 @@ def file_users(config: SocialConfig, embed: Embedder) -> Population:
     bios = df["bio"].astype(str).tolist() if "bio" in df.columns else [f"Interested in {', '.join(ts)}." for ts in per_user]
     stance = np.array([groups[g].stance for g in group], np.float32)
     vec = _normalise(embed([f"{b} {' '.join(ts)}" for b, ts in zip(bios, per_user, strict=True)]))
-    return Population(ids, group, groups, interests, topics, stance, vec, bios, {u: i for i, u in enumerate(ids)})
+    names = df["name"].astype(str).tolist() if "name" in df.columns else None
+    return Population(ids, group, groups, interests, topics, stance, vec, bios, {u: i for i, u in enumerate(ids)}, names)
 
 
 def follow_edges(net: NetworkSpec, pop: Population, seed: int) -> tuple[np.ndarray, np.ndarray]:

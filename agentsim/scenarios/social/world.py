@@ -165,7 +165,7 @@ class SocialWorld:
         groups = [g.name for g in pop.groups]
         for i in range(n):
             fl = ids[followee[splits[i] : splits[i + 1]]].tolist()
-            personas.append(json.dumps({"bio": pop.bio(i), "interests": pop.interest_names(i), "stance": round(float(pop.stance[i]), 3),
+            personas.append(json.dumps({"name": pop.name(i), "bio": pop.bio(i), "interests": pop.interest_names(i), "stance": round(float(pop.stance[i]), 3),
                                         "followees": fl}, ensure_ascii=False))
         agent_id = list(pop.ids) + list(self.controlled) + ([JUDGE_ID] if self.config.judge.enabled else [])
         kinds = ["user"] * n + ["controlled"] * len(self.controlled) + (["judge"] if self.config.judge.enabled else [])
@@ -402,7 +402,7 @@ class SocialWorld:
         pop = self.pop
         when = datetime.fromtimestamp(ctx.sim_time, UTC).strftime("%A %H:%M")
         lines = [
-            f"You are @{pop.ids[u]}. Profile: {pop.bio(u)} Interests: {', '.join(pop.interest_names(u))}.",
+            f"You are {pop.name(u)} (@{pop.ids[u]}). Profile: {pop.bio(u)} Interests: {', '.join(pop.interest_names(u))}.",
             f"Your view on {self.config.topic}: {_lean(float(pop.stance[u]))}.",
             f"It is {when}.",
         ]
