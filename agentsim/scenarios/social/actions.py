@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationInfo, create_model, model_validator
 
 POST_ACTIONS = {"repost", "quote_post", "like_post", "unlike_post", "dislike_post", "undo_dislike_post", "create_comment"}
 COMMENT_ACTIONS = {"like_comment", "dislike_comment"}
@@ -36,44 +36,57 @@ DESCRIPTIONS = {
 }
 
 
+#: The fields each action needs. Each action is its own model with these fields required, and the answer is a
+#: union discriminated by `action`: with guided decoding a model cannot leave out what its action needs.
+NEEDS: dict[str, tuple[str, ...]] = {
+    **{a: ("post_id",) for a in POST_ACTIONS | COMMENT_ACTIONS},
+    **{a: ("user_id",) for a in USER_ACTIONS},
+    **{a: ("query",) for a in QUERY_ACTIONS},
+    "create_post": ("content",), "quote_post": ("post_id", "content"), "create_comment": ("post_id", "content"),
+    "trend": (), "refresh": (), "do_nothing": (),
+}
+_FIELDS: dict[str, Any] = {
+    "post_id": (int, Field(..., description="The post (or, for comment actions, the comment) the action is about.")),
+    "user_id": (str, Field(..., min_length=1, description="The user the action is about.")),
+    "content": (str, Field(..., min_length=1, description="Text of the post, quote or comment.")),
+    "query": (str, Field(..., min_length=1, description="Search text.")),
+}
+
+
 class _Base(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="after")
-    def _needs(self, info: ValidationInfo) -> Any:
+    def _legal(self, info: ValidationInfo) -> Any:
         a: str = self.action  # type: ignore[attr-defined]
         ctx = info.context or {}
-        pid = self.post_id  # type: ignore[attr-defined]
         if a in POST_ACTIONS | COMMENT_ACTIONS:
-            if pid is None:
-                raise ValueError(f"{a} needs post_id")
+            pid = self.post_id  # type: ignore[attr-defined]
             legal = ctx.get("comments" if a in COMMENT_ACTIONS else "posts")
             if legal is not None and pid not in legal:
                 what = "comment" if a in COMMENT_ACTIONS else "post"
                 raise ValueError(f"{what} {pid} is not in your feed; choose one of {sorted(legal)[:20]}")
         if a in USER_ACTIONS:
             uid = self.user_id  # type: ignore[attr-defined]
-            if not uid:
-                raise ValueError(f"{a} needs user_id")
             legal = ctx.get("users")
             if legal is not None and uid not in legal:
                 raise ValueError(f"user {uid!r} is not one you have seen; choose one of {sorted(legal)[:20]}")
-        if a in CONTENT_ACTIONS and not (self.content or "").strip():  # type: ignore[attr-defined]
-            raise ValueError(f"{a} needs content")
-        if a in QUERY_ACTIONS and not (self.query or "").strip():  # type: ignore[attr-defined]
-            raise ValueError(f"{a} needs query")
         return self
 
 
 @lru_cache(maxsize=64)
 def action_model(allowed: tuple[str, ...]) -> type[BaseModel]:
-    """One pydantic model per allowed-action set, so the JSON schema (and guided decoding) offers only those."""
-    return create_model(
-        "SocialAction",
-        __base__=_Base,
-        action=(Literal[allowed], Field(..., description="One of the actions you may take.")),  # type: ignore[valid-type]
-        post_id=(int | None, Field(None, description="The post or comment the action is about.")),
-        user_id=(str | None, Field(None, description="The user the action is about.")),
-        content=(str | None, Field(None, description="Text of a post, quote or comment.")),
-        query=(str | None, Field(None, description="Search text.")),
-    )
+    """One model per allowed-action set: a union of one model per action, discriminated by `action`, so the JSON
+    schema (and guided decoding) offers only those actions, each with exactly the fields it needs."""
+    variants = [
+        create_model(f"Act_{a}", __base__=_Base, action=(Literal[a], Field(..., description=DESCRIPTIONS[a])),  # type: ignore[valid-type]
+                     **{f: _FIELDS[f] for f in NEEDS[a]})
+        for a in allowed
+    ]
+    union = variants[0] if len(variants) == 1 else Annotated[Union[tuple(variants)], Field(discriminator="action")]  # noqa: UP007
+    return create_model("SocialAction", __base__=RootModel[union])  # type: ignore[valid-type]
+
+
+def fields(action: BaseModel) -> BaseModel:
+    """The chosen action's model (unwrapping the union)."""
+    return action.root if isinstance(action, RootModel) else action

@@ -15,7 +15,7 @@ from agentsim.core.seeding import make_rng
 from agentsim.core.types import AgentRecord, Decision, Observation
 from agentsim.core.world import StepContext
 from agentsim.scenarios.social import recommend
-from agentsim.scenarios.social.actions import DESCRIPTIONS, action_model
+from agentsim.scenarios.social.actions import DESCRIPTIONS, action_model, fields
 from agentsim.scenarios.social.config import HerdVotes, InjectPost, SocialConfig
 from agentsim.scenarios.social.embed import make_embedder
 from agentsim.scenarios.social.population import (
@@ -88,8 +88,8 @@ SYSTEM = (
     "You are a user of {platform}, a social media platform. Each time you log in you see your feed and take "
     "exactly one action. Stay in character: act as the person your profile describes would.\n\n"
     "Actions you may take:\n{actions}\n\n"
-    'Answer with one JSON object: {{"action": ..., "post_id": ..., "user_id": ..., "content": ..., "query": ...}}, '
-    "filling only the fields your action needs."
+    'Answer with one JSON object holding "action" and the fields that action needs (listed above), '
+    'e.g. {{"action": "like_post", "post_id": 12}}.'
 )
 
 
@@ -435,11 +435,12 @@ class SocialWorld:
             u = self.pop.idx(d.agent_id)
             if u is None:
                 continue
-            a = d.action
-            act: str = a.action
+            a = fields(d.action)
+            act: str = a.action  # type: ignore[attr-defined]
             rid = d.request_id
-            pid = a.post_id
-            content = (a.content or "").strip()[:cap]
+            pid = getattr(a, "post_id", None)
+            uid = getattr(a, "user_id", None)
+            content = (getattr(a, "content", None) or "").strip()[:cap]
             noop = None
             if act == "create_post":
                 new_posts.append((u, POST, -1, content, act, rid))
@@ -468,7 +469,7 @@ class SocialWorld:
                 if noop is None:
                     ctx.emit(d.agent_id, act, f"p{pid}", {"post_id": pid}, int(posts.event_id[pid]), rid)
             elif act in ("follow", "unfollow", "mute", "unmute"):
-                v = self.user_index(a.user_id)
+                v = self.user_index(uid)
                 if v is None or v >= self.n_users:
                     noop = "unknown user"
                 else:
@@ -483,9 +484,9 @@ class SocialWorld:
                     else:
                         noop = "already " + ("not " if undo else "") + act.removeprefix("un") + "ing"
                     if noop is None:
-                        ctx.emit(d.agent_id, act, a.user_id, None, None, rid)
+                        ctx.emit(d.agent_id, act, uid, None, None, rid)
             elif act in ("search_posts", "search_user"):
-                queries.append((u, act, a.query.strip(), rid))
+                queries.append((u, act, a.query.strip(), rid))  # type: ignore[attr-defined]
             elif act == "trend":
                 self.info[u] = self._trend(ctx)
                 ctx.emit(d.agent_id, act, None, None, None, rid)
@@ -495,7 +496,7 @@ class SocialWorld:
                 ctx.emit(d.agent_id, "do_nothing", None, {"wanted": act, "reason": noop}, None, rid)
                 act = "do_nothing"
             counts[act] = counts.get(act, 0) + 1
-            self._remember(u, act, pid, a.user_id, content)
+            self._remember(u, act, pid, uid, content)
         if new_posts:
             au, kinds, parents, texts, acts, rids = (list(x) for x in zip(*new_posts, strict=True))
             self._add_posts(ctx, au, kinds, parents, texts, acts, rids)
