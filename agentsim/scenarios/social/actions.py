@@ -84,7 +84,18 @@ def action_model(allowed: tuple[str, ...]) -> type[BaseModel]:
         for a in allowed
     ]
     union = variants[0] if len(variants) == 1 else Annotated[Union[tuple(variants)], Field(discriminator="action")]  # noqa: UP007
-    return create_model("SocialAction", __base__=RootModel[union])  # type: ignore[valid-type]
+    class SocialAction(RootModel[union]):  # type: ignore[valid-type]
+        model_config = ConfigDict(json_schema_extra=_any_of)
+
+    return SocialAction
+
+
+def _any_of(schema: dict[str, Any]) -> None:
+    """The branches are disjoint (each has its own `action` const), so anyOf means the same as pydantic's oneOf,
+    and grammar compilers (xgrammar) represent anyOf exactly instead of warning and falling back."""
+    if "oneOf" in schema:
+        schema["anyOf"] = schema.pop("oneOf")
+        schema.pop("discriminator", None)
 
 
 def fields(action: BaseModel) -> BaseModel:

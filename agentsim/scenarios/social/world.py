@@ -88,8 +88,8 @@ SYSTEM = (
     "You are a user of {platform}, a social media platform. Each time you log in you see your feed and take "
     "exactly one action. Stay in character: act as the person your profile describes would.\n\n"
     "Actions you may take:\n{actions}\n\n"
-    'Answer with one JSON object holding "action" and the fields that action needs (listed above), '
-    'e.g. {{"action": "like_post", "post_id": 12}}.'
+    'Answer with one JSON object holding "action" and the fields that action needs (listed above); '
+    "post_id and user_id must be ones shown to you."
 )
 
 
@@ -388,7 +388,7 @@ class SocialWorld:
                 agent_id=self.pop.ids[u],
                 model=self.aliases[int(self.alias[u])],
                 messages=[{"role": "system", "content": self.systems[g]},
-                          {"role": "user", "content": self._prompt(u, fitems, info, ctx)}],
+                          {"role": "user", "content": self._prompt(u, fitems, info, ctx, seen_users)}],
                 action_model=model,
                 data=view,
                 validation_context={"posts": self._feeds[u][0], "comments": cids, "users": seen_users},
@@ -396,7 +396,7 @@ class SocialWorld:
         ctx.metric("active_users", len(obs))
         return obs
 
-    def _prompt(self, u: int, feed: tuple[FeedItem, ...], info: str, ctx: StepContext) -> str:
+    def _prompt(self, u: int, feed: tuple[FeedItem, ...], info: str, ctx: StepContext, users: set[str]) -> str:
         from datetime import UTC, datetime
 
         pop = self.pop
@@ -418,6 +418,11 @@ class SocialWorld:
                 lines.extend(f"    [comment {c}] @{a}: {t}" for c, a, t in it.comments)
         else:
             lines.append("Your feed is empty.")
+        ids = [it.post_id for it in feed] + [c for it in feed for c, _, _ in it.comments]
+        if ids:
+            lines.append(f"Post and comment ids you can use: {', '.join(map(str, ids))}.")
+        if users:
+            lines.append(f"Users you can name: {', '.join(sorted(users)[:20])}.")
         lines.append("Choose one action.")
         return "\n".join(lines)
 
