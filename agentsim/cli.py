@@ -425,5 +425,20 @@ def bench_social(
         console.print(f"[bold]{events:,} events analysed in {c['analysis_s']:.1f} s[/bold] (target < 60 s)")
 
 
+@bench_app.command("transport")
+def bench_transport(
+    users: Annotated[int, typer.Option(min=10)] = 100_000,
+    active: Annotated[float, typer.Option(min=0.0001, max=1.0)] = 0.1,
+) -> None:
+    """How one phase's observations travel to shard actors: pickle (Ray's) vs Arrow tables, side by side."""
+    import pandas as pd
+
+    from agentsim.bench.transport import run_transport
+    from agentsim.runtime.summary import df_table
+
+    rows = run_transport(users, active)
+    console.print(df_table(pd.DataFrame(rows), f"Observations of one social phase ({rows[0]['observations']:,} acting users)"))
+
+
 def main() -> None:  # pragma: no cover
     app()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationInfo, create_model, model_validator
@@ -74,20 +74,38 @@ class _Base(BaseModel):
         return self
 
 
+@cache
+def variant(action: str) -> type[BaseModel]:
+    """The model of one action (one class per action, shared by every allowed set)."""
+    cls = create_model(f"Act_{action}", __base__=_Base, __module__=__name__,
+                       action=(Literal[action], Field(..., description=DESCRIPTIONS[action])),  # type: ignore[valid-type]
+                       **{f: _FIELDS[f] for f in NEEDS[action]})
+    return cls
+
+
 @lru_cache(maxsize=64)
 def action_model(allowed: tuple[str, ...]) -> type[BaseModel]:
     """One model per allowed-action set: a union of one model per action, discriminated by `action`, so the JSON
     schema (and guided decoding) offers only those actions, each with exactly the fields it needs."""
-    variants = [
-        create_model(f"Act_{a}", __base__=_Base, action=(Literal[a], Field(..., description=DESCRIPTIONS[a])),  # type: ignore[valid-type]
-                     **{f: _FIELDS[f] for f in NEEDS[a]})
-        for a in allowed
-    ]
+    variants = [variant(a) for a in allowed]
     union = variants[0] if len(variants) == 1 else Annotated[Union[tuple(variants)], Field(discriminator="action")]  # noqa: UP007
+
     class SocialAction(RootModel[union]):  # type: ignore[valid-type]
         model_config = ConfigDict(json_schema_extra=_any_of)
 
+    # Importable by name (see __getattr__ below), so Ray ships these classes to shard actors by reference: pickling a
+    # dynamically built pydantic class by value does not survive (its validators fail to rebuild).
+    SocialAction.__qualname__ = SocialAction.__name__ = "SocialAction__" + "__".join(allowed)
+    SocialAction.__module__ = __name__
     return SocialAction
+
+
+def __getattr__(name: str) -> Any:
+    if name.startswith("SocialAction__"):
+        return action_model(tuple(name.removeprefix("SocialAction__").split("__")))
+    if name.startswith("Act_") and name[4:] in NEEDS:
+        return variant(name[4:])
+    raise AttributeError(name)
 
 
 def _any_of(schema: dict[str, Any]) -> None:

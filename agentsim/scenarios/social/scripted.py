@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from agentsim.scenarios.social.config import StanceSpec
-from agentsim.scenarios.social.world import JudgeAnswer, JudgeView, UserView
+from agentsim.scenarios.social.world import JudgeView, StanceRating, UserView
 
 
 def compose_post(stance: float, interests: list[str], lex: StanceSpec, rng: np.random.Generator, max_chars: int) -> str:
@@ -79,7 +79,7 @@ def _spec(lex: Any) -> StanceSpec:
 
 
 def judge(v: JudgeView, rng: np.random.Generator) -> Any:
-    return JudgeAnswer.model()(stance=int(round(5 * v.lexicon.score(v.text))))
+    return StanceRating(stance=int(round(5 * v.lexicon.score(v.text))))
 
 
 def scripted_policy(data: Any, rng: np.random.Generator) -> Any:

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
 
 from agentsim.analysis.stance import LexiconStance
 from agentsim.core.seeding import make_rng
@@ -66,22 +67,11 @@ class JudgeView:
     lexicon: Any
 
 
-class JudgeAnswer:
-    """Built lazily (pydantic models are created once per process)."""
+class StanceRating(BaseModel):
+    """The judge's answer."""
 
-    _model: Any = None
-
-    @classmethod
-    def model(cls) -> Any:
-        if cls._model is None:
-            from pydantic import BaseModel, ConfigDict, Field
-
-            class StanceRating(BaseModel):
-                model_config = ConfigDict(extra="forbid")
-                stance: int = Field(..., ge=-5, le=5, description="-5 strongly against ... 0 neutral ... 5 strongly in favour")
-
-            cls._model = StanceRating
-        return cls._model
+    model_config = ConfigDict(extra="forbid")
+    stance: int = Field(..., ge=-5, le=5, description="-5 strongly against ... 0 neutral ... 5 strongly in favour")
 
 
 SYSTEM = (
@@ -571,7 +561,7 @@ class SocialWorld:
         if cand.size > jc.sample:
             cand = np.sort(ctx.rng.choice(cand, size=jc.sample, replace=False))
         self._judged = cand.tolist()
-        model = JudgeAnswer.model()
+        model = StanceRating
         system = (f"You rate the stance of social media posts on {jc.topic}. Answer with JSON "
                   '{"stance": S} where S is an integer from -5 (strongly against) through 0 (neutral or unrelated) to 5 (strongly in favour).')
         return [
