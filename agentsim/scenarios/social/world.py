@@ -129,7 +129,6 @@ class SocialWorld:
             for allowed in self.allowed
         ]
         self.phases = (PLATFORM, "users", "judge") if config.judge.enabled else (PLATFORM, "users")
-        self._feeds: dict[int, tuple[set[int], set[int], set[str]]] = {}
         self._judged: list[int] = []
 
     # -- ids ------------------------------------------------------------------------------------------------------
@@ -353,7 +352,6 @@ class SocialWorld:
         shown = {p for f in feeds for p in f}
         comments = self._comments(shown)
         items = {p: self._item(p, comments) for p in shown}
-        self._feeds = {}
         obs = []
         group_names = [g.name for g in self.pop.groups]
         for u, feed in zip(users.tolist(), feeds, strict=True):
@@ -370,7 +368,6 @@ class SocialWorld:
                 muted = self.mutes.neighbours(u)
                 seen_users |= {self.user_id(m) for m in muted.tolist()}
             seen_users.discard(self.pop.ids[u])
-            self._feeds[u] = ({it.post_id for it in fitems}, cids, seen_users)
             model = action_model(allowed)
             view = UserView(self.pop.ids[u], group_names[g], float(self.pop.stance[u]), tuple(self.pop.interest_names(u)), allowed,
                             fitems, fset, self.config.topic, self.config.max_post_chars, self.lexicon, model)
@@ -381,7 +378,7 @@ class SocialWorld:
                           {"role": "user", "content": self._prompt(u, fitems, info, ctx, seen_users)}],
                 action_model=model,
                 data=view,
-                validation_context={"posts": self._feeds[u][0], "comments": cids, "users": seen_users},
+                validation_context={"posts": {it.post_id for it in fitems}, "comments": cids, "users": seen_users},
             ))
         ctx.metric("active_users", len(obs))
         return obs
