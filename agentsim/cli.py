@@ -211,6 +211,10 @@ def schema(out: Annotated[Path | None, typer.Option(help="Write to this file ins
         sys.stdout.write(text + "\n")
 
 
+#: Which family's runs each analysis reads.
+ANALYSIS_KIND = {"escalation": "wargame", "tournament": "tournament", "drift": "drift", "social": "social"}
+
+
 class AnalysisChoice(StrEnum):
     escalation = "escalation"
     tournament = "tournament"
@@ -232,6 +236,11 @@ def analyze(
     try:
         runs = find_runs(run_dir)
         logs = [RunLog(r) for r in runs]
+        wanted = ANALYSIS_KIND[analysis.value]
+        for log in logs:
+            kind = log.spec.get("kind")
+            if kind and kind != wanted:
+                _fail(f"{log.run_dir}: a {kind} run; the {analysis.value} analysis reads {wanted} runs")
         if len(logs) > 1 and analysis.value not in COMPARISONS:
             _fail(f"{run_dir}: the {analysis.value} analysis reads one run; name a run directory")
         tables = ANALYSES[analysis.value](logs[0]) if len(logs) == 1 else COMPARISONS[analysis.value](logs)

@@ -214,6 +214,8 @@ def test_polarization_and_roles_on_a_run(tmp_path: Path) -> None:
 
 
 def test_analyze_cli_writes_tables_and_plots(x_run: Path, tmp_path: Path) -> None:
+    r = agentsim_cli("analyze", str(x_run), "escalation")
+    assert r.returncode == 2 and "a social run; the escalation analysis reads wargame runs" in r.stderr
     r = agentsim_cli("analyze", str(x_run), "social", "--out", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr[-3000:]
     for name in ("social_cascades.csv", "social_power_law.csv", "social_adoption.csv", "social_cascade_ccdf.png", "social_polarization.png"):
