@@ -17,14 +17,28 @@ class LexiconStance:
     def __init__(self, positive: Iterable[str], negative: Iterable[str], intensifiers: Iterable[str] = ()):
         self.polarity = {w.lower(): 1.0 for w in positive} | {w.lower(): -1.0 for w in negative}
         self.intensifiers = {w.lower() for w in intensifiers}
+        self._cache: dict[str, float] = {}  # a post is scored by every user whose feed shows it
 
     def score(self, text: str) -> float:
+        hit = self._cache.get(text)
+        if hit is not None:
+            return hit
         words = _WORD.findall(text.lower())
         pol = [self.polarity[w] for w in words if w in self.polarity]
-        if not pol:
-            return 0.0
-        boost = 0.5 + 0.25 * min(sum(1 for w in words if w in self.intensifiers), 2)
-        return float(np.clip(np.mean(pol) * boost, -1.0, 1.0))
+        value = 0.0
+        if pol:
+            boost = 0.5 + 0.25 * min(sum(1 for w in words if w in self.intensifiers), 2)
+            value = max(-1.0, min(1.0, sum(pol) / len(pol) * boost))
+        if len(self._cache) > 1_000_000:
+            self._cache.clear()
+        self._cache[text] = value
+        return value
+
+    def __getstate__(self) -> dict:
+        return {"polarity": self.polarity, "intensifiers": self.intensifiers}  # the cache stays behind
+
+    def __setstate__(self, state: dict) -> None:
+        self.polarity, self.intensifiers, self._cache = state["polarity"], state["intensifiers"], {}
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         return np.array([self.score(t) for t in texts], np.float64)

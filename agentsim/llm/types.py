@@ -7,6 +7,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from agentsim.spec.models import SamplingSpec
@@ -47,19 +48,36 @@ class LLMRequest:
     score_top_k: int = 0
 
     def content_hash(self) -> str:
-        """Identifies the request's content (not its seed), so the replay backend can find its recorded answer."""
-        blob = json.dumps(
-            [
-                self.model,
-                self.messages,
-                self.response_format.key(),
-                self.sampling.model_dump(mode="json"),
-            ]
-            + ([self.continuation, self.score_top_k] if self.continuation is not None else []),
-            sort_keys=True,
-            ensure_ascii=False,
-        )
-        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+        """Identifies the request's content (not its seed), so the replay backend can find its recorded answer.
+
+        The hash of json.dumps([model, messages, response format, sampling(, continuation, top_k)]); the JSON of
+        the response format and sampling (a schema of several KB, the same for thousands of requests) is cached."""
+        parts = [_dumps(self.model), _dumps(self.messages), _format_json(self.response_format), _sampling_json(self.sampling)]
+        if self.continuation is not None:
+            parts += [_dumps(self.continuation), _dumps(self.score_top_k)]
+        return hashlib.sha256(("[" + ", ".join(parts) + "]").encode()).hexdigest()[:32]
+
+
+def _dumps(x: Any) -> str:
+    return json.dumps(x, sort_keys=True, ensure_ascii=False)
+
+
+_FORMAT_JSON: dict[int, tuple[Any, str]] = {}
+
+
+def _format_json(rf: Any) -> str:
+    hit = _FORMAT_JSON.get(id(rf))
+    if hit is None or hit[0] is not rf:
+        hit = (rf, _dumps(rf.key()))
+        if len(_FORMAT_JSON) > 1024:
+            _FORMAT_JSON.clear()
+        _FORMAT_JSON[id(rf)] = hit
+    return hit[1]
+
+
+@lru_cache(maxsize=256)
+def _sampling_json(sampling: Any) -> str:
+    return _dumps(sampling.model_dump(mode="json"))
 
 
 @dataclass(slots=True)
