@@ -148,3 +148,29 @@ def test_a_killed_engine_actor_is_restarted_and_its_requests_reissued(ray_local,
     a, b = whole.llm_calls[cols], killed.llm_calls[cols]
     assert b["request_id"].is_unique and a.equals(b)  # nothing lost, nothing answered twice
     assert whole.table("events").drop(["payload"]).equals(killed.table("events").drop(["payload"]))
+
+
+@pytest.mark.vllm
+def test_async_engine_mode_batches_continuously(ray_local, tiny_model: Path, tmp_path: Path) -> None:
+    """runtime.engine_mode: async — vLLM's AsyncLLM in the engine actor: each shard call goes straight into the running
+    engine (one engine call per shard call), and the run logs the same requests as the batch mode."""
+    from agentsim.logs.reader import RunLog
+
+    from conftest import tiny_models
+
+    f = write_scenario(tmp_path, steps=2, models=tiny_models(tiny_model, max_tokens=24), **{"world.world_model.enabled": False})
+    logs = {}
+    for mode in ("batch", "async"):
+        sc = load_scenario(f, **{"runtime.kind": "ray", "runtime.shards": 4, "runtime.engine_mode": mode})
+        actors, engines = make_shards(sc.spec, sc.family.scripted_policy, None, log=lambda m: None)
+        result = LocalRuntime(sc, None, tmp_path / mode, policy=ShardedPolicy(actors)).run()
+        assert result.status == "completed"
+        stats = ray_local.get(engines["default"][0].stats.remote())
+        if mode == "async":
+            assert stats["calls"] == stats["batches"] >= 2 * 4, stats
+        for a in actors + engines["default"]:
+            ray_local.kill(a)
+        logs[mode] = RunLog(tmp_path / mode).llm_calls
+    cols = ["request_id", "step", "agent_id", "seed", "request_hash"]
+    assert logs["async"][cols].equals(logs["batch"][cols])
+    assert (logs["async"]["completion_tokens"] > 0).all()

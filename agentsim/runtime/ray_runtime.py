@@ -115,9 +115,11 @@ class EngineActor:
     binds its OpenMP threads to the creating thread; calling from another thread costs a third of the speed).
     """
 
-    def __init__(self, spec: ModelSpec, record: bool = False):
+    def __init__(self, spec: ModelSpec, record: bool = False, mode: str = "batch"):
         self.spec = spec
+        self.mode = mode
         self.engine: Any = None
+        self.raw_engine: Any = None
         self.queue: list[tuple[list[LLMRequest], asyncio.Future[list[LLMResult]]]] = []
         self.draining = False
         self.calls = 0
@@ -127,12 +129,18 @@ class EngineActor:
 
     def _ensure(self) -> Any:
         if self.engine is None:
-            from agentsim.llm.vllm_backend import VLLMEngine
+            from agentsim.llm.vllm_backend import AsyncVLLMEngine, VLLMEngine
 
-            self.engine = VLLMEngine(self.spec, log=lambda m: None)
+            self.engine = (AsyncVLLMEngine if self.mode == "async" else VLLMEngine)(self.spec, log=lambda m: None)
         return self.engine
 
     async def generate(self, requests: list[LLMRequest]) -> list[LLMResult]:
+        if self.mode == "async":  # straight into the running engine: vLLM batches continuously
+            self.calls += 1
+            self.batches += 1
+            if self.record:
+                self.recorded.append(list(requests))
+            return await self._ensure().agenerate(requests)
         self.calls += 1
         fut: asyncio.Future[list[LLMResult]] = asyncio.get_running_loop().create_future()
         self.queue.append((requests, fut))
@@ -175,11 +183,22 @@ class EngineActor:
         self.recorded = []
 
     async def raw_replay(self) -> tuple[int, float]:
-        """The recorded engine batches again, straight to LLM.generate: (tokens, seconds)."""
-        return self._ensure().raw_generate(self.recorded)
+        """The recorded engine batches again, straight to LLM.generate: (tokens, seconds). An async-mode actor
+        starts an in-process `LLM` for this (benchmarks only)."""
+        if self.mode != "async":
+            return self._ensure().raw_generate(self.recorded)
+        if self.raw_engine is None:
+            from agentsim.llm.vllm_backend import VLLMEngine
+
+            self.raw_engine = VLLMEngine(self.spec, log=lambda m: None)
+        return self.raw_engine.raw_generate(self.recorded)
 
     async def reset_cache(self) -> None:
-        self._ensure().llm.reset_prefix_cache()
+        engine = self._ensure()
+        if self.mode == "async":
+            await engine.engine.reset_prefix_cache()
+        else:
+            engine.llm.reset_prefix_cache()
 
 
 class ShardedPolicy:
@@ -263,7 +282,7 @@ def make_shards(spec: Any, scripted_policy: Any, replay_from: str | None, log: A
                     pg = placement_group([{"GPU": 1, "CPU": 1}] * m.tensor_parallel_size, strategy="STRICT_PACK")
                     ray.get(pg.ready())
                     opts = {"num_cpus": 1, "num_gpus": 1, "scheduling_strategy": PlacementGroupSchedulingStrategy(pg)}
-                replicas.append(Engine.options(max_restarts=3, max_task_retries=3, **opts).remote(m, record))
+                replicas.append(Engine.options(max_restarts=3, max_task_retries=3, **opts).remote(m, record, rt.engine_mode))
             placed([r.warm.remote() for r in replicas], "vLLM engine actors", 900)  # load weights before the clock starts
             by_key[key] = replicas
         engines[alias] = by_key[key]

@@ -135,6 +135,14 @@ class RuntimeSpec(StrictModel):
     gpus_per_engine: bool = Field(
         False, description="ray: place each engine on tensor_parallel_size GPUs with a placement group."
     )
+    engine_mode: Literal["batch", "async"] = Field(
+        "batch",
+        description=(
+            "ray: 'batch' merges the shard calls that arrive together into one LLM.generate call (in-process engine, "
+            "starts in seconds); 'async' runs vLLM's AsyncLLM, where every request joins the running batch as it "
+            "arrives (continuous batching across shards; the engine core is a separate process, ~25 s to start on CPU)."
+        ),
+    )
     checkpoint_every: int | None = Field(
         5, ge=1, description="Checkpoint world, agent memories, RNG states and log position every N steps (None: never)."
     )
