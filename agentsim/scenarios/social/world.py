@@ -416,8 +416,15 @@ class SocialWorld:
     def _apply_users(self, ctx: StepContext, decisions: list[Decision]) -> None:
         new_posts: list[tuple[int, int, int, str, str, str | None]] = []
         counts: dict[str, int] = {}
-        follow_add, follow_del, mute_add, mute_del = [], [], [], []
-        like_add, like_del, dis_add, dis_del = [], [], [], []
+        # Pending edge changes of this step (sets: membership is checked for every action).
+        follow_add: set[int] = set()
+        follow_del: set[int] = set()
+        mute_add: set[int] = set()
+        mute_del: set[int] = set()
+        like_add: set[int] = set()
+        like_del: set[int] = set()
+        dis_add: set[int] = set()
+        dis_del: set[int] = set()
         queries: list[tuple[int, str, str, str | None]] = []
         cap = self.config.max_post_chars
         posts = self.posts
@@ -451,10 +458,10 @@ class SocialWorld:
                 undo = act in ("unlike_post", "undo_dislike_post")
                 has = bool(edges.contains(u, pid)) and key not in delete or key in add
                 if undo and has:
-                    delete.append(key)
+                    delete.add(key)
                     posts.vote(pid, col, -1)
                 elif not undo and not has:
-                    add.append(key)
+                    add.add(key)
                     posts.vote(pid, col, 1)
                 else:
                     noop = "already " + ("not " if undo else "") + col[:-1] + "d"
@@ -470,9 +477,9 @@ class SocialWorld:
                     has = bool(edges.contains(u, v)) and key not in delete or key in add
                     undo = act in ("unfollow", "unmute")
                     if undo and has:
-                        delete.append(key)
+                        delete.add(key)
                     elif not undo and not has:
-                        add.append(key)
+                        add.add(key)
                     else:
                         noop = "already " + ("not " if undo else "") + act.removeprefix("un") + "ing"
                     if noop is None:
@@ -493,14 +500,10 @@ class SocialWorld:
             au, kinds, parents, texts, acts, rids = (list(x) for x in zip(*new_posts, strict=True))
             self._add_posts(ctx, au, kinds, parents, texts, acts, rids)
         self._search(ctx, queries)
-        self.follows.add(np.array(follow_add, np.int64))
-        self.follows.remove(np.array(follow_del, np.int64))
-        self.mutes.add(np.array(mute_add, np.int64))
-        self.mutes.remove(np.array(mute_del, np.int64))
-        self.likes.add(np.array(like_add, np.int64))
-        self.likes.remove(np.array(like_del, np.int64))
-        self.dislikes.add(np.array(dis_add, np.int64))
-        self.dislikes.remove(np.array(dis_del, np.int64))
+        for edges, add, delete in ((self.follows, follow_add, follow_del), (self.mutes, mute_add, mute_del),
+                                   (self.likes, like_add, like_del), (self.dislikes, dis_add, dis_del)):
+            edges.add(np.fromiter(add, np.int64, len(add)))
+            edges.remove(np.fromiter(delete, np.int64, len(delete)))
         for act, c in sorted(counts.items()):
             ctx.metric(f"actions/{act}", c)
         ctx.metric("posts_total", len(self.posts))
