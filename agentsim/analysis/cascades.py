@@ -150,15 +150,9 @@ def fit_power_law(sizes: np.ndarray, xmin: float | None = None) -> tuple[dict[st
 
 def plot_ccdf(sizes: np.ndarray, path: Path | str | None = None, ax: Any = None) -> Any:
     """Empirical CCDF of cascade sizes with the fitted power law over its tail."""
-    import matplotlib
+    from agentsim.analysis.plots import own_axes, save_own
 
-    if ax is None:
-        matplotlib.use("Agg") if path else None
-    import matplotlib.pyplot as plt
-
-    own = ax is None
-    if own:
-        fig, ax = plt.subplots(figsize=(5, 4))
+    ax, own = own_axes(ax, path)
     x = np.sort(np.asarray(sizes, float))
     ccdf = 1.0 - np.arange(x.size) / x.size
     ax.loglog(x, ccdf, ".", ms=3, label="cascades")
@@ -173,8 +167,4 @@ def plot_ccdf(sizes: np.ndarray, path: Path | str | None = None, ax: Any = None)
     ax.set_xlabel("cascade size")
     ax.set_ylabel("P(size ≥ x)")
     ax.legend()
-    if own and path:
-        ax.figure.tight_layout()
-        ax.figure.savefig(path, dpi=120)
-        plt.close(ax.figure)
-    return ax
+    return save_own(ax, own, path)

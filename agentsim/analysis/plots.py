@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -35,3 +36,27 @@ def band_plot(
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def own_axes(ax: Any, path: str | Path | None, figsize: tuple[float, float] = (5, 4)) -> tuple[Any, bool]:
+    """The axes to draw on: the caller's (a notebook cell), or a new figure, headless when it goes to a file."""
+    if ax is not None:
+        return ax, False
+    import matplotlib
+
+    if path:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=figsize)[1], True
+
+
+def save_own(ax: Any, own: bool, path: str | Path | None) -> Any:
+    """Save and close a figure this module made (never the caller's)."""
+    if own and path:
+        import matplotlib.pyplot as plt
+
+        ax.figure.tight_layout()
+        ax.figure.savefig(path, dpi=120)
+        plt.close(ax.figure)
+    return ax

@@ -301,15 +301,9 @@ def social_tables(log: Any, roles: bool = True) -> dict[str, pd.DataFrame]:
 
 def plot_herd(herd: pd.DataFrame, path: Any = None, ax: Any = None) -> Any:
     """Mean final score by arm with 95% intervals (everyone's votes, and everyone's but the controlled voter's)."""
-    import matplotlib
+    from agentsim.analysis.plots import own_axes, save_own
 
-    if ax is None and path:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    own = ax is None
-    if own:
-        _, ax = plt.subplots(figsize=(5, 4))
+    ax, own = own_axes(ax, path)
     x = np.arange(len(herd))
     for off, (m, lo, hi, label) in zip((-0.15, 0.15), (("mean_score", "low", "high", "all votes"), ("mean_others", "low_others", "high_others", "others' votes")), strict=True):
         ax.errorbar(x + off, herd[m], yerr=[herd[m] - herd[lo], herd[hi] - herd[m]], fmt="o", capsize=4, label=label)
@@ -317,11 +311,7 @@ def plot_herd(herd: pd.DataFrame, path: Any = None, ax: Any = None) -> Any:
     ax.set_xticks(x, herd["treatment"])
     ax.set_ylabel("final score (likes - dislikes)")
     ax.legend()
-    if own and path:
-        ax.figure.tight_layout()
-        ax.figure.savefig(path, dpi=120)
-        plt.close(ax.figure)
-    return ax
+    return save_own(ax, own, path)
 
 
 def plot_polarization(log: Any, path: Any = None) -> Any:

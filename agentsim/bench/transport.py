@@ -10,7 +10,9 @@ stored once), the views still pickled beside it.
 from __future__ import annotations
 
 import pickle
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -25,7 +27,7 @@ def phase_observations(users: int, active: float) -> list[Any]:
     from agentsim.bench.social_scale import scale_scenario
     from agentsim.core.world import StepContext
 
-    sc = scale_scenario(users, 1, active, out=__import__("pathlib").Path("/tmp"))
+    sc = scale_scenario(users, 1, active, out=Path(tempfile.gettempdir()))
     world = sc.family.create_world(sc.spec, sc.world)
     ctx = StepContext(0, world.sim_time(0), np.random.default_rng(0), 0)
     ctx.phase = "platform"

@@ -21,12 +21,14 @@ import pyarrow.parquet as pq
 from agentsim.logs.schema import SCHEMA_VERSION, SCHEMA_VERSION_KEY, TABLE_KEY, TABLES
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def _atomic_write(path: Path, mode: str, write: Any) -> None:
+    """Write through a temporary file in the same directory, fsync, then rename: readers see the old file or
+    the whole new one, never a torn one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -34,22 +36,16 @@ def atomic_write_text(path: Path, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    _atomic_write(path, "w", lambda f: f.write(text))
 
 
 def atomic_write_npz(path: Path, arrays: dict[str, Any]) -> None:
     import numpy as np
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    _atomic_write(path, "wb", lambda f: np.savez(f, **arrays))
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
