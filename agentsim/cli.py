@@ -406,8 +406,11 @@ def bench_runtime(
         {"runtime": f"ray ({shards} shards)", "seconds": r["ray_s"], "agent-steps/s": r["ray_agent_steps_per_s"]},
     ])
     console.print(df_table(df, f"Runtime overhead: {agents:,} agents x {steps} steps"))
-    console.print(f"[bold]ratio ray/local agent-steps/s = {r['ratio']:.2f}[/bold] (target >= 0.7); "
-                  f"local peak memory {r['local_peak_bytes_per_agent']:.0f} bytes/agent")
+    console.print(f"[bold]ratio ray/local agent-steps/s = {r['ratio']:.2f}[/bold] (target >= 0.7)")
+    console.print(f"peak memory per agent: local {r['local_peak_bytes_per_agent']:.0f} B; Ray shards "
+                  f"{r['ray_shard_bytes_per_agent']:.0f} B (all shards' peak RSS growth / agents; each shard process "
+                  f"starts at {r['ray_shard_base_bytes'] / 2**20:.0f} MiB), Ray driver +{r['ray_driver_extra_bytes_per_agent']:.0f} B "
+                  "over the local run's peak")
 
 
 @bench_app.command("social")
@@ -439,7 +442,7 @@ def bench_transport(
     users: Annotated[int, typer.Option(min=10)] = 100_000,
     active: Annotated[float, typer.Option(min=0.0001, max=1.0)] = 0.1,
 ) -> None:
-    """How one phase's observations travel to shard actors: pickle (Ray's) vs Arrow tables, side by side."""
+    """How one phase's observations travel to shard actors: through Ray's object store, as a list or as a block."""
     import pandas as pd
 
     from agentsim.bench.transport import run_transport

@@ -27,7 +27,10 @@ def ray_local():
 def _ray_run(f: Path, run_dir: Path, shards: int = 3, replay_from: Path | None = None, during=None, **overrides):
     sc = load_scenario(f, **{"runtime.kind": "ray", "runtime.shards": shards}, **overrides)
     actors, _ = make_shards(sc.spec, sc.family.scripted_policy, str(replay_from) if replay_from else None, log=lambda m: None)
-    rt = LocalRuntime(sc, None, run_dir, policy=ShardedPolicy(actors))
+    policy = ShardedPolicy(actors)
+    rt = LocalRuntime(sc, None, run_dir, policy=policy)
+    if sc.family.create_mind is not None:  # each shard holds its own agents' personas, every agent in one shard
+        assert len(policy.held) == shards and min(policy.held) > 0 and sum(policy.held) == rt.agents.num_rows
     if during is None:
         return rt.run(), actors
     result: dict = {}
@@ -67,6 +70,28 @@ def test_a_killed_shard_is_restarted_and_nothing_is_lost(ray_local, tmp_path: Pa
 
     result, _ = _ray_run(f, run_dir, backend="scripted", during=kill_mid_run)
     assert result.status == "completed" and result.steps_completed == steps
+    assert_same_log(tmp_path / "local", run_dir)
+
+
+def test_a_killed_shard_holding_memories_sends_the_run_back_to_its_checkpoint(ray_local, tmp_path: Path) -> None:
+    """Social users' memories live in the shards. A restarted shard actor comes back without them, so the run goes
+    back to the last checkpoint (as `agentsim resume` would) and runs on: the log equals an uninterrupted run's."""
+    import json
+
+    steps = 30
+    f = write_scenario(tmp_path, SCENARIOS / "social" / "x_information_spread.yaml", steps=steps,
+                       **{"world.users.count": 200, "runtime.checkpoint_every": 4})
+    run_ok(str(f), "--backend", "scripted", "--run-dir", str(tmp_path / "local"), "--quiet")
+    run_dir = tmp_path / "ray"
+
+    def kill_mid_run(actors) -> None:
+        wait_for_steps(run_dir, 6, timeout=300)
+        ray_local.kill(actors[1], no_restart=False)
+
+    result, _ = _ray_run(f, run_dir, backend="scripted", during=kill_mid_run)
+    assert result.status == "completed" and result.steps_completed == steps
+    rollbacks = json.loads((run_dir / "run.json").read_text())["rollbacks"]
+    assert len(rollbacks) == 1 and rollbacks[0]["to_step"] % 4 == 0 and rollbacks[0]["to_step"] >= 4
     assert_same_log(tmp_path / "local", run_dir)
 
 
@@ -174,3 +199,13 @@ def test_async_engine_mode_batches_continuously(ray_local, tiny_model: Path, tmp
     cols = ["request_id", "step", "agent_id", "seed", "request_hash"]
     assert logs["async"][cols].equals(logs["batch"][cols])
     assert (logs["async"]["completion_tokens"] > 0).all()
+
+
+def test_runtime_benchmark_runs_both_runtimes_on_the_same_world(ray_local) -> None:
+    """`agentsim bench runtime` at a small size: both runtimes complete the same agent-steps (no timing asserted)."""
+    from agentsim.bench.runtime_overhead import run_runtime_overhead
+
+    r = run_runtime_overhead(agents=3000, steps=2, shards=3, log=lambda m: None)
+    assert r["local_agent_steps_per_s"] > 0 and r["ray_agent_steps_per_s"] > 0
+    assert r["ratio"] == pytest.approx(r["ray_agent_steps_per_s"] / r["local_agent_steps_per_s"])
+    assert r["ray_shard_base_bytes"] > 10 * 2**20 and r["ray_shard_bytes_per_agent"] >= 0

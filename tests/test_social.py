@@ -167,15 +167,21 @@ def test_world_state_agrees_with_the_event_log(tmp_path: Path) -> None:
 
 
 def test_scripted_runs_are_identical_and_resume_after_sigkill(tmp_path: Path) -> None:
+    """Users' memories live in the policy's minds, not the world: the checkpoint must carry them, or the prompts
+    (and so the request hashes) after the resume differ from the uninterrupted run's."""
     steps = 24
     f = write_scenario(tmp_path, SOCIAL / "x_information_spread.yaml", steps=steps,
-                       **{"world.users.count": 200, "runtime.checkpoint_every": 3})
+                       **{"world.users.count": 200, "runtime.checkpoint_every": 3, "logging.record_prompts": True})
     run_ok(str(f), "--backend", "scripted", "--run-dir", str(tmp_path / "a"), "--quiet")
     run_ok(str(f), "--backend", "scripted", "--run-dir", str(tmp_path / "b"), "--quiet")
     assert_same_log(tmp_path / "a", tmp_path / "b")
+    prompts = RunLog(tmp_path / "a").llm_calls["prompt"]
+    assert prompts.str.contains("Your recent activity:\\n- ", regex=False).sum() > 50
     killed = tmp_path / "killed"
     _kill_at_random_step(f, killed, steps, seed=5)
     assert list(killed.glob("checkpoint-*.npz"))  # the columnar state went to the array file
+    memories = json.loads((killed / "checkpoint.json").read_text())["memories"]
+    assert len(memories) > 20 and all(1 <= len(m) <= 3 for m in memories.values())
     r = agentsim_cli("resume", str(killed), "--quiet")
     assert r.returncode == 0, r.stderr
     assert_same_log(tmp_path / "a", killed)

@@ -41,8 +41,8 @@ class EchoWorld:
         return float(step)
 
     def observe(self, ctx: StepContext, phase: str) -> list[Observation]:
-        msg = f"step {ctx.step}: reply with a number"
-        return [Observation(a, self.model, [{"role": "user", "content": msg}], Echo, i) for i, a in enumerate(self.ids)]
+        # No prompt text here: EchoMind builds it where the agent lives (a shard, under Ray).
+        return [Observation(a, self.model, None, Echo, (ctx.step, i)) for i, a in enumerate(self.ids)]
 
     def apply(self, ctx: StepContext, phase: str, decisions: list[Decision]) -> None:
         values = [d.action.value for d in decisions if d.valid]
@@ -59,8 +59,19 @@ class EchoWorld:
         self.total = state["total"]
 
 
+class EchoMind:
+    """The prompt names the step and the agent's last answer (its memory)."""
+
+    def messages(self, persona: dict[str, Any], memory: Any, obs: Observation) -> list[dict[str, str]]:
+        last = "" if memory is None else f" (last time you said {memory})"
+        return [{"role": "user", "content": f"step {obs.data[0]}: reply with a number{last}"}]
+
+    def remember(self, memory: Any, obs: Observation, decision: Decision) -> Any:
+        return decision.action.value if decision.valid else memory
+
+
 def scripted(data: Any, rng: np.random.Generator) -> Echo:
-    return Echo(value=int(data) % 7)
+    return Echo(value=(data[0] + data[1]) % 7)
 
 
 FAMILY = Family(
@@ -69,4 +80,5 @@ FAMILY = Family(
     config_model=EchoConfig,
     create_world=lambda spec, config: EchoWorld(config, spec.population.model),
     scripted_policy=scripted,
+    create_mind=lambda spec, config: EchoMind(),
 )

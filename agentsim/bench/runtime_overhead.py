@@ -39,10 +39,19 @@ def run_runtime_overhead(agents: int, steps: int, shards: int, address: str | No
         out["local_peak_bytes_per_agent"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) * 1024 / agents
         sc = _scenario(agents, steps, {"kind": "ray", "shards": shards, "address": address}, Path(tmp))
         shard_actors, _ = make_shards(sc.spec, sc.family.scripted_policy, None, log=log)
+        rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         rt = LocalRuntime(sc, None, Path(tmp) / "ray", policy=ShardedPolicy(shard_actors))
         t0 = time.perf_counter()
         rt.run()
         out["ray_s"] = time.perf_counter() - t0
+        # The driver's peak only grows past the local run's if the Ray run needs more; the shards' growth since
+        # they were created is what holding and answering their agents cost.
+        import ray
+
+        peaks = ray.get([a.peak_rss.remote() for a in shard_actors])
+        out["ray_driver_extra_bytes_per_agent"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss1) * 1024 / agents
+        out["ray_shard_bytes_per_agent"] = sum(now - at0 for at0, now in peaks) / agents
+        out["ray_shard_base_bytes"] = sum(at0 for at0, _ in peaks) / len(peaks)
     out["local_agent_steps_per_s"] = agents * steps / out["local_s"]
     out["ray_agent_steps_per_s"] = agents * steps / out["ray_s"]
     out["ratio"] = out["ray_agent_steps_per_s"] / out["local_agent_steps_per_s"]

@@ -1,29 +1,28 @@
-"""Benchmark: how a phase's observations should travel to shard actors.
+"""Benchmark: how a phase's observations travel to shard actors.
 
-Takes the observations a real world produces in one phase (the social world: every acting user's chat prompt,
-typed view and action model) and times encoding + decoding them as (a) pickle, which Ray uses for actor arguments
-(protocol 5; identical prompt strings shared by many agents are stored once because pickle memoizes objects), and
-(b) an Arrow table of the chat messages (plain, and with dictionary-encoded contents so shared system prompts are
-stored once), the views still pickled beside it.
+Takes the observations a real world produces in one phase (the social world: every acting user's view and action
+model) and puts each encoding through Ray's serializer, as an actor call does: `ray.put` then `ray.get` from the
+object store. Side by side:
+
+- a bare list of Observation objects (Ray serialises the list item by item: one pickle per observation),
+- the same list with the chat prompts built in the driver (what the runtime sent before minds moved prompt
+  building into the shards),
+- `ObservationBlock`, what the runtime sends now: one object, ids as Arrow, numbers as numpy, each distinct action
+  model once, prompts left to the shard's mind.
 """
 
 from __future__ import annotations
 
-import pickle
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
-MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
-MESSAGES_DICT = pa.list_(pa.struct([("role", pa.dictionary(pa.int8(), pa.string())), ("content", pa.dictionary(pa.int32(), pa.string()))]))
+import numpy as np
 
 
-def phase_observations(users: int, active: float) -> list[Any]:
-    import numpy as np
-
+def phase_observations(users: int, active: float) -> tuple[list[Any], Any, Any]:
+    """(the users phase's observations, the world, its mind)."""
     from agentsim.bench.social_scale import scale_scenario
     from agentsim.core.world import StepContext
 
@@ -32,38 +31,49 @@ def phase_observations(users: int, active: float) -> list[Any]:
     ctx = StepContext(0, world.sim_time(0), np.random.default_rng(0), 0)
     ctx.phase = "platform"
     world.apply(ctx, "platform", [])
-    return world.observe(ctx, "users")
+    return world.observe(ctx, "users"), world, sc.family.create_mind(sc.spec, sc.world)
 
 
-def _time(fn: Any, repeats: int = 3) -> tuple[float, Any]:
-    best, out = float("inf"), None
+def _time(fn: Any, repeats: int = 3) -> float:
+    best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        out = fn()
+        fn()
         best = min(best, time.perf_counter() - t0)
-    return best, out
+    return best
 
 
 def run_transport(users: int = 100_000, active: float = 0.1) -> list[dict[str, Any]]:
-    # Ray pickles actor arguments with cloudpickle (it handles dynamic classes such as action models).
-    from ray import cloudpickle
+    import copy
+    import json
 
-    obs = phase_observations(users, active)
+    import ray
+
+    from agentsim.core.world import agents_table
+    from agentsim.runtime.ray_runtime import ObservationBlock, start_ray
+
+    obs, world, mind = phase_observations(users, active)
+    personas = agents_table(world).column("persona")
+    row = {u: i for i, u in enumerate(world.pop.ids)}
+    with_prompts = [copy.copy(o) for o in obs]
+    for o in with_prompts:
+        o.messages = mind.messages(json.loads(personas[row[o.agent_id]].as_py()), None, o)
+    start_ray(None, log=lambda m: None)
+    positions = np.arange(len(obs), dtype=np.int64)
+    # Each case: what the driver builds, and what the shard does with what it gets.
+    cases = {
+        "list of observations, prompts built in the driver": (lambda: with_prompts, lambda x: x),
+        "list of observations, prompts left to the shard": (lambda: obs, lambda x: x),
+        "ObservationBlock (what the runtime sends)": (lambda: ObservationBlock.of(positions, obs), lambda b: b.observations()),
+    }
     rows = []
-    t, blob = _time(lambda: cloudpickle.dumps(obs, protocol=5))
-    t2, _ = _time(lambda: pickle.loads(blob))
-    rows.append({"encoding": "cloudpickle (what Ray sends)", "observations": len(obs), "bytes": len(blob), "encode_s": t, "decode_s": t2})
-    for name, typ in (("arrow messages + pickled views", MESSAGES), ("arrow, dictionary-encoded messages + pickled views", MESSAGES_DICT)):
-        def enc(typ: Any = typ, cloudpickle: Any = cloudpickle) -> tuple[pa.Table, bytes]:
-            table = pa.table({"agent_id": [o.agent_id for o in obs], "model": [o.model for o in obs],
-                              "messages": pa.array([o.messages for o in obs], type=typ)})
-            side = cloudpickle.dumps([(o.action_model, o.data, o.validation_context) for o in obs], protocol=5)
-            return table, side
+    for name, (make, use) in cases.items():
+        def trip(make: Any = make, use: Any = use) -> Any:
+            return use(ray.get(ray.put(make())))
 
-        t, (table, side) = _time(enc)
-        t2, _ = _time(lambda table=table, side=side: (table.column("messages").to_pylist(), pickle.loads(side)))
-        rows.append({"encoding": name, "observations": len(obs), "bytes": table.nbytes + len(side), "encode_s": t, "decode_s": t2})
-    base = rows[0]["encode_s"] + rows[0]["decode_s"]
+        t = _time(trip)
+        rows.append({"encoding": name, "observations": len(obs), "put_get_s": t})
+    base = rows[0]["put_get_s"]
     for r in rows:
-        r["time_vs_pickle"] = (r["encode_s"] + r["decode_s"]) / base
+        r["time_vs_first"] = r["put_get_s"] / base
     return rows

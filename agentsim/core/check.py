@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from agentsim.core.policy import CallLog, LLMPolicy, response_format_for
 from agentsim.core.seeding import make_rng
 from agentsim.core.state import join_arrays, same_state, split_arrays
-from agentsim.core.world import StepContext, World
+from agentsim.core.world import StepContext, World, agents_table
 from agentsim.llm.router import BackendRouter
 from agentsim.llm.scripted import ScriptedBackend
 from agentsim.logs.schema import EVENTS, METRICS
@@ -30,6 +30,8 @@ def _drive(scenario: Any, steps: int) -> tuple[World, list[dict[str, Any]], list
     world = scenario.family.create_world(spec, scenario.world)
     backend = ScriptedBackend(scenario.family.scripted_policy)
     policy = LLMPolicy(BackendRouter(dict.fromkeys(spec.models, backend)), spec.models, spec.seed, 0, spec.logging)
+    make_mind = scenario.family.create_mind
+    policy.attach(agents_table(world), make_mind(spec, scenario.world) if make_mind else None)
     rng = make_rng(spec.seed, "world")
     events: list[dict[str, Any]] = []
     metrics: list[dict[str, Any]] = []
@@ -45,8 +47,8 @@ def _drive(scenario: Any, steps: int) -> tuple[World, list[dict[str, Any]], list
                     raise ConformanceError(f"step {step} {phase}: observation for unknown agent {o.agent_id!r}")
                 if o.model not in spec.models:
                     raise ConformanceError(f"step {step} {phase}: {o.agent_id} uses unknown model alias {o.model!r}")
-                if not o.messages or any(set(m) != {"role", "content"} for m in o.messages):
-                    raise ConformanceError(f"step {step} {phase}: {o.agent_id}'s prompt is not a list of chat messages")
+                if o.messages is None and make_mind is None:
+                    raise ConformanceError(f"step {step} {phase}: {o.agent_id}'s observation has no messages and the family no mind")
                 if o.action_model is not None:
                     if not (isinstance(o.action_model, type) and issubclass(o.action_model, BaseModel)):
                         raise ConformanceError(f"{o.agent_id}: action_model must be a pydantic model")
@@ -54,6 +56,9 @@ def _drive(scenario: Any, steps: int) -> tuple[World, list[dict[str, Any]], list
             if len({(o.agent_id, o.tag) for o in obs}) != len(obs):
                 raise ConformanceError(f"step {step} {phase}: an agent was observed twice in one batch")
             decisions = asyncio.run(policy.decide(step, phase, obs, CallLog()))
+            for o in obs:  # the mind has built the missing prompts by now
+                if not o.messages or any(set(m) != {"role", "content"} for m in o.messages):
+                    raise ConformanceError(f"step {step} {phase}: {o.agent_id}'s prompt is not a list of chat messages")
             # Scoring requests need a model's probabilities, which the scripted backend does not have.
             bad = [d for d, o in zip(decisions, obs, strict=True) if not d.valid and o.continuation is None]
             if bad:
@@ -62,6 +67,10 @@ def _drive(scenario: Any, steps: int) -> tuple[World, list[dict[str, Any]], list
         events.extend(asdict(e) for e in ctx.events)
         metrics.extend(asdict(m) for m in ctx.metrics)
         next_id = ctx.next_event_id
+    try:
+        json.dumps(policy.memories())
+    except (TypeError, ValueError) as e:
+        raise ConformanceError(f"the mind's memories are not JSON (checkpoints store them): {e}") from e
     return world, events, metrics
 
 

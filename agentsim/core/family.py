@@ -22,6 +22,8 @@ class Family:
     - `summary(run_log)`: optional tables for the end-of-run summary (title -> DataFrame).
     - `agent_ids(config)`: the agents a population override may name.
     - `check(spec, config)`: cross-field problems as (YAML path, message), e.g. unknown model aliases.
+    - `create_mind(spec, config)`: optional; the Mind that builds prompts and keeps memories where the agents live
+      (core/mind.py). Worlds of a family with a mind may leave `Observation.messages` empty.
     """
 
     name: str
@@ -32,3 +34,4 @@ class Family:
     summary: Callable[[Any], dict[str, Any]] | None = None
     agent_ids: Callable[[Any], list[str]] = field(default=lambda config: [])
     check: Callable[[Any, Any], list[tuple[list[str | int], str]]] = field(default=lambda spec, config: [])
+    create_mind: Callable[[Any, Any], Any] | None = None

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
+from agentsim.core.mind import AgentMinds, Mind, no_mind_error
 from agentsim.core.seeding import derive_seed
 from agentsim.core.types import Decision, Observation
 from agentsim.llm.types import Backend, LLMRequest, LLMResult, ResponseFormat, TokenScores
@@ -116,6 +117,18 @@ class LLMPolicy:
         self.logging = logging
         self._backend_name = backend_name or (lambda alias: models[alias].backend)
         self._model_name = model_name or (lambda alias: models[alias].model)
+        self.minds: AgentMinds | None = None
+
+    def attach(self, agents: Any, mind: Mind | None, owned: Any = None) -> None:
+        """Hold these agents' personas and memories (an Arrow agents table), for a family with a mind."""
+        self.minds = AgentMinds(mind, agents, owned) if mind is not None else None
+
+    def memories(self) -> dict[str, Any]:
+        return self.minds.memories() if self.minds is not None else {}
+
+    def set_memories(self, memories: dict[str, Any]) -> None:
+        if self.minds is not None:
+            self.minds.set_memories(memories)
 
     def request(self, step: int, phase: str, obs: Observation, attempt: int) -> LLMRequest:
         return LLMRequest(
@@ -163,6 +176,12 @@ class LLMPolicy:
         self, step: int, phase: str, observations: list[Observation], calls: CallLog | None = None
     ) -> list[Decision]:
         calls = calls if calls is not None else CallLog()
+        if self.minds is not None:
+            self.minds.prompt(observations)
+        else:
+            for o in observations:
+                if o.messages is None:
+                    raise no_mind_error(o)
         decisions: list[Decision | None] = [None] * len(observations)
         pending = list(range(len(observations)))
         last: dict[int, tuple[str, str, str]] = {}
@@ -196,4 +215,7 @@ class LLMPolicy:
         for i in pending:
             text, rid, error = last[i]
             decisions[i] = Decision(observations[i].agent_id, None, text, False, rid, self.max_retries + 1, error)
-        return [d for d in decisions if d is not None]
+        done = [d for d in decisions if d is not None]
+        if self.minds is not None:
+            self.minds.remember(observations, done)
+        return done

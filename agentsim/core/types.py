@@ -23,14 +23,15 @@ class AgentRecord:
 class Observation:
     """What one agent sees in one phase of a step, and what form its answer must take.
 
-    `messages` is the chat prompt an LLM policy sends. `action_model` is the typed action the answer must
+    `messages` is the chat prompt an LLM policy sends; None lets the family's mind build it from `data`, the agent's
+    persona and its memory, where the agent lives (see core/mind.py). `action_model` is the typed action the answer must
     validate as (None means free text). `data` is the structured view a rule-based policy reads instead of text.
     `validation_context` is passed to pydantic validators (e.g. which targets are legal for this agent).
     """
 
     agent_id: str
     model: str
-    messages: list[dict[str, str]]
+    messages: list[dict[str, str]] | None
     action_model: type[BaseModel] | None = None
     data: Any = None
     validation_context: dict[str, Any] | None = None

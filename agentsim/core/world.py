@@ -77,3 +77,20 @@ class World(Protocol):
     def get_state(self) -> dict[str, Any]: ...
 
     def set_state(self, state: dict[str, Any]) -> None: ...
+
+
+def agents_table(world: World) -> Any:
+    """The world's agents as an Arrow table (the `agents` log table). A world with a million agents builds it in
+    columns (`agent_table()`) instead of one object per agent."""
+    import pyarrow as pa
+
+    from agentsim.logs.schema import AGENTS
+
+    table_fn = getattr(world, "agent_table", None)
+    if table_fn is not None:
+        return table_fn()
+    return pa.Table.from_pylist([
+        {"agent_id": a.agent_id, "kind": a.kind, "model": a.model, "group": a.group,
+         "persona": json.dumps(a.persona, sort_keys=True, ensure_ascii=False, default=str)}
+        for a in world.agents()
+    ], schema=AGENTS)

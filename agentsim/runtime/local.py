@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from agentsim.core.mind import AgentStateLost
 from agentsim.core.policy import CallLog, LLMPolicy
 from agentsim.core.seeding import make_rng, restore_rng, rng_state
 from agentsim.core.state import join_arrays, split_arrays
 from agentsim.core.types import Metric
-from agentsim.core.world import StepContext, World
+from agentsim.core.world import StepContext, World, agents_table
 from agentsim.llm.router import BackendRouter
 from agentsim.logs.writer import RunLogWriter, atomic_write_json, atomic_write_npz
 from agentsim.runtime.meta import new_meta, now
@@ -66,6 +67,9 @@ class LocalRuntime:
             backend, self.spec.models, self.spec.seed, self.spec.policy.max_retries, self.spec.logging, backend_name=backend_name
         )
         self.writer = RunLogWriter(run_dir, flush_rows=self.spec.logging.flush_rows)
+        self.mind = scenario.family.create_mind(self.spec, scenario.world) if scenario.family.create_mind else None
+        self.agents = agents_table(self.world)
+        self.policy.attach(self.agents, self.mind)
         self.next_event_id = 0
         self.totals: Counter[str] = Counter()
         self.tokens_by_model: dict[str, Counter[str]] = {}
@@ -106,6 +110,7 @@ class LocalRuntime:
             "world": world,
             "world_arrays": array_file,
             "rng": rng_state(self.rng),
+            "memories": self.policy.memories(),
             "next_event_id": self.next_event_id,
             "parts": self.writer.positions(),
             "totals": dict(self.totals),
@@ -117,8 +122,13 @@ class LocalRuntime:
                 old.unlink(missing_ok=True)
 
     def _restore(self, models: dict[str, Any]) -> None:
-        meta_path = self.run_dir / "run.json"
-        self.meta = json.loads(meta_path.read_text())
+        self.meta = json.loads((self.run_dir / "run.json").read_text())
+        self._load_checkpoint()
+        self.meta.update(status="running", steps_completed=self.start_step, models=models)
+        self.meta.setdefault("resumed", []).append({"at": now(), "from_step": self.start_step})
+
+    def _load_checkpoint(self) -> None:
+        """World, RNG, memories, counters and log position from the last checkpoint (nothing: from step 0)."""
         ck_path = self.run_dir / CHECKPOINT
         if ck_path.exists():
             ck = json.loads(ck_path.read_text())
@@ -128,6 +138,7 @@ class LocalRuntime:
                     arrays = {k: z[k] for k in z.files}
             self.world.set_state(join_arrays(ck["world"], arrays))
             restore_rng(self.rng, ck["rng"])
+            self.policy.set_memories(ck.get("memories", {}))
             self.next_event_id = ck["next_event_id"]
             self.totals = Counter(ck["totals"])
             self.tokens_by_model = {k: Counter(v) for k, v in ck["tokens_by_model"].items()}
@@ -138,8 +149,6 @@ class LocalRuntime:
             parts = {}  # killed before the first checkpoint: start again from step 0
         # Rows written after the checkpoint belong to steps that will run again.
         self.writer.truncate_to(parts)
-        self.meta.update(status="running", steps_completed=self.start_step, models=models)
-        self.meta.setdefault("resumed", []).append({"at": now(), "from_step": self.start_step})
 
     def _save_meta(self) -> None:
         atomic_write_json(self.run_dir / "run.json", self.meta)
@@ -202,25 +211,39 @@ class LocalRuntime:
         if self.start_step == 0:
             self._write_agents()
         self._save_meta()
-        for step in range(self.start_step, self.spec.steps):
+        step = self.start_step
+        while step < self.spec.steps:
             if self.stop_requested:
                 raise KeyboardInterrupt
             self.progress.start_step(step)
-            await self._step(step)
+            try:
+                await self._step(step)
+            except AgentStateLost as e:
+                self._rollback(str(e))
+                step = self.start_step
+                continue
             self.progress.end_step(step)
+            step += 1
+
+    def _rollback(self, why: str) -> None:
+        """Agents' memories were lost mid-run (a shard actor died): go back to the last checkpoint, exactly as
+        `agentsim resume` would, and run the steps after it again."""
+        self.progress.note(f"{why}; going back to the last checkpoint")
+        self.world = self.scenario.family.create_world(self.spec, self.scenario.world)
+        self.rng = make_rng(self.spec.seed, "world")
+        self.next_event_id = 0
+        self.totals = Counter()
+        self.tokens_by_model = {}
+        self.step_wall = []
+        self.start_step = 0
+        self.policy.attach(self.agents, self.mind)
+        self._load_checkpoint()
+        if self.start_step == 0:
+            self._write_agents()
+        self.meta.setdefault("rollbacks", []).append({"at": now(), "to_step": self.start_step, "why": why})
 
     def _write_agents(self) -> None:
-        # A world with a million agents builds its agents table in columns instead of one object per agent.
-        table_fn = getattr(self.world, "agent_table", None)
-        if table_fn is not None:
-            self.writer.append_table("agents", table_fn())
-            self.writer.flush()
-            return
-        self.writer.append("agents", [
-            {"agent_id": a.agent_id, "kind": a.kind, "model": a.model, "group": a.group,
-             "persona": json.dumps(a.persona, sort_keys=True, ensure_ascii=False, default=str)}
-            for a in self.world.agents()
-        ])
+        self.writer.append_table("agents", self.agents)
         self.writer.flush()
 
     def _on_sigint(self, signum: int, frame: object) -> None:

@@ -1,9 +1,11 @@
 """The Ray runtime: agent shards as Ray actors, vLLM engines as Ray actors, the same log as the local runtime.
 
-Each step phase, the driver's world builds the observations in one batch; the runtime splits them into
-contiguous blocks, one per shard actor, and makes **one call per shard** (never one per agent). A shard turns its
-observations into requests, asks the backend, parses and validates answers and re-asks invalid ones, exactly
-as the local runtime does. Scripted and replay backends run inside the shards; vLLM engines run in engine
+Each agent belongs to one shard (by a hash of its id). A shard holds its agents' personas (its rows of the Arrow
+agents table, put once in the object store) and memories, and, for a family with a mind, builds their prompts.
+Each step phase, the driver's world builds the observations in one batch; the runtime sends each shard the
+block of its agents' observations in **one call per shard** (never one per agent). A shard builds the prompts,
+turns them into requests, asks the backend, parses and validates answers and re-asks invalid ones, exactly as the
+local runtime does, then updates its agents' memories. Scripted and replay backends run inside the shards; vLLM engines run in engine
 actors (one per model and replica, placed with placement groups, tensor parallelism = GPUs per engine), and
 shards route requests to them with prefix affinity: requests whose prompts share a system prompt go to the same
 replica so its prefix cache hits.
@@ -16,8 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import zlib
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+
+from agentsim.core.mind import AgentStateLost, Mind
 from agentsim.core.policy import CallLog, LLMPolicy
 from agentsim.core.types import Decision, Observation
 from agentsim.llm.router import BackendRouter
@@ -74,8 +82,79 @@ class EngineClient:
         pass
 
 
+def shard_of(agent_id: str, shards: int) -> int:
+    """The shard that owns an agent: stable across runs, restarts and machines (unlike Python's str hash)."""
+    return zlib.crc32(agent_id.encode()) % shards
+
+
+@dataclass
+class ObservationBlock:
+    """One shard's observations of a phase, in columns: ids as Arrow, numbers as numpy, each distinct action model
+    once. Ray would otherwise pickle a list of observations object by object (a tenth of the driver's step)."""
+
+    positions: np.ndarray  # int64: where each observation sits in the phase's batch
+    agent_id: pa.Array
+    model: pa.Array  # dictionary-encoded: a few aliases
+    action_models: list[Any]
+    action_code: np.ndarray  # int32 index into action_models
+    max_words: np.ndarray  # int64, -1 = None
+    score_top_k: np.ndarray
+    messages: list[Any]  # None where the shard's mind builds them
+    data: list[Any]
+    validation_context: list[Any]
+    tag: list[str]
+    continuation: list[str | None]
+
+    @classmethod
+    def of(cls, positions: np.ndarray, obs: list[Observation]) -> ObservationBlock:
+        models: dict[Any, int] = {}
+        codes = np.fromiter((models.setdefault(o.action_model, len(models)) for o in obs), np.int32, len(obs))
+        return cls(
+            positions, pa.array([o.agent_id for o in obs], pa.string()),
+            pa.array([o.model for o in obs], pa.string()).dictionary_encode(), list(models), codes,
+            np.fromiter((-1 if o.max_words is None else o.max_words for o in obs), np.int64, len(obs)),
+            np.fromiter((o.score_top_k for o in obs), np.int64, len(obs)),
+            [o.messages for o in obs], [o.data for o in obs], [o.validation_context for o in obs],
+            [o.tag for o in obs], [o.continuation for o in obs],
+        )
+
+    def observations(self) -> list[Observation]:
+        am = self.action_models
+        return [
+            Observation(a, m, msg, am[c], d, vc, None if w < 0 else w, t, cont, k)
+            for a, m, msg, c, d, vc, w, t, cont, k in zip(
+                self.agent_id.to_pylist(), self.model.to_pylist(), self.messages, self.action_code.tolist(), self.data,
+                self.validation_context, self.max_words.tolist(), self.tag, self.continuation, self.score_top_k.tolist(),
+                strict=True)
+        ]
+
+
+@dataclass
+class DecisionBlock:
+    """A shard's answer to one `decide` call, in columns for the same reason."""
+
+    agent_id: list[str]
+    action: list[Any]
+    raw_text: list[str]
+    valid: np.ndarray
+    request_id: list[str]
+    attempts: np.ndarray
+    error: list[str | None]
+    calls: CallLog
+
+    @classmethod
+    def of(cls, ds: list[Decision], calls: CallLog) -> DecisionBlock:
+        return cls([d.agent_id for d in ds], [d.action for d in ds], [d.raw_text for d in ds],
+                   np.fromiter((d.valid for d in ds), bool, len(ds)), [d.request_id for d in ds],
+                   np.fromiter((d.attempts for d in ds), np.int64, len(ds)), [d.error for d in ds], calls)
+
+    def decisions(self) -> list[Decision]:
+        return [Decision(*f) for f in zip(self.agent_id, self.action, self.raw_text, self.valid.tolist(), self.request_id,
+                                          self.attempts.tolist(), self.error, strict=True)]
+
+
 class ShardActor:
-    """Holds the policy for a block of agents; one `decide` call per phase."""
+    """Holds a block of agents (personas, memories) and their policy; one `decide` call per phase."""
 
     def __init__(self, models: dict[str, ModelSpec], scripted_policy: Any, replay_from: str | None, seed: int,
                  max_retries: int, logging: LoggingSpec, engines: dict[str, list[Any]]):
@@ -88,14 +167,39 @@ class ShardActor:
             client = EngineClient(engines)
             backends.update(dict.fromkeys(engines, client))
         self.router = BackendRouter(backends)
+        import resource
+
+        self.rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         self.policy = LLMPolicy(self.router, models, seed, max_retries, logging, backend_name=self.router.backend_name)
 
-    async def decide(self, step: int, phase: str, observations: list[Observation], first: int) -> tuple[list[Decision], CallLog]:
+    def attach(self, agents: Any, mind: Mind | None, index: int, shards: int) -> int:
+        """Take the personas of the agents this shard owns (rows of the agents table) and start their memories
+        empty. Returns how many agents it holds."""
+        self.policy.attach(agents, mind, owned=lambda a: shard_of(a, shards) == index)
+        return len(self.policy.minds.row) if self.policy.minds is not None else 0
+
+    def memories(self) -> dict[str, Any]:
+        return self.policy.memories()
+
+    def set_memories(self, memories: dict[str, Any]) -> None:
+        self.policy.set_memories(memories)
+
+    async def decide(self, step: int, phase: str, block: ObservationBlock, minds: bool) -> DecisionBlock:
+        if minds and self.policy.minds is None:
+            # A restarted actor comes back without its agents; only the last checkpoint has their memories.
+            raise AgentStateLost("a shard actor was restarted and lost its agents' memories")
         calls = CallLog()
-        decisions = await self.policy.decide(step, phase, observations, calls)
+        decisions = await self.policy.decide(step, phase, block.observations(), calls)
+        pos = block.positions
         for r in calls.rows:
-            r["_obs"] += first  # position in the whole phase batch, for the merge
-        return decisions, calls
+            r["_obs"] = int(pos[r["_obs"]])  # position in the whole phase batch, for the merge
+        return DecisionBlock.of(decisions, calls)
+
+    def peak_rss(self) -> tuple[int, int]:
+        """(peak RSS when the shard was created, peak RSS now), bytes: what its agents cost is the difference."""
+        import resource
+
+        return self.rss0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
     def ping(self) -> str:
         """node id:pid (two nodes on one host share a hostname, not a node id)."""
@@ -202,21 +306,60 @@ class EngineActor:
 
 
 class ShardedPolicy:
-    """Stands in for LLMPolicy in the runtime: splits a phase's observations over the shard actors."""
+    """Stands in for LLMPolicy in the runtime: sends each shard actor its agents' observations."""
 
     def __init__(self, shards: list[Any]):
         self.shards = shards
+        self.minds = False
+        self.held: list[int] = []  # agents held by each shard
+
+    def attach(self, agents: Any, mind: Mind | None) -> None:
+        """Give every shard the personas of the agents it owns: the agents table goes into the object store once
+        and each shard keeps its own rows."""
+        self.minds = mind is not None
+        if not self.minds:
+            return
+        ray = _ray()
+        ref = ray.put(agents)
+        self.held = ray.get([s.attach.remote(ref, mind, i, len(self.shards)) for i, s in enumerate(self.shards)])
+
+    def memories(self) -> dict[str, Any]:
+        if not self.minds:
+            return {}
+        merged: dict[str, Any] = {}
+        for part in _ray().get([s.memories.remote() for s in self.shards]):
+            merged.update(part)
+        return dict(sorted(merged.items()))
+
+    def set_memories(self, memories: dict[str, Any]) -> None:
+        if not self.minds:
+            return
+        n = len(self.shards)
+        parts: list[dict[str, Any]] = [{} for _ in range(n)]
+        for a, m in memories.items():
+            parts[shard_of(a, n)][a] = m
+        _ray().get([s.set_memories.remote(p) for s, p in zip(self.shards, parts, strict=True)])
 
     async def decide(self, step: int, phase: str, observations: list[Observation], calls: CallLog | None = None) -> list[Decision]:
         n = len(self.shards)
-        size = -(-len(observations) // n)
-        blocks = [(i * size, observations[i * size : (i + 1) * size]) for i in range(n)]
-        refs = [shard.decide.remote(step, phase, block, first) for shard, (first, block) in zip(self.shards, blocks, strict=True) if block]
-        results = await asyncio.gather(*refs)
-        decisions: list[Decision] = []
+        owner = np.fromiter((zlib.crc32(o.agent_id.encode()) for o in observations), np.int64, len(observations)) % n
+        order = np.argsort(owner, kind="stable")
+        bounds = np.searchsorted(owner[order], np.arange(n + 1))
+        blocks = [order[bounds[i] : bounds[i + 1]] for i in range(n)]
+        sent = [(pos, shard.decide.remote(step, phase, ObservationBlock.of(pos, [observations[j] for j in pos.tolist()]), self.minds))
+                for shard, pos in zip(self.shards, blocks, strict=True) if pos.size]
+        try:
+            results = await asyncio.gather(*(ref for _, ref in sent))
+        except Exception as e:
+            if isinstance(e, AgentStateLost) or isinstance(getattr(e, "cause", None), AgentStateLost):
+                raise AgentStateLost(str(getattr(e, "cause", e))) from None
+            raise
+        slots: list[Decision | None] = [None] * len(observations)
         rows: list[dict[str, Any]] = []
-        for ds, log in results:
-            decisions.extend(ds)
+        for (pos, _), answer in zip(sent, results, strict=True):
+            log = answer.calls
+            for j, d in zip(pos.tolist(), answer.decisions(), strict=True):
+                slots[j] = d
             rows.extend(log.rows)
             if calls is not None:
                 calls.prompt_tokens += log.prompt_tokens
@@ -225,7 +368,7 @@ class ShardedPolicy:
         rows.sort(key=lambda r: (r["attempt"], r["_obs"]))
         if calls is not None:
             calls.rows.extend(rows)
-        return decisions
+        return [d for d in slots if d is not None]
 
 
 def start_ray(address: str | None, log: Any = print, cpus_needed: float = 0.0) -> Any:

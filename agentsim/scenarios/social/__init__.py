@@ -14,6 +14,12 @@ def _create_world(spec: Any, config: SocialConfig) -> Any:
     return SocialWorld(config, spec.steps, spec.seed, spec.population.model, dict(spec.population.overrides))
 
 
+def _create_mind(spec: Any, config: SocialConfig) -> Any:
+    from agentsim.scenarios.social.mind import SocialMind
+
+    return SocialMind(config)
+
+
 def _scripted(data: Any, rng: Any) -> Any:
     from agentsim.scenarios.social.scripted import scripted_policy
 
@@ -84,4 +90,5 @@ FAMILY = Family(
     scripted_policy=_scripted,
     summary=_summary,
     check=_check,
+    create_mind=_create_mind,
 )

@@ -16,7 +16,7 @@ from agentsim.core.seeding import make_rng
 from agentsim.core.types import AgentRecord, Decision, Observation
 from agentsim.core.world import StepContext
 from agentsim.scenarios.social import recommend
-from agentsim.scenarios.social.actions import DESCRIPTIONS, action_model, fields
+from agentsim.scenarios.social.actions import action_model, fields
 from agentsim.scenarios.social.config import HerdVotes, InjectPost, SocialConfig
 from agentsim.scenarios.social.embed import make_embedder
 from agentsim.scenarios.social.population import (
@@ -58,6 +58,8 @@ class UserView:
     max_chars: int
     lexicon: Any
     action_model: Any
+    info: str = ""  # search results or trends the user asked for last time
+    sim_time: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,15 +74,6 @@ class StanceRating(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     stance: int = Field(..., ge=-5, le=5, description="-5 strongly against ... 0 neutral ... 5 strongly in favour")
-
-
-SYSTEM = (
-    "You are a user of {platform}, a social media platform. Each time you log in you see your feed and take "
-    "exactly one action. Stay in character: act as the person your profile describes would.\n\n"
-    "Actions you may take:\n{actions}\n\n"
-    'Answer with one JSON object holding "action" and the fields that action needs (listed above); '
-    "post_id and user_id must be ones shown to you."
-)
 
 
 class SocialWorld:
@@ -103,7 +96,6 @@ class SocialWorld:
         self.posts = Posts(self.embed.dim)
         self.latest_post = np.full(n, -1, np.int64)
         self.info: dict[int, str] = {}
-        self.memory: dict[int, list[str]] = {}
         self.judged_upto = 0
         self.seeded = False
         # Accounts that act only through interventions (not users; they never get a feed).
@@ -123,11 +115,6 @@ class SocialWorld:
         self.activity = np.array([(g.activity or config.time.activity).profile() for g in self.pop.groups], np.float64)
         self.allowed = [config.allowed_actions(g) for g in self.pop.groups]
         self.lexicon = LexiconStance(config.stance.positive, config.stance.negative, config.stance.intensifiers)
-        self.systems = [
-            SYSTEM.format(platform="X" if config.mode == "x" else "Reddit",
-                          actions="\n".join(f"- {a}: {DESCRIPTIONS[a]}" for a in allowed))
-            for allowed in self.allowed
-        ]
         self.phases = (PLATFORM, "users", "judge") if config.judge.enabled else (PLATFORM, "users")
         self._judged: list[int] = []
 
@@ -193,7 +180,7 @@ class SocialWorld:
         return {
             "follows": self.follows.keys.copy(), "mutes": self.mutes.keys.copy(), "likes": self.likes.keys.copy(),
             "dislikes": self.dislikes.keys.copy(), "posts": self.posts.get_state(), "latest_post": self.latest_post.copy(),
-            "info": {str(k): v for k, v in self.info.items()}, "memory": {str(k): v for k, v in self.memory.items()},
+            "info": {str(k): v for k, v in self.info.items()},
             "judged_upto": self.judged_upto, "seeded": self.seeded,
         }
 
@@ -203,7 +190,6 @@ class SocialWorld:
         self.posts.set_state(state["posts"])
         self.latest_post = np.asarray(state["latest_post"], np.int64)
         self.info = {int(k): v for k, v in state["info"].items()}
-        self.memory = {int(k): list(v) for k, v in state["memory"].items()}
         self.judged_upto, self.seeded = int(state["judged_upto"]), bool(state["seeded"])
 
     # -- platform phase: seeding and interventions ---------------------------------------------------------------
@@ -370,48 +356,17 @@ class SocialWorld:
             seen_users.discard(self.pop.ids[u])
             model = action_model(allowed)
             view = UserView(self.pop.ids[u], group_names[g], float(self.pop.stance[u]), tuple(self.pop.interest_names(u)), allowed,
-                            fitems, fset, self.config.topic, self.config.max_post_chars, self.lexicon, model)
+                            fitems, fset, self.config.topic, self.config.max_post_chars, self.lexicon, model, info, ctx.sim_time)
             obs.append(Observation(
                 agent_id=self.pop.ids[u],
                 model=self.aliases[int(self.alias[u])],
-                messages=[{"role": "system", "content": self.systems[g]},
-                          {"role": "user", "content": self._prompt(u, fitems, info, ctx, seen_users)}],
+                messages=None,  # SocialMind builds the prompt where the user lives
                 action_model=model,
                 data=view,
                 validation_context={"posts": {it.post_id for it in fitems}, "comments": cids, "users": seen_users},
             ))
         ctx.metric("active_users", len(obs))
         return obs
-
-    def _prompt(self, u: int, feed: tuple[FeedItem, ...], info: str, ctx: StepContext, users: set[str]) -> str:
-        from datetime import UTC, datetime
-
-        pop = self.pop
-        when = datetime.fromtimestamp(ctx.sim_time, UTC).strftime("%A %H:%M")
-        lines = [
-            f"You are {pop.name(u)} (@{pop.ids[u]}). Profile: {pop.bio(u)} Interests: {', '.join(pop.interest_names(u))}.",
-            f"Your view on {self.config.topic}: {_lean(float(pop.stance[u]))}.",
-            f"It is {when}.",
-        ]
-        mem = self.memory.get(u)
-        if mem:
-            lines.append("Your recent activity:\n" + "\n".join(f"- {m}" for m in mem))
-        if info:
-            lines.append(info)
-        if feed:
-            lines.append("Your feed:")
-            for it in feed:
-                lines.append(f"[post {it.post_id}] @{it.author} ({it.likes} likes, {it.dislikes} dislikes): {it.text}")
-                lines.extend(f"    [comment {c}] @{a}: {t}" for c, a, t in it.comments)
-        else:
-            lines.append("Your feed is empty.")
-        ids = [it.post_id for it in feed] + [c for it in feed for c, _, _ in it.comments]
-        if ids:
-            lines.append(f"Post and comment ids you can use: {', '.join(map(str, ids))}.")
-        if users:
-            lines.append(f"Users you can name: {', '.join(sorted(users)[:20])}.")
-        lines.append("Choose one action.")
-        return "\n".join(lines)
 
     def _apply_users(self, ctx: StepContext, decisions: list[Decision]) -> None:
         new_posts: list[tuple[int, int, int, str, str, str | None]] = []
@@ -495,7 +450,6 @@ class SocialWorld:
                 ctx.emit(d.agent_id, "do_nothing", None, {"wanted": act, "reason": noop}, None, rid)
                 act = "do_nothing"
             counts[act] = counts.get(act, 0) + 1
-            self._remember(u, act, pid, uid, content)
         if new_posts:
             au, kinds, parents, texts, acts, rids = (list(x) for x in zip(*new_posts, strict=True))
             self._add_posts(ctx, au, kinds, parents, texts, acts, rids)
@@ -508,17 +462,6 @@ class SocialWorld:
             ctx.metric(f"actions/{act}", c)
         ctx.metric("posts_total", len(self.posts))
         ctx.metric("follows_total", len(self.follows))
-
-    def _remember(self, u: int, act: str, pid: int | None, uid: str | None, content: str) -> None:
-        k = self.config.memory
-        if not k:
-            return
-        what = act + (f" post {pid}" if pid is not None and act != "create_post" else "") + (f" @{uid}" if uid else "")
-        if content:
-            what += f': "{content[:80]}"'
-        mem = self.memory.setdefault(u, [])
-        mem.append(what)
-        del mem[:-k]
 
     def _search(self, ctx: StepContext, queries: list[tuple[int, str, str, str | None]]) -> None:
         if not queries:
@@ -577,13 +520,6 @@ class SocialWorld:
             if d.valid and d.action is not None:
                 ctx.emit(JUDGE_ID, "judge_stance", f"p{p}", {"post_id": p, "stance": int(d.action.stance)},
                          int(self.posts.event_id[p]), d.request_id)
-
-
-def _lean(s: float) -> str:
-    if abs(s) < 0.2:
-        return "undecided"
-    strength = "strongly " if abs(s) > 0.6 else ""
-    return f"{strength}{'in favour' if s > 0 else 'against'}"
 
 
 def _mentioned(info: str) -> list[str]:
