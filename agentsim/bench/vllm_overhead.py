@@ -126,4 +126,4 @@ def run_overhead_ray(scenario_path: Path, model: str, steps: int, max_model_len:
         raw_tokens, raw_s = ray.get(engine.raw_replay.remote())
         stats = ray.get(engine.stats.remote())
         log(f"engine actor: {stats['calls']} shard calls merged into {stats['batches']} engine batches")
-        return OverheadResult(stats["calls"], result.totals.get("completion_tokens", 0), sim_s, raw_tokens, raw_s)
+        return OverheadResult(result.totals.get("llm_calls", 0), result.totals.get("completion_tokens", 0), sim_s, raw_tokens, raw_s)
