@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -76,8 +77,6 @@ def test_a_killed_shard_is_restarted_and_nothing_is_lost(ray_local, tmp_path: Pa
 def test_a_killed_shard_holding_memories_sends_the_run_back_to_its_checkpoint(ray_local, tmp_path: Path) -> None:
     """Social users' memories live in the shards. A restarted shard actor comes back without them, so the run goes
     back to the last checkpoint (as `agentsim resume` would) and runs on: the log equals an uninterrupted run's."""
-    import json
-
     steps = 30
     f = write_scenario(tmp_path, SCENARIOS / "social" / "x_information_spread.yaml", steps=steps,
                        **{"world.users.count": 200, "runtime.checkpoint_every": 4})
@@ -209,3 +208,41 @@ def test_runtime_benchmark_runs_both_runtimes_on_the_same_world(ray_local) -> No
     assert r["local_agent_steps_per_s"] > 0 and r["ray_agent_steps_per_s"] > 0
     assert r["ratio"] == pytest.approx(r["ray_agent_steps_per_s"] / r["local_agent_steps_per_s"])
     assert r["ray_shard_base_bytes"] > 10 * 2**20 and r["ray_shard_bytes_per_agent"] >= 0
+
+
+def test_engine_placement_gives_each_engine_its_gpus_on_one_node(tmp_path: Path) -> None:
+    """runtime.gpus_per_engine: each engine actor gets one placement-group bundle holding all tensor_parallel_size
+    GPUs of one node, and sees exactly those GPUs. Run on a Ray instance that declares 4 (logical) GPUs, in a
+    subprocess so it does not disturb this module's Ray instance; no GPU is needed."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "place.py"
+    script.write_text('''
+import json, os, ray
+from agentsim.llm.types import BackendError
+from agentsim.runtime.ray_runtime import engine_placement
+
+ray.init(num_cpus=4, num_gpus=4, include_dashboard=False, log_to_driver=False)
+
+@ray.remote
+class Probe:
+    def gpus(self):
+        return sorted(str(g) for g in ray.get_gpu_ids()), os.environ.get("CUDA_VISIBLE_DEVICES")
+
+engines = [Probe.options(**engine_placement(ray, 2, 1)).remote() for _ in range(2)]
+seen = ray.get([e.gpus.remote() for e in engines])
+try:
+    engine_placement(ray, 2, 1, timeout=3)
+    third = "placed"
+except BackendError as e:
+    third = str(e)
+print(json.dumps({"seen": seen, "third": third}))
+''')
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    (a, va), (b, vb) = out["seen"]
+    assert len(a) == len(b) == 2 and not set(a) & set(b)  # two GPUs each, none shared
+    assert sorted(va.split(",")) == a and sorted(vb.split(",")) == b
+    assert "no node could give an engine 2 GPU(s)" in out["third"] and "4 GPUs" in out["third"]

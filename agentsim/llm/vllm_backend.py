@@ -56,6 +56,10 @@ def engine_kwargs(spec: ModelSpec, model_path: str) -> dict[str, Any]:
         structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True},
         disable_log_stats=True,
     )
+    if spec.tensor_parallel_size > 1:
+        # Inside a Ray engine actor vLLM would pick its Ray executor, whose workers lose the actor's placement
+        # group in vLLM's engine-core subprocess; the multiprocessing executor uses the GPUs the actor holds.
+        kwargs["distributed_executor_backend"] = "mp"
     if _is_cpu_platform():
         # The default KV cache asks for most of a NUMA node and fails; size it explicitly. CUDA graphs
         # do not exist on CPU and eager mode starts much faster.

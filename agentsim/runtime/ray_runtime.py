@@ -387,6 +387,28 @@ def start_ray(address: str | None, log: Any = print, cpus_needed: float = 0.0) -
     return ray
 
 
+def engine_placement(ray: Any, gpus: int, cpus: float, timeout: float = 600) -> dict[str, Any]:
+    """Actor options placing one engine on `gpus` GPUs of one node: a placement group with a single bundle of all
+    of them (STRICT_PACK), so vLLM's tensor-parallel workers, which it starts as processes of the engine actor
+    (the `mp` executor, see engine_kwargs), see every GPU of the group through the actor's CUDA_VISIBLE_DEVICES."""
+    from ray.util.placement_group import placement_group, remove_placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    pg = placement_group([{"GPU": gpus, "CPU": cpus}], strategy="STRICT_PACK")
+    try:
+        ray.get(pg.ready(), timeout=timeout)
+    except ray.exceptions.GetTimeoutError:
+        remove_placement_group(pg)
+        from agentsim.llm.types import BackendError
+
+        raise BackendError(
+            f"no node could give an engine {gpus} GPU(s) and {cpus:g} CPU(s) within {timeout:.0f} s (the cluster has "
+            f"{ray.cluster_resources().get('GPU', 0):g} GPUs): lower tensor_parallel_size or runtime.engines, or add GPU nodes"
+        ) from None
+    return {"num_cpus": cpus, "num_gpus": gpus,
+            "scheduling_strategy": PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=0, placement_group_capture_child_tasks=True)}
+
+
 def make_shards(spec: Any, scripted_policy: Any, replay_from: str | None, log: Any = print, record: bool = False) -> tuple[list[Any], dict[str, list[Any]]]:
     """Engine actors for the vLLM aliases (one per distinct engine, `engines` replicas each), then the shards."""
     rt = spec.runtime
@@ -419,12 +441,7 @@ def make_shards(spec: Any, scripted_policy: Any, replay_from: str | None, log: A
             for _ in range(rt.engines):
                 opts: dict[str, Any] = {"num_cpus": rt.cpus_per_engine}
                 if rt.gpus_per_engine:
-                    from ray.util.placement_group import placement_group
-                    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-                    pg = placement_group([{"GPU": 1, "CPU": 1}] * m.tensor_parallel_size, strategy="STRICT_PACK")
-                    ray.get(pg.ready())
-                    opts = {"num_cpus": 1, "num_gpus": 1, "scheduling_strategy": PlacementGroupSchedulingStrategy(pg)}
+                    opts = engine_placement(ray, m.tensor_parallel_size, rt.cpus_per_engine)
                 replicas.append(Engine.options(max_restarts=3, max_task_retries=3, **opts).remote(m, record, rt.engine_mode))
             placed([r.warm.remote() for r in replicas], "vLLM engine actors", 900)  # load weights before the clock starts
             by_key[key] = replicas
