@@ -94,6 +94,25 @@ def test_a_killed_shard_holding_memories_sends_the_run_back_to_its_checkpoint(ra
     assert_same_log(tmp_path / "local", run_dir)
 
 
+def test_a_sigkilled_ray_run_resumes_with_its_shards_memories(tmp_path: Path) -> None:
+    """`agentsim run --runtime ray` killed with SIGKILL, then `agentsim resume`: the checkpoint's memories go back to
+    the new shards (each to the shard that owns the user), and the log equals an uninterrupted local run's."""
+    from test_runs import _kill_at_random_step, agentsim_cli
+
+    steps = 14
+    f = write_scenario(tmp_path, SCENARIOS / "social" / "x_information_spread.yaml", steps=steps,
+                       **{"world.users.count": 200, "runtime.checkpoint_every": 3})
+    run_ok(str(f), "--backend", "scripted", "--run-dir", str(tmp_path / "local"), "--quiet")
+    killed = tmp_path / "killed"
+    _kill_at_random_step(f, killed, steps, seed=3, backend=("--backend", "scripted", "--runtime", "ray", "--shards", "3"))
+    assert json.loads((killed / "checkpoint.json").read_text())["memories"]
+    r = agentsim_cli("resume", str(killed), "--quiet")
+    assert r.returncode == 0, r.stderr[-3000:]
+    meta = json.loads((killed / "run.json").read_text())
+    assert meta["status"] == "completed" and meta["resumed"] and meta["spec"]["runtime"]["kind"] == "ray"
+    assert_same_log(tmp_path / "local", killed)
+
+
 def test_engine_routing_prefix_affinity_and_least_loaded() -> None:
     from agentsim.llm.types import LLMRequest
     from agentsim.runtime.ray_runtime import EngineClient
