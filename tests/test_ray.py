@@ -151,6 +151,7 @@ def test_vllm_through_shards_and_an_engine_actor(ray_local, tiny_model: Path, tm
     stats = ray_local.get(engines["default"][0].stats.remote())
     # four shards call the one engine per phase; calls that arrive together share an engine batch
     assert stats["calls"] >= 2 * 4 and stats["batches"] < stats["calls"], stats
+    assert stats["mode"] == "batch"  # engine_mode auto on CPU
 
 
 @pytest.mark.vllm

@@ -35,7 +35,7 @@ def _import_vllm() -> Any:
     return vllm
 
 
-def _is_cpu_platform() -> bool:
+def is_cpu_platform() -> bool:
     try:
         from vllm.platforms import current_platform
 
@@ -60,7 +60,7 @@ def engine_kwargs(spec: ModelSpec, model_path: str) -> dict[str, Any]:
         # Inside a Ray engine actor vLLM would pick its Ray executor, whose workers lose the actor's placement
         # group in vLLM's engine-core subprocess; the multiprocessing executor uses the GPUs the actor holds.
         kwargs["distributed_executor_backend"] = "mp"
-    if _is_cpu_platform():
+    if is_cpu_platform():
         # The default KV cache asks for most of a NUMA node and fails; size it explicitly. CUDA graphs
         # do not exist on CPU and eager mode starts much faster.
         kwargs["kv_cache_memory_bytes"] = int(spec.kv_cache_gib * 2**30)

@@ -219,8 +219,12 @@ class EngineActor:
     binds its OpenMP threads to the creating thread; calling from another thread costs a third of the speed).
     """
 
-    def __init__(self, spec: ModelSpec, record: bool = False, mode: str = "batch"):
+    def __init__(self, spec: ModelSpec, record: bool = False, mode: str = "auto"):
         self.spec = spec
+        if mode == "auto":
+            from agentsim.llm.vllm_backend import is_cpu_platform
+
+            mode = "batch" if is_cpu_platform() else "async"
         self.mode = mode
         self.engine: Any = None
         self.raw_engine: Any = None
@@ -278,8 +282,8 @@ class EngineActor:
     async def warm(self) -> str:
         return self._ensure().model_path
 
-    async def stats(self) -> dict[str, int]:
-        return {"calls": self.calls, "batches": self.batches}
+    async def stats(self) -> dict[str, Any]:
+        return {"calls": self.calls, "batches": self.batches, "mode": self.mode}
 
     async def reset_stats(self) -> None:
         """Forget counts and recorded batches (after a benchmark's warm-up run)."""

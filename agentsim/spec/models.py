@@ -135,10 +135,11 @@ class RuntimeSpec(StrictModel):
     gpus_per_engine: bool = Field(
         False, description="ray: place each engine on tensor_parallel_size GPUs with a placement group."
     )
-    engine_mode: Literal["batch", "async"] = Field(
-        "batch",
+    engine_mode: Literal["auto", "batch", "async"] = Field(
+        "auto",
         description=(
-            "ray: 'batch' merges the shard calls that arrive together into one LLM.generate call (in-process engine, "
+            "ray: 'auto' is 'async' on GPUs and 'batch' on CPU (where the async engine core competes with the "
+            "engine actor for the same cores). 'batch' merges the shard calls that arrive together into one LLM.generate call (in-process engine, "
             "starts in seconds); 'async' runs vLLM's AsyncLLM, where every request joins the running batch as it "
             "arrives (continuous batching across shards; the engine core is a separate process, ~25 s to start on CPU)."
         ),
