@@ -223,8 +223,10 @@ def test_async_engine_mode_batches_continuously(ray_local, tiny_model: Path, tmp
 def test_runtime_benchmark_runs_both_runtimes_on_the_same_world(ray_local) -> None:
     """`agentsim bench runtime` at a small size: both runtimes complete the same agent-steps (no timing asserted)."""
     from agentsim.bench.runtime_overhead import run_runtime_overhead
+    from agentsim.core.registry import families
 
     r = run_runtime_overhead(agents=3000, steps=2, shards=3, log=lambda m: None)
+    assert "echo" not in families()  # the benchmark's private family is gone afterwards
     assert r["local_agent_steps_per_s"] > 0 and r["ray_agent_steps_per_s"] > 0
     assert r["ratio"] == pytest.approx(r["ray_agent_steps_per_s"] / r["local_agent_steps_per_s"])
     assert r["ray_shard_base_bytes"] > 10 * 2**20 and r["ray_shard_bytes_per_agent"] >= 0

@@ -9,18 +9,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agentsim.core.registry import register
+from agentsim.core.registry import registered
 from agentsim.runtime.local import LocalRuntime
 from agentsim.spec.loader import parse_scenario
 
 
 def _scenario(agents: int, steps: int, runtime: dict[str, Any], out: Path) -> Any:
-    register("echo", "agentsim.bench.echo:FAMILY")
-    return parse_scenario({
-        "kind": "echo", "name": "bench-echo", "seed": 0, "steps": steps,
-        "models": {"default": {"backend": "scripted"}}, "world": {"agents": agents},
-        "runtime": {**runtime, "checkpoint_every": None}, "logging": {"dir": str(out), "record_completions": False},
-    })
+    with registered("echo", "agentsim.bench.echo:FAMILY"):  # the scenario keeps the family object
+        return parse_scenario({
+            "kind": "echo", "name": "bench-echo", "seed": 0, "steps": steps,
+            "models": {"default": {"backend": "scripted"}}, "world": {"agents": agents},
+            "runtime": {**runtime, "checkpoint_every": None}, "logging": {"dir": str(out), "record_completions": False},
+        })
 
 
 def run_runtime_overhead(agents: int, steps: int, shards: int, address: str | None = None, log: Any = print) -> dict[str, float]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
@@ -51,6 +53,22 @@ def register(name: str, entry_point: str | Family) -> None:
         _loaded.pop(name, None)
     else:
         _loaded[name] = entry_point
+
+
+@contextmanager
+def registered(name: str, entry_point: str | Family) -> Iterator[None]:
+    """Register a family for the duration of a block only (a benchmark's private family must not show up in
+    `agentsim families` or the scenario schema of the process afterwards)."""
+    _discover()
+    saved = dict(_entry_points), dict(_loaded)
+    register(name, entry_point)
+    try:
+        yield
+    finally:
+        _entry_points.clear()
+        _entry_points.update(saved[0])
+        _loaded.clear()
+        _loaded.update(saved[1])
 
 
 def families() -> list[str]:
