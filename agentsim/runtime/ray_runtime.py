@@ -452,8 +452,10 @@ def make_shards(spec: Any, scripted_policy: Any, replay_from: str | None, log: A
         engines[alias] = by_key[key]
     Shard = ray.remote(ShardActor)
     shards = [
-        # Shards keep no state between calls, so a shard that dies is restarted by Ray and its call re-run; the
-        # re-run asks with the same seeds, so nothing is lost or duplicated in the log.
+        # A shard that dies is restarted by Ray and its call re-run with the same seeds, so nothing is lost or
+        # duplicated in the log. Without a mind a shard keeps no state between calls and that is all; with one, the
+        # restarted shard has lost its agents' memories, says so (AgentStateLost), and the run goes back to its
+        # last checkpoint.
         Shard.options(num_cpus=rt.cpus_per_shard, scheduling_strategy="SPREAD", max_restarts=-1, max_task_retries=-1).remote(
             spec.models, scripted_policy, replay_from, spec.seed, spec.policy.max_retries, spec.logging, engines)
         for _ in range(rt.shards)
