@@ -59,19 +59,27 @@ def test_ray_replay_equals_recording(ray_local, tmp_path: Path) -> None:
     assert_same_log(tmp_path / "rec", tmp_path / "ray", ignore={"llm_calls": ["backend"]})
 
 
-def test_a_killed_shard_is_restarted_and_nothing_is_lost(ray_local, tmp_path: Path) -> None:
-    steps = 40
-    f = write_scenario(tmp_path, steps=steps, **{"world.history_days": 1})
+def _kill_a_shard_mid_run(ray, f: Path, tmp_path: Path, steps: int, after: int) -> Path:
+    """A local run for reference, then a Ray run of which one shard actor is killed after `after` steps; the Ray
+    run must complete all steps and write the reference log. Returns the Ray run's directory."""
     run_ok(str(f), "--backend", "scripted", "--run-dir", str(tmp_path / "local"), "--quiet")
     run_dir = tmp_path / "ray"
 
     def kill_mid_run(actors) -> None:
-        wait_for_steps(run_dir, 5, timeout=300)
-        ray_local.kill(actors[1], no_restart=False)
+        wait_for_steps(run_dir, after, timeout=300)
+        ray.kill(actors[1], no_restart=False)
 
     result, _ = _ray_run(f, run_dir, backend="scripted", during=kill_mid_run)
     assert result.status == "completed" and result.steps_completed == steps
     assert_same_log(tmp_path / "local", run_dir)
+    return run_dir
+
+
+def test_a_killed_shard_is_restarted_and_nothing_is_lost(ray_local, tmp_path: Path) -> None:
+    steps = 40
+    f = write_scenario(tmp_path, steps=steps, **{"world.history_days": 1})
+    run_dir = _kill_a_shard_mid_run(ray_local, f, tmp_path, steps, after=5)
+    assert "rollbacks" not in json.loads((run_dir / "run.json").read_text())  # no memories: the call is just re-run
 
 
 def test_a_killed_shard_holding_memories_sends_the_run_back_to_its_checkpoint(ray_local, tmp_path: Path) -> None:
@@ -80,18 +88,9 @@ def test_a_killed_shard_holding_memories_sends_the_run_back_to_its_checkpoint(ra
     steps = 30
     f = write_scenario(tmp_path, SCENARIOS / "social" / "x_information_spread.yaml", steps=steps,
                        **{"world.users.count": 200, "runtime.checkpoint_every": 4})
-    run_ok(str(f), "--backend", "scripted", "--run-dir", str(tmp_path / "local"), "--quiet")
-    run_dir = tmp_path / "ray"
-
-    def kill_mid_run(actors) -> None:
-        wait_for_steps(run_dir, 6, timeout=300)
-        ray_local.kill(actors[1], no_restart=False)
-
-    result, _ = _ray_run(f, run_dir, backend="scripted", during=kill_mid_run)
-    assert result.status == "completed" and result.steps_completed == steps
+    run_dir = _kill_a_shard_mid_run(ray_local, f, tmp_path, steps, after=6)
     rollbacks = json.loads((run_dir / "run.json").read_text())["rollbacks"]
     assert len(rollbacks) == 1 and rollbacks[0]["to_step"] % 4 == 0 and rollbacks[0]["to_step"] >= 4
-    assert_same_log(tmp_path / "local", run_dir)
 
 
 def test_a_sigkilled_ray_run_resumes_with_its_shards_memories(tmp_path: Path) -> None:

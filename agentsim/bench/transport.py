@@ -45,19 +45,16 @@ def _time(fn: Any, repeats: int = 3) -> float:
 
 def run_transport(users: int = 100_000, active: float = 0.1) -> list[dict[str, Any]]:
     import copy
-    import json
 
     import ray
 
+    from agentsim.core.mind import AgentMinds
     from agentsim.core.world import agents_table
     from agentsim.runtime.ray_runtime import ObservationBlock, start_ray
 
     obs, world, mind = phase_observations(users, active)
-    personas = agents_table(world).column("persona")
-    row = {u: i for i, u in enumerate(world.pop.ids)}
     with_prompts = [copy.copy(o) for o in obs]
-    for o in with_prompts:
-        o.messages = mind.messages(json.loads(personas[row[o.agent_id]].as_py()), None, o)
+    AgentMinds(mind, agents_table(world)).prompt(with_prompts)  # as the driver would, if it built the prompts
     start_ray(None, log=lambda m: None)
     positions = np.arange(len(obs), dtype=np.int64)
     # Each case: what the driver builds, and what the shard does with what it gets.

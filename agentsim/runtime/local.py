@@ -59,8 +59,6 @@ class LocalRuntime:
         self.backend = backend
         self.run_dir = run_dir
         self.progress = progress or RunProgress(enabled=False)
-        self.world: World = scenario.family.create_world(scenario.spec, scenario.world)
-        self.rng = make_rng(self.spec.seed, "world")
         backend_name = backend.backend_name if backend is not None else (lambda alias: self.spec.models[alias].backend)
         # The Ray runtime passes a sharded policy; the local runtime answers in this process.
         self.policy = policy or LLMPolicy(
@@ -68,18 +66,13 @@ class LocalRuntime:
         )
         self.writer = RunLogWriter(run_dir, flush_rows=self.spec.logging.flush_rows)
         self.mind = scenario.family.create_mind(self.spec, scenario.world) if scenario.family.create_mind else None
-        self.agents = agents_table(self.world)
-        self.policy.attach(self.agents, self.mind)
-        self.next_event_id = 0
-        self.totals: Counter[str] = Counter()
-        self.tokens_by_model: dict[str, Counter[str]] = {}
-        self.step_wall: list[float] = []
+        self.agents: Any = None
+        self._start_fresh()
         self.stop_requested = False
         models = {
             a: {"backend": backend_name(a), "model": m.model, "path": (model_paths or {}).get(a)}
             for a, m in self.spec.models.items()
         }
-        self.start_step = 0
         if resume:
             self._restore(models)
         else:
@@ -91,6 +84,19 @@ class LocalRuntime:
                 models,
             )
             self.meta.update(extra_meta or {})
+
+    def _start_fresh(self) -> None:
+        """A new world at step 0, the policy holding its agents with empty memories, counters at zero."""
+        self.world: World = self.scenario.family.create_world(self.spec, self.scenario.world)
+        self.rng = make_rng(self.spec.seed, "world")
+        if self.agents is None:  # the same agents every time: build the table once
+            self.agents = agents_table(self.world)
+        self.policy.attach(self.agents, self.mind)
+        self.next_event_id = 0
+        self.totals: Counter[str] = Counter()
+        self.tokens_by_model: dict[str, Counter[str]] = {}
+        self.step_wall: list[float] = []
+        self.start_step = 0
 
     # -- checkpoints ----------------------------------------------------------------------------------------------
     def _checkpoint(self, next_step: int) -> None:
@@ -229,14 +235,7 @@ class LocalRuntime:
         """Agents' memories were lost mid-run (a shard actor died): go back to the last checkpoint, exactly as
         `agentsim resume` would, and run the steps after it again."""
         self.progress.note(f"{why}; going back to the last checkpoint")
-        self.world = self.scenario.family.create_world(self.spec, self.scenario.world)
-        self.rng = make_rng(self.spec.seed, "world")
-        self.next_event_id = 0
-        self.totals = Counter()
-        self.tokens_by_model = {}
-        self.step_wall = []
-        self.start_step = 0
-        self.policy.attach(self.agents, self.mind)
+        self._start_fresh()
         self._load_checkpoint()
         if self.start_step == 0:
             self._write_agents()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import resource
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -167,8 +168,6 @@ class ShardActor:
             client = EngineClient(engines)
             backends.update(dict.fromkeys(engines, client))
         self.router = BackendRouter(backends)
-        import resource
-
         self.rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         self.policy = LLMPolicy(self.router, models, seed, max_retries, logging, backend_name=self.router.backend_name)
 
@@ -197,8 +196,6 @@ class ShardActor:
 
     def peak_rss(self) -> tuple[int, int]:
         """(peak RSS when the shard was created, peak RSS now), bytes: what its agents cost is the difference."""
-        import resource
-
         return self.rss0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
     def ping(self) -> str:
@@ -346,7 +343,7 @@ class ShardedPolicy:
 
     async def decide(self, step: int, phase: str, observations: list[Observation], calls: CallLog | None = None) -> list[Decision]:
         n = len(self.shards)
-        owner = np.fromiter((zlib.crc32(o.agent_id.encode()) for o in observations), np.int64, len(observations)) % n
+        owner = np.fromiter((shard_of(o.agent_id, n) for o in observations), np.int64, len(observations))
         order = np.argsort(owner, kind="stable")
         bounds = np.searchsorted(owner[order], np.arange(n + 1))
         blocks = [order[bounds[i] : bounds[i + 1]] for i in range(n)]
