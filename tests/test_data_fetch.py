@@ -33,6 +33,7 @@ from agentsim.data import (
     DataNotFound,
     FetchError,
     IntegrityError,
+    Place,
     UnknownDataset,
     fetch,
     get_dataset,
@@ -327,12 +328,17 @@ def test_resolver_order(present: tuple[str, ...], study_data: Path, tmp_path: Pa
         _link_copy(study_data, cache / "data" / "escalaition")
     expected = {"argument": explicit, "env": tmp_path / "datahome" / "escalaition",
                 "cache": cache / "data" / "escalaition"}
-    place = locate("escalaition", explicit)
     if present:
+        place = locate("escalaition", explicit)
         assert place.path == expected[present[0]]
         assert place.source == {"env": "AGENTSIM_DATA"}.get(present[0], present[0])
-    else:  # only the developers' ../shared copy is left; this test runs only where some copy exists
-        assert place.source == "checkout" and place.path == REPO.parent / "shared" / "data" / "escalaition"
+        return
+    shared = REPO.parent / "shared" / "data" / "escalaition"  # the developers' copy, last
+    if shared.is_dir():
+        assert locate("escalaition") == Place("checkout", shared)
+    else:  # a user's clone whose data is in the (here emptied) user cache
+        with pytest.raises(DataNotFound, match="fetch it with: agentsim data fetch escalaition"):
+            locate("escalaition")
 
 
 def test_resolver_reports_an_incomplete_copy_and_a_bad_path(study_data: Path, tmp_path: Path, cache: Path,
