@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,7 +129,7 @@ class LocalRuntime:
             if old.name != array_file:
                 old.unlink(missing_ok=True)
 
-    def _restore(self, models: Any) -> None:
+    def _restore(self, models: Callable[[str | None], dict[str, Any]]) -> None:
         self.meta = json.loads((self.run_dir / "run.json").read_text())
         self._load_checkpoint()
         self.meta.update(status="running", steps_completed=self.start_step, models=models(self.meta.get("replay_from")))
