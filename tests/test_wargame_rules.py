@@ -365,3 +365,13 @@ def test_the_prompt_states_the_targets_only_under_enforce() -> None:
     assert "- Execute full nuclear attack (target: another nation):" in enforce
     assert "- Wait (target: yourself" in enforce
     assert "- Execute full nuclear attack: Causes" in study and "Target yourself for Wait" in study
+
+
+@pytest.mark.parametrize("rules", ["enforce", "study"])
+def test_scripted_nations_only_give_legal_answers_under_either_rule(rules: str) -> None:
+    from agentsim.core.check import check_world
+    from agentsim.spec.loader import load_scenario
+
+    from conftest import SCENARIOS
+
+    check_world(load_scenario(SCENARIOS / "wargame" / "invasion.yaml", backend="scripted", **{"world.target_rules": rules}), steps=3)
