@@ -61,7 +61,7 @@ BAD_FILES = [
     ("not-a-mapping", _with(raw="- just\n- a list\n"), "", ["must be a mapping"]),
     ("bad-yaml", _with(raw="kind: wargame\nname: [unclosed\n"), "", ["not valid YAML"]),
     ("empty-file", _with(raw=""), "", ["the file is empty"]),
-    ("python-tag", _with(raw="kind: !!python/object/apply:os.system ['echo hi']\n"), "", ["not valid YAML"]),
+    ("python-tag", _with(raw="kind: !!python/object/apply:os.system ['echo hi']\n"), "", ["'!!python/object/apply:os.system' is not allowed"]),
     ("no-models", _with({"models": {}}), "models", ["at least one model alias"]),
 ]
 
