@@ -95,8 +95,8 @@ def run(
         _fail(e.render())
     spec = sc.spec
     target = (run_dir or _new_run_dir(spec.logging.dir, spec.name, spec.seed)).absolute()
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        _fail(f"{target} exists and is not an empty directory; choose another --run-dir")
+    if target.is_dir() and any(target.iterdir()):  # a file there was refused by prepare_scenario
+        _fail(f"{target} exists and is not empty; choose another --run-dir")
     if not quiet:
         err.print(f"Run directory: {escape(str(target))}", highlight=False, soft_wrap=True)
     extra: dict[str, Any] = {"overrides": sc.overrides}
@@ -179,6 +179,9 @@ _CHECKPOINT_ADVICE = ("To run it again from step 0, delete {ck} and run `agentsi
                       "so far are written again); or start a new run with `agentsim run`.")
 
 
+_JSON_KIND = {dict: "an object", list: "a list", str: "a string", int: "an integer", type(None): "null"}
+
+
 def _read_run_meta(run_dir: Path) -> dict[str, Any]:
     """run.json of a run to resume, checked for what `resume` reads; exits 2 naming the file and what is wrong."""
     meta_path = run_dir / "run.json"
@@ -199,8 +202,7 @@ def _read_run_meta(run_dir: Path) -> dict[str, Any]:
         _fail(f"{meta_path}: lacks 'spec' (the scenario of the run); was it written by `agentsim run`?")
     for key, types in checks.items():
         if key in meta and (not isinstance(meta[key], types) or isinstance(meta[key], bool)):
-            _fail(f"{meta_path}: '{key}' should be {' or '.join('null' if t is type(None) else t.__name__ for t in types)}, "
-                  f"found {json.dumps(meta[key])[:80]}")
+            _fail(f"{meta_path}: '{key}' should be {' or '.join(_JSON_KIND[t] for t in types)}, found {json.dumps(meta[key])[:80]}")
     return meta
 
 
@@ -221,12 +223,12 @@ def _check_checkpoint(run_dir: Path) -> None:
         _fail(f"{ck}: cannot be read ({e.strerror or e}). {advice}")
     shape = {"next_step": int, "rng": dict, "next_event_id": int, "parts": dict, "totals": dict, "tokens_by_model": dict, "step_wall": list}
     if not isinstance(data, dict):
-        _fail(f"{ck}: the checkpoint is damaged (a JSON {type(data).__name__}, not an object). {advice}")
+        _fail(f"{ck}: the checkpoint is damaged (JSON {_JSON_KIND.get(type(data), type(data).__name__)}, not an object). {advice}")
     for key, tp in shape.items():
         if key not in data:
             _fail(f"{ck}: the checkpoint is damaged (no '{key}'). {advice}")
         if not isinstance(data[key], tp) or isinstance(data[key], bool):
-            _fail(f"{ck}: the checkpoint is damaged ('{key}' is {json.dumps(data[key])[:60]}, not a {tp.__name__}). {advice}")
+            _fail(f"{ck}: the checkpoint is damaged ('{key}' is {json.dumps(data[key])[:60]}, not {_JSON_KIND[tp]}). {advice}")
     if "world" not in data:
         _fail(f"{ck}: the checkpoint is damaged (no 'world'). {advice}")
     arrays = data.get("world_arrays")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,7 @@ class _Applier:
         self.source = source
         self.lines = lines
         self.applied: dict[tuple[str | int, ...], tuple[Any, str]] = {}
+        self.created: dict[tuple[str | int, ...], str] = {}  # mappings an override added on its way, and by whom
 
     def fail(self, loc: Sequence[str | int], message: str) -> SpecError:
         line = self.lines.line_of(list(loc)) if self.lines else None
@@ -165,6 +166,8 @@ class _Applier:
                 return
             child = container.get(key) if isinstance(container, dict) else container[key]
             if child is None:  # a missing key or an empty value (`world:`) is an empty mapping
+                if isinstance(container, dict) and key not in container:
+                    self.created.setdefault((*loc, key), o.origin)
                 child = container[key] = {}
             walk(child, (*loc, key), rest)
 
@@ -189,9 +192,12 @@ class Applied:
 
     paths: dict[str, tuple[str | int, ...]]
     origins: dict[tuple[str | int, ...], str]
+    created: dict[str, str] = field(default_factory=dict)
 
     def origin_of(self, dotted: str) -> str | None:
-        """The override that wrote `dotted` or a field above it, if one did."""
+        """The override that wrote `dotted`, a field above it, or added the mapping `dotted` on its way."""
+        if dotted in self.created:
+            return self.created[dotted]
         best = None
         for path, loc in self.paths.items():
             if (dotted == path or dotted.startswith(path + ".")) and (best is None or len(path) > len(best[0])):
@@ -212,6 +218,7 @@ def apply_to_data(
     return Applied(
         {".".join(str(p) for p in loc): loc for loc in applier.applied},
         {loc: origin for loc, (_, origin) in applier.applied.items()},
+        {".".join(str(p) for p in loc): origin for loc, origin in applier.created.items()},
     )
 
 

@@ -140,6 +140,9 @@ def _yaml_problem(e: yaml.YAMLError) -> SpecProblem:
     line = mark.line + 1 if mark is not None else None
     problem = getattr(e, "problem", None)
     context = getattr(e, "context", None)
+    context_mark = getattr(e, "context_mark", None)
+    if context and context_mark is not None and mark is not None and context_mark.line != mark.line:
+        context = f"{context} (line {context_mark.line + 1})"
     reason = ", ".join(p for p in (context, problem) if p) if problem else str(e)
     if isinstance(e, yaml.constructor.ConstructorError) and problem and "could not determine a constructor for the tag" in problem:
         tag = problem.split("tag", 1)[1].strip().strip("'").replace("tag:yaml.org,2002:", "!!")
@@ -154,7 +157,11 @@ def parse_yaml(text: str, source: str, limits: YamlLimits = DEFAULT_LIMITS) -> Y
     one document, tags outside plain YAML, duplicate keys, or a document outside `limits`."""
     if len(text) > limits.max_bytes:
         raise SpecError(source, [SpecProblem("", f"larger than {limits.max_bytes // 2**20} MiB; put bulk data in CSV or Parquet files")])
-    loader = _BoundedLoader(text, limits)
+    try:
+        loader = _BoundedLoader(text, limits)
+    except yaml.reader.ReaderError as e:  # a control character: raised before any parsing
+        line = text[: e.position].count("\n") + 1
+        raise SpecError(source, [SpecProblem("", f"not valid YAML: character #x{e.character:04x} is not allowed (a binary file?)", line)]) from None
     try:
         root = loader.get_single_node()
         if root is None:
