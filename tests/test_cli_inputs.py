@@ -142,10 +142,21 @@ def test_set_path_shapes(tmp_path: Path, scenario: Path, item: str, code: int, f
 
 
 # -- 3. validate and run give the same verdict ------------------------------------------------------------------------
-def _nations(text: str) -> Callable[[Path], tuple[Path, list[str]]]:
+def _nations(text: str | None) -> Callable[[Path], tuple[Path, list[str]]]:
+    """A scenario whose nations_file holds `text` (None: is a directory)."""
     def make(tmp: Path) -> tuple[Path, list[str]]:
-        (tmp / "nations.yaml").write_text(text)
+        if text is None:
+            (tmp / "nations.yaml").mkdir()
+        else:
+            (tmp / "nations.yaml").write_text(text)
         return write_scenario(tmp, **{"world.nations_file": "nations.yaml"}), []
+    return make
+
+
+def _actions(text: str) -> Callable[[Path], tuple[Path, list[str]]]:
+    def make(tmp: Path) -> tuple[Path, list[str]]:
+        (tmp / "actions.yaml").write_text(text)
+        return write_scenario(tmp, **{"world.actions_file": "actions.yaml"}), []
     return make
 
 
@@ -191,6 +202,10 @@ SAME_VERDICT = [
      ["nations.yaml: 1 problem", "nations.0.dynamic.gdp (line 2)", "valid number"]),
     ("nations-not-a-mapping", _nations("- just a list\n"), ["nations.yaml: 1 problem", "valid dictionary"]),
     ("nations-duplicate-key", _nations("nations: []\nnations: []\n"), ["nations.yaml", "the key 'nations' appears twice", "lines 1 and 2"]),
+    ("nations-file-is-a-directory", _nations(None), ["nations.yaml: 1 problem", "is a directory"]),
+    ("actions-python-tag", _actions("actions: !!python/name:os.system\n"), ["actions.yaml: 1 problem", "'!!python/name:os.system' is not allowed"]),
+    ("actions-wrong-shape", _actions("actions:\n  - {name: wait, description: x, privacy: secret}\n"),
+     ["actions.yaml: 1 problem", "actions.0.privacy (line 2)", "'secret' is not allowed"]),
     ("scenario-duplicate-key", _raw(NEUTRAL.read_text() + "steps: 3\n"), ["raw.yaml", "the key 'steps' appears twice"]),
     ("alias-bomb", _raw(NEUTRAL.read_text() + BOMB), ["raw.yaml", "more than 1,000,000 nodes"]),
     ("binary-scenario", _raw(b"\x7fELF\x02\x01\x01\x00\x00\xff\xfe"), ["raw.yaml", "not a text file"]),

@@ -457,13 +457,14 @@ def test_malformed_set_items(item: str, fragment: str) -> None:
 
 
 # Path shapes: through a mapping, a list index, an index out of range, not an index, through a scalar, `*`.
-SHAPE_DATA = {"world": {"day0": "text", "n": 3, "groups": [{"share": 1}, {"share": 2}], "empty": None, "flag": True}}
+SHAPE_DATA = {"world": {"day0": "text", "n": 3, "groups": [{"share": 1}, {"share": 2}], "empty": None, "flag": True, "none": []}}
 SHAPES = [
     ("world.groups.1.share=5", ("world", "groups", 1, "share"), 5, None),
     ("world.groups.*.share=7", ("world", "groups", 0, "share"), 7, None),
     ("world.empty.x=1", ("world", "empty", "x"), 1, None),
     ("world.new.deep.x=1", ("world", "new", "deep", "x"), 1, None),
     ("world.groups.2.share=5", None, None, ("world.groups", "has 2 item(s); index 2 is out of range (0..1)")),
+    ("world.none.0=5", None, None, ("world.none", "has 0 item(s); index 0 is out of range (the list is empty)")),
     ("world.groups.x.share=5", None, None, ("world.groups", "is a list; 'x' is not an index")),
     ("world.groups.-1.share=5", None, None, ("world.groups", "is a list; '-1' is not an index")),
     ("world.day0.x=1", None, None, ("world.day0", "is a string ('text'), not a mapping or a list, so it has no 'x'")),
@@ -538,3 +539,29 @@ def test_override_property(tree: dict, parts: list[str], value: int) -> None:
             for k in leaf:
                 cur = cur[k]  # type: ignore[index]
             assert cur == v, (leaf, v, cur)
+
+
+def test_a_star_value_is_copied_to_each_place() -> None:
+    out, _ = _apply({"models": {"a": {}, "b": {}}}, "models.*.sampling={temperature: 1}", "models.a.sampling.max_tokens=5")
+    assert out["models"]["a"]["sampling"] == {"temperature": 1, "max_tokens": 5}
+    assert out["models"]["b"]["sampling"] == {"temperature": 1}
+
+
+def test_prepare_builds_the_world_once_and_hands_it_over(tmp_path: Path) -> None:
+    """`prepare_scenario` (what `validate` and `run` share) builds the world; the runtime's first create_world gets
+    that world (no second read of the data files), later ones (a rollback to step 0) build a new one."""
+    from agentsim.spec.loader import prepare_scenario
+
+    users = tmp_path / "users.csv"
+    users.write_text("user_id,group\nalice,remote\nbob,office\n")
+    data = yaml.safe_load((SCENARIOS / "social" / "reddit_herd_effect.yaml").read_text())
+    data["world"]["users"] = {"file": "users.csv", "groups": data["world"]["users"]["groups"]}
+    data["logging"] = {"dir": str(tmp_path / "runs")}
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump(data))
+    sc = prepare_scenario(f)
+    users.unlink()
+    first = sc.family.create_world(sc.spec, sc.world)  # built before the file went away
+    assert len(first.pop) == 2
+    with pytest.raises(ValueError, match="users.csv"):
+        sc.family.create_world(sc.spec, sc.world)

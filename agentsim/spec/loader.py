@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -180,8 +181,6 @@ def load_scenario(path: str | Path, overrides: Sequence[Override] = (), **fields
 def check_log_dir(sc: Scenario, run_dir: Path | None = None) -> None:
     """The run log can be written at `run_dir` (or under `logging.dir`): every part of the path that exists is
     a directory, and the deepest existing one is writable. Raises SpecError naming the field."""
-    import os
-
     target = (run_dir if run_dir is not None else sc.spec.logging.dir).absolute()
     field_name = "--run-dir" if run_dir is not None else "logging.dir"
     from_cli = run_dir is not None or "logging.dir" in sc.overrides

@@ -23,6 +23,7 @@ scenario file are relative to that file): a value written at a path-typed field 
 
 from __future__ import annotations
 
+import copy
 import re
 import typing
 from collections.abc import Mapping, Sequence
@@ -127,13 +128,13 @@ class _Applier:
                 return node, int(part)
             return node, part
         if isinstance(node, list):
+            where = ".".join(map(str, loc))
+            valid = f" (0..{len(node) - 1})" if node else " (the list is empty)"
             if not re.fullmatch(r"\d+", part):
-                raise self.fail(loc, f"{o.origin}: {'.'.join(map(str, loc))} is a list; {part!r} is not an index (0..{len(node) - 1})")
-            i = int(part)
-            if i >= len(node):
-                raise self.fail(loc, f"{o.origin}: {'.'.join(map(str, loc))} has {len(node)} item(s); index {i} is out of range"
-                                     + (f" (0..{len(node) - 1})" if node else ""))
-            return node, i
+                raise self.fail(loc, f"{o.origin}: {where} is a list; {part!r} is not an index{valid}")
+            if int(part) >= len(node):
+                raise self.fail(loc, f"{o.origin}: {where} has {len(node)} item(s); index {part} is out of range{valid}")
+            return node, int(part)
         raise self.fail(loc, f"{o.origin}: {'.'.join(map(str, loc)) or 'the scenario'} is {_describe(node)}, not a mapping "
                              f"or a list, so it has no {part!r} inside it")
 
@@ -182,7 +183,7 @@ class _Applier:
         node: Any = self.data
         for p in loc[:-1]:
             node = node[p]
-        node[loc[-1]] = o.value
+        node[loc[-1]] = copy.deepcopy(o.value)  # `*` puts one value in many places: each gets its own copy
         self.applied[loc] = (o.value, o.origin)
 
 
