@@ -99,7 +99,8 @@ def _again(err: Any) -> InitErrorDetails:
 
 class StrictModel(BaseModel):
     """Base for user-facing models: unknown keys are errors, so typos never pass silently, and booleans are not
-    numbers (`steps: true` is an error, not 1 step; pydantic's lax mode would read it as 1)."""
+    numbers (`steps: true` is an error, not 1 step; pydantic's lax mode would read it as 1). Quoted numbers
+    (`steps: "3"`) are still read as numbers, as pydantic does: CSV data files give every cell as a string."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
