@@ -80,7 +80,7 @@ def test_read_score_table_long_and_errors(tmp_path: Path) -> None:
     assert models == ["a", "b"] and benches == ["x", "y"] and s.tolist() == [[1, 2], [3, 0]]
     bad = tmp_path / "bad.csv"
     bad.write_text("model,x\na,1\nb,oops\n")
-    with pytest.raises(ValueError, match="score of 'b' on 'x' is missing or not a number"):
+    with pytest.raises(ValueError, match=r"bad\.csv row 2 \(id 'b'\): field x: .*not a number|bad\.csv row 2 \(id 'b'\): field x: .*valid number"):
         read_score_table(str(bad))
 
 

@@ -1,14 +1,21 @@
-"""The study's nations and actions, shipped as package data."""
+"""Nations and actions: the study's, shipped as package data, or a scenario's own nations and actions files.
+
+The pydantic models here are the file formats (README "File formats"); a bad file is refused with its row, id and
+field (core/datafile.py)."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator, model_validator
+
+from agentsim.core.datafile import DataFileError, validate_yaml_list
+from agentsim.core.names import Name
+from agentsim.scenarios.wargame.actions import MESSAGE
 
 DYNAMIC_VARS = (
     "territory",
@@ -25,30 +32,59 @@ DYNAMIC_VARS = (
 
 
 class Effect(BaseModel):
+    """How an action changes one variable of the acting nation or of its target, effective the next day."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
-    variable: Literal[DYNAMIC_VARS]  # type: ignore[valid-type]
-    op: Literal["add", "mult"]
-    on: Literal["self", "other"]
-    delta: float
+    variable: Literal[DYNAMIC_VARS] = Field(..., description="The dynamic variable changed.")  # type: ignore[valid-type]
+    op: Literal["add", "mult"] = Field(..., description="`add`: v + delta; `mult`: v * (1 + delta).")
+    on: Literal["self", "other"] = Field(..., description="The acting nation (`self`) or the action's target (`other`).")
+    delta: FiniteFloat = Field(..., description="The change.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, data: Any) -> Any:
+        # YAML 1.1 reads an unquoted `on:` key as the boolean true; take it as the `on` field it was meant to be.
+        if isinstance(data, dict) and True in data and "on" not in data:
+            data = {("on" if k is True else k): v for k, v in data.items()}
+        return data
 
 
 class ActionDef(BaseModel):
+    """One action nations may take (the study's action table)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str
-    description: str
-    privacy: Literal["public", "private", "target_dependent"]
-    severity: str = ""
-    conflict_status: str = ""
-    only_in_conflict: bool = False
-    time_to_impact: int = 0
-    effects: tuple[Effect, ...] = ()
+    name: Name = Field(..., description="Action name, as nations must write it; unique in the file.")
+    description: str = Field(..., description="What the action does, shown to the nations and the world model.")
+    privacy: Literal["public", "private", "target_dependent"] = Field(
+        ..., description="Who sees it: everyone, only the two nations involved, or (messages) everyone when sent to World."
+    )
+    severity: str = Field("", description="The study's severity label (kept for reference; unused by the rules).")
+    conflict_status: str = Field("", description="The study's conflict-status label (kept for reference; unused by the rules).")
+    only_in_conflict: bool = Field(False, description="The study's flag (kept for reference; unused by the rules).")
+    time_to_impact: int = Field(0, ge=0, description="The study's delay in days (kept for reference; effects apply the next day).")
+    effects: tuple[Effect, ...] = Field((), description="Changes to the nations' dynamic variables.")
 
 
 class NationDef(BaseModel):
+    """One nation: an agent whose id is its name."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str = Field(..., pattern=r"^[A-Za-z][A-Za-z0-9 _-]*$")
-    static: dict[str, str | float | int]
-    dynamic: dict[Literal[DYNAMIC_VARS], float]  # type: ignore[valid-type]
+    name: Name = Field(..., description="The nation's name: its agent id and a legal target in every nation's answer; unique in the file.")
+    static: dict[str, str | FiniteFloat] = Field(
+        ..., description="Constant attributes shown in every prompt, e.g. context, governance, aggression and "
+        "`willingness to use force` (ratings out of 10 that the scripted policy reads; 5 when absent)."
+    )
+    dynamic: dict[Literal[DYNAMIC_VARS], FiniteFloat] = Field(  # type: ignore[valid-type]
+        ..., description=f"Starting values of the variables actions change ({', '.join(DYNAMIC_VARS)}); one left out starts at 0."
+    )
+
+    @field_validator("static")
+    @classmethod
+    def _governance_is_text(cls, v: dict[str, str | float]) -> dict[str, str | float]:
+        # governance is logged as the nation's group, a text column.
+        if "governance" in v and not isinstance(v["governance"], str):
+            raise ValueError(f"governance must be text (it is logged as the nation's group), got {v['governance']!r}")
+        return v
 
 
 class NationsFile(BaseModel):
@@ -60,17 +96,55 @@ class ActionsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     actions: list[ActionDef] = Field(..., min_length=1)
 
+    @model_validator(mode="after")
+    def _usable(self) -> ActionsFile:
+        names = [a.name for a in self.actions]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"action names repeat: {dup}")
+        if MESSAGE not in names:
+            raise ValueError(f"the actions need one named {MESSAGE!r}: every message a nation sends is logged as that action")
+        if len(names) < 2:
+            raise ValueError(f"the actions need at least one besides {MESSAGE!r}")
+        return self
+
 
 def _read(path: Path | None, name: str) -> dict:
     text = path.read_text(encoding="utf-8") if path else files(__package__).joinpath("data", name).read_text("utf-8")
     return yaml.safe_load(text)
 
 
-@lru_cache(maxsize=8)
 def load_nations(path: Path | None = None) -> tuple[NationDef, ...]:
-    return tuple(NationsFile.model_validate(_read(path, "nations.yaml")).nations)
+    """The nations of a nations file (default: the study's 8). Raises DataFileError naming file, row, id and field."""
+    return tuple(_load(NationsFile, "nations.yaml", *_stamp(path)).nations)
 
 
-@lru_cache(maxsize=8)
 def load_actions(path: Path | None = None) -> tuple[ActionDef, ...]:
-    return tuple(ActionsFile.model_validate(_read(path, "actions.yaml")).actions)
+    """The actions of an actions file (default: the study's 27). Raises DataFileError naming file, row and field."""
+    return tuple(_load(ActionsFile, "actions.yaml", *_stamp(path)).actions)
+
+
+def _stamp(path: Path | None) -> tuple[Path | None, int, int]:
+    # The cache key holds the file's mtime and size, so an edited file is read again.
+    try:
+        st = Path(path).stat() if path is not None else None
+    except OSError:
+        st = None
+    return path, st.st_mtime_ns if st else 0, st.st_size if st else 0
+
+
+@lru_cache(maxsize=16)
+def _load(model: type[NationsFile] | type[ActionsFile], name: str, path: Path | None, _mtime: int, _size: int) -> Any:
+    where = str(path) if path else name
+    try:
+        data = _read(path, name)
+        text = Path(path).read_text(encoding="utf-8") if path else None
+    except OSError as e:
+        raise DataFileError(where, [f"{where}: cannot read the file ({e.strerror or e})"]) from None
+    except UnicodeDecodeError as e:
+        raise DataFileError(where, [f"{where}: not UTF-8 text (byte {e.start}: {e.reason})"]) from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        raise DataFileError(where, [f"{where}{line}: not valid YAML: {getattr(e, 'problem', None) or e}"]) from None
+    return validate_yaml_list(where, data, model, "nations" if model is NationsFile else "actions", "name", text)
