@@ -203,9 +203,17 @@ def row_problems(
             where.append(f"id {ident!r}")
         head = f"{path} row {i + first_row}" + (f" ({', '.join(where)})" if where else "")
         shown = rest[strip_loc:] if len(rest) > strip_loc else rest
-        what = explain({**err, "loc": rest}, model)
+        what = _without_echo(explain({**err, "loc": rest}, model), err.get("input"))
         out.append(f"{head}: field {'.'.join(str(x) for x in shown)}: {what}" if shown else f"{head}: {what}")
     return out
+
+
+def _without_echo(message: str, value: Any) -> str:
+    """explain() ends a message with '(got VALUE)'; drop that when the message already quotes the value."""
+    tail = message.rfind(" (got ")
+    if tail > 0 and isinstance(value, str) and repr(value) in message[:tail]:
+        return message[:tail]
+    return message
 
 
 def validate_yaml_list(path: str | Path, data: Any, file_model: type[BaseModel], list_key: str, id_field: str,
