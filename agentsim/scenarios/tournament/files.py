@@ -29,7 +29,10 @@ class WideScoreRow(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     model: Name = Field(..., description="The model's name: its agent id in the run; unique in the table.")
-    scores: dict[Name, Score] = Field(..., alias="<benchmark>", description="Every other column is a benchmark, in round order; its cells are the model's scores (finite numbers).")
+    scores: dict[Name, Score] = Field(
+        ..., alias="<benchmark>", description="Every other column is a benchmark (its header a name), in round order; its cells are the model's scores.",
+        json_schema_extra={"doc_type": "number, one column per benchmark", "doc_constraints": "finite, not empty"},
+    )
 
 
 class LongScoreRow(BaseModel):
