@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from agentsim.llm.types import BackendError
 from agentsim.logs.reader import LogError
@@ -32,7 +33,8 @@ class BackendChoice(StrEnum):
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    # escape: a message quotes names and values from the user's files, which rich must not read as markup ("[/b]x").
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -190,7 +192,7 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Scenario YAML fil
         try:
             sc = load_scenario(f)
         except SpecError as e:
-            err.print(f"[red]invalid[/red] {e.render()}", highlight=False, soft_wrap=True)
+            err.print(f"[red]invalid[/red] {escape(e.render())}", highlight=False, soft_wrap=True)
             bad += 1
         else:
             console.print(f"[green]ok[/green] {f}: {sc.spec.kind} '{sc.spec.name}', {sc.spec.steps} steps, models {sorted(sc.spec.models)}")

@@ -202,7 +202,8 @@ def row_problems(
         if isinstance(ident, str) and ident:
             where.append(f"id {ident!r}")
         head = f"{path} row {i + first_row}" + (f" ({', '.join(where)})" if where else "")
-        shown = rest[strip_loc:] if len(rest) > strip_loc else rest
+        # pydantic marks a bad dict key with a trailing '[key]'; the key itself already names the field.
+        shown = tuple(x for x in (rest[strip_loc:] if len(rest) > strip_loc else rest) if x != "[key]")
         what = _without_echo(explain({**err, "loc": rest}, model), err.get("input"))
         out.append(f"{head}: field {'.'.join(str(x) for x in shown)}: {what}" if shown else f"{head}: {what}")
     return out
@@ -255,7 +256,9 @@ class FileFormat:
 
     `fields` is the scenario field that points at such a file (e.g. world.users.file); `layout` says how rows sit
     in the file ('table': CSV or Parquet with a header; 'yaml': a YAML list under `list_key`; 'jsonl or csv').
-    `models` lists further models to document (nested entries such as an action's effects)."""
+    `models` lists further models to document (nested entries such as an action's effects). `read(path)` reads and
+    validates one such file on its own (checks that need the scenario, such as known groups, are skipped) and raises
+    DataFileError."""
 
     name: str
     family: str
@@ -264,6 +267,7 @@ class FileFormat:
     row_model: type[BaseModel]
     example: str
     about: str
+    read: Callable[[Path], Any]
     list_key: str | None = None
     models: tuple[type[BaseModel], ...] = ()
     notes: tuple[str, ...] = field(default=())

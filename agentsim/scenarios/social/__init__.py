@@ -113,16 +113,26 @@ def _uses_population_model(spec: Any, config: SocialConfig) -> bool:
 
 
 def _file_formats() -> tuple[FileFormat, ...]:
-    from agentsim.scenarios.social.population import FollowRow, PostRow, UserRow
+    from agentsim.scenarios.social.population import (
+        FollowRow,
+        PostRow,
+        UserRow,
+        load_follows,
+        load_posts,
+        load_users,
+    )
 
     return (
         FileFormat("Users file", "social", ("world.users.file",), "table", UserRow, "scenarios/social/examples/users.csv",
                    "The users of a social platform (instead of `world.users.count` synthetic users). Ids are unique and "
-                   f"none is a reserved id ({', '.join(sorted(RESERVED_IDS))}) or a controlled account's."),
+                   f"none is a reserved id ({', '.join(sorted(RESERVED_IDS))}) or a controlled account's.",
+                   read=lambda p: load_users(p, None)),
         FileFormat("Follows file", "social", ("world.network.follows_file",), "table", FollowRow, "scenarios/social/examples/follows.csv",
-                   "The initial follow network (instead of a generator). Every id must be a user."),
+                   "The initial follow network (instead of a generator). Every id must be a user.",
+                   read=lambda p: load_follows(p, None)),
         FileFormat("Seed posts file", "social", ("world.seed_posts.file",), "table", PostRow, "scenarios/social/examples/posts.csv",
-                   "Posts on the platform before step 0, in time order. Every author must be a user."),
+                   "Posts on the platform before step 0, in time order. Every author must be a user.",
+                   read=lambda p: load_posts(p, None)),
     )
 
 

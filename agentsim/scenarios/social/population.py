@@ -102,15 +102,15 @@ class UsersTable:
     groups: list[str | None]
 
 
-def load_users(path: Path, groups: tuple[str, ...]) -> UsersTable:
-    """The users of a users file; DataFileError names the file, row, id and field of every bad cell (an unknown
-    group included). Repeated and reserved ids are refused by the family's name check (Family.problems)."""
+def load_users(path: Path, groups: tuple[str, ...] | None) -> UsersTable:
+    """The users of a users file; DataFileError names the file, row, id and field of every bad cell (a group not in
+    `groups` included; None skips that check). Repeated and reserved ids are refused by Family.problems."""
     st = path.stat() if path.exists() else None
     return _load_users(path, groups, st.st_mtime_ns if st else 0, st.st_size if st else 0)
 
 
 @lru_cache(maxsize=4)
-def _load_users(path: Path, groups: tuple[str, ...], _mtime: int, _size: int) -> UsersTable:
+def _load_users(path: Path, groups: tuple[str, ...] | None, _mtime: int, _size: int) -> UsersTable:
     columns, raw = read_table(path, "users")
     check_columns(path, columns, UserRow, "users")
     rows = validate_rows(path, drop_blank_optionals(raw, UserRow), UserRow, "user_id", context={"groups": groups})
@@ -118,15 +118,15 @@ def _load_users(path: Path, groups: tuple[str, ...], _mtime: int, _size: int) ->
     return UsersTable([r.user_id for r in rows], names, [r.bio for r in rows], [r.topics() for r in rows], [r.group for r in rows])
 
 
-def load_follows(path: Path, known: Callable[[str], bool]) -> list[FollowRow]:
-    """Follow edges; DataFileError names the row of every unknown id."""
+def load_follows(path: Path, known: Callable[[str], bool] | None) -> list[FollowRow]:
+    """Follow edges; DataFileError names the row of every id `known` refuses (None: no such check)."""
     columns, raw = read_table(path, "follows")
     check_columns(path, columns, FollowRow, "follows")
     return validate_rows(path, raw, FollowRow, "follower", context={"known": known})
 
 
-def load_posts(path: Path, known: Callable[[str], bool]) -> list[PostRow]:
-    """Seed posts; DataFileError names the row of every unknown author or bad timestamp."""
+def load_posts(path: Path, known: Callable[[str], bool] | None) -> list[PostRow]:
+    """Seed posts; DataFileError names the row of every bad timestamp and of every author `known` refuses."""
     columns, raw = read_table(path, "seed posts")
     check_columns(path, columns, PostRow, "seed posts")
     return validate_rows(path, drop_blank_optionals(raw, PostRow), PostRow, "author", context={"known": known})

@@ -85,21 +85,21 @@ def _check(spec: Any, config: TournamentConfig) -> list[tuple[list[str | int], s
 
 def _file_formats() -> tuple[FileFormat, ...]:
     from agentsim.scenarios.tournament.config import Item
-    from agentsim.scenarios.tournament.files import LongScoreRow, WideScoreRow
+    from agentsim.scenarios.tournament.files import LongScoreRow, WideScoreRow, load_score_table, read_items
 
     return (
         FileFormat("Score table, wide", "tournament", ("world.csd.scores_file",), "table", WideScoreRow,
                    "scenarios/tournament/example_scores.csv",
                    "Per-benchmark scores for CSD: one row per model, one column per benchmark (rounds in column order, "
-                   "or `world.csd.benchmarks`). At least 2 models; model names are unique."),
+                   "or `world.csd.benchmarks`). At least 2 models; model names are unique.", read=load_score_table),
         FileFormat("Score table, long", "tournament", ("world.csd.scores_file",), "table", LongScoreRow,
                    "scenarios/tournament/examples/scores_long.csv",
                    "The same scores one per row, chosen when the table has `benchmark` and `score` columns; every model "
-                   "needs exactly one score on every benchmark."),
+                   "needs exactly one score on every benchmark.", read=load_score_table),
         FileFormat("Benchmark items", "tournament", ("world.live.items_file",), "jsonl or csv", Item,
                    "scenarios/tournament/examples/items.jsonl",
                    "Items of a live tournament, one per round (cycling): JSONL with one object per line, or CSV with "
-                   "a header (`.jsonl` files are JSONL, any other name CSV). `match: benchmark` needs every answer.",
+                   "a header (`.jsonl` files are JSONL, any other name CSV). `match: benchmark` needs every answer.", read=read_items,
                    notes=("A CSV example: [`scenarios/tournament/examples/items.csv`](scenarios/tournament/examples/items.csv).",)),
     )
 

@@ -70,16 +70,16 @@ def _check(spec: Any, config: WargameConfig) -> list[tuple[list[str | int], str]
 
 
 def _file_formats() -> tuple[FileFormat, ...]:
-    from agentsim.scenarios.wargame.data import ActionDef, Effect, NationDef
+    from agentsim.scenarios.wargame.data import ActionDef, Effect, NationDef, load_actions, load_nations
 
     return (
         FileFormat("Nations file", "wargame", ("world.nations_file",), "yaml", NationDef, "scenarios/wargame/examples/nations.yaml",
                    "The nations of a wargame (default: the study's 8 nations). At least 2 nations; names are unique and "
-                   f"none is a reserved id ({', '.join(sorted(RESERVED_IDS))}).", list_key="nations"),
+                   f"none is a reserved id ({', '.join(sorted(RESERVED_IDS))}).", read=load_nations, list_key="nations"),
         FileFormat("Actions file", "wargame", ("world.actions_file",), "yaml", ActionDef, "scenarios/wargame/examples/actions.yaml",
                    "The actions nations may take (default: the study's 27). Names are unique; one action must be named "
                    "`Message` (every message is logged as it) and at least one other must exist.",
-                   list_key="actions", models=(Effect,)),
+                   read=load_actions, list_key="actions", models=(Effect,)),
     )
 
 

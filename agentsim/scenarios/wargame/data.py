@@ -96,9 +96,10 @@ class ActionsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     actions: list[ActionDef] = Field(..., min_length=1)
 
-    @model_validator(mode="after")
-    def _usable(self) -> ActionsFile:
-        names = [a.name for a in self.actions]
+    @field_validator("actions")
+    @classmethod
+    def _usable(cls, actions: list[ActionDef]) -> list[ActionDef]:
+        names = [a.name for a in actions]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"action names repeat: {dup}")
@@ -106,7 +107,7 @@ class ActionsFile(BaseModel):
             raise ValueError(f"the actions need one named {MESSAGE!r}: every message a nation sends is logged as that action")
         if len(names) < 2:
             raise ValueError(f"the actions need at least one besides {MESSAGE!r}")
-        return self
+        return actions
 
 
 def _read(path: Path | None, name: str) -> dict:
