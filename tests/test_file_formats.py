@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 import yaml
 from pydantic import BaseModel
+from test_names import cli, write_yaml
 
 from agentsim.core.datafile import DataFileError, FileFormat, update_readme
 from agentsim.core.registry import families, get_family
 
 from conftest import REPO
-from test_names import cli, write_yaml
 
 README = REPO / "README.md"
 FORMATS: list[FileFormat] = [f for n in families() for f in get_family(n).file_formats]
