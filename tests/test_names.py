@@ -315,3 +315,12 @@ def test_every_id_a_family_makes_for_itself_is_reserved(tmp_path: Path) -> None:
         reserved = {r.casefold() for r in sc.family.reserved_ids}
         assert own and {a.casefold() for a in own} <= reserved, (path, own, reserved)
     assert WORLD.casefold() in {r.casefold() for r in get_family("wargame").reserved_ids}
+
+
+def test_the_forbidden_characters_are_exactly_the_documented_categories() -> None:
+    """core/names.py finds forbidden characters with one character class; it must be Cc, Cs, Zl and Zp, exactly."""
+    from agentsim.core.names import _FORBIDDEN
+
+    by_regex = {cp for cp in range(0x110000) if _FORBIDDEN.match(chr(cp))}
+    by_category = {cp for cp in range(0x110000) if unicodedata.category(chr(cp)) in ("Cc", "Cs", "Zl", "Zp")}
+    assert by_regex == by_category

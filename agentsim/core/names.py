@@ -17,6 +17,7 @@ whole scenario and are checked once, for every family, by `name_problems` over t
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,7 +35,13 @@ _FORBIDDEN_CATEGORIES = {"Cc": "a control character", "Cs": "a lone surrogate", 
 
 def nfc(text: str) -> str:
     """The NFC form of `text` (identity for text that is already NFC, which is almost all text)."""
-    return unicodedata.normalize("NFC", text)
+    return text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
+
+
+# Every code point of the categories above (they are closed sets in Unicode: Cc is C0, DEL and C1; Zl and Zp one
+# character each; Cs the surrogates); one regex search instead of a category lookup per character.
+# tests/test_names.py checks this class against unicodedata over all code points.
+_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 def name_error(name: str) -> str | None:
@@ -43,10 +50,10 @@ def name_error(name: str) -> str | None:
         return "must not be empty"
     if name[0].isspace() or name[-1].isspace():
         return f"{name!r} has white space at its start or end"
-    for ch in name:
-        what = _FORBIDDEN_CATEGORIES.get(unicodedata.category(ch))
-        if what is not None:
-            return f"{name!r} contains {what} (U+{ord(ch):04X}); a name is one line of text"
+    bad = _FORBIDDEN.search(name)
+    if bad is not None:
+        ch = bad.group()
+        return f"{name!r} contains {_FORBIDDEN_CATEGORIES[unicodedata.category(ch)]} (U+{ord(ch):04X}); a name is one line of text"
     return None
 
 
@@ -58,9 +65,12 @@ def _check_name(value: str) -> str:
     return value
 
 
+_NUMBERS = (int, float)  # bool is an int
+
+
 def _no_numbers(value: object) -> object:
     # YAML reads `name: 007` as the number 7: a name given as a number has lost its spelling, so say so.
-    if isinstance(value, int | float):  # bool is an int
+    if isinstance(value, _NUMBERS):
         raise ValueError(f"{value!r} is a number; write a name as text (in YAML, quote it: '{value}')")
     return value
 
