@@ -113,6 +113,7 @@ BAD: list[Any] = [
     ("Score table, wide", "s.csv", "model,a\nm1,1\nm1,2\n", r"s\.csv row 2 \(id 'm1'\): field model: 'm1' is used twice; first at .*s\.csv row 1"),
     ("Score table, wide", "s.csv", "model\nm1\nm2\n", r"no benchmark columns"),
     ("Score table, wide", "s.csv", "name,a\nm1,1\n", r"needs a 'model' column"),
+    ("Score table, wide", "s.csv", "model,a,a\nm1,1,2\nm2,2,1\n", r"column\(s\) \['a'\] appear more than once in the header"),
     ("Score table, long", "s.csv", "model,benchmark,score\nm1,a,1\nm1,a,2\nm2,a,0\n", r"s\.csv row 2 \(id 'm1'\): field benchmark: 'm1' already has a score on 'a'"),
     ("Score table, long", "s.csv", "model,benchmark,score\nm1,a,1\nm1,b,2\nm2,a,0\n", r"model 'm2' \(row 3\) has no score on benchmark 'b'"),
     ("Score table, long", "s.csv", "model,benchmark,score,note\nm1,a,1,x\nm2,a,2,y\n", r"unknown column 'note'"),

@@ -126,7 +126,7 @@ PLAIN = st.text(st.characters(exclude_categories=("Cc", "Cs", "Zl", "Zp", "Zs"))
 NAME = st.integers(0, 9).flatmap(lambda i: PLAIN if i < 7 else st.one_of(st.text(max_size=6), st.sampled_from(SPECIAL)))
 # Lists of distinct names (hypothesis likes repeating list elements), and any lists.
 NAMES = st.one_of(st.lists(NAME, min_size=2, max_size=3, unique_by=lambda s: nfc(s).casefold()), st.lists(NAME, min_size=2, max_size=3))
-EXAMPLES = int(os.environ.get("AGENTSIM_NAME_EXAMPLES", "10"))
+EXAMPLES = int(os.environ.get("AGENTSIM_NAME_EXAMPLES", "20"))
 
 
 @pytest.mark.parametrize("case", list(CASES))

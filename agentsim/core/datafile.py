@@ -1,7 +1,7 @@
 """Data files that scenarios point at (users, follows, posts, score tables, benchmark items, nations, actions):
 read them, validate every row against the family's pydantic row model, and say what is wrong in the user's terms:
 
-    users.csv row 3 (id 'bob'): field group: 'greens' is not a group of this scenario; groups: ['activists']
+    users.csv row 3 (id 'bob'): field group: 'greens' is not a group of this scenario; world.users.groups are ['activists']
 
 Rows are counted from 1: the first data row of a CSV or Parquet table (the header is not a row), the first entry
 of a YAML list, the first non-empty line of a JSONL file. A family declares each format it reads as a
@@ -26,7 +26,7 @@ from typing import Any
 import annotated_types as at
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from agentsim.core.names import _check_name
+from agentsim.core.names import check_name
 from agentsim.spec.errors import LineIndex, explain
 
 MAX_PROBLEMS = 20
@@ -76,6 +76,9 @@ def read_table(path: str | Path, what: str) -> tuple[list[str], list[dict[str, A
             header = next(reader, None)
             if header is None:
                 raise DataFileError(p, [f"{p}: the {what} file is empty (it needs a header row)"])
+            repeated = sorted({c for c in header if header.count(c) > 1})
+            if repeated:
+                raise DataFileError(p, [f"{p}: column(s) {repeated} appear more than once in the header"])
             rows: list[dict[str, Any]] = []
             problems = []
             for i, cells in enumerate(reader, start=1):
@@ -133,13 +136,12 @@ def read_jsonl(path: str | Path, what: str) -> list[Any]:
 
 
 # -- validating ---------------------------------------------------------------------------------------------------
-def check_columns(path: str | Path, columns: Sequence[str], model: type[BaseModel], what: str,
-                  allowed: Iterable[str] | None = None) -> None:
+def check_columns(path: str | Path, columns: Sequence[str], model: type[BaseModel], what: str) -> None:
     """Refuse missing required columns and unknown ones (with a did-you-mean), once for the whole table."""
     fields = model.model_fields
-    known = list(allowed) if allowed is not None else list(fields)
+    known = list(fields)
     problems = []
-    missing = [c for c, f in fields.items() if f.is_required() and c not in columns and c in known]
+    missing = [c for c, f in fields.items() if f.is_required() and c not in columns]
     if missing:
         problems.append(f"{path}: the {what} file lacks column(s) {missing}; it has {list(columns)}")
     for c in columns:
@@ -164,7 +166,6 @@ def validate_rows(
     id_field: str | None,
     *,
     context: dict[str, Any] | None = None,
-    first_row: int = 1,
     strip_loc: int = 0,
     lines: Callable[[int, tuple[str | int, ...]], int | None] | None = None,
 ) -> list[Any]:
@@ -174,7 +175,7 @@ def validate_rows(
     try:
         return TypeAdapter(list[model]).validate_python(list(rows), context=context)  # type: ignore[valid-type]
     except ValidationError as e:
-        raise DataFileError(path, row_problems(path, e.errors(include_url=False), rows, model, id_field, first_row, strip_loc, lines)) from None
+        raise DataFileError(path, row_problems(path, e.errors(include_url=False), rows, model, id_field, strip_loc, lines)) from None
 
 
 def row_problems(
@@ -183,7 +184,6 @@ def row_problems(
     rows: Sequence[Any],
     model: type[BaseModel],
     id_field: str | None,
-    first_row: int = 1,
     strip_loc: int = 0,
     lines: Callable[[int, tuple[str | int, ...]], int | None] | None = None,
 ) -> list[str]:
@@ -201,7 +201,7 @@ def row_problems(
         where = [f"line {line}"] if line else []
         if isinstance(ident, str) and ident:
             where.append(f"id {ident!r}")
-        head = f"{path} row {i + first_row}" + (f" ({', '.join(where)})" if where else "")
+        head = f"{path} row {i + 1}" + (f" ({', '.join(where)})" if where else "")
         # pydantic marks a bad dict key with a trailing '[key]'; the key itself already names the field.
         shown = tuple(x for x in (rest[strip_loc:] if len(rest) > strip_loc else rest) if x != "[key]")
         what = _without_echo(explain({**err, "loc": rest}, model), err.get("input"))
@@ -274,7 +274,7 @@ class FileFormat:
 
 
 def _is_name(metadata: Iterable[Any]) -> bool:
-    return any(getattr(m, "func", None) is _check_name for m in metadata)
+    return any(getattr(m, "func", None) is check_name for m in metadata)
 
 
 def type_text(annotation: Any, metadata: Sequence[Any] = ()) -> str:

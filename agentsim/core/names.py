@@ -57,7 +57,8 @@ def name_error(name: str) -> str | None:
     return None
 
 
-def _check_name(value: str) -> str:
+def check_name(value: str) -> str:
+    """`value` in NFC; ValueError with the reason when it breaks the rule (the validator of `Name`)."""
     value = nfc(value)
     problem = name_error(value)
     if problem is not None:
@@ -76,7 +77,7 @@ def _no_numbers(value: object) -> object:
 
 
 #: A name in a pydantic model: NFC-normalised and checked against the rule on validation.
-Name = Annotated[str, BeforeValidator(_no_numbers), AfterValidator(_check_name)]
+Name = Annotated[str, BeforeValidator(_no_numbers), AfterValidator(check_name)]
 
 
 @dataclass(frozen=True, slots=True)
