@@ -170,7 +170,7 @@ def test_bradley_terry_recovers_known_strengths() -> None:
 def test_ratings_reject_bad_logs() -> None:
     with pytest.raises(ValueError, match="score_a must be 0, 0.5 or 1"):
         elo(pd.DataFrame({"a": ["x"], "b": ["y"], "score_a": [2]}))
-    with pytest.raises(ValueError, match="needs columns"):
+    with pytest.raises(ValueError, match="missing column"):
         bradley_terry(pd.DataFrame({"a": ["x"]}))
 
 

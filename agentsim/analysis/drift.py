@@ -18,6 +18,7 @@ import pandas as pd
 
 from agentsim.analysis.plots import band_plot
 from agentsim.analysis.stats import mean_ci
+from agentsim.analysis.tables import empty, note_empty_tables
 
 
 def turns_table(events: pd.DataFrame) -> pd.DataFrame:
@@ -140,11 +141,16 @@ def satisfaction(turns: pd.DataFrame) -> pd.DataFrame:
 
 
 def drift_tables(log, bootstrap: int = 500) -> dict[str, pd.DataFrame]:
-    turns = turns_table(log.events)
+    events = log.events
+    if not (events["action"] == "turn").any():  # nothing played yet (killed before its first turn)
+        out = {"satisfaction": empty(["arm", "turn", "rate"], "no turns in this run"),
+               "arms": empty(["arm", "first_reminder", "satisfaction_rate"], "no turns in this run")}
+        return note_empty_tables(out, log)
+    turns = turns_table(events)
     ok, why = kl_available(turns)
     out: dict[str, pd.DataFrame] = {"satisfaction": satisfaction(turns)}
     if not ok:
-        out["kl"] = pd.DataFrame([{"note": f"D_t unavailable: {why}"}])
+        out["kl"] = empty(["d_mc", "d_topk"], f"D_t unavailable: {why}")
         out["arms"] = compare_arms(turns).drop(columns=[c for c in ("d_mc_mean", "d_mc_after_reminder", "reduction_pct") if c in compare_arms(turns)])
         return out
     out["curves_mc"] = curves(turns, "d_mc")
@@ -153,8 +159,17 @@ def drift_tables(log, bootstrap: int = 500) -> dict[str, pd.DataFrame]:
     try:
         out["recurrence"] = fit_recurrence(turns, "d_mc", bootstrap=bootstrap)
     except ValueError as e:
-        out["recurrence"] = pd.DataFrame([{"note": str(e)}])
+        out["recurrence"] = empty(["parameter", "estimate", "ci_low", "ci_high", "transitions"], str(e))
     return out
+
+
+def drift_plots(tables: dict[str, pd.DataFrame], logs: list, out: Path) -> list[Path]:
+    """The PNGs of `agentsim analyze RUN drift --out DIR`: D_t per arm (when measured) and satisfaction."""
+    paths = []
+    if "curves_mc" in tables:
+        paths += [plot_curves(tables["curves_mc"], out / "drift_d_mc.png"),
+                  plot_curves(tables["curves_topk"], out / "drift_d_topk.png", value="d_topk")]
+    return paths + [plot_satisfaction(tables["satisfaction"], out / "drift_satisfaction.png")]
 
 
 def plot_curves(curve: pd.DataFrame, path: str | Path, value: str = "d_mc", title: str = "Drift D_t per arm") -> Path:

@@ -23,7 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 from agentsim.analysis.plots import band_plot
-from agentsim.analysis.stats import bootstrap_ci
+from agentsim.analysis.stats import bootstrap_ci, interval_notes, mean_bootstrap  # noqa: F401 (bootstrap_ci: imported from here by users)
+from agentsim.analysis.tables import note, note_empty_tables
 
 CATEGORY_ACTIONS: dict[str, tuple[str, ...]] = {
     "nuclear": ("Execute full nuclear attack", "Execute tactical nuclear strike"),
@@ -143,12 +144,13 @@ def escalation_by_day(
 def es_over_runs(per_run_days: pd.DataFrame, group: str | Sequence[str] = "model", confidence: float = 0.95) -> pd.DataFrame:
     """Per-day mean ES over runs with a bootstrap CI. `per_run_days` has columns run, day, es and `group`."""
     groups = [group] if isinstance(group, str) else list(group)
-    rows = []
+    rows, why = [], []
     for key, g in per_run_days.groupby(groups + ["day"], sort=True):
-        lo, hi = bootstrap_ci(g["es"].to_numpy(), confidence)
+        ci = mean_bootstrap(g["es"].to_numpy(), confidence)
         key = key if isinstance(key, tuple) else (key,)
-        rows.append({**dict(zip(groups + ["day"], key, strict=True)), "runs": len(g), "es_mean": g["es"].mean(), "ci_low": lo, "ci_high": hi})
-    return pd.DataFrame(rows)
+        why.append((f"day {key[-1]}", ci.note))
+        rows.append({**dict(zip(groups + ["day"], key, strict=True)), "runs": len(g), "es_mean": g["es"].mean(), "ci_low": ci.low, "ci_high": ci.high})
+    return note(pd.DataFrame(rows, columns=groups + ["day", "runs", "es_mean", "ci_low", "ci_high"]), *interval_notes("ES CI over runs", why))
 
 
 def category_distribution(events: pd.DataFrame, mode: str = "canonical") -> pd.DataFrame:
@@ -173,13 +175,23 @@ def escalation_tables(log, mode: str = "canonical") -> dict[str, pd.DataFrame]:
     events = log.events
     n = int((log.agents["kind"] == "nation").sum()) if len(log.agents) else None
     steps = int(log.spec.get("steps", 0)) or None
-    per_day = escalation_by_day(events, n_nations=n, mode=mode, days=range(1, steps + 1) if steps else None)
-    return {
+    if steps and log.meta.get("steps_completed") is not None:  # a killed or running run: only the days it played
+        steps = min(steps, int(log.meta["steps_completed"]))
+    per_day = escalation_by_day(events, n_nations=n, mode=mode, days=range(1, steps + 1) if steps is not None else None)
+    out = {
         "per_day": per_day,
         "categories": category_distribution(events, mode),
         "nuclear": nuclear_counts(events),
         "run": pd.DataFrame([{"run_score": per_day["es"].mean(), "days": len(per_day), "total": per_day["total"].sum()}]),
     }
+    if per_day.empty:
+        note(out["per_day"], "no days played")
+        note(out["run"], "run_score is undefined (NaN): no days played")
+    if _nation_actions(events).empty:
+        for name in ("categories", "nuclear"):
+            note(out[name], "no nation actions in this run")
+    note_empty_tables(out, log)
+    return out
 
 
 # -- the study's log format ---------------------------------------------------------------------------------------
@@ -216,6 +228,14 @@ def import_study_log(path: str | Path) -> pd.DataFrame:
 
 def import_study_logs(paths: Iterable[str | Path]) -> pd.DataFrame:
     return pd.concat([import_study_log(p) for p in paths], ignore_index=True)
+
+
+def escalation_plots(tables: dict[str, pd.DataFrame], logs: list, out: Path) -> list[Path]:
+    """The PNG of `agentsim analyze ... escalation --out DIR`: ES per day with its CI band over runs."""
+    by_day = tables["es_by_day"] if "es_by_day" in tables else compare_runs(logs)["es_by_day"]
+    title = f"ES per day ({len(logs)} run{'s' if len(logs) > 1 else ''})"
+    labelled = by_day.assign(label=by_day["model"].astype(str) + " / " + by_day["scenario"].astype(str))
+    return [plot_es(labelled, out / "escalation_es.png", group="label", title=title)]
 
 
 def plot_es(per_day_by_group: pd.DataFrame, path: str | Path, group: str = "model", title: str = "Escalation score") -> Path:

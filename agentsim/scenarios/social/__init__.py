@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentsim.core.family import Family
+from agentsim.core.family import Analysis, Family
 from agentsim.scenarios.social.config import HerdVotes, SocialConfig
 
 
@@ -91,4 +91,6 @@ FAMILY = Family(
     summary=_summary,
     check=_check,
     create_mind=_create_mind,
+    analyses=(Analysis("social", "agentsim.analysis.social:social_tables", plots="agentsim.analysis.social:social_plots",
+                       description="Cascades, power law, adoption under exposure, herd effect, polarization, roles."),),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentsim.core.family import Family
+from agentsim.core.family import Analysis, Family
 from agentsim.scenarios.tournament.config import TournamentConfig
 
 
@@ -60,4 +60,6 @@ FAMILY = Family(
     summary=_summary,
     agent_ids=_agent_ids,
     check=_check,
+    analyses=(Analysis("tournament", "agentsim.analysis.tournament:tournament_tables",
+                       description="CSD expected scores; standings, Elo and Bradley-Terry with CIs."),),
 )

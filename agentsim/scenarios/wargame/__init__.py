@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentsim.core.family import Family
+from agentsim.core.family import Analysis, Family
 from agentsim.scenarios.wargame.config import WargameConfig
 
 
@@ -49,4 +49,6 @@ FAMILY = Family(
     summary=_summary,
     agent_ids=_agent_ids,
     check=_check,
+    analyses=(Analysis("escalation", "agentsim.analysis.escalation:escalation_tables", compare="agentsim.analysis.escalation:compare_runs",
+                       plots="agentsim.analysis.escalation:escalation_plots", description="Escalation scores per day (Rivera et al. 2024)."),),
 )
