@@ -211,6 +211,9 @@ def schema(out: Annotated[Path | None, typer.Option(help="Write to this file ins
         sys.stdout.write(text + "\n")
 
 
+ROWS_SHOWN = 40
+
+
 def _check_out_dir(out: Path) -> None:
     """--out must be a directory we can create or write into; checked before any analysis runs."""
     import os
@@ -265,11 +268,11 @@ def analyze(
     run_notes = [f"skipped {log.run_dir.name}: a {k} run (the {name} analysis reads {wanted} runs)" for log, k in skipped]
     for n in run_notes:
         err.print(f"[yellow]note:[/yellow] {n}", highlight=False, soft_wrap=True)
-    families = sorted({k for _, k in matched if k is not None})
-    if len(families) > 1:
-        _fail(f"{run_dir}: {analysis!r} means an analysis of each of {', '.join(families)} and runs of all are here; "
-              f"name one family ({', '.join(families)}) or a folder of one family's runs")
-    chosen = by_family[families[0]] if families else next(iter(by_family.values()))
+    present = sorted({k for _, k in matched if k is not None})
+    if len(present) > 1:
+        _fail(f"{run_dir}: {analysis!r} means an analysis of each of {', '.join(present)} and runs of all are here; "
+              f"name one family ({', '.join(present)}) or a folder of one family's runs")
+    chosen = by_family[present[0]] if present else next(iter(by_family.values()))
     logs = [log for log, _ in matched]
     if len(logs) > 1 and chosen.compare is None:
         _fail(f"{run_dir}: the {chosen.name} analysis reads one run; name a run directory ({len(logs)} runs here)")
@@ -280,7 +283,11 @@ def analyze(
     except KeyError as e:
         _fail(f"{run_dir}: the log lacks what the {chosen.name} analysis needs ({e})")
     for title, df in tables.items():
-        console.print(df_table(df, f"{chosen.name}: {title}"))
+        # The title on its own line: rich wraps a table's title to the table's width.
+        console.print(f"[italic]{chosen.name}: {title}[/italic]", highlight=False, soft_wrap=True)
+        console.print(df_table(df, "", max_rows=ROWS_SHOWN))
+        if len(df) > ROWS_SHOWN:
+            console.print(f"  ({ROWS_SHOWN} of {len(df)} rows shown; --out writes them all)", highlight=False)
         for n in notes_of(df):
             console.print(f"  [yellow]note:[/yellow] {n}", highlight=False, soft_wrap=True)
     if out:
@@ -289,8 +296,7 @@ def analyze(
             df.to_csv(out / f"{chosen.name}_{title}.csv", index=False)
         notes = notes_table(tables)
         notes = _with_run_notes(notes, run_notes)
-        if len(notes):
-            notes.to_csv(out / f"{chosen.name}_notes.csv", index=False)
+        notes.to_csv(out / f"{chosen.name}_notes.csv", index=False)  # always, so a report has the same files
         if chosen.plots is not None:
             resolve(chosen.plots)(tables, logs, out)
         console.print(f"wrote {out}")

@@ -223,7 +223,8 @@ def fit_power_law(sizes: np.ndarray, xmin: float | None = None) -> tuple[dict[st
             r_ln, p_ln = fit.distribution_compare("power_law", "lognormal", normalized_ratio=True)
             r_ex, p_ex = fit.distribution_compare("power_law", "exponential", normalized_ratio=True)
         except ValueError as e:  # powerlaw's "No data points in defined range of the distribution."
-            raise ValueError(f"powerlaw: {e}") from e
+            raise ValueError(f"powerlaw found no sizes inside the range it fits ({e}); {x.size} sizes, "
+                             f"{np.unique(x).size} distinct, largest {x.max():.0f}") from e
     sigma = fit.power_law.standard_err if hasattr(type(fit.power_law), "standard_err") else fit.power_law.sigma
     return {
         "alpha": float(fit.power_law.alpha), "sigma": float(sigma), "xmin": float(fit.power_law.xmin),

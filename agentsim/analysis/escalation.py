@@ -24,7 +24,7 @@ import pandas as pd
 
 from agentsim.analysis.plots import band_plot
 from agentsim.analysis.stats import bootstrap_ci, interval_notes, mean_bootstrap  # noqa: F401 (bootstrap_ci: imported from here by users)
-from agentsim.analysis.tables import note, note_empty_tables
+from agentsim.analysis.tables import note, note_empty_tables, notes_of
 
 CATEGORY_ACTIONS: dict[str, tuple[str, ...]] = {
     "nuclear": ("Execute full nuclear attack", "Execute tactical nuclear strike"),
@@ -254,9 +254,11 @@ def run_label(log) -> str:
 def compare_runs(logs, mode: str = "canonical", confidence: float = 0.95) -> dict[str, pd.DataFrame]:
     """ES per day for many runs: per run and day, and the mean over runs of each model and scenario with a
     bootstrap CI; plus each run's score (mean ES over its days)."""
-    per_run = []
+    per_run, idle = [], []
     for log in logs:
         t = escalation_tables(log, mode)["per_day"]
+        if t.empty:
+            idle.append(f"{log.run_dir.name}: " + ("; ".join(notes_of(t)) or "no days played"))
         scenario = log.meta.get("world", {}).get("scenario") or log.spec.get("name", "")
         per_run.append(t.assign(run=log.run_id, model=run_label(log), scenario=scenario))
     if not per_run:
@@ -264,4 +266,7 @@ def compare_runs(logs, mode: str = "canonical", confidence: float = 0.95) -> dic
     per_run_day = pd.concat(per_run, ignore_index=True)
     by_day = es_over_runs(per_run_day, group=["model", "scenario"], confidence=confidence)
     scores = per_run_day.groupby(["run", "model", "scenario"], as_index=False)["es"].mean().rename(columns={"es": "run_score"})
-    return {"per_run_day": per_run_day, "es_by_day": by_day, "run_scores": scores}
+    out = {"per_run_day": per_run_day, "es_by_day": by_day, "run_scores": scores}
+    for df in out.values():  # a run that played no day is in no row: say which
+        note(df, *(f"not in this table: {i}" for i in idle))
+    return out

@@ -74,8 +74,12 @@ def run_progress_note(log: Any) -> str:
 
 
 def note_empty_tables(tables: Mapping[str, pd.DataFrame], log: Any) -> Mapping[str, pd.DataFrame]:
-    """Add how far the run got (`run_progress_note`) to every empty table of an analysis; returns `tables`."""
-    progress = run_progress_note(log)
+    """Add how far the run got (`run_progress_note`) to every empty table of an analysis whose run did not
+    complete; returns `tables`."""
+    meta = log.meta
+    done, steps = meta.get("steps_completed"), (meta.get("spec") or {}).get("steps")
+    finished = meta.get("status") == "completed" and (steps is None or done == steps)
+    progress = "" if finished else run_progress_note(log)
     for df in tables.values():
         if df.empty and progress:
             note(df, progress)
@@ -91,10 +95,25 @@ def captured_warnings() -> Iterator[list[str]]:
         warnings.simplefilter("always")
         yield out
     for w in caught:
-        text = " ".join(str(w.message).split())
-        line = f"{w.category.__name__}: {text}"
+        if issubclass(w.category, DeprecationWarning | PendingDeprecationWarning | FutureWarning):
+            # About a library's code, not the data: back to the normal warning machinery (silent by default).
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            continue
+        line = f"{w.category.__name__}: {_readable(str(w.message))}"
         if line not in out:
             out.append(line)
+
+
+def _readable(message: str, limit: int = 300) -> str:
+    """One line of prose: whitespace collapsed, code examples (from ">>>" on, and the sentence that introduces
+    them) dropped, cut at `limit` characters."""
+    text = " ".join(message.split())
+    if ">>>" in text:
+        text = text[: text.index(">>>")].rstrip()
+        if text.endswith(":"):  # "For example, try the following code:"
+            cut = max(text.rfind(". ", 0, len(text) - 1), text.rfind("? ", 0, len(text) - 1))
+            text = text[: cut + 1] if cut > 0 else text
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 # -- checks ----------------------------------------------------------------------------------------------------
