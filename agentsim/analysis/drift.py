@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from agentsim.analysis.plots import band_plot
-from agentsim.analysis.stats import mean_ci
-from agentsim.analysis.tables import empty, note_empty_tables
+from agentsim.analysis.stats import interval_notes, mean_t_interval
+from agentsim.analysis.tables import empty, note, note_empty_tables
 
 
 def turns_table(events: pd.DataFrame) -> pd.DataFrame:
@@ -47,11 +47,12 @@ def kl_available(turns: pd.DataFrame) -> tuple[bool, str]:
 
 def curves(turns: pd.DataFrame, value: str = "d_mc", confidence: float = 0.95) -> pd.DataFrame:
     """Mean of `value` per arm and turn with a t-interval over conversations."""
-    rows = []
+    rows, why = [], []
     for (arm, turn), g in turns.groupby(["arm", "turn"]):
-        m, lo, hi = mean_ci(g[value].to_numpy(dtype=float), confidence)
-        rows.append({"arm": arm, "turn": turn, "n": int(g[value].notna().sum()), f"{value}_mean": m, "ci_low": lo, "ci_high": hi})
-    return pd.DataFrame(rows)
+        m, ci = mean_t_interval(g[value].to_numpy(dtype=float), confidence)
+        why.append((f"{arm} turn {turn}", ci.note))
+        rows.append({"arm": arm, "turn": turn, "n": int(g[value].notna().sum()), f"{value}_mean": m, "ci_low": ci.low, "ci_high": ci.high})
+    return note(pd.DataFrame(rows), *interval_notes(f"{value} CI", why))
 
 
 @dataclass(frozen=True)

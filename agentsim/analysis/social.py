@@ -133,10 +133,10 @@ def check_intervals(intervals: pd.DataFrame) -> pd.DataFrame:
     """Counting-process rows: id, start < stop, exposure >= 0, event 0/1; one row per (id, start)."""
     check_table(intervals, "exposure intervals", {"id": "any", "start": "number", "stop": "number", "exposure": "number", "event": "int"},
                 unique=["id", "start"])
-    bad = ~(intervals["start"] < intervals["stop"]).to_numpy() | ~intervals["event"].isin([0, 1]).to_numpy()
+    bad = ~((intervals["start"] < intervals["stop"]) & (intervals["exposure"] >= 0) & intervals["event"].isin([0, 1])).to_numpy()
     if bad.any():
         rows = intervals.index[bad][:5].tolist()
-        raise TableError(f"exposure intervals: rows {rows} need start < stop and event 0 or 1")
+        raise TableError(f"exposure intervals: rows {rows} need start < stop, exposure >= 0 and event 0 or 1")
     return intervals
 
 
@@ -190,8 +190,10 @@ def adoption_table(log: Any) -> pd.DataFrame:
     adoptions = shares.rename(columns={"root": "cascade"})[["agent_id", "cascade", "step"]]
     intervals = exposure_intervals(adoptions, follow_graph(log), int(ev["step"].max()))
     if intervals.empty or intervals["event"].sum() < 2 or intervals["exposure"].nunique() < 2:
-        return empty(ADOPTION_COLUMNS, f"no hazard model: too few exposed adoptions ({int(intervals['event'].sum()) if len(intervals) else 0} "
-                                       "adoptions after exposure; at least 2, at 2 or more exposure levels)", *notes_of(nodes))
+        k = int(intervals["event"].sum()) if len(intervals) else 0
+        levels = int(intervals["exposure"].nunique()) if len(intervals) else 0
+        return empty(ADOPTION_COLUMNS, f"no hazard model: {k} adoption(s) after exposure, at {levels} exposure level(s); "
+                                       "the Cox fit needs at least 2 of each", *notes_of(nodes))
     out = fit_exposure_hazard(intervals)
     notes = out.pop("notes") + notes_of(nodes)
     try:

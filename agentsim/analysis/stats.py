@@ -1,5 +1,5 @@
 """Intervals shared by the analyses: every bootstrap goes through `bootstrap` (scipy.stats.bootstrap), every
-t-interval through `mean_ci`; both say when an interval is undefined instead of returning a zero-width one."""
+t-interval through `mean_t_interval` (`mean_ci`); both say when an interval is undefined instead of returning a zero-width one."""
 
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ def mean_t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float
 
 
 def interval_notes(what: str, notes: Sequence[tuple[str, str]]) -> list[str]:
-    """One line per distinct reason, listing where it applied: [(where, note)] -> ["what: note (where: a, b)"]."""
+    """One line per distinct reason, listing where it applied: [(where, note), ...] -> ["<what> <note> (<where>, ...)"]."""
     by: dict[str, list[str]] = {}
     for where, n in notes:
         if n:

@@ -89,16 +89,15 @@ def note_empty_tables(tables: Mapping[str, pd.DataFrame], log: Any) -> Mapping[s
 @contextmanager
 def captured_warnings() -> Iterator[list[str]]:
     """Collect the warnings raised inside the block as readable one-line strings (category: message), each once,
-    instead of letting them reach stderr raw; the caller puts them on a table with `note`."""
+    instead of letting them reach stderr raw; the caller puts them on a table with `note`. Deprecation warnings
+    are dropped: they are about the library's code, not the data."""
     out: list[str] = []
     with warnings.catch_warnings(record=True) as caught, np.errstate(all="ignore"):
         warnings.simplefilter("always")
         yield out
     for w in caught:
         if issubclass(w.category, DeprecationWarning | PendingDeprecationWarning | FutureWarning):
-            # About a library's code, not the data: back to the normal warning machinery (silent by default).
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-            continue
+            continue  # a library warning about its own code (powerlaw uses its deprecated `sigma`), not the data
         line = f"{w.category.__name__}: {_readable(str(w.message))}"
         if line not in out:
             out.append(line)
