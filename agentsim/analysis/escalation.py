@@ -359,11 +359,21 @@ def run_label(log) -> str:
     return "+".join(sorted({model_label(models.get(a, {"model": a})) for a in aliases})) or "unknown"
 
 
+#: Overrides that do not make a run another condition: the seed (runs of one condition differ in it: that is what
+#: is averaged over), where and how the run went (logging, runtime), and the backend and model, which `run_label`
+#: already names.
+NOT_A_CONDITION = ("seed", "logging.*", "runtime.*", "models.*.backend", "models.*.model")
+
+
 def overrides_label(log) -> str:
-    """The run's `--set` overrides (run.json `overrides`, a flat {dotted.path: value}) as sorted `path=value` pairs
-    joined by `, `; '' for a run without any (or made before run.json recorded them)."""
+    """The run's command-line changes that make it another condition (run.json `overrides`, a flat {dotted.path:
+    value}, less NOT_A_CONDITION) as sorted `path=value` pairs joined by `, `; '' for a run without any (or made
+    before run.json recorded them)."""
+    from fnmatch import fnmatchcase
+
     ov = log.meta.get("overrides") or {}
-    return ", ".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(ov.items()))
+    kept = {k: v for k, v in ov.items() if not any(fnmatchcase(k, pat) for pat in NOT_A_CONDITION)}
+    return ", ".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(kept.items()))
 
 
 def compare_runs(logs, mode: str = "canonical", confidence: float = 0.95) -> dict[str, pd.DataFrame]:
