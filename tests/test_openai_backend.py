@@ -4,6 +4,7 @@ against a fake server on 127.0.0.1 that answers in every shape a server can send
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import socket
@@ -183,11 +184,13 @@ SHAPES = [
 
 def _shape_server(reply: Reply) -> Callable[[dict, dict], Reply]:
     """The defector always gets `reply`; the other players get it the first time they send a prompt and a good
-    answer when they ask again (the policy's retry)."""
+    answer when they ask again (the policy's retry, which may add the refused answer and the reason after the
+    prompt: policy.reask_with_reason)."""
     seen: set[str] = set()
 
     def answer(req: dict, headers: dict) -> Reply:
-        prompt = json.dumps(req["messages"], sort_keys=True)
+        asked = [m for m in itertools.takewhile(lambda m: m["role"] != "assistant", req["messages"])]  # without a re-ask's turns
+        prompt = json.dumps(asked, sort_keys=True)
         if "own payoff" in prompt or prompt not in seen:
             seen.add(prompt)
             return reply

@@ -15,7 +15,7 @@ from agentsim.logs.reader import RunLog
 from agentsim.spec.models import EMBEDDED_MODEL, ModelSpec, SamplingSpec
 
 from conftest import tiny_models, write_scenario
-from test_runs import assert_same_log, run_ok
+from test_runs import agentsim_cli, assert_same_log, run_ok
 
 pytestmark = pytest.mark.vllm
 
@@ -79,10 +79,13 @@ def test_a_prompt_longer_than_the_context_is_invalid_not_fatal(tiny_model: Path,
     models = tiny_models(tiny_model)
     models["default"]["max_model_len"] = 512
     f = write_scenario(tmp_path, steps=2, models=models)
-    run_ok(str(f), "--run-dir", str(tmp_path / "long"), "--quiet")
+    r = agentsim_cli("run", str(f), "--run-dir", str(tmp_path / "long"), "--quiet")
+    # every prompt is too long: each request is invalid and the run goes on to its end, which then says that no
+    # answer of the run was usable (exit 4), rather than calling itself completed
+    assert r.returncode == 4 and "Traceback" not in r.stderr, r.stderr[-2000:]
     log = RunLog(tmp_path / "long")
     inv = log.events[log.events["action"] == "invalid"]
-    assert len(inv) == 2 * 9 and log.meta["status"] == "completed"
+    assert len(inv) == 2 * 9 and log.meta["status"] == "no_valid_answers" and log.meta["steps_completed"] == 2
     assert "max_model_len is 512" in json.loads(inv["payload"].iloc[0])["error"]
 
 
