@@ -454,3 +454,36 @@ def bench_transport(
 
 def main() -> None:  # pragma: no cover
     app()
+
+
+@app.command()
+def sweep(
+    experiment: Annotated[Path, typer.Argument(help="Experiment YAML file (kind: experiment).")],
+    dir_: Annotated[Path | None, typer.Option("--dir", help="Experiment directory to create or resume (default: the newest unfinished one of the same plan under logging.dir, else a new one).")] = None,
+    new: Annotated[bool, typer.Option(help="Start a new experiment directory even if an unfinished one of the same plan exists.")] = False,
+    replay_from: Annotated[Path | None, typer.Option(help="Experiment directory whose recorded answers the replay backend uses (cell by cell).")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+) -> None:
+    """Run every cell of an experiment (concurrent runs sharing engines); run it again to resume."""
+    from agentsim.experiments import plan_experiment, run_experiment
+    from agentsim.experiments.manifest import ManifestError
+    from agentsim.experiments.report import print_experiment
+
+    try:
+        plan = plan_experiment(experiment)
+    except SpecError as e:
+        _fail(e.render())
+    try:
+        result = run_experiment(plan, dir_, new=new, replay_from=replay_from, console=err, quiet=quiet)
+    except ManifestError as e:
+        _fail(str(e))
+    except BackendError as e:
+        _fail(str(e), code=3)
+    print_experiment(console, result)
+    if result.status == "interrupted":
+        err.print(f"[yellow]Interrupted[/yellow]; run the same command again to resume {result.exp_dir}", soft_wrap=True)
+        raise typer.Exit(130)
+    if result.status == "failed":
+        err.print(f"[red]{len(result.failed)} of {len(result.manifest['cells'])} runs failed[/red] (errors in "
+                  f"{result.exp_dir / 'experiment.json'}); run the same command again to retry them", soft_wrap=True)
+        raise typer.Exit(1)

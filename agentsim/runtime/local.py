@@ -69,6 +69,8 @@ class LocalRuntime:
         self.agents: Any = None
         self._start_fresh()
         self.stop_requested = False
+        self._t0 = time.perf_counter()
+        self._finished: RunResult | None = None
         models = {
             a: {"backend": backend_name(a), "model": m.model, "path": (model_paths or {}).get(a)}
             for a, m in self.spec.models.items()
@@ -254,33 +256,48 @@ class LocalRuntime:
         self.progress.note("Ctrl-C: stopping after this step (press Ctrl-C again to stop now)")
 
     def run(self) -> RunResult:
-        t0 = time.perf_counter()
-        status = "completed"
+        """Run to the end in this thread's own event loop; Ctrl-C stops after the current step (see `_on_sigint`)."""
         in_main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, self._on_sigint) if in_main else None
         try:
-            with self.progress:
-                asyncio.run(self._run())
-        except KeyboardInterrupt:
-            status = "interrupted"
-        except BaseException:
-            status = "failed"
-            raise
+            return asyncio.run(self.arun())
+        except KeyboardInterrupt:  # a second Ctrl-C that landed outside the run's own coroutine
+            return self._finish("interrupted")
         finally:
             if in_main:
                 signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
-            self.writer.flush()
-            wall = time.perf_counter() - t0
-            self.meta.update(
-                status=status,
-                finished_at=now(),
-                wall_s=round(wall, 3),
-                totals=dict(self.totals),
-                tokens_by_model={k: dict(v) for k, v in self.tokens_by_model.items()},
-                step_latency_s=_percentiles(self.step_wall),
-            )
-            self._save_meta()
-        return RunResult(self.run_dir, status, self.meta["steps_completed"], wall, dict(self.totals))
+
+    async def arun(self) -> RunResult:
+        """Run to the end inside a running event loop, beside other runs (an experiment runs several at once
+        through shared engines). Installs no signal handler: set `stop_requested` to stop after the current step."""
+        self._t0 = time.perf_counter()
+        try:
+            with self.progress:
+                await self._run()
+        except (KeyboardInterrupt, asyncio.CancelledError):  # a stop request, or a task cancelled on the way out
+            return self._finish("interrupted")
+        except BaseException:
+            self._finish("failed")
+            raise
+        return self._finish("completed")
+
+    def _finish(self, status: str) -> RunResult:
+        """Flush the log and write the run's end state into run.json (once)."""
+        if self._finished is not None:
+            return self._finished
+        self.writer.flush()
+        wall = time.perf_counter() - self._t0
+        self.meta.update(
+            status=status,
+            finished_at=now(),
+            wall_s=round(wall, 3),
+            totals=dict(self.totals),
+            tokens_by_model={k: dict(v) for k, v in self.tokens_by_model.items()},
+            step_latency_s=_percentiles(self.step_wall),
+        )
+        self._save_meta()
+        self._finished = RunResult(self.run_dir, status, self.meta["steps_completed"], wall, dict(self.totals))
+        return self._finished
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
