@@ -200,3 +200,22 @@ def test_concurrent_vllm_runs_share_one_engine_and_its_batches(tiny_model: Path,
 
     assert len(first_asks(together)) == 8
     assert first_asks(together).equals(first_asks(by_itself))
+
+
+@pytest.mark.vllm
+@pytest.mark.skipif(not has_vllm(), reason="needs the vllm module (pip install -e '.[cpu]')")
+def test_ray_runs_of_an_experiment_share_engine_actors(tiny_model: Path, tmp_path: Path) -> None:
+    tiny = {"models.default.model": str(tiny_model), "models.default.max_model_len": 16384,
+            "models.default.kv_cache_gib": 1, "models.default.sampling.max_tokens": 32, "steps": 2,
+            "runtime.kind": "ray", "runtime.shards": 2, "runtime.cpus_per_shard": 0.25}
+    f = write_experiment(tmp_path, set=tiny, repeats=3, max_concurrent_runs=3)
+    exp_dir = sweep_ok(str(f))
+    m = read_manifest(exp_dir)
+    assert [c["status"] for c in m["cells"]] == ["completed"] * 3
+    (engine,) = m["engines"].values()  # one engine actor for the three runs
+    assert engine["calls"] >= 3 * 2 * 2 and engine["batches"] < engine["calls"]  # shard calls of several runs merged
+    from agentsim.logs.reader import RunLog
+
+    for c in m["cells"]:
+        calls = RunLog(exp_dir / c["run_dir"]).df("llm_calls")
+        assert (calls["backend"] == "vllm").all() and set(calls["step"]) == {0, 1}

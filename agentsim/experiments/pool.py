@@ -97,6 +97,8 @@ class EnginePool:
         self.active_runs = 0
         self._engines: dict[str, Any] = {}  # engine key -> VLLMEngine / OpenAIBackend
         self._merged: dict[str, MergedBackend] = {}
+        #: Ray runs: engine key -> engine actor replicas, shared by every run's shards (see make_shards).
+        self.ray_engines: dict[str, list[Any]] = {}
 
     def _active(self) -> int:
         return max(self.active_runs, 1)
@@ -160,6 +162,15 @@ class EnginePool:
                 "calls": s.calls, "batches": s.batches, "requests": s.requests,
                 "mean_runs_per_batch": round(sum(s.runs_per_batch) / max(len(s.runs_per_batch), 1), 3),
             }
+        if self.ray_engines:
+            import ray
+
+            for key, replicas in self.ray_engines.items():
+                stats = ray.get([r.stats.remote() for r in replicas])
+                calls, batches = sum(x["calls"] for x in stats), sum(x["batches"] for x in stats)
+                # A call is one shard's requests; several runs' shards share each batch.
+                out["ray-vllm:" + _short(key)] = {"calls": calls, "batches": batches, "requests": None,
+                                                  "mean_runs_per_batch": None, "mean_calls_per_batch": round(calls / max(batches, 1), 3)}
         return out
 
     def close(self) -> None:

@@ -28,8 +28,9 @@ def print_experiment(console: Console, result: ExperimentResult) -> None:
         df = df.drop(columns="error")
     console.print(df_table(df, f"Experiment {m['name']}: {len(df)} runs", max_rows=60))
     for key, s in result.engines.items():
-        console.print(f"engine {key}: {s['calls']} calls from runs in {s['batches']} batches "
-                      f"({s['mean_runs_per_batch']:.2f} runs per batch)")
+        per = (f"{s['mean_runs_per_batch']:.2f} runs per batch" if s.get("mean_runs_per_batch") is not None
+               else f"{s['mean_calls_per_batch']:.2f} shard calls per batch")
+        console.print(f"engine {key}: {s['calls']} calls in {s['batches']} batches ({per})")
     counts = df["status"].value_counts().to_dict()
     console.print(f"[bold]{result.status}[/bold]{' (resumed)' if result.resumed else ''}: "
                   + ", ".join(f"{n} {s}" for s, n in counts.items()) + f" in {result.wall_s:.1f} s")

@@ -163,6 +163,7 @@ class _Runner:
         self.progress = ExperimentProgress(len(plan.cells), sum(c.scenario.spec.steps for c in plan.cells), console, enabled=not quiet)
         self.pool = EnginePool(plan.spec.share_engines, log=lambda m: self.progress.note(m))
         self.pool_stats: dict[str, Any] = {}
+        self.ray_started = False
 
     def on_sigint(self, signum: int, frame: object) -> None:
         """First Ctrl-C: every run finishes and flushes its current step, no new run starts. Second: stop now."""
@@ -196,6 +197,21 @@ class _Runner:
             await asyncio.gather(*(self._cell(sem, cell, entry, resume) for cell, entry, resume in todo))
         self.pool_stats = self.pool.stats()
 
+    def _ray_shards(self, sc: Any, replay: Path | None) -> tuple[list[Any], Any]:
+        """A Ray run's shard actors, sending their vLLM requests to the experiment's engine actors (created by the
+        first run that needs them), where requests from concurrent runs join the same engine batches."""
+        from agentsim.runtime.ray_runtime import ShardedPolicy, make_shards, start_ray
+
+        rt = sc.spec.runtime
+        if not self.ray_started:  # a local Ray instance advertises what all concurrent runs reserve
+            concurrent = min(self.plan.spec.max_concurrent_runs, len(self.plan.cells))
+            engines = len({m.engine_key() for c in self.plan.cells for m in c.scenario.spec.models.values() if m.backend == "vllm"})
+            start_ray(rt.address, self.progress.note, cpus_needed=concurrent * rt.shards * rt.cpus_per_shard + engines * rt.engines * rt.cpus_per_engine)
+            self.ray_started = True
+        shards, _ = make_shards(sc.spec, sc.family.scripted_policy, str(replay.resolve()) if replay else None,
+                                log=lambda m: None, engines_by_key=self.pool.ray_engines)
+        return shards, ShardedPolicy(shards)
+
     async def _cell(self, sem: asyncio.Semaphore, cell: Cell, entry: dict[str, Any], resume: bool) -> None:
         from agentsim.runtime.local import LocalRuntime
 
@@ -217,8 +233,13 @@ class _Runner:
             self.pool.active_runs += 1
             router = None
             status, error = "failed", None
+            shards: list[Any] = []
             try:
-                router = self.pool.router(sc.spec.models, sc.family.scripted_policy, replay)
+                policy = None
+                if sc.spec.runtime.kind == "ray":
+                    shards, policy = self._ray_shards(sc, replay)
+                else:
+                    router = self.pool.router(sc.spec.models, sc.family.scripted_policy, replay)
                 paths = {a: self.pool.model_path(m) for a, m in sc.spec.models.items() if m.backend == "vllm"}
                 overrides = {**self.plan.spec.set, **cell.params, "seed": cell.seed}
                 extra = {"experiment": {"dir": str(self.exp_dir.resolve()), "name": self.plan.spec.name, "cell": cell.index,
@@ -226,10 +247,10 @@ class _Runner:
                          "overrides": overrides, **({"replay_from": str(replay.resolve())} if replay else {})}
                 progress = self.progress.for_cell(cell.run_name)
                 if resume:
-                    runtime = LocalRuntime(sc, router, run_dir, progress=progress, model_paths=paths, resume=True)
+                    runtime = LocalRuntime(sc, router, run_dir, progress=progress, model_paths=paths, resume=True, policy=policy)
                     self.progress.advance_steps(runtime.start_step)
                 else:
-                    runtime = LocalRuntime(sc, router, run_dir, progress=progress, model_paths=paths, extra_meta=extra)
+                    runtime = LocalRuntime(sc, router, run_dir, progress=progress, model_paths=paths, extra_meta=extra, policy=policy)
                 self.runtimes.append(runtime)
                 if self.stopping:
                     runtime.stop_requested = True
@@ -244,6 +265,11 @@ class _Runner:
                 self.pool.active_runs -= 1
                 if router is not None:
                     router.close()
+                if shards:  # free the run's CPUs for the next run; the engine actors stay in the pool
+                    import ray
+
+                    for shard in shards:
+                        ray.kill(shard)
             entry.update(status=status, error=error)
             self._save()
             self.progress.run_ended(status)
