@@ -4,7 +4,20 @@ An experiment sits above the runtime: it drives several runs at once and owns th
 (DESIGN.md, "Where the next layers sit"). Nothing below it imports it.
 """
 
-from agentsim.experiments.plan import Cell, Plan, is_experiment_file, plan_experiment
-from agentsim.experiments.runner import ExperimentResult, run_experiment
+from __future__ import annotations
 
-__all__ = ["Cell", "ExperimentResult", "Plan", "is_experiment_file", "plan_experiment", "run_experiment"]
+from typing import Any
+
+from agentsim.experiments.load import Experiment, load_experiment
+from agentsim.experiments.plan import Cell, Plan, is_experiment_file, plan_experiment
+
+__all__ = ["Cell", "Experiment", "ExperimentResult", "Plan", "is_experiment_file", "load_experiment", "plan_experiment",
+           "run_experiment"]
+
+
+def __getattr__(name: str) -> Any:  # the runner pulls in the runtime and backends: import it only when running
+    if name in ("run_experiment", "ExperimentResult"):
+        from agentsim.experiments import runner
+
+        return getattr(runner, name)
+    raise AttributeError(name)

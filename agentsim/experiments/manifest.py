@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agentsim.experiments.plan import Plan
 from agentsim.logs.writer import atomic_write_json
 from agentsim.runtime.meta import now, package_versions
+
+if TYPE_CHECKING:
+    from agentsim.experiments.plan import Plan
 
 MANIFEST = "experiment.json"
 FORMAT = 1
