@@ -487,3 +487,34 @@ def sweep(
         err.print(f"[red]{len(result.failed)} of {len(result.manifest['cells'])} runs failed[/red] (errors in "
                   f"{result.exp_dir / 'experiment.json'}); run the same command again to retry them", soft_wrap=True)
         raise typer.Exit(1)
+
+
+@bench_app.command("sweep")
+def bench_sweep(
+    model: Annotated[str, typer.Option(help="'tiny' (random-weight Llama built offline), 'embedded' (SmolLM2), or a model path.")] = "tiny",
+    runs: Annotated[int, typer.Option(min=2, help="K: runs (seeds of the neutral wargame).")] = 8,
+    steps: Annotated[int, typer.Option(min=1, help="Steps per run.")] = 2,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Completion budget per request.")] = 64,
+    repeats: Annotated[int, typer.Option(min=1, help="Measured (one after another, experiment) pairs.")] = 2,
+    scripted_runs: Annotated[int, typer.Option(min=1, help="Short scripted runs for the experiment layer's own overhead.")] = 100,
+) -> None:
+    """K runs as one experiment (one engine, merged batches) vs the same K runs one after another via `agentsim run`."""
+    import statistics
+
+    import pandas as pd
+
+    from agentsim.bench.sweep import bench
+    from agentsim.runtime.summary import df_table
+
+    r = bench(model, runs, steps, max_tokens, repeats, scripted_runs, log=lambda m: err.print(m, highlight=False))
+    rows = []
+    for i, (seq, exp) in enumerate(r["pairs"]):
+        rows.append({"repeat": i + 1, "one-by-one s": seq.wall_s, "one-by-one tok/s": seq.tps, "one-by-one peak MiB": seq.peak_rss_mb,
+                     "experiment s": exp.wall_s, "experiment tok/s": exp.tps, "experiment peak MiB": exp.peak_rss_mb,
+                     "ratio": exp.tps / seq.tps})
+    console.print(df_table(pd.DataFrame(rows), f"{runs} runs of the neutral wargame ({steps} steps, {model}): one after another vs one experiment"))
+    ratio = statistics.median(x["ratio"] for x in rows)
+    console.print(f"[bold]median ratio experiment/one-by-one tokens/s = {ratio:.2f}[/bold] (target >= 3 at K=8 on 2 CPU cores)")
+    o = r["overhead"]
+    console.print(f"experiment layer, {o['runs']} scripted runs in one process: one by one {o['one_by_one_s']:.2f} s, "
+                  f"as an experiment {o['experiment_s']:.2f} s ({o['overhead']:+.1%})")
