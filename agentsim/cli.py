@@ -518,3 +518,27 @@ def bench_sweep(
     o = r["overhead"]
     console.print(f"experiment layer, {o['runs']} scripted runs in one process: one by one {o['one_by_one_s']:.2f} s, "
                   f"as an experiment {o['experiment_s']:.2f} s ({o['overhead']:+.1%})")
+
+
+@app.command()
+def branch(
+    parent: Annotated[Path, typer.Argument(help="The run to branch from (it must have kept its checkpoints).")],
+    at: Annotated[int, typer.Option("--at", min=1, help="The step the branch starts at: steps before it are the parent's.")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="What changes from that step on: --set population.overrides.Red=big (repeatable).")] = None,
+    backend: Annotated[BackendChoice | None, typer.Option(help="Use this backend for every model alias from the branch point on.")] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Exact run directory to create (default: beside the parent, named after it).")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar or summary tables.")] = False,
+) -> None:
+    """Start a counterfactual run from a run's state at the start of a step, with some settings changed."""
+    from agentsim.runtime.branch import BranchError, prepare_branch
+
+    overrides = _parse_sets(set_)
+    target = run_dir or _new_run_dir(parent.parent, f"{parent.name}-branch{at}", 0)
+    if backend is BackendChoice.replay:
+        _fail("a branch cannot replay: its steps after the branch point were never recorded")
+    try:
+        sc = prepare_branch(parent, at, overrides, target, backend=backend.value if backend else None)
+    except BranchError as e:
+        _fail(str(e))
+    err.print(f"Branch of {parent} at step {at}: {target}", soft_wrap=True)
+    _execute(sc, target, None, quiet, resume=True)

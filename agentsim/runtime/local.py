@@ -26,6 +26,7 @@ from agentsim.core.types import Metric
 from agentsim.core.world import StepContext, World, agents_table
 from agentsim.llm.router import BackendRouter
 from agentsim.logs.writer import RunLogWriter, atomic_write_json, atomic_write_npz
+from agentsim.runtime.branch import keep_checkpoint
 from agentsim.runtime.meta import new_meta, now
 from agentsim.runtime.progress import RunProgress
 from agentsim.spec.loader import Scenario
@@ -128,6 +129,8 @@ class LocalRuntime:
         for old in self.run_dir.glob("checkpoint-*.npz"):
             if old.name != array_file:
                 old.unlink(missing_ok=True)
+        if self.spec.runtime.keep_checkpoints:
+            keep_checkpoint(self.run_dir, next_step)
 
     def _restore(self, models: dict[str, Any]) -> None:
         self.meta = json.loads((self.run_dir / "run.json").read_text())

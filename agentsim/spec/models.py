@@ -147,6 +147,13 @@ class RuntimeSpec(StrictModel):
     checkpoint_every: int | None = Field(
         5, ge=1, description="Checkpoint world, agent memories, RNG states and log position every N steps (None: never)."
     )
+    keep_checkpoints: bool = Field(
+        False,
+        description=(
+            "Keep every checkpoint (checkpoints/step-<N>.json), not only the last, so `agentsim branch RUN --at N` "
+            "can start a counterfactual run from the start of step N. Use with checkpoint_every: 1 to branch at any step."
+        ),
+    )
 
 
 class LoggingSpec(StrictModel):
