@@ -452,6 +452,60 @@ def bench_transport(
     console.print(df_table(pd.DataFrame(rows), f"Observations of one social phase ({rows[0]['observations']:,} acting users)"))
 
 
+data_app = typer.Typer(help="The studies' data: fetched from pinned sources into the user cache, found by one resolver.",
+                       no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("fetch")
+def data_fetch(
+    name: Annotated[str, typer.Argument(help="Dataset name (`agentsim data list`).")],
+    url: Annotated[str | None, typer.Option(help="Archive address instead of the pinned GitHub one (or $AGENTSIM_<NAME>_URL).")] = None,
+    dest: Annotated[Path | None, typer.Option(help="Install into DEST/<name> instead of the user cache (e.g. your $AGENTSIM_DATA).")] = None,
+    force: Annotated[bool, typer.Option(help="Download again even if a verified copy is in place.")] = False,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to connect and between two reads.")] = 30.0,
+) -> None:
+    """Download a dataset at its pinned commit, check every file's SHA-256 and install it (all or nothing)."""
+    from agentsim import data
+
+    try:
+        r = data.fetch(name, url=url, dest=dest, force=force, timeout=timeout, console=err)
+    except data.DataError as e:
+        _fail(str(e), code=e.exit_code)
+    if not r.fetched:
+        console.print(f"{name}: already in place and verified ({r.files} files) at {r.path}; --force downloads it again")
+        return
+    renamed = f"; {len(r.renamed)} found under another name" if r.renamed else ""
+    console.print(f"{name}: {r.files} files verified ({r.bytes / 2**20:.1f} MiB in {r.seconds:.1f} s{renamed}) -> {r.path}")
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """Every dataset, its pinned source and where it is found (or that it is missing)."""
+    from agentsim import data
+
+    for ds in data.DATASETS.values():
+        try:
+            place = data.locate(ds.name)
+            state = f"found ({place.source}): {place.path}"
+        except data.DataError as e:
+            state = str(e)
+        console.print(f"[bold]{ds.name}[/bold]: {ds.description}\n  source: {ds.repository}@{ds.commit}\n  {state}",
+                      highlight=False, soft_wrap=True)
+
+
+@data_app.command("path")
+def data_path(name: Annotated[str, typer.Argument(help="Dataset name (`agentsim data list`).")]) -> None:
+    """Print the folder that holds a dataset (exit 1 and how to fetch it when it is missing)."""
+    from agentsim import data
+
+    try:
+        place = data.locate(name)
+    except data.DataError as e:
+        _fail(str(e), code=e.exit_code)
+    print(place.path)
+
+
 def main() -> None:  # pragma: no cover
     app()
 

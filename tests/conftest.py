@@ -8,7 +8,6 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data" / "escalaition"
 SCENARIOS = REPO / "scenarios"
 
 
@@ -27,10 +26,15 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"the study's data is expected at {SHARED_DATA} (../shared beside the repository)")
-    return SHARED_DATA
+def study_data() -> Path:
+    """The EscalAItion study's data, found by agentsim's resolver (agentsim.data.locate). Tests that need it
+    skip, naming `agentsim data fetch escalaition`, on a machine without it; an incomplete copy is an error."""
+    from agentsim.data import DataNotFound, locate
+
+    try:
+        return locate("escalaition").path
+    except DataNotFound as e:
+        pytest.skip(str(e))
 
 
 def write_scenario(tmp_path: Path, base: str | Path = SCENARIOS / "wargame" / "neutral.yaml", **changes: Any) -> Path:

@@ -22,14 +22,14 @@ from agentsim.analysis.escalation import (
 )
 
 
-def test_reproduces_every_published_day_of_the_study(shared_data) -> None:
-    logs = sorted((shared_data / "results" / "actions_v3").glob("*.csv"))
+def test_reproduces_every_published_day_of_the_study(study_data) -> None:
+    logs = sorted((study_data / "results" / "actions_v3").glob("*.csv"))
     assert len(logs) == 165
     days = 0
     for path in logs:
         events = import_study_log(path)
         ours = escalation_by_day(events, n_nations=8, mode="study", days=range(1, 15)).set_index("day")
-        ref = json.loads((shared_data / "evals" / "json_v6_exponential" / f"{path.stem}_raw.json").read_text())
+        ref = json.loads((study_data / "evals" / "json_v6_exponential" / f"{path.stem}_raw.json").read_text())
         assert len(ref) == 14
         for r in ref:
             row = ours.loc[r["Day"]]
@@ -71,11 +71,11 @@ def test_es_by_day_on_a_hand_built_log() -> None:
     assert dist.loc["nuclear", "count"] == 1 and dist["share"].sum() == pytest.approx(1)
 
 
-def test_bootstrap_ci_and_mean_over_runs(shared_data) -> None:
+def test_bootstrap_ci_and_mean_over_runs(study_data) -> None:
     lo, hi = bootstrap_ci(np.array([1.0, 2.0, 3.0, 4.0, 5.0]))
     assert lo < 3 < hi and lo >= 1 and hi <= 5
     assert bootstrap_ci(np.array([2.0, 2.0])) == (2.0, 2.0)
-    paths = sorted((shared_data / "results" / "actions_v3").glob("GPT-4 Neutral A*.csv"))
+    paths = sorted((study_data / "results" / "actions_v3").glob("GPT-4 Neutral A*.csv"))
     events = import_study_logs(paths)
     per_run = pd.concat(
         [escalation_by_day(g, n_nations=8, mode="study", days=range(1, 15)).assign(run=run, model=g["model"].iloc[0])

@@ -258,3 +258,48 @@ def test_reader_fills_columns_missing_from_older_minor_versions(tmp_path: Path, 
         pq.write_table(t.drop(["cached_tokens"]).replace_schema_metadata(meta), part)
     calls = RunLog(copy).table("llm_calls")
     assert "cached_tokens" in calls.column_names and calls.column("cached_tokens").null_count == calls.num_rows
+
+
+#: Temporary files a writer killed mid-write leaves, one of each kind (see agentsim.logs.writer.remove_temp_files).
+STALE_TEMP_FILES = (".checkpoint.json.k3j2h1", ".checkpoint-000004.npz.a8b7c6", ".run.json.x9y8z7", ".parts.jsonl.q1w2e3",
+                    "events/.part-000002.parquet.tmp", "metrics/.part-000001.parquet.tmp")
+
+
+@pytest.mark.parametrize("seed", [5, 17])
+def test_resume_removes_temp_files_of_the_killed_writer(tmp_path: Path, seed: int) -> None:
+    steps = 40
+    f = write_scenario(tmp_path, steps=steps, **{"world.history_days": 2, "runtime.checkpoint_every": 3})
+    run_ok(str(f), "--backend", "scripted", "--run-dir", str(tmp_path / "whole"), "--quiet")
+    killed = tmp_path / "killed"
+    _kill_at_random_step(f, killed, steps, seed=seed)
+    for name in STALE_TEMP_FILES:  # what a kill inside an atomic write leaves (planted: the kill rarely lands there)
+        (killed / name).write_bytes(b"half written")
+    log = RunLog(killed)  # readers never take them for parts
+    assert log.complete_steps >= 2 and sorted(set(log.events["step"])) == list(range(log.complete_steps))
+    r = agentsim_cli("resume", str(killed), "--quiet")
+    assert r.returncode == 0, r.stderr
+    left = [p.relative_to(killed).as_posix() for p in killed.rglob(".*")]
+    assert left == [], left
+    assert_same_log(tmp_path / "whole", killed)
+
+
+def test_resume_of_a_run_written_before_parts_jsonl(tmp_path: Path) -> None:
+    """A killed run of an older version (no parts.jsonl, no `log` in run.json) resumes; the parts it had are
+    recorded from their footers, so the finished log is checked like a new one."""
+    steps = 40
+    f = write_scenario(tmp_path, steps=steps, **{"world.history_days": 2, "runtime.checkpoint_every": 4})
+    run_ok(str(f), "--backend", "scripted", "--run-dir", str(tmp_path / "whole"), "--quiet")
+    killed = tmp_path / "old"
+    _kill_at_random_step(f, killed, steps, seed=3)
+    (killed / "parts.jsonl").unlink()
+    meta = json.loads((killed / "run.json").read_text())
+    del meta["log"]
+    (killed / "run.json").write_text(json.dumps(meta))
+    r = agentsim_cli("resume", str(killed), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert_same_log(tmp_path / "whole", killed)
+    log = RunLog(killed)
+    assert log.meta["log"]["tables"]["events"]["rows"] == log.meta["totals"]["events"] == len(log.events)
+    next(iter(sorted((killed / "events").glob("part-*.parquet")))).unlink()
+    with pytest.raises(LogError, match="part-000000.parquet"):
+        RunLog(killed).table("events")

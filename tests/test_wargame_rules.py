@@ -21,8 +21,8 @@ DEFS = {a.name: a for a in load_actions()}
 V = {v: i for i, v in enumerate(DYNAMIC_VARS)}
 
 
-def test_nations_match_the_study_csv(shared_data) -> None:
-    rows = list(csv.DictReader((shared_data / "nations_configs" / "nations_v5.csv").read_text(encoding="utf-8").splitlines()))
+def test_nations_match_the_study_csv(study_data) -> None:
+    rows = list(csv.DictReader((study_data / "nations_configs" / "nations_v5.csv").read_text(encoding="utf-8").splitlines()))
     nations = load_nations()
     assert [r["name_static"] for r in rows] == [n.name for n in nations]
     for r, n in zip(rows, nations, strict=True):
@@ -35,8 +35,8 @@ def test_nations_match_the_study_csv(shared_data) -> None:
                 assert (got == val) if isinstance(got, str) else got == pytest.approx(float(val)), (n.name, key)
 
 
-def test_actions_match_the_study_csv(shared_data) -> None:
-    rows = list(csv.DictReader((shared_data / "action_configs" / "actions_v8.csv").read_text(encoding="utf-8").splitlines()))
+def test_actions_match_the_study_csv(study_data) -> None:
+    rows = list(csv.DictReader((study_data / "action_configs" / "actions_v8.csv").read_text(encoding="utf-8").splitlines()))
     assert len(rows) == 27 == len(DEFS)
     for r in rows:
         d = DEFS[r["name"]]

@@ -245,3 +245,37 @@ def compare_runs(logs, mode: str = "canonical", confidence: float = 0.95) -> dic
     by_day = es_over_runs(per_run_day, group=["model", "scenario"], confidence=confidence)
     scores = per_run_day.groupby(["run", "model", "scenario"], as_index=False)["es"].mean().rename(columns={"es": "run_score"})
     return {"per_run_day": per_run_day, "es_by_day": by_day, "run_scores": scores}
+
+
+# -- the study's own logs, found by the data resolver -------------------------------------------------------------
+STUDY_DATASET = "escalaition"
+
+
+def study_data_dir(data_dir: str | Path | None = None) -> Path:
+    """The folder of the study's data (`agentsim.data.locate`: `data_dir`, then $AGENTSIM_DATA/escalaition, the
+    user cache, ../shared beside a checkout). Raises agentsim.data.DataNotFound, naming
+    `agentsim data fetch escalaition`, when there is none."""
+    from agentsim.data import locate
+
+    return locate(STUDY_DATASET, data_dir).path
+
+
+def study_log_paths(pattern: str = "*", data_dir: str | Path | None = None) -> list[Path]:
+    """The study's action logs `results/actions_v3/<Model> <Scenario> A<seed>.csv` whose stem matches the glob
+    `pattern` (e.g. "GPT-4 Neutral A*"), sorted. Raises ValueError when none matches."""
+    folder = study_data_dir(data_dir) / "results" / "actions_v3"
+    paths = sorted(folder.glob(f"{pattern}.csv"))
+    if not paths:
+        raise ValueError(f"no study log in {folder} matches {pattern!r}.csv")
+    return paths
+
+
+def load_study_logs(pattern: str = "*", data_dir: str | Path | None = None) -> pd.DataFrame:
+    """The study's action logs matching `pattern` as one events frame (see `import_study_log` for the columns)."""
+    return import_study_logs(study_log_paths(pattern, data_dir))
+
+
+def study_scores(run: str, data_dir: str | Path | None = None) -> list[dict]:
+    """The study's own per-day scores of one of its runs (`evals/json_v6_exponential/<run>_raw.json`: 14 dicts
+    with Day, Total and the per-category sums)."""
+    return json.loads((study_data_dir(data_dir) / "evals" / "json_v6_exponential" / f"{run}_raw.json").read_text())

@@ -2,22 +2,37 @@
 
 Rows are buffered per table and flushed as numbered Parquet parts (`events/part-000000.parquet`, ...). Each
 part is written under a temporary name and renamed, so a killed run leaves only complete parts; everything
-flushed before the kill stays readable.
+flushed before the kill stays readable. Each part, and each step whose rows are all in parts, is recorded in
+`parts.jsonl` (see agentsim.logs.manifest): readers check the parts against it and read every table up to the
+same complete step.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import fields, is_dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from agentsim.logs.manifest import (
+    MANIFEST,
+    LogError,
+    PartRecord,
+    commit_line,
+    header_line,
+    part_index,
+    part_name,
+    read_manifest,
+)
 from agentsim.logs.schema import SCHEMA_VERSION, SCHEMA_VERSION_KEY, TABLE_KEY, TABLES
 
 
@@ -62,16 +77,50 @@ def _row(r: Any) -> dict[str, Any]:
     return {n: getattr(r, n) for n in _field_names(type(r))}
 
 
+#: Temporary files of an unfinished write, by folder: `_atomic_write` names them `.<final name>.<random>`, the
+#: table writer `.part-NNNNNN.parquet.tmp`. Only a kill leaves them; nothing ever reads them.
+_RUN_DIR_TEMP = re.compile(r"^\.(run\.json|checkpoint\.json|checkpoint-\d+\.npz|" + re.escape(MANIFEST) + r")\..+$")
+_TABLE_DIR_TEMP = re.compile(r"^\.part-\d+\.parquet\..+$")
+
+
+def remove_temp_files(run_dir: Path) -> list[Path]:
+    """Delete the temporary files a killed writer left in `run_dir` and its table folders; returns them.
+    Call only while no process writes the run (on resume)."""
+    removed = []
+    folders = [(run_dir, _RUN_DIR_TEMP)] + [(run_dir / name, _TABLE_DIR_TEMP) for name in TABLES]
+    for folder, pattern in folders:
+        if not folder.is_dir():
+            continue
+        for p in folder.iterdir():
+            if pattern.match(p.name) and p.is_file():
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
+
+
+def _step_range(table: pa.Table) -> tuple[int, int] | None:
+    if "step" not in table.column_names or table.num_rows == 0:
+        return None
+    mm = pc.min_max(table.column("step")).as_py()
+    return (int(mm["min"]), int(mm["max"]))
+
+
 class TableWriter:
-    def __init__(self, root: Path, name: str, schema: pa.Schema, flush_rows: int, start_part: int = 0):
+    def __init__(self, root: Path, name: str, schema: pa.Schema, flush_rows: int, on_part: Callable[[PartRecord], None],
+                 start_part: int = 0):
         self.dir = root / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.schema = schema.with_metadata({SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(), TABLE_KEY: name.encode()})
         self.flush_rows = flush_rows
+        self.on_part = on_part
         self.part = start_part
         self.rows_written = 0
         self._buf: list[dict[str, Any]] = []
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
 
     def append(self, rows: list[Any]) -> None:
         for r in rows:
@@ -92,23 +141,65 @@ class TableWriter:
         self._write(pa.Table.from_pylist(self._buf, schema=self.schema))
 
     def _write(self, table: pa.Table) -> None:
-        final = self.dir / f"part-{self.part:06d}.parquet"
-        tmp = self.dir / f".part-{self.part:06d}.parquet.tmp"
+        final = self.dir / part_name(self.part)
+        tmp = self.dir / f".{final.name}.tmp"
         pq.write_table(table, tmp, compression="zstd")
         os.replace(tmp, final)
+        # Recorded only once renamed into place: a recorded part always exists whole.
+        self.on_part(PartRecord(self.name, final.name, table.num_rows, _step_range(table)))
         self.part += 1
         self.rows_written += table.num_rows
         self._buf.clear()
 
 
+#: Tables whose rows belong to a step (all but `agents`): the ones a commit's `through_step` speaks of.
+STEP_TABLES = tuple(name for name, schema in TABLES.items() if "step" in schema.names)
+
+
 class RunLogWriter:
-    """Owns the tables of one run directory."""
+    """Owns the tables of one run directory and their record in parts.jsonl.
+
+    The runtime appends a step's rows, then calls `end_step(step)`; from then on a reader may read that step as
+    soon as every table's rows of it are in parts (at once with `flush=True`, as `logging.flush_every_step` does).
+    """
 
     def __init__(self, run_dir: Path, flush_rows: int = 50_000):
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.tables = {name: TableWriter(run_dir, name, schema, flush_rows) for name, schema in TABLES.items()}
+        self.manifest = run_dir / MANIFEST
+        self.tables = {name: TableWriter(run_dir, name, schema, flush_rows, self._record) for name, schema in TABLES.items()}
+        self.records: dict[str, list[PartRecord]] = {name: [] for name in TABLES}
+        self.step_done = -1  # the last step whose rows were all appended
+        # Per table, the last step all of whose rows are in parts (= step_done whenever its buffer is empty).
+        self.through = {name: -1 for name in STEP_TABLES}
+        self._committed: int | None = None
+        self._uncommitted = 0
 
+    # -- the record -----------------------------------------------------------------------------------------------
+    def _append_line(self, line: str) -> None:
+        # Opened per line (a few per step): the file is replaced whole on resume, so no handle is kept across that.
+        new = not self.manifest.exists()
+        with open(self.manifest, "a", encoding="utf-8") as f:
+            if new:
+                f.write(header_line(SCHEMA_VERSION))
+            f.write(line)
+
+    def _record(self, rec: PartRecord) -> None:
+        self._append_line(rec.line())
+        self.records[rec.table].append(rec)
+        self._uncommitted += 1
+
+    def _commit(self) -> None:
+        """Append a commit line if a part was written or another step became complete since the last one."""
+        for name in STEP_TABLES:
+            if not self.tables[name].buffered:
+                self.through[name] = self.step_done
+        through = min(self.through.values())
+        if through != self._committed or self._uncommitted:
+            self._append_line(commit_line(through))
+            self._committed, self._uncommitted = through, 0
+
+    # -- writing --------------------------------------------------------------------------------------------------
     def append(self, table: str, rows: list[Any]) -> None:
         if rows:
             self.tables[table].append(rows)
@@ -116,24 +207,77 @@ class RunLogWriter:
     def append_table(self, table: str, data: pa.Table) -> None:
         self.tables[table].append_table(data)
 
+    def end_step(self, step: int, flush: bool = False) -> None:
+        """All rows of `step` were appended: flush them too if `flush`, and record what is now complete."""
+        self.step_done = step
+        if flush:
+            for t in self.tables.values():
+                t.flush()
+        self._commit()
+
     def flush(self) -> None:
         for t in self.tables.values():
             t.flush()
+        self._commit()
 
     def positions(self) -> dict[str, int]:
         """The next part number of each table: where a checkpoint leaves the log."""
         return {n: t.part for n, t in self.tables.items()}
 
-    def truncate_to(self, positions: dict[str, int]) -> None:
-        """Delete the parts at or after `positions` (all parts of a table it does not name) and continue from there."""
+    def truncate_to(self, positions: dict[str, int], next_step: int) -> None:
+        """Go back to a checkpoint: delete the parts at or after `positions` (all parts of a table it does not
+        name) and the temporary files of a killed writer, rewrite parts.jsonl with the parts kept, and continue
+        from step `next_step`.
+
+        Parts kept that parts.jsonl does not record (a run written before it existed) are recorded from their
+        Parquet footers; parts it records that are missing stay recorded, so readers still say they are missing.
+        """
+        remove_temp_files(self.run_dir)
+        recorded: dict[str, list[PartRecord]] = {}
+        if self.manifest.exists():
+            try:
+                recorded = read_manifest(self.manifest).all_records()
+            except LogError:
+                recorded = {}  # unreadable: rebuilt below from the parts themselves, which are checked as read
+        lines = [header_line(SCHEMA_VERSION)]
         for name, t in self.tables.items():
             keep = positions.get(name, 0)
-            for p in t.dir.glob("*.parquet*"):
-                stem = p.name.removeprefix(".").split(".")[0]
-                if not stem.startswith("part-") or int(stem[5:]) >= keep or p.name.startswith("."):
+            for p in t.dir.glob("part-*.parquet"):
+                if part_index(p.name) >= keep:
                     p.unlink()
+            by_name = {r.part: r for r in recorded.get(name, []) if 0 <= r.index < keep}
+            for p in t.dir.glob("part-*.parquet"):
+                if p.name not in by_name and 0 <= part_index(p.name) < keep:
+                    by_name[p.name] = _record_from_file(name, p)
+            kept = sorted(by_name.values(), key=lambda r: r.index)
+            lines += [r.line() for r in kept]
+            self.records[name] = kept
             t.part = keep
+            t.rows_written = sum(r.rows for r in kept)
             t._buf.clear()
+        lines.append(commit_line(next_step - 1))
+        atomic_write_text(self.manifest, "".join(lines))
+        self.step_done = next_step - 1
+        self.through = dict.fromkeys(STEP_TABLES, next_step - 1)
+        self._committed, self._uncommitted = next_step - 1, 0
 
     def rows_written(self) -> dict[str, int]:
         return {n: t.rows_written for n, t in self.tables.items()}
+
+    def summary(self) -> dict[str, Any]:
+        """What run.json says about the log: where the parts are recorded, the last complete step, and the parts
+        and rows of each table (as of the last commit)."""
+        return {
+            "manifest": MANIFEST,
+            "through_step": self._committed,
+            "tables": {n: {"parts": len(r), "rows": sum(x.rows for x in r)} for n, r in self.records.items()},
+        }
+
+
+def _record_from_file(table: str, path: Path) -> PartRecord:
+    try:
+        rows = pq.read_metadata(path).num_rows
+        steps = _step_range(pq.read_table(path, columns=["step"])) if "step" in TABLES[table].names else None
+    except Exception as e:
+        raise LogError(f"{path}: unreadable Parquet part ({e})") from e
+    return PartRecord(table, path.name, rows, steps)

@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from agentsim.core.world import StepContext, World, agents_table
 from agentsim.llm.router import BackendRouter
 from agentsim.logs.writer import RunLogWriter, atomic_write_json, atomic_write_npz
 from agentsim.runtime.branch import keep_checkpoint
-from agentsim.runtime.meta import new_meta, now
+from agentsim.runtime.meta import model_entry, new_meta, now
 from agentsim.runtime.progress import RunProgress
 from agentsim.spec.loader import Scenario
 
@@ -72,10 +73,11 @@ class LocalRuntime:
         self.stop_requested = False
         self._t0 = time.perf_counter()
         self._finished: RunResult | None = None
-        models = {
-            a: {"backend": backend_name(a), "model": m.model, "path": (model_paths or {}).get(a)}
-            for a, m in self.spec.models.items()
-        }
+
+        def models(replay_from: str | None) -> dict[str, Any]:
+            return {a: model_entry(a, backend_name(a), m.model, (model_paths or {}).get(a), scenario.family.name, replay_from)
+                    for a, m in self.spec.models.items()}
+
         if resume:
             self._restore(models)
         else:
@@ -84,7 +86,7 @@ class LocalRuntime:
                 self.spec.model_dump(mode="json"),
                 scenario.world.model_dump(mode="json"),
                 str(scenario.source.resolve()) if scenario.source else None,
-                models,
+                models((extra_meta or {}).get("replay_from")),
             )
             self.meta.update(extra_meta or {})
 
@@ -132,11 +134,13 @@ class LocalRuntime:
         if self.spec.runtime.keep_checkpoints:
             keep_checkpoint(self.run_dir, next_step)
 
-    def _restore(self, models: dict[str, Any]) -> None:
+    def _restore(self, models: Callable[[str | None], dict[str, Any]]) -> None:
         self.meta = json.loads((self.run_dir / "run.json").read_text())
         self._load_checkpoint()
-        self.meta.update(status="running", steps_completed=self.start_step, models=models)
+        self.meta.update(status="running", steps_completed=self.start_step, models=models(self.meta.get("replay_from")))
         self.meta.setdefault("resumed", []).append({"at": now(), "from_step": self.start_step})
+        # parts.jsonl now records only the parts kept: say so in run.json before anything reads them together.
+        self._save_meta()
 
     def _load_checkpoint(self) -> None:
         """World, RNG, memories, counters and log position from the last checkpoint (nothing: from step 0)."""
@@ -158,10 +162,12 @@ class LocalRuntime:
             parts = ck["parts"]
         else:
             parts = {}  # killed before the first checkpoint: start again from step 0
-        # Rows written after the checkpoint belong to steps that will run again.
-        self.writer.truncate_to(parts)
+        # Rows written after the checkpoint belong to steps that will run again; temporary files of the killed
+        # writer go too.
+        self.writer.truncate_to(parts, self.start_step)
 
     def _save_meta(self) -> None:
+        self.meta["log"] = self.writer.summary()
         atomic_write_json(self.run_dir / "run.json", self.meta)
 
     async def _step(self, step: int) -> None:
@@ -206,8 +212,7 @@ class LocalRuntime:
         self.writer.append("llm_calls", calls.rows)
         self.writer.append("metrics", ctx.metrics)
         self.writer.append("timings", timings)
-        if self.spec.logging.flush_every_step:
-            self.writer.flush()
+        self.writer.end_step(step, flush=self.spec.logging.flush_every_step)
         self.next_event_id = ctx.next_event_id
         self.totals.update(events=len(ctx.events), llm_calls=len(calls.rows), invalid=invalid,
                            prompt_tokens=calls.prompt_tokens, completion_tokens=calls.completion_tokens)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import platform
 import subprocess
 import sys
@@ -54,3 +55,33 @@ def new_meta(run_id: str, spec: dict[str, Any], world: dict[str, Any], source: s
         "started_at": now(),
         "steps_completed": 0,
     }
+
+
+def model_label(alias: str, backend: str, model: str, family: str, replay_from: str | None, _depth: int = 0) -> str:
+    """Who answered an alias's requests, for tables and plots: the spec's model for a model backend (vllm,
+    openai), `scripted:<family>` for the scripted policy, `replay:<label in the recorded run>` for replay (e.g.
+    `replay:scripted:wargame`, `replay:meta-llama/Llama-3.1-8B-Instruct`; `replay:<run dir name>` when the
+    recorded run's run.json does not name the alias)."""
+    if backend == "scripted":
+        return f"scripted:{family}"
+    if backend != "replay":
+        return model
+    recorded = f"replay:{Path(replay_from).name}" if replay_from else "replay:unknown"
+    if not replay_from or _depth > 4:
+        return recorded
+    try:
+        source = json.loads((Path(replay_from) / "run.json").read_text())
+        entry = source["models"][alias]
+    except (OSError, ValueError, KeyError, TypeError):
+        return recorded
+    label = entry.get("label") if isinstance(entry, dict) else None
+    if not label:  # recorded before run.json had labels
+        label = model_label(alias, str(entry.get("backend")), str(entry.get("model")),
+                            str(source.get("spec", {}).get("kind", family)), source.get("replay_from"), _depth + 1)
+    return f"replay:{label}"
+
+
+def model_entry(alias: str, backend: str, model: str, path: str | None, family: str, replay_from: str | None) -> dict[str, Any]:
+    """run.json's `models.<alias>`: `backend` actually used (after --backend), `model` as the spec names it (what a
+    scripted or replay run stands in for), `path` of the weights a vLLM engine loaded, and `label` (model_label)."""
+    return {"backend": backend, "model": model, "path": path, "label": model_label(alias, backend, model, family, replay_from)}
