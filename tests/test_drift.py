@@ -9,9 +9,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.special import rel_entr
+from scipy.stats import entropy
 
-from agentsim.analysis.drift import compare_arms, fit_recurrence, turns_table
-from agentsim.core.check import check_world
+from agentsim.analysis.drift import (
+    compare_arms,
+    curves,
+    fit_recurrence,
+    measurement,
+    transitions,
+    turns_table,
+)
+from agentsim.core.check import _drive, check_world
 from agentsim.llm.types import LLMRequest, TokenScores
 from agentsim.logs.reader import RunLog
 from agentsim.scenarios.drift.checks import Bullets, FormalTone, Keywords, Pattern, Words, bullets, words
@@ -53,13 +64,71 @@ def test_estimators_by_hand() -> None:
     q = [{1: np.log(0.5), 2: np.log(0.5)}]
     p = [{1: np.log(0.25), 2: np.log(0.75)}]
     exact = 0.5 * np.log(0.5 / 0.25) + 0.5 * np.log(0.5 / 0.75)
-    kl, mass = topk_kl(q, p)
-    assert kl == pytest.approx(exact) and mass == pytest.approx(1.0)
-    # a token outside p's top-k gets p's k-th log-probability (an upper bound), stated as the truncation
-    kl2, _ = topk_kl([{1: np.log(0.9), 3: np.log(0.1)}], [{1: np.log(0.6), 2: np.log(0.3)}])
-    assert kl2 == pytest.approx(0.9 * np.log(0.9 / 0.6) + 0.1 * np.log(0.1 / 0.3))
+    kl, mass, shared = topk_kl(q, p)
+    assert kl == pytest.approx(exact) and mass == pytest.approx(1.0) and shared == pytest.approx(1.0)
+    # token 3 is outside p's top k: it goes into the rest bucket with q_rest = 0.1 and p_rest = 1 - 0.6
+    kl2, mass2, shared2 = topk_kl([{1: np.log(0.9), 3: np.log(0.1)}], [{1: np.log(0.6), 2: np.log(0.3)}])
+    assert kl2 == pytest.approx(float(rel_entr([0.9, 0.1], [0.6, 0.4]).sum()))
+    assert mass2 == pytest.approx(1.0) and shared2 == pytest.approx(0.9)
     with pytest.raises(ValueError, match="different"):
         mc_kl([0.0], [0.0, 1.0])
+
+
+# The example of the issue: the plain top-k sum overstates the KL at k = 3, and the old floor substitution made it
+# negative at k = 1. Top-k dicts as the scorer returns them (p's tie at 0.1 broken towards token 0).
+Q4 = np.array([0.5, 0.3, 0.15, 0.05])
+P4 = np.array([0.1, 0.6, 0.2, 0.1])
+
+
+def _top(dist: np.ndarray, k: int) -> dict[int, float]:
+    order = sorted(range(len(dist)), key=lambda t: (-dist[t], t))[:k]
+    return {t: float(np.log(dist[t])) for t in order}
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_topk_is_a_lower_bound_on_known_distributions(k: int) -> None:
+    exact = float(entropy(Q4, P4))
+    assert exact == pytest.approx(0.519, abs=5e-4)
+    qd, pd_ = _top(Q4, k), _top(P4, k)
+    shared = [t for t in qd if t in pd_]
+    lumped_q = np.append(Q4[shared], 1 - Q4[shared].sum())
+    lumped_p = np.append(P4[shared], 1 - P4[shared].sum())
+    expected = float(rel_entr(lumped_q, lumped_p).sum())  # KL of the lumped distributions, computed by scipy
+    kl, q_mass, shared_mass = topk_kl([qd], [pd_])
+    assert kl == pytest.approx(expected, abs=1e-12)
+    assert 0.0 <= kl <= exact + 1e-12
+    assert q_mass == pytest.approx(Q4[list(qd)].sum()) and shared_mass == pytest.approx(Q4[shared].sum())
+    if k == 4:
+        assert kl == pytest.approx(exact)
+
+
+def test_the_plain_truncated_sum_is_no_bound() -> None:
+    """What the docstring used to claim: the plain top-3 sum over-states the KL; it is not what topk_kl computes."""
+    top3 = float(rel_entr(Q4[:3], P4[:3]).sum())
+    assert top3 == pytest.approx(0.554, abs=5e-4) and top3 > float(entropy(Q4, P4))
+    assert topk_kl([_top(Q4, 3)], [_top(P4, 3)]).kl <= float(entropy(Q4, P4))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(2, 12).flatmap(lambda v: st.tuples(
+    st.lists(st.floats(0.01, 1.0), min_size=v, max_size=v), st.lists(st.floats(0.01, 1.0), min_size=v, max_size=v),
+    st.integers(1, v))))
+def test_topk_bound_property(case) -> None:
+    """For any pair of distributions and any k: 0 <= top-k estimate <= exact KL, exact at k = vocabulary size."""
+    qw, pw, k = case
+    q, p = np.array(qw) / sum(qw), np.array(pw) / sum(pw)
+    exact = float(entropy(q, p))
+    kl, q_mass, shared_mass = topk_kl([_top(q, k)], [_top(p, k)])
+    assert -1e-12 <= kl <= exact + 1e-9
+    assert shared_mass <= q_mass + 1e-12 <= 1 + 1e-9
+    full, *_ = topk_kl([_top(q, len(q))], [_top(p, len(p))])
+    assert full == pytest.approx(exact, abs=1e-9)
+
+
+def test_a_reply_without_tokens_is_no_measurement() -> None:
+    assert np.isnan(mc_kl([], [])) and all(np.isnan(v) for v in topk_kl([], []))
+    d = drift(TokenScores([], [], []), TokenScores([], [], []))
+    assert not d.measured and np.isnan(d.mc) and np.isnan(d.topk) and d.note == "the reply has no tokens: no measurement"
 
 
 @pytest.fixture(scope="module")
@@ -212,3 +281,209 @@ def test_judge_rates_every_reply(tmp_path: Path) -> None:
 
     with pytest.raises(SpecError, match="world.judge.model.*unknown model alias 'gpt-judge'"):
         load_scenario(bad)
+
+
+# -- one turn event per conversation and turn, whatever the switches ---------------------------------------------
+def _run_in_process(tmp_path: Path, name: str, base: Path = DRIFT / "rewrite.yaml", **changes) -> RunLog:
+    from agentsim.llm.router import build_backend
+    from agentsim.runtime.local import LocalRuntime
+
+    f = write_scenario(tmp_path, base, **changes)
+    sc = load_scenario(f, backend="scripted")
+    LocalRuntime(sc, build_backend(sc.spec.models, sc.family.scripted_policy, log=lambda m: None), tmp_path / name).run()
+    return RunLog(tmp_path / name)
+
+
+ARMS = {
+    "no reminders": [{"name": "none"}],
+    "reminders": [{"name": "none"}, {"name": "t2", "reminders": [2]}, {"name": "every2", "every": 2}],
+}
+
+
+@pytest.mark.parametrize("arms", list(ARMS))
+@pytest.mark.parametrize("judge", [False, True])
+@pytest.mark.parametrize("measure_kl", [True, False])
+def test_exactly_one_turn_event_per_conversation_turn(tmp_path: Path, measure_kl: bool, judge: bool, arms: str) -> None:
+    changes = {"steps": 3, "world.conversations_per_arm": 2, "world.measure_kl": measure_kl, "world.arms": ARMS[arms]}
+    if judge:
+        changes["world.judge"] = {"model": "default"}
+    log = _run_in_process(tmp_path, "r", **changes)
+    ev = log.events
+    turns = ev[ev["action"] == "turn"]
+    n_conv = 2 * len(ARMS[arms])
+    assert len(turns) == 3 * n_conv
+    assert turns.groupby(["target", "step"]).size().eq(1).all()
+    payloads = [json.loads(p) for p in turns["payload"]]
+    assert all(p["reply"] for p in payloads)  # no empty replies
+    assert all(p["turn"] == s + 1 for p, s in zip(payloads, turns["step"], strict=True))
+    if judge:
+        assert all(p["judge_score"] is not None for p in payloads)
+    # the history holds each reply once: user, [reminder], assistant per turn
+    from agentsim.scenarios.drift.world import DriftWorld
+
+    sc = load_scenario(write_scenario(tmp_path, DRIFT / "rewrite.yaml", **changes), backend="scripted")
+    world = DriftWorld(sc.world, sc.spec.steps, sc.spec.population.model)
+    assert world.phases[-1] == ("score" if measure_kl else "judge" if judge else "assistant")
+
+
+def test_satisfaction_is_the_same_with_and_without_kl_measurement(tmp_path: Path) -> None:
+    """The issue's case: with measure_kl false every turn got a second event with an empty reply and satisfaction
+    halved; the measurement switch must not change what the conversations are."""
+    a = turns_table(_run_in_process(tmp_path, "kl").events)
+    b = turns_table(_run_in_process(tmp_path, "nokl", **{"world.measure_kl": False}).events)
+    assert len(a) == len(b) == 8 * 12
+    assert a["satisfied"].tolist() == b["satisfied"].tolist()
+    assert a["satisfied"].mean() == b["satisfied"].mean() > 0.5
+
+
+def test_history_holds_each_reply_once(tmp_path: Path) -> None:
+    from agentsim.scenarios.drift.world import DriftWorld
+
+    f = write_scenario(tmp_path, DRIFT / "rewrite.yaml", steps=3, **{"world.measure_kl": False, "world.conversations_per_arm": 1})
+    sc = load_scenario(f, backend="scripted")
+    world, _, _ = _drive(sc, 3)
+    assert isinstance(world, DriftWorld)
+    for c in world.conversations:
+        roles = [m["role"] for m in c.messages]
+        assert roles.count("assistant") == 3 and roles.count("user") == 3
+        assert all(m["content"] for m in c.messages)
+
+
+# -- no measurement is not a zero ---------------------------------------------------------------------------------
+def _world_turn(replies: dict[int, str | None], scores: dict[int, tuple[TokenScores, TokenScores]] | None = None):
+    """Drive one turn of a two-conversation world by hand: a valid reply, or None for an invalid answer."""
+    from agentsim.core.seeding import make_rng
+    from agentsim.core.types import Decision
+    from agentsim.core.world import StepContext
+    from agentsim.scenarios.drift.world import DriftWorld
+
+    sc = load_scenario(DRIFT / "rewrite.yaml", backend="scripted", **{"world.conversations_per_arm": 2, "world.arms": [{"name": "none"}]})
+    w = DriftWorld(sc.world, 4, "default")
+    ctx = StepContext(0, 1.0, make_rng(0, "w"), 0)
+    for phase in w.phases:
+        ctx.phase = phase
+        obs = w.observe(ctx, phase)
+        if phase == "user":
+            ds = [Decision(o.agent_id, "Please rewrite.", "", True, "r", 1) for o in obs]
+        elif phase == "assistant":
+            ds = [Decision(o.agent_id, replies[i], replies[i] or "", replies[i] is not None, "r", 2,
+                           None if replies[i] is not None else "empty answer") for i, o in enumerate(obs)]
+        else:
+            ds = []
+            for o in obs:
+                i = int(o.agent_id.split("/")[0].rsplit("-", 1)[1])
+                ds.append(Decision(o.agent_id, scores[i][0 if o.tag == "#q" else 1], "", True, "r", 1))
+        w.apply(ctx, phase, ds)
+    return w, obs, [json.loads(e.payload) for e in ctx.events if e.action == "turn"]
+
+
+def test_an_invalid_reply_is_not_measured_and_stays_out_of_the_history() -> None:
+    q = TokenScores([5, 6], [-1.0, -2.0], [{5: -1.0}, {6: -2.0}])
+    p = TokenScores([5, 6], [-1.5, -2.5], [{5: -1.5}, {6: -2.5}])
+    w, score_obs, turns = _world_turn({0: ACADEMIC, 1: None}, {0: (q, p)})
+    assert [o.agent_id for o in score_obs] == ["none-0000/assistant"] * 2  # the missing reply is not scored
+    ok, missing = turns
+    assert ok["d_mc"] == pytest.approx(0.5) and ok["satisfied"] is not None and ok["reply_error"] is None
+    assert missing["d_mc"] is None and missing["d_topk"] is None and missing["satisfied"] is None
+    assert missing["checks"] == {} and missing["kl_error"] == "no reply: empty answer" and missing["reply_error"] == "empty answer"
+    assert [m["role"] for m in w.conversations[1].messages] == ["user"]  # no empty assistant message
+
+
+def _turn_event(cid: str, arm: str, turn: int, d: float | None, tokens: int | None, reply: str = "text", **extra) -> dict:
+    payload = {"arm": arm, "turn": turn, "reminder": False, "reply": reply, "checks": {}, "satisfied": True,
+               "d_mc": d, "d_topk": d, "tokens": tokens, "q_mass": 1.0, "kl_error": None, "judge_score": 7, **extra}
+    return {"action": "turn", "target": cid, "payload": json.dumps(payload)}
+
+
+@pytest.mark.parametrize("log_format", ["earlier version (0.0 for no tokens)", "this version (null with a reason)"])
+def test_a_turn_without_tokens_is_left_out_of_the_curve(log_format: str) -> None:
+    """The issue's numbers: turn 2 of arm `none` was 0.000505 with n = 2 instead of 0.00101 with n = 1."""
+    if log_format.startswith("earlier"):
+        empty = _turn_event("none-1", "none", 2, 0.0, 0, reply="")
+    else:
+        empty = _turn_event("none-1", "none", 2, None, None, reply="", reply_error="empty answer", kl_error="no reply: empty answer")
+    events = pd.DataFrame([_turn_event("none-0", "none", 1, 0.0008, 12), _turn_event("none-1", "none", 1, 0.0009, 9),
+                           _turn_event("none-0", "none", 2, 0.00101, 14), empty])
+    turns = turns_table(events)
+    row = curves(turns).set_index(["arm", "turn"]).loc[("none", 2)]
+    assert row["d_mc_mean"] == pytest.approx(0.00101) and row["n"] == 1 and row["n_missing"] == 1
+    gone = turns[(turns["conversation"] == "none-1") & (turns["turn"] == 2)].iloc[0]
+    assert np.isnan(gone["d_mc"]) and pd.isna(gone["satisfied"]) and np.isnan(gone["judge_score"])
+    m = measurement(turns).set_index("arm").loc["none"]
+    assert m["turns"] == 4 and m["measured"] == 3 and m["not_measured"] == 1 and m["replies"] == 3
+    assert len(transitions(turns)) == 1  # none-0's 1 -> 2; none-1 has no D_2, so no transition enters the fit
+
+
+def test_negative_estimates_are_counted_or_refused() -> None:
+    def event(d_mc: float, d_topk: float) -> dict:
+        return {"action": "turn", "target": "a-0", "payload": json.dumps({
+            "arm": "a", "turn": 1, "reminder": False, "reply": "x", "checks": {}, "satisfied": True,
+            "d_mc": d_mc, "d_topk": d_topk, "tokens": 10, "q_mass": 1.0, "kl_error": None})}
+
+    old = turns_table(pd.DataFrame([event(0.03, -0.091)]))  # a negative top-k value of the old floor estimator
+    assert np.isnan(old.loc[0, "d_topk"]) and np.isnan(old.loc[0, "d_mc"]) and "negative top-k" in old.loc[0, "kl_error"]
+    assert measurement(old).loc[0, "not_measured"] == 1
+    noisy = turns_table(pd.DataFrame([event(-0.02, 0.01)]))
+    assert noisy.loc[0, "d_mc"] == -0.02  # a noisy Monte Carlo sample is kept (clipping would bias the mean) ...
+    assert measurement(noisy).loc[0, "negative_mc"] == 1  # ... and counted
+
+
+# -- the scripted assistant follows the task ----------------------------------------------------------------------
+CUSTOM = [
+    {"kind": "keywords", "required": ["summary", "next steps"], "forbidden": ["guarantee"]},
+    {"kind": "words", "min": 20, "max": 40},
+    {"kind": "regex", "pattern": "^TL;DR:"},
+    {"kind": "regex", "pattern": "\\?", "must_match": False},
+]
+
+
+@pytest.mark.parametrize("name", ["rewrite", "customer_service", "custom"])
+def test_the_scripted_assistant_keeps_or_breaks_every_constraint(name: str) -> None:
+    from agentsim.scenarios.drift.scripted import compliant_reply, drifted_reply
+
+    base = DRIFT / ("rewrite" if name == "custom" else name) / ""
+    extra = {"world.task.constraints": CUSTOM} if name == "custom" else {}
+    sc = load_scenario(str(base).rstrip("/") + ".yaml", backend="scripted", **extra)
+    cons = sc.world.task.constraints
+    for material in sc.world.task.inputs + [""]:
+        reply = compliant_reply(cons, material)
+        assert all(c.check(reply) for c in cons), (reply, [c.check(reply) for c in cons])
+    for seed in range(20):
+        reply = drifted_reply(cons, np.random.default_rng(seed))
+        assert not any(c.check(reply) for c in cons), reply
+
+
+def test_a_shipped_code_is_quoted_from_the_users_text() -> None:
+    from agentsim.scenarios.drift.scripted import compliant_reply
+
+    assert "QX7PL2" in compliant_reply([Pattern(pattern=r"\b[A-Z0-9]{6}\b")], "My booking code is QX7PL2. Help!")
+
+
+@pytest.mark.parametrize("name", ["customer_service", "custom"])
+def test_scripted_satisfaction_is_the_share_of_replies_that_kept_the_goal(tmp_path: Path, name: str) -> None:
+    """The canned text scored 0 % on any task but the rewrite one; now each run's satisfaction is the share of
+    replies that kept the goal (0.9 ** turns since the goal), well above 0."""
+    base = DRIFT / ("rewrite.yaml" if name == "custom" else f"{name}.yaml")
+    extra = {"world.task.constraints": CUSTOM} if name == "custom" else {}
+    log = _run_in_process(tmp_path, name, base, **{"world.measure_kl": False, **extra})
+    turns = turns_table(log.events)
+    ev = log.events[log.events["action"] == "turn"]
+    kept = {(cid, json.loads(p)["turn"]): not json.loads(p)["reply"].startswith("Sure thing!") for cid, p in zip(ev["target"], ev["payload"], strict=True)}
+    assert turns["satisfied"].astype(bool).tolist() == [kept[(c, t)] for c, t in zip(turns["conversation"], turns["turn"], strict=True)]
+    assert 0.5 < turns["satisfied"].astype(float).mean() < 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(lo=st.integers(0, 150), span=st.integers(0, 150), n_bullets=st.sampled_from([None, 0, 1, 3, 5]),
+       formal=st.booleans(), keywords=st.lists(st.sampled_from(["policy", "booking", "evidence", "Section 4"]), max_size=2),
+       forbidden=st.lists(st.sampled_from(["refund", "guarantee", "approach"]), max_size=2))
+def test_compliant_replies_meet_any_satisfiable_constraints(lo, span, n_bullets, formal, keywords, forbidden) -> None:
+    from agentsim.scenarios.drift.scripted import compliant_reply
+
+    cons = [Words(min=lo, max=max(lo + span, 1) + 20), Keywords(required=keywords, forbidden=[f for f in forbidden if f not in " ".join(keywords).lower()])]
+    if n_bullets is not None:
+        cons.append(Bullets(exactly=n_bullets))
+    if formal:
+        cons.append(FormalTone())
+    reply = compliant_reply(cons)
+    assert all(c.check(reply) for c in cons), (reply, [type(c).__name__ for c in cons if not c.check(reply)])

@@ -5,6 +5,14 @@ The recurrence is D_{t+1} = D_t + kappa (D* - D_t) - delta r_t + eta_t, where r_
 before reply t+1. It is linear in its parameters: Delta D = kappa D* - kappa D_t - delta r_t + eta, so ordinary least
 squares gives kappa, D* and delta, the residual spread gives the noise scale, and resampling whole
 conversations gives the confidence intervals.
+
+No measurement is not a zero. A turn without a reply (the assistant's answer was invalid), a reply without tokens,
+or a reply that could not be scored has D_t = NaN with its reason in `kl_error`; it is left out of the curves, the
+arm means and the fit, and counted per arm in the `measurement` table. Constraint checks and judge scores of a turn
+without a reply are NaN too. Negative values: the Monte Carlo estimate of one reply can be negative (it is an
+unbiased but noisy estimate); those are kept, since dropping or clipping them would bias every mean upwards, and
+counted (`negative_mc`). The top-k estimate is a lower bound that is never negative (see scenarios/drift/kl.py);
+a negative one can only come from a log written before that estimator and is marked as no measurement.
 """
 
 from __future__ import annotations
@@ -19,21 +27,40 @@ import pandas as pd
 from agentsim.analysis.plots import band_plot
 from agentsim.analysis.stats import mean_ci
 
+NO_TOKENS = "the reply has no tokens: no measurement"
+NO_REPLY = "no reply"
+NEGATIVE_TOPK = "negative top-k estimate (a log from before the lumped top-k bound): no measurement"
+
 
 def turns_table(events: pd.DataFrame) -> pd.DataFrame:
-    """One row per conversation and turn from the `turn` events."""
+    """One row per conversation and turn from the `turn` events.
+
+    Columns: conversation, arm, turn, reminder, d_mc, d_topk, tokens, q_mass, shared_mass, satisfied, kl_error,
+    reply_error, judge_score. D_t is NaN, with the reason in `kl_error`, wherever nothing was measured (see the
+    module docstring); logs of earlier versions, which wrote 0.0 for a reply without tokens and checked an empty
+    reply against the constraints, are read the same way."""
     t = events[events["action"] == "turn"]
     if t.empty:
         raise KeyError("no 'turn' events (is this a drift run?)")
     rows = []
     for cid, payload in zip(t["target"], t["payload"], strict=True):
         p = json.loads(payload)
+        reply_error = p.get("reply_error")
+        if reply_error is None and not p.get("reply"):
+            reply_error = NO_REPLY  # an earlier version's empty reply
         rows.append({"conversation": cid, "arm": p["arm"], "turn": p["turn"], "reminder": bool(p["reminder"]),
                      "d_mc": p["d_mc"], "d_topk": p["d_topk"], "tokens": p["tokens"], "q_mass": p["q_mass"],
-                     "satisfied": p["satisfied"], "kl_error": p["kl_error"], "judge_score": p.get("judge_score")})
+                     "shared_mass": p.get("shared_mass"), "satisfied": None if reply_error else p["satisfied"],
+                     "kl_error": p["kl_error"], "reply_error": reply_error, "judge_score": None if reply_error else p.get("judge_score")})
     df = pd.DataFrame(rows)
-    for c in ("d_mc", "d_topk", "q_mass", "judge_score"):
+    for c in ("d_mc", "d_topk", "tokens", "q_mass", "shared_mass", "judge_score"):
         df[c] = pd.to_numeric(df[c], errors="coerce")
+    none = (df["tokens"] == 0) | df["reply_error"].notna()
+    df.loc[none, ["d_mc", "d_topk", "q_mass", "shared_mass"]] = np.nan
+    df.loc[(df["tokens"] == 0) & df["kl_error"].isna(), "kl_error"] = NO_TOKENS
+    negative = df["d_topk"] < 0
+    df.loc[negative, ["d_mc", "d_topk"]] = np.nan
+    df.loc[negative, "kl_error"] = NEGATIVE_TOPK
     return df.sort_values(["arm", "conversation", "turn"]).reset_index(drop=True)
 
 
@@ -44,12 +71,28 @@ def kl_available(turns: pd.DataFrame) -> tuple[bool, str]:
     return False, (reasons.iloc[0] if len(reasons) else "D_t was not measured (measure_kl: false)")
 
 
+def measurement(turns: pd.DataFrame) -> pd.DataFrame:
+    """Per arm: turns, replies, turns with a D_t, turns without one and why (reason: count; ...), and the replies
+    whose Monte Carlo estimate is negative (kept; see the module docstring)."""
+    rows = []
+    for arm, g in turns.groupby("arm"):
+        missing = g[g["d_mc"].isna()]
+        reasons = missing["kl_error"].fillna("not measured").value_counts()
+        rows.append({"arm": arm, "turns": len(g), "replies": int(g["reply_error"].isna().sum()),
+                     "measured": int(g["d_mc"].notna().sum()), "not_measured": len(missing),
+                     "reasons": "; ".join(f"{r}: {n}" for r, n in reasons.items()),
+                     "negative_mc": int((g["d_mc"] < 0).sum())})
+    return pd.DataFrame(rows)
+
+
 def curves(turns: pd.DataFrame, value: str = "d_mc", confidence: float = 0.95) -> pd.DataFrame:
-    """Mean of `value` per arm and turn with a t-interval over conversations."""
+    """Mean of `value` per arm and turn with a t-interval over the conversations that have a measurement (`n`);
+    `n_missing` counts those that do not."""
     rows = []
     for (arm, turn), g in turns.groupby(["arm", "turn"]):
         m, lo, hi = mean_ci(g[value].to_numpy(dtype=float), confidence)
-        rows.append({"arm": arm, "turn": turn, "n": int(g[value].notna().sum()), f"{value}_mean": m, "ci_low": lo, "ci_high": hi})
+        n = int(g[value].notna().sum())
+        rows.append({"arm": arm, "turn": turn, "n": n, "n_missing": len(g) - n, f"{value}_mean": m, "ci_low": lo, "ci_high": hi})
     return pd.DataFrame(rows)
 
 
@@ -142,7 +185,7 @@ def satisfaction(turns: pd.DataFrame) -> pd.DataFrame:
 def drift_tables(log, bootstrap: int = 500) -> dict[str, pd.DataFrame]:
     turns = turns_table(log.events)
     ok, why = kl_available(turns)
-    out: dict[str, pd.DataFrame] = {"satisfaction": satisfaction(turns)}
+    out: dict[str, pd.DataFrame] = {"satisfaction": satisfaction(turns), "measurement": measurement(turns)}
     if not ok:
         out["kl"] = pd.DataFrame([{"note": f"D_t unavailable: {why}"}])
         out["arms"] = compare_arms(turns).drop(columns=[c for c in ("d_mc_mean", "d_mc_after_reminder", "reduction_pct") if c in compare_arms(turns)])

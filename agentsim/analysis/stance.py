@@ -12,7 +12,12 @@ _WORD = re.compile(r"[a-z']+")
 
 class LexiconStance:
     """score = clip(mean polarity of lexicon words x (0.5 + 0.25 x intensifiers), -1, 1); 0 with no lexicon word.
-    extremity = |score|."""
+    extremity = |score|.
+
+    Two readings of a text without words (empty, or only punctuation and emoji): `score` gives 0, neutral, which is
+    how a simulated reader takes it (the scripted social policy); `measure` and `scores`, the analysis side, give
+    NaN, since a text without words carries no stance to measure. A text with words but none from the lexicon is
+    measured as 0 (neutral or unrelated, the judge's 0 too)."""
 
     def __init__(self, positive: Iterable[str], negative: Iterable[str], intensifiers: Iterable[str] = ()):
         self.polarity = {w.lower(): 1.0 for w in positive} | {w.lower(): -1.0 for w in negative}
@@ -40,5 +45,10 @@ class LexiconStance:
     def __setstate__(self, state: dict) -> None:
         self.polarity, self.intensifiers, self._cache = state["polarity"], state["intensifiers"], {}
 
+    def measure(self, text: str) -> float:
+        """The stance of a text as a measurement: NaN for a text without words, else `score`."""
+        return self.score(text) if any(ch.isalpha() for ch in text) else float("nan")
+
     def scores(self, texts: Sequence[str]) -> np.ndarray:
-        return np.array([self.score(t) for t in texts], np.float64)
+        """`measure` of each text (NaN where a text has no words)."""
+        return np.array([self.measure(t) for t in texts], np.float64)

@@ -24,7 +24,7 @@ def _summary(log: Any) -> dict[str, Any]:
     from agentsim.analysis.drift import drift_tables
 
     t = drift_tables(log, bootstrap=200)
-    return {f"Drift: {k}": v for k, v in t.items() if k in ("kl", "arms", "recurrence")}
+    return {f"Drift: {k}": v for k, v in t.items() if k in ("kl", "arms", "recurrence", "measurement")}
 
 
 def _check(spec: Any, config: DriftConfig) -> list[tuple[list[str | int], str]]:

@@ -2,9 +2,16 @@
 
 1. `user`: the user simulator writes the next message, pulling away from the goal with that turn's pressure.
 2. `assistant`: the model under test replies; an arm's reminder restates the goal before the reply.
-3. `score`: the reply is scored under the test context (q) and under the reference context (p: the same
-   conversation with the goal restated), and D_t is estimated two ways (see kl.py). Constraint checkers score
-   the reply too. Every turn becomes one `turn` event with D_t, the checks and whether a reminder was given.
+3. `judge` (with a judge): the judge rates each reply 1-10.
+4. `score` (with `measure_kl`): the reply is scored under the test context (q) and under the reference context
+   (p: the same conversation with the goal restated), and D_t is estimated two ways (see kl.py).
+
+Constraint checkers score the reply too. The turn ends with the last of these phases: every conversation-turn
+becomes exactly one `turn` event with D_t, the checks and whether a reminder was given.
+
+A conversation whose assistant gave no valid reply (after the policy's retries) has no reply to measure: its turn
+event carries `reply_error`, and D_t, the checks and the judge's score are null (not measured, never 0); nothing
+is added to its history, so the user's next message follows its last one.
 """
 
 from __future__ import annotations
@@ -59,12 +66,17 @@ class AssistantView:
     goal: str
     turns_since_goal: int
     last_user: str
+    #: The task's constraints and what the user has written so far (the scripted assistant follows them).
+    constraints: tuple[Any, ...] = ()
+    user_text: str = ""
 
 
 class DriftWorld:
     def __init__(self, config: DriftConfig, steps: int, default_model: str):
         self.config = config
-        self.phases = ("user", "assistant", "judge", "score") if config.judge else ("user", "assistant", "score")
+        # Only the phases this configuration uses: the last one ends the turn (a phase without observations would
+        # otherwise still be applied, and end the turn a second time).
+        self.phases = ("user", "assistant") + (("judge",) if config.judge else ()) + (("score",) if config.measure_kl else ())
         self._ratings: dict[str, int] = {}
         self.steps = steps
         self.user_model = config.user.model or default_model
@@ -74,8 +86,11 @@ class DriftWorld:
         self.conversations = [
             Conversation(f"{arm.name}-{i:04d}", arm, i) for arm in config.arms for i in range(config.conversations_per_arm)
         ]
-        self._pending: dict[str, str] = {}
+        self._pending: dict[str, str] = {}  # this turn's replies, of the conversations that got a valid one
+        self._reply_error: dict[str, str] = {}  # why a conversation got no reply this turn
+        self._judged: list[str] = []  # conversations in the order of the judge batch
         self._scored: list[tuple[str, str]] = []  # (conversation, "q" | "p") in the order of the score batch
+        self._scores: dict[str, dict[str, TokenScores | str]] = {}
 
     # -- protocol --------------------------------------------------------------------------------------------------
     def agents(self) -> list[AgentRecord]:
@@ -97,9 +112,8 @@ class DriftWorld:
         if phase == "assistant":
             return [self._assistant_obs(c, turn) for c in self.conversations]
         if phase == "judge":
-            return [self._judge_obs(c) for c in self.conversations]
-        if not self.config.measure_kl:
-            return []
+            self._judged = [c.cid for c in self.conversations if c.cid in self._pending]
+            return [self._judge_obs(c) for c in self.conversations if c.cid in self._pending]
         obs = []
         self._scored = []
         for c in self.conversations:
@@ -123,26 +137,22 @@ class DriftWorld:
                 if c.arm.reminded(turn):
                     c.reminders.append(turn)
                     c.messages.append({"role": self.config.reminder_role, "content": self.config.reminder.format(goal=self.config.task.goal)})
-            return
-        if phase == "assistant":
-            self._pending, self._ratings = {}, {}
+        elif phase == "assistant":
+            self._pending, self._reply_error, self._ratings, self._scores = {}, {}, {}, {}
             for c, d in zip(self.conversations, decisions, strict=True):
-                reply = d.action if d.valid and isinstance(d.action, str) else ""
-                self._pending[c.cid] = reply
-            if not self.config.measure_kl and not self.config.judge:
-                self._finish_turn(ctx, turn, {})
-            return
-        if phase == "judge":
-            for c, d in zip(self.conversations, decisions, strict=True):
+                if d.valid and isinstance(d.action, str) and d.action:
+                    self._pending[c.cid] = d.action
+                else:
+                    self._reply_error[c.cid] = d.error or "no reply"
+        elif phase == "judge":
+            for cid, d in zip(self._judged, decisions, strict=True):
                 if d.valid and isinstance(d.action, Rating):
-                    self._ratings[c.cid] = d.action.score
-            if not self.config.measure_kl:
-                self._finish_turn(ctx, turn, {})
-            return
-        scores: dict[str, dict[str, TokenScores | str]] = {}
-        for (cid, side), d in zip(self._scored, decisions, strict=True):
-            scores.setdefault(cid, {})[side] = d.action if d.valid else (d.error or "invalid")
-        self._finish_turn(ctx, turn, scores)
+                    self._ratings[cid] = d.action.score
+        elif phase == "score":
+            for (cid, side), d in zip(self._scored, decisions, strict=True):
+                self._scores.setdefault(cid, {})[side] = d.action if d.valid else (d.error or "invalid")
+        if phase == self.phases[-1]:
+            self._finish_turn(ctx, turn)
 
     def get_state(self) -> dict[str, Any]:
         return {c.cid: {"messages": c.messages, "reminders": c.reminders} for c in self.conversations}
@@ -187,12 +197,14 @@ class DriftWorld:
 
     def _assistant_obs(self, c: Conversation, turn: int) -> Observation:
         last_goal = max(c.reminders, default=0)
-        view = AssistantView(turn, self.config.task.goal, turn - last_goal if last_goal else turn, c.messages[-1]["content"])
+        user_text = "\n\n".join(m["content"] for m in c.messages if m["role"] == "user")
+        view = AssistantView(turn, self.config.task.goal, turn - last_goal if last_goal else turn, c.messages[-1]["content"],
+                             tuple(self.config.task.constraints), user_text)
         return Observation(f"{c.cid}/assistant", self.test_model, self._context(c), None, view)
 
     def _judge_obs(self, c: Conversation) -> Observation:
         assert self.config.judge is not None
-        reply = self._pending.get(c.cid, "")
+        reply = self._pending[c.cid]
         cons = self.config.task.constraints
         passed = sum(k.check(reply) for k in cons) / len(cons) if cons else 1.0
         prompt = (f"Goal: {self.config.task.goal}\n\nReply to rate:\n{reply}\n\n{self.config.judge.rubric} "
@@ -200,31 +212,43 @@ class DriftWorld:
         return Observation(JUDGE_ID, self.config.judge.model, [{"role": "user", "content": prompt}], Rating,
                            JudgeView(reply, passed), tag=f"#{c.cid}")
 
-    def _finish_turn(self, ctx: StepContext, turn: int, scores: dict[str, dict[str, Any]]) -> None:
+    def _finish_turn(self, ctx: StepContext, turn: int) -> None:
         constraints = self.config.task.constraints
         by_arm: dict[str, list[float]] = {}
         for c in self.conversations:
-            reply = self._pending.get(c.cid, "")
-            c.messages.append({"role": "assistant", "content": reply})
-            checks = {describe(k): bool(k.check(reply)) for k in constraints}
+            reply = self._pending.get(c.cid)
             payload: dict[str, Any] = {
-                "arm": c.arm.name, "turn": turn, "reminder": turn in c.reminders, "reply": reply,
-                "checks": checks, "satisfied": all(checks.values()) if checks else None,
-                "d_mc": None, "d_topk": None, "tokens": None, "q_mass": None, "kl_error": None,
+                "arm": c.arm.name, "turn": turn, "reminder": turn in c.reminders, "reply": reply or "",
+                "reply_error": self._reply_error.get(c.cid), "checks": {}, "satisfied": None,
+                "d_mc": None, "d_topk": None, "tokens": None, "q_mass": None, "shared_mass": None, "kl_error": None,
                 "judge_score": self._ratings.get(c.cid),
             }
-            s = scores.get(c.cid, {})
+            if reply is None:
+                # nothing to measure: the checks, the judge and D_t stay null, and the history gets no empty reply
+                if self.config.measure_kl:
+                    payload["kl_error"] = f"no reply: {payload['reply_error']}"
+                ctx.emit(f"{c.cid}/assistant", "turn", c.cid, payload)
+                continue
+            c.messages.append({"role": "assistant", "content": reply})
+            checks = {describe(k): bool(k.check(reply)) for k in constraints}
+            payload.update(checks=checks, satisfied=all(checks.values()) if checks else None)
+            s = self._scores.get(c.cid, {})
             q, p = s.get("q"), s.get("p")
             if isinstance(q, TokenScores) and isinstance(p, TokenScores):
                 try:
                     d = drift(q, p)
-                    payload.update(d_mc=d.mc, d_topk=d.topk, tokens=d.tokens, q_mass=d.q_mass)
-                    by_arm.setdefault(c.arm.name, []).append(d.mc)
                 except ValueError as e:
                     payload["kl_error"] = str(e)
+                else:
+                    payload["tokens"] = d.tokens
+                    if d.measured:
+                        payload.update(d_mc=d.mc, d_topk=d.topk, q_mass=d.q_mass, shared_mass=d.shared_mass)
+                        by_arm.setdefault(c.arm.name, []).append(d.mc)
+                    else:
+                        payload["kl_error"] = d.note
             elif self.config.measure_kl:
                 payload["kl_error"] = next((v for v in (q, p) if isinstance(v, str)), "reply was not scored")
             ctx.emit(f"{c.cid}/assistant", "turn", c.cid, payload)
         for arm, values in by_arm.items():
             ctx.metric(f"d_mc/{arm}", sum(values) / len(values))
-        self._pending = {}
+        self._pending, self._reply_error, self._ratings, self._scores = {}, {}, {}, {}

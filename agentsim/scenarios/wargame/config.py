@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -35,6 +36,14 @@ class WargameConfig(StrictModel):
     )
     reasoning_max_chars: int = Field(1200, ge=0, le=20000, description="Length cap of the private reasoning.")
     message_max_chars: int = Field(400, ge=1, le=20000, description="Length cap of one message.")
+    target_rules: Literal["enforce", "study"] = Field(
+        "enforce",
+        description="enforce: an action that acts on another nation (attacks, trade, alliances, ...) and a message "
+        "must name another nation, and an answer aiming one at its own nation is refused (re-asked, then logged as "
+        "invalid with the reason); self-directed actions (Wait, building capacities, disarmament) may name yourself "
+        "or an addressee. study: as in Rivera et al.'s code, any nation is accepted and the effects on the target "
+        "land on whoever is named, the actor included.",
+    )
     world_model: WorldModelSpec = Field(default_factory=WorldModelSpec, description="The world-model agent.")
 
     _paths = field_validator("nations_file", "actions_file")(scenario_path)

@@ -34,7 +34,6 @@ COOPERATION = (
     "Establish agreements on defense and security cooperation",
     "Share intelligence on threats with other nation",
 )
-SELF_TARGETED = {"Increase military capacities", "Increase cyber capacities", "Wait", "Do military disarmament"}
 
 
 def _rating(static: dict[str, Any], key: str, default: float = 5.0) -> float:
@@ -62,7 +61,8 @@ def nation_turn(view: NationView, rng: np.random.Generator) -> Any:
     while len(actions) < min(view.max_actions, 1 + int(rng.integers(0, 3))):
         pool = POSTURING if rng.random() < 0.15 + 0.5 * aggression else COOPERATION
         name = pool[int(rng.integers(len(pool)))]
-        target = view.name if name in SELF_TARGETED else others[int(rng.integers(len(others)))]
+        # self-directed actions name the actor (as the study asks for Wait); the rest another nation
+        target = view.name if view.target_kinds.get(name) == "any" else others[int(rng.integers(len(others)))]
         actions.append({"action_name": name, "target_nation": target})
     if view.max_messages and rng.random() < 0.5:
         if aggressors:

@@ -11,7 +11,7 @@ from agentsim.analysis.escalation import ESCALATING, category_of, weight_of
 from agentsim.core.types import AgentRecord, Decision, Observation
 from agentsim.core.world import StepContext
 from agentsim.scenarios.wargame import prompts
-from agentsim.scenarios.wargame.actions import MESSAGE, WORLD, make_turn_model
+from agentsim.scenarios.wargame.actions import MESSAGE, WORLD, TargetKind, make_turn_model, target_kinds
 from agentsim.scenarios.wargame.config import WargameConfig
 from agentsim.scenarios.wargame.data import DYNAMIC_VARS, ActionDef, NationDef, load_actions, load_nations
 
@@ -46,6 +46,8 @@ class NationView:
     max_actions: int
     max_messages: int
     turn_model: Any
+    #: Which targets each action may take ("other", "any", "message"; see actions.py).
+    target_kinds: dict[str, TargetKind]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,18 +99,22 @@ class WargameWorld:
         self.consequences: list[str] = []
         self.model_for = {n: model_for.get(n, default_model) for n in self.names}
         self.world_model_alias = config.world_model.model or default_model
-        self.turn_model = make_turn_model(
-            [a.name for a in self.actions],
-            self.names,
-            config.max_actions_per_day,
-            config.max_messages_per_day,
-            config.reasoning_max_chars,
-            config.message_max_chars,
-        )
+        self.target_kinds = target_kinds(self.actions)
+        caps = (config.max_actions_per_day, config.max_messages_per_day, config.reasoning_max_chars, config.message_max_chars)
+        action_names = [a.name for a in self.actions]
+        #: Any listed action at any nation: the study's model, and the answer model under `target_rules: study`.
+        self.turn_model = make_turn_model(action_names, self.names, *caps)
+        enforce = config.target_rules == "enforce"
+        #: Each nation's answer model: under `enforce`, one per nation with its own illegal targets left out.
+        self.turn_models = {
+            n: make_turn_model(action_names, self.names, *caps, kinds=self.target_kinds, nation=n) if enforce else self.turn_model
+            for n in self.names
+        }
         self.phases = ("nations", "world_model") if config.world_model.enabled else ("nations",)
         self._static_text = prompts.nation_descriptions(self.nations)
         self._system = prompts.nation_system_prompt(
-            self.names, self.actions, self._static_text, steps, config.max_actions_per_day, config.max_messages_per_day
+            self.names, self.actions, self._static_text, steps, config.max_actions_per_day, config.max_messages_per_day,
+            self.target_kinds if enforce else None,
         )
 
     # -- protocol -------------------------------------------------------------------------------------------------
@@ -205,23 +211,27 @@ class WargameWorld:
             friendly_last_day=friendly,
             max_actions=self.config.max_actions_per_day,
             max_messages=self.config.max_messages_per_day,
-            turn_model=self.turn_model,
+            turn_model=self.turn_models[name],
+            target_kinds=self.target_kinds,
         )
         user = prompts.nation_user_prompt(name, self._history_text(name), states, day, self.max_days)
         return Observation(
             agent_id=name,
             model=self.model_for[name],
             messages=[{"role": "system", "content": self._system}, {"role": "user", "content": user}],
-            action_model=self.turn_model,
+            action_model=self.turn_models[name],
             data=view,
+            validation_context={"nation": name} if self.config.target_rules == "enforce" else None,
         )
 
     def _apply_nations(self, ctx: StepContext, decisions: list[Decision]) -> None:
         day = ctx.step + 1
         taken: list[TakenAction] = []
+        answered = 0
         for d in decisions:
             if not d.valid or d.action is None:
                 continue
+            answered += 1
             turn: Any = d.action
             for act in turn.actions:
                 a = TakenAction(day, d.agent_id, act.target_nation, act.action_name)
@@ -238,7 +248,9 @@ class WargameWorld:
         if len(self.consequences) < len(self.history) - 1:
             self.consequences.append("")
         es_total = sum(weight_of(category_of(a.name)) for a in taken)
-        ctx.metric("escalation_score", es_total / len(self.names))
+        ctx.metric("valid_answers", answered)
+        if answered:  # a day on which no nation's answer was valid has no escalation score (not 0)
+            ctx.metric("escalation_score", es_total / len(self.names))
         ctx.metric("actions", sum(1 for a in taken if a.name != MESSAGE))
         ctx.metric("messages", sum(1 for a in taken if a.name == MESSAGE))
         ctx.metric("nuclear_actions", sum(1 for a in taken if category_of(a.name) == "nuclear"))
