@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from agentsim.llm.types import BackendError
 from agentsim.logs.reader import LogError
@@ -32,7 +33,7 @@ class BackendChoice(StrEnum):
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -46,66 +47,79 @@ def _new_run_dir(parent: Path, name: str, seed: int) -> Path:
     return path
 
 
+# The options that change the scenario, shared by `run` and `validate` (agentsim/spec/overrides.py: each flag is
+# sugar for a dotted path; a flag and a --set that give one path different values are an error).
+BackendOpt = Annotated[BackendChoice | None, typer.Option(help="Use this backend for every model alias (models.*.backend).")]
+SeedOpt = Annotated[int | None, typer.Option(help="Override the scenario's seed (seed).")]
+StepsOpt = Annotated[int | None, typer.Option(help="Override the number of steps (steps).")]
+OutOpt = Annotated[Path | None, typer.Option(help="Parent directory for the run directory (logging.dir), relative to the working directory.")]
+RuntimeOpt = Annotated[str | None, typer.Option(help="Override runtime.kind: local or ray.")]
+AddressOpt = Annotated[str | None, typer.Option(help="Ray cluster address (runtime.address, and runtime.kind=ray), e.g. auto or host:6379.")]
+ShardsOpt = Annotated[int | None, typer.Option(help="Override runtime.shards.")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", help="Override any field by dotted path: --set world.users.count=100000, --set world.users.groups.0.share=2 "
+                  "(repeatable; values are YAML; relative paths are relative to the working directory).")]
+
+
+def _prepare(scenario: Path, sets: list[str] | None, run_dir: Path | None = None, **flags: Any) -> Any:
+    """`run` and `validate` share this: read, override, validate, check the log directory, build the world
+    (agentsim/spec/loader.py: prepare_scenario). Raises SpecError."""
+    from agentsim.spec.loader import prepare_scenario
+    from agentsim.spec.overrides import command_line_overrides
+
+    return prepare_scenario(scenario, command_line_overrides(sets or [], **flags), run_dir=run_dir)
+
+
 @app.command()
 def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
-    backend: Annotated[BackendChoice | None, typer.Option(help="Use this backend for every model alias.")] = None,
+    backend: BackendOpt = None,
     replay_from: Annotated[Path | None, typer.Option(help="Run directory whose recorded answers the replay backend uses.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
-    steps: Annotated[int | None, typer.Option(help="Override the number of steps.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Parent directory for the run directory (logging.dir).")] = None,
-    run_dir: Annotated[Path | None, typer.Option(help="Exact run directory to create.")] = None,
+    seed: SeedOpt = None,
+    steps: StepsOpt = None,
+    out: OutOpt = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Exact run directory to create (relative to the working directory).")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar or summary tables.")] = False,
-    runtime: Annotated[str | None, typer.Option(help="Override runtime.kind: local or ray.")] = None,
-    address: Annotated[str | None, typer.Option(help="Ray cluster address (runtime.address), e.g. auto or host:6379.")] = None,
-    shards: Annotated[int | None, typer.Option(help="Override runtime.shards.")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override any field: --set world.users.count=100000 (repeatable; values are YAML).")] = None,
+    runtime: RuntimeOpt = None,
+    address: AddressOpt = None,
+    shards: ShardsOpt = None,
+    set_: SetOpt = None,
 ) -> None:
     """Run a scenario and write its log."""
-    from agentsim.spec.loader import load_scenario
-
     if backend is BackendChoice.replay and replay_from is None:
         _fail("--backend replay needs --replay-from RUN_DIR (a run whose answers to replay)")
     try:
-        sc = load_scenario(
-            scenario,
-            backend=backend.value if backend else None,
-            seed=seed,
-            steps=steps,
-            **{"logging.dir": str(out) if out else None, "runtime.kind": runtime or ("ray" if address else None),
-               "runtime.address": address, "runtime.shards": shards},
-            **_parse_sets(set_),
-        )
+        sc = _prepare(scenario, set_, run_dir, backend=backend.value if backend else None, seed=seed, steps=steps, out=out,
+                      runtime=runtime, address=address, shards=shards)
     except SpecError as e:
         _fail(e.render())
     spec = sc.spec
-    target = run_dir or _new_run_dir(spec.logging.dir, spec.name, spec.seed)
-    if target.exists() and any(target.iterdir()):
+    target = (run_dir or _new_run_dir(spec.logging.dir, spec.name, spec.seed)).absolute()
+    if target.is_dir() and any(target.iterdir()):  # a file there was refused by prepare_scenario
         _fail(f"{target} exists and is not empty; choose another --run-dir")
-    extra = {"replay_from": str(replay_from.resolve())} if replay_from else {}
+    if not quiet:
+        err.print(f"Run directory: {escape(str(target))}", highlight=False, soft_wrap=True)
+    extra: dict[str, Any] = {"overrides": sc.overrides}
+    if replay_from:
+        extra["replay_from"] = str(replay_from.resolve())
     _execute(sc, target, replay_from, quiet, resume=False, extra_meta=extra)
 
 
 def _parse_sets(items: list[str] | None) -> dict[str, Any]:
-    """--set KEY=VALUE pairs; the value is read as YAML (numbers, booleans, lists), so 100000 is an int."""
-    import yaml
+    """--set KEY=VALUE pairs as {dotted path: value} (the benchmarks' --set); the value is read as YAML."""
+    from agentsim.spec.overrides import parse_set
 
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            _fail(f"--set {item!r}: expected KEY=VALUE, e.g. --set world.users.count=1000")
-        try:
-            out[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError as e:
-            _fail(f"--set {item!r}: the value is not valid YAML ({e})")
-    return out
+    try:
+        return {o.path: o.value for o in map(parse_set, items or [])}
+    except SpecError as e:
+        _fail(e.render())
+        raise  # unreachable: _fail exits
 
 
 def _execute(sc, run_dir: Path, replay_from: Path | None, quiet: bool, resume: bool, extra_meta: dict | None = None) -> None:
     """Build the backends, run (or resume) the scenario in `run_dir`, print the summary."""
     from agentsim.llm.router import build_backend
-    from agentsim.runtime.local import LocalRuntime
+    from agentsim.runtime.local import CHECKPOINT, LocalRuntime
     from agentsim.runtime.progress import RunProgress
     from agentsim.runtime.summary import print_summary
 
@@ -127,10 +141,17 @@ def _execute(sc, run_dir: Path, replay_from: Path | None, quiet: bool, resume: b
     try:
         runtime = LocalRuntime(sc, router, run_dir, progress=progress, model_paths=model_paths, resume=resume,
                                extra_meta=extra_meta, policy=policy)
-    except (ValueError, RuntimeError, OSError) as e:  # a world that cannot be built from its inputs: say why, no traceback
+    except (ValueError, KeyError, TypeError, IndexError) as e:
         if router is not None:
             router.close()
-        _fail(f"{sc.source or sc.spec.name}: cannot build the {sc.family.name} world: {e}")
+        if not resume:
+            raise  # the world was built and checked before: this is a bug, keep its traceback
+        ck = run_dir / CHECKPOINT
+        _fail(f"{ck}: the checkpoint cannot be restored ({type(e).__name__}: {e}). {_CHECKPOINT_ADVICE.format(ck=ck, run_dir=run_dir)}")
+    except OSError as e:
+        if router is not None:
+            router.close()
+        _fail(f"{run_dir}: cannot write the run log there ({e.strerror or e})")
     if resume:
         err.print(f"Resuming {run_dir} at step {runtime.start_step + 1} of {spec.steps}", soft_wrap=True)
     try:
@@ -154,46 +175,118 @@ def _execute(sc, run_dir: Path, replay_from: Path | None, quiet: bool, resume: b
         raise typer.Exit(130)
 
 
+_CHECKPOINT_ADVICE = ("To run it again from step 0, delete {ck} and run `agentsim resume {run_dir}` (the steps logged "
+                      "so far are written again); or start a new run with `agentsim run`.")
+
+
+_JSON_KIND = {dict: "an object", list: "a list", str: "a string", int: "an integer", type(None): "null"}
+
+
+def _read_run_meta(run_dir: Path) -> dict[str, Any]:
+    """run.json of a run to resume, checked for what `resume` reads; exits 2 naming the file and what is wrong."""
+    meta_path = run_dir / "run.json"
+    if not run_dir.is_dir():
+        _fail(f"{run_dir}: not a run directory ({'not found' if not run_dir.exists() else 'a file'})")
+    if not meta_path.is_file():
+        _fail(f"{run_dir}: not a run directory (no run.json)")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        _fail(f"{meta_path}: not valid JSON ({e}); the run cannot be resumed from it")
+    except OSError as e:
+        _fail(f"{meta_path}: cannot be read ({e.strerror or e})")
+    if not isinstance(meta, dict):
+        _fail(f"{meta_path}: expected a JSON object with the run's spec, found {type(meta).__name__}; was it written by `agentsim run`?")
+    checks = {"spec": (dict,), "status": (str,), "source": (str, type(None)), "replay_from": (str, type(None)), "steps_completed": (int,)}
+    if "spec" not in meta:
+        _fail(f"{meta_path}: lacks 'spec' (the scenario of the run); was it written by `agentsim run`?")
+    for key, types in checks.items():
+        if key in meta and (not isinstance(meta[key], types) or isinstance(meta[key], bool)):
+            _fail(f"{meta_path}: '{key}' should be {' or '.join(_JSON_KIND[t] for t in types)}, found {json.dumps(meta[key])[:80]}")
+    return meta
+
+
+def _check_checkpoint(run_dir: Path) -> None:
+    """A checkpoint that is there must be a whole one (agentsim/runtime/local.py: LocalRuntime._checkpoint writes
+    these keys); exits 2 naming the file and what to do."""
+    from agentsim.runtime.local import CHECKPOINT
+
+    ck = run_dir / CHECKPOINT
+    if not ck.exists():
+        return  # killed before the first checkpoint: the run starts again from step 0
+    advice = _CHECKPOINT_ADVICE.format(ck=ck, run_dir=run_dir)
+    try:
+        data = json.loads(ck.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        _fail(f"{ck}: the checkpoint is damaged (not valid JSON: {e}). {advice}")
+    except OSError as e:
+        _fail(f"{ck}: cannot be read ({e.strerror or e}). {advice}")
+    shape = {"next_step": int, "rng": dict, "next_event_id": int, "parts": dict, "totals": dict, "tokens_by_model": dict, "step_wall": list}
+    if not isinstance(data, dict):
+        _fail(f"{ck}: the checkpoint is damaged (JSON {_JSON_KIND.get(type(data), type(data).__name__)}, not an object). {advice}")
+    for key, tp in shape.items():
+        if key not in data:
+            _fail(f"{ck}: the checkpoint is damaged (no '{key}'). {advice}")
+        if not isinstance(data[key], tp) or isinstance(data[key], bool):
+            _fail(f"{ck}: the checkpoint is damaged ('{key}' is {json.dumps(data[key])[:60]}, not {_JSON_KIND[tp]}). {advice}")
+    if "world" not in data:
+        _fail(f"{ck}: the checkpoint is damaged (no 'world'). {advice}")
+    arrays = data.get("world_arrays")
+    if arrays is not None and (not isinstance(arrays, str) or not (run_dir / arrays).is_file()):
+        _fail(f"{ck}: the checkpoint names world arrays {arrays!r} that are not in {run_dir}. {advice}")
+
+
 @app.command()
 def resume(
     run_dir: Annotated[Path, typer.Argument(help="The run directory of an interrupted or killed run.")],
     quiet: Annotated[bool, typer.Option(help="No progress bar or summary tables.")] = False,
 ) -> None:
     """Continue a killed or interrupted run from its last checkpoint; the log ends as if it had never stopped."""
-    from agentsim.spec.loader import parse_scenario
+    from agentsim.spec.loader import build_world, check_log_dir, parse_scenario
 
+    meta = _read_run_meta(run_dir)
     meta_path = run_dir / "run.json"
-    if not meta_path.exists():
-        _fail(f"{run_dir}: not a run directory (no run.json)")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as e:
-        _fail(f"{meta_path}: not valid JSON ({e})")
     if meta.get("status") == "completed":
         _fail(f"{run_dir} already completed all {meta.get('steps_completed')} steps; nothing to resume")
+    _check_checkpoint(run_dir)
     source = meta.get("source")
     try:
-        sc = parse_scenario(meta["spec"], source or str(meta_path), base_dir=Path(source).parent if source else None)
+        # The spec in run.json has its overrides applied and its paths made absolute; the same build as `run`.
+        sc = parse_scenario(meta["spec"], f"{meta_path} (spec)", base_dir=Path(source).parent if source else None)
+        check_log_dir(sc, run_dir)
+        sc = build_world(sc)
     except SpecError as e:
         _fail(e.render())
     replay = meta.get("replay_from")
-    _execute(sc, run_dir, Path(replay) if replay else None, quiet, resume=True)
+    _execute(sc, run_dir.absolute(), Path(replay) if replay else None, quiet, resume=True)
 
 
 @app.command()
-def validate(files: Annotated[list[Path], typer.Argument(help="Scenario YAML files.")]) -> None:
-    """Check scenario files; exit 2 and name every bad field when one is wrong."""
-    from agentsim.spec.loader import load_scenario
-
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Scenario YAML files.")],
+    backend: BackendOpt = None,
+    seed: SeedOpt = None,
+    steps: StepsOpt = None,
+    out: OutOpt = None,
+    runtime: RuntimeOpt = None,
+    address: AddressOpt = None,
+    shards: ShardsOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Check scenario files as `run` would, up to its first step (overrides, fields, data files, the world, the
+    log directory) without loading models; exit 2 and name every problem when one is wrong."""
     bad = 0
     for f in files:
         try:
-            sc = load_scenario(f)
+            sc = _prepare(f, set_, backend=backend.value if backend else None, seed=seed, steps=steps, out=out,
+                          runtime=runtime, address=address, shards=shards)
         except SpecError as e:
-            err.print(f"[red]invalid[/red] {e.render()}", highlight=False, soft_wrap=True)
+            err.print(f"[red]invalid[/red] {escape(e.render())}", highlight=False, soft_wrap=True)
             bad += 1
         else:
-            console.print(f"[green]ok[/green] {f}: {sc.spec.kind} '{sc.spec.name}', {sc.spec.steps} steps, models {sorted(sc.spec.models)}")
+            console.print(f"[green]ok[/green] {escape(str(f))}: {sc.spec.kind} '{sc.spec.name}', {sc.spec.steps} steps, "
+                          f"models {escape(str(sorted(sc.spec.models)))}, logs under {escape(str(sc.spec.logging.dir.absolute()))}",
+                          highlight=False, soft_wrap=True)
     if bad:
         raise typer.Exit(2)
 

@@ -53,9 +53,9 @@ class OverheadResult:
 
 def _scenario(path: Path, model: str, steps: int, max_model_len: int, max_tokens: int, out: Path,
               runtime: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None) -> Scenario:
-    import yaml
+    from agentsim.spec.yamlio import read_yaml
 
-    data = yaml.safe_load(path.read_text())
+    data = read_yaml(path, "scenario file").data
     data = apply_overrides(data, steps=steps, **{"logging.dir": str(out)}, **{f"runtime.{k}": v for k, v in (runtime or {}).items()},
                            **(overrides or {}))
     for m in data["models"].values():

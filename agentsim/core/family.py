@@ -17,7 +17,10 @@ class Family:
     """A scenario family.
 
     - `config_model`: the pydantic model of the YAML's `world:` section.
-    - `create_world(spec, config)`: builds the world for a validated scenario.
+    - `create_world(spec, config)`: builds the world for a validated scenario. This is where data files are read
+      and cross-checked, and `agentsim validate` calls it too (agentsim/spec/loader.py: prepare_scenario), so a bad
+      data file should raise SpecError naming the file, field and row, or at least a ValueError whose message
+      names the file; both reach the user as exit 2 without a traceback.
     - `scripted_policy(observation_data, rng)`: the rule-based baseline behind `--backend scripted`.
     - `summary(run_log)`: optional tables for the end-of-run summary (title -> DataFrame).
     - `agent_ids(config)`: the agents a population override may name.

@@ -126,10 +126,19 @@ class LineIndex:
     """Maps a YAML path to the line it stands on, so errors point into the file."""
 
     def __init__(self, text: str):
+        from agentsim.spec.yamlio import parse_yaml
+
         try:
-            self._root = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError:
+            self._root: yaml.Node | None = parse_yaml(text, "<text>").root
+        except SpecError:
             self._root = None
+
+    @classmethod
+    def from_node(cls, root: yaml.Node | None) -> LineIndex:
+        """The index of a document already composed (agentsim/spec/yamlio.py: YamlDocument.root)."""
+        index = cls.__new__(cls)
+        index._root = root
+        return index
 
     def line_of(self, loc: Sequence[str | int]) -> int | None:
         node = self._root

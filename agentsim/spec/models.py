@@ -8,10 +8,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import typing
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core.core_schema import ErrorType
+
+from agentsim.spec.errors import _unwrap
 
 BackendKind = Literal["vllm", "openai", "scripted", "replay"]
 
@@ -20,7 +34,11 @@ EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
 
 
 def scenario_path(v: Path | None, info: ValidationInfo) -> Path | None:
-    """A field validator for file paths in a scenario: relative to the scenario file, and required to exist."""
+    """A field validator for file paths in a scenario: relative to the scenario file, and required to exist.
+
+    The rule for every path: a relative path is relative to where it is written, so a path in a scenario file is
+    relative to that file's folder, and a path on the command line (`--set`, `--out`) to the working directory
+    (the command line makes its paths absolute before validation; see agentsim/spec/overrides.py)."""
     if v is None:
         return v
     base = (info.context or {}).get("base_dir")
@@ -30,10 +48,90 @@ def scenario_path(v: Path | None, info: ValidationInfo) -> Path | None:
     return path.resolve()
 
 
+def _bool_for_number(types: list[Any], value: Any) -> tuple[int | str, ...] | None:
+    """Where inside `value` a boolean stands in a place that takes numbers but not booleans (None: nowhere).
+    pydantic's lax mode reads True as 1; in a scenario that is always a mistake (`steps: true`)."""
+    if any(t is Any or t is object or t is bool for t in types):
+        return None
+    if isinstance(value, bool):
+        return () if any(isinstance(t, type) and issubclass(t, (int, float)) for t in types) else None
+    origins = [(typing.get_origin(t), typing.get_args(t)) for t in types]
+    if isinstance(value, (list, tuple)):
+        items = [a for o, args in origins if isinstance(o, type) and issubclass(o, Sequence | set | frozenset)
+                 for a in args if a is not Ellipsis]
+        inner = [u for a in items for u in _unwrap(a)]
+        for i, v in enumerate(value):
+            where = _bool_for_number(inner, v)
+            if where is not None:
+                return (i, *where)
+    elif isinstance(value, dict):
+        vals = [u for o, args in origins if isinstance(o, type) and issubclass(o, Mapping) and len(args) == 2
+                for u in _unwrap(args[1])]
+        for k, v in value.items():
+            where = _bool_for_number(vals, v)
+            if where is not None:
+                return (k, *where)
+    return None
+
+
+def _set_at(value: Any, where: tuple[int | str, ...], new: Any) -> Any:
+    """A copy of `value` with the item at `where` replaced by `new`."""
+    if not where:
+        return new
+    head, rest = where[0], where[1:]
+    if isinstance(value, dict):
+        return {**value, head: _set_at(value[head], rest, new)}
+    out = list(value)
+    out[int(head)] = _set_at(out[int(head)], rest, new)
+    return out
+
+
+_KNOWN_ERROR_TYPES = frozenset(typing.get_args(ErrorType))
+
+
+def _again(err: Any) -> InitErrorDetails:
+    """A pydantic error as the details to raise it again (custom error types keep their message verbatim)."""
+    if err["type"] in _KNOWN_ERROR_TYPES:
+        return InitErrorDetails(type=err["type"], loc=err["loc"], input=err["input"], ctx=err.get("ctx", {}))
+    text = err["msg"].replace("{", "{{").replace("}", "}}")
+    return InitErrorDetails(type=PydanticCustomError(err["type"], text), loc=err["loc"], input=err["input"])
+
+
 class StrictModel(BaseModel):
-    """Base for user-facing models: unknown keys are errors, so typos never pass silently."""
+    """Base for user-facing models: unknown keys are errors, so typos never pass silently, and booleans are not
+    numbers (`steps: true` is an error, not 1 step; pydantic's lax mode would read it as 1). Quoted numbers
+    (`steps: "3"`) are still read as numbers, as pydantic does: CSV data files give every cell as a string."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _no_booleans_for_numbers(cls, data: Any, handler: Any) -> Any:
+        # A model validator, not a field validator on "*": pydantic allows no before-validator on the
+        # discriminator field of a tagged union (social's interventions).
+        if not isinstance(data, dict):
+            return handler(data)
+        bad: list[tuple[str | int, ...]] = []
+        clean = data
+        for name, value in data.items():
+            field = cls.model_fields.get(name) if isinstance(name, str) else None
+            if field is None or not isinstance(value, bool | list | tuple | dict):
+                continue
+            where = _bool_for_number(_unwrap(field.annotation), value)
+            if where is not None:
+                bad.append((name, *where))
+                clean = {**clean, name: _set_at(value, where, 0)}
+        if not bad:
+            return handler(data)
+        errors = [
+            InitErrorDetails(type=PydanticCustomError("bool_not_number", "a boolean, not a number; write a number"), loc=loc, input=True)
+            for loc in bad
+        ]
+        try:
+            handler(clean)  # the other problems of this model, reported together
+        except ValidationError as e:
+            errors += [_again(x) for x in e.errors(include_url=False) if not any(tuple(x["loc"][: len(b)]) == b for b in bad)]
+        raise ValidationError.from_exception_data(cls.__name__, errors)
 
     def config_hash(self) -> str:
         """A stable hash of the content, usable as a cache key."""
@@ -159,7 +257,14 @@ class RuntimeSpec(StrictModel):
 class LoggingSpec(StrictModel):
     """Where and how the run log is written."""
 
-    dir: Path = Field(Path("runs"), description="Parent directory of run directories.")
+    dir: Path = Field(
+        Path("runs"),
+        description=(
+            "Parent directory of run directories. Relative to the scenario file's folder when written in the file; "
+            "relative to the working directory when given on the command line (--out, --set logging.dir=...) or left "
+            "at its default ('runs' in the working directory). The run prints the absolute path it writes to."
+        ),
+    )
     flush_rows: int = Field(
         50_000, ge=1, description="Flush a table to a new Parquet part when this many rows are buffered."
     )
@@ -172,6 +277,13 @@ class LoggingSpec(StrictModel):
     record_completions: bool = Field(
         True, description="Store completion texts of LLM calls (needed by the replay backend)."
     )
+
+    @field_validator("dir")
+    @classmethod
+    def _relative_to_the_file(cls, v: Path, info: ValidationInfo) -> Path:
+        # Same rule as data files (scenario_path), but the directory need not exist yet.
+        base = (info.context or {}).get("base_dir")
+        return (v if v.is_absolute() or base is None else Path(base) / v).resolve()
 
 
 class ScenarioSpec(StrictModel):

@@ -7,8 +7,10 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agentsim.spec.errors import LineIndex, SpecError, problems_from
+from agentsim.spec.yamlio import YamlDocument, parse_yaml, read_yaml
 
 DYNAMIC_VARS = (
     "territory",
@@ -61,16 +63,28 @@ class ActionsFile(BaseModel):
     actions: list[ActionDef] = Field(..., min_length=1)
 
 
-def _read(path: Path | None, name: str) -> dict:
-    text = path.read_text(encoding="utf-8") if path else files(__package__).joinpath("data", name).read_text("utf-8")
-    return yaml.safe_load(text)
+def _read(path: Path | None, name: str) -> tuple[YamlDocument, str]:
+    """A user's file through the shared safe loader (agentsim/spec/yamlio.py), or the shipped one."""
+    if path is not None:
+        return read_yaml(path), str(path)
+    source = f"agentsim/scenarios/wargame/data/{name}"
+    return parse_yaml(files(__package__).joinpath("data", name).read_text("utf-8"), source), source
+
+
+def _validate(model: type[BaseModel], path: Path | None, name: str) -> BaseModel:
+    """The file as `model`; its problems as a SpecError naming the file, the field path and the line."""
+    doc, source = _read(path, name)
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as e:
+        raise SpecError(source, problems_from(e, model, (), LineIndex.from_node(doc.root))) from None
 
 
 @lru_cache(maxsize=8)
 def load_nations(path: Path | None = None) -> tuple[NationDef, ...]:
-    return tuple(NationsFile.model_validate(_read(path, "nations.yaml")).nations)
+    return tuple(_validate(NationsFile, path, "nations.yaml").nations)  # type: ignore[attr-defined]
 
 
 @lru_cache(maxsize=8)
 def load_actions(path: Path | None = None) -> tuple[ActionDef, ...]:
-    return tuple(ActionsFile.model_validate(_read(path, "actions.yaml")).actions)
+    return tuple(_validate(ActionsFile, path, "actions.yaml").actions)  # type: ignore[attr-defined]
