@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from agentsim.experiments.spec import EXPERIMENT_KIND, ExperimentSpec
 from agentsim.spec.errors import LineIndex, SpecError, SpecProblem, _model_at, problems_from
-from agentsim.spec.loader import Scenario, apply_overrides, parse_scenario
+from agentsim.spec.loader import Scenario, parse_scenario
 from agentsim.spec.models import ScenarioSpec
+from agentsim.spec.overrides import Override, absolutize_paths, apply_to_data
+from agentsim.spec.yamlio import read_yaml
 
 
 @dataclass(frozen=True)
@@ -45,24 +46,14 @@ class Plan:
 def is_experiment_file(path: str | Path) -> bool:
     """True for a YAML file whose `kind` is `experiment` (cheap: reads the file, builds nothing)."""
     try:
-        data = _read_yaml(Path(path))
-    except (OSError, SpecError):
+        data = _read_yaml(Path(path), "experiment file")
+    except SpecError:
         return False
     return isinstance(data, dict) and data.get("kind") == EXPERIMENT_KIND
 
 
-def _read_yaml(path: Path) -> Any:
-    if not path.is_file():
-        raise SpecError(str(path), [SpecProblem("", "file not found" if not path.exists() else "not a file")])
-    try:
-        text = path.read_text(encoding="utf-8")
-        return yaml.safe_load(text)
-    except UnicodeDecodeError:
-        raise SpecError(str(path), [SpecProblem("", "not a text file (UTF-8)")]) from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise SpecError(str(path), [SpecProblem("", f"not valid YAML: {getattr(e, 'problem', None) or e}",
-                                                mark.line + 1 if mark is not None else None)]) from None
+def _read_yaml(path: Path, what: str) -> Any:
+    return read_yaml(path, what).data
 
 
 def _resolved(sc: Scenario) -> dict[str, Any]:
@@ -109,14 +100,18 @@ def path_problem(sc: Scenario, path: str) -> str | None:
 
 def load_experiment_spec(path: str | Path) -> tuple[ExperimentSpec, dict[str, Any]]:
     path = Path(path)
-    data = _read_yaml(path)
+    doc = read_yaml(path, "experiment file")
+    data = doc.data
     if not isinstance(data, dict):
         raise SpecError(str(path), [SpecProblem("", "an experiment file is a mapping of fields")])
     try:
-        return ExperimentSpec.model_validate(data), data
+        spec = ExperimentSpec.model_validate(data)
     except ValidationError as e:
-        lines = LineIndex(path.read_text(encoding="utf-8"))
-        raise SpecError(str(path), problems_from(e, ExperimentSpec, (), lines)) from None
+        raise SpecError(str(path), problems_from(e, ExperimentSpec, (), LineIndex.from_node(doc.root))) from None
+    # Paths written in a file are relative to that file (README, "Paths"): here the experiment directory's parent.
+    if "dir" in (data.get("logging") or {}) and not spec.logging.dir.is_absolute():
+        spec = spec.model_copy(update={"logging": spec.logging.model_copy(update={"dir": path.parent / spec.logging.dir})})
+    return spec, data
 
 
 def plan_experiment(path: str | Path) -> Plan:
@@ -124,16 +119,16 @@ def plan_experiment(path: str | Path) -> Plan:
     that names nothing, or the cell whose scenario is invalid, with its parameter values)."""
     path = Path(path)
     spec, _ = load_experiment_spec(path)
-    lines = LineIndex(path.read_text(encoding="utf-8"))
+    lines = LineIndex.from_node(read_yaml(path, "experiment file").root)
     problems: list[SpecProblem] = []
     bases: list[tuple[Path, dict[str, Any], Scenario]] = []
     for i, rel in enumerate(spec.base):
         file = rel if rel.is_absolute() else path.parent / rel
         try:
-            data = _read_yaml(file)
+            data = _read_yaml(file, "scenario file")
             if not isinstance(data, dict):
                 raise SpecError(str(file), [SpecProblem("", "a scenario file is a mapping of fields")])
-            sc = parse_scenario(data, str(file), file.read_text(encoding="utf-8"), base_dir=file.parent)
+            sc = parse_scenario(data, str(file), base_dir=file.parent)
         except SpecError as e:
             problems.append(SpecProblem(f"base.{i}", f"{file}: " + "; ".join(str(p) for p in e.problems), lines.line_of(["base", i])))
             continue
@@ -159,10 +154,9 @@ def plan_experiment(path: str | Path) -> Plan:
         for params in rows:
             for seed in seeds if "seed" not in params else [None]:
                 changes = {**spec.set, **params, **({"seed": seed} if seed is not None else {})}
-                cell_data = apply_overrides(copy.deepcopy(data), **changes)
                 label = ", ".join(f"{k}={v!r}" for k, v in {**params, "seed": changes.get("seed", seed)}.items())
                 try:
-                    sc = parse_scenario(cell_data, str(file), base_dir=file.parent)
+                    sc = _cell_scenario(file, data, base_sc, changes, path)
                 except SpecError as e:
                     problems.extend(SpecProblem(p.path, f"cell {len(cells)} ({file.stem}: {label}): {p.message}") for p in e.problems)
                     cells.append(None)  # type: ignore[arg-type]  # keeps numbering; the plan fails below
@@ -171,6 +165,15 @@ def plan_experiment(path: str | Path) -> Plan:
     if problems:
         raise SpecError(str(path), problems)
     return Plan(spec, path.resolve(), cells, _plan_hash(spec, cells))
+
+
+def _cell_scenario(file: Path, data: dict[str, Any], base: Scenario, changes: dict[str, Any], experiment: Path) -> Scenario:
+    """The base scenario with a cell's changes, validated. A relative path among the values is relative to the
+    experiment file, where it is written."""
+    cell = copy.deepcopy(data)
+    applied = apply_to_data(cell, [Override(k, v, f"{k}={v!r}") for k, v in changes.items()], str(experiment))
+    absolutize_paths(cell, applied.paths, ScenarioSpec, base.family.config_model, cwd=experiment.parent)
+    return parse_scenario(cell, str(file), base_dir=file.parent)
 
 
 def _plan_hash(spec: ExperimentSpec, cells: list[Cell]) -> str:

@@ -83,8 +83,8 @@ def prepare_branch(parent: Path, at: int, overrides: dict[str, Any], run_dir: Pa
     if "kind" in overrides and overrides["kind"] != spec_data.get("kind"):
         raise BranchError(f"a branch of a {spec_data.get('kind')} run cannot change its kind to {overrides['kind']}")
     source = meta.get("source")
-    data = apply_overrides(spec_data, backend=backend, **overrides)
     try:
+        data = apply_overrides(spec_data, backend=backend, **overrides)
         sc = parse_scenario(data, source or str(meta_path), base_dir=Path(source).parent if source else None)
     except SpecError as e:
         raise BranchError(e.render()) from None
