@@ -609,15 +609,22 @@ def sweep(
     dir_: Annotated[Path | None, typer.Option("--dir", help="Experiment directory to create or resume (default: the newest unfinished one of the same plan under logging.dir, else a new one).")] = None,
     new: Annotated[bool, typer.Option(help="Start a new experiment directory even if an unfinished one of the same plan exists.")] = False,
     replay_from: Annotated[Path | None, typer.Option(help="Experiment directory whose recorded answers the replay backend uses (cell by cell).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Change every cell's scenario: --set steps=3 (repeatable; joins the experiment's `set`).")] = None,
+    backend: Annotated[BackendChoice | None, typer.Option(help="Use this backend for every model alias of every cell.")] = None,
+    repeats: Annotated[int | None, typer.Option(min=1, help="Override the experiment's repeats (seeds per cell).")] = None,
+    max_concurrent_runs: Annotated[int | None, typer.Option(min=1, help="Override the experiment's max_concurrent_runs.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
 ) -> None:
-    """Run every cell of an experiment (concurrent runs sharing engines); run it again to resume."""
+    """Run every cell of an experiment (concurrent runs sharing engines); the same command again resumes it."""
     from agentsim.experiments import plan_experiment, run_experiment
     from agentsim.experiments.manifest import ManifestError
     from agentsim.experiments.report import print_experiment
+    from agentsim.spec.overrides import parse_set
 
     try:
-        plan = plan_experiment(experiment)
+        sets = [parse_set(item) for item in set_ or []]
+        plan = plan_experiment(experiment, sets, backend=backend.value if backend else None, repeats=repeats,
+                               max_concurrent_runs=max_concurrent_runs)
     except SpecError as e:
         _fail(e.render())
     try:

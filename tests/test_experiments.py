@@ -219,3 +219,59 @@ def test_ray_runs_of_an_experiment_share_engine_actors(tiny_model: Path, tmp_pat
     for c in m["cells"]:
         calls = RunLog(exp_dir / c["run_dir"]).df("llm_calls")
         assert (calls["backend"] == "vllm").all() and set(calls["step"]) == {0, 1}
+
+
+# -- across-run analyses ----------------------------------------------------------------------------------------------
+def test_the_study_as_an_experiment_gives_the_published_daily_means(study_data: Path) -> None:
+    from agentsim.experiments.compare import compare_escalation, study_escalation_runs
+
+    tables = compare_escalation(study_escalation_runs(study_data))
+    by_day = tables["es_by_day"].set_index(["scenario", "line", "day"])
+    evals = sorted((study_data / "evals" / "json_v6_exponential").glob("*_raw.json"))
+    assert len(evals) == 165
+    expected: dict[tuple[str, str, int], list[float]] = {}
+    for path in evals:
+        model, scenario, _ = path.stem.removesuffix("_raw").rsplit(" ", 2)
+        for day in json.loads(path.read_text()):
+            expected.setdefault((scenario.capitalize(), model, day["Day"]), []).append(day["Total"] / 8)
+    assert len(expected) == len(by_day) == 3 * 6 * 14
+    for key, values in expected.items():
+        row = by_day.loc[key]
+        assert row["runs"] == len(values)
+        assert row["es_mean"] == pytest.approx(sum(values) / len(values), abs=1e-12), key
+    # run scores: the mean of each run's 14 daily scores, averaged over the runs of a model and scenario
+    gpt4 = tables["summary"].set_index(["scenario", "line"]).loc[("Neutral", "GPT-4")]
+    assert gpt4["runs"] == 10 and gpt4["run_score_low"] < gpt4["run_score_mean"] < gpt4["run_score_high"]
+
+
+def test_cli_analyze_of_an_experiment_compares_its_cells(scripted_experiment: tuple[Path, Path], tmp_path: Path) -> None:
+    _, exp_dir = scripted_experiment
+    r = agentsim_cli("analyze", str(exp_dir), "escalation", "--out", str(tmp_path / "report"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "report" / "escalation_es_by_day.csv").exists() and (tmp_path / "report" / "escalation_es.png").exists()
+    import pandas as pd
+
+    summary = pd.read_csv(tmp_path / "report" / "escalation_summary.csv")
+    assert set(summary["scenario"]) == {"Neutral", "Invasion"} and set(summary["runs"]) == {2}
+    assert len(summary) == 4  # 2 scenarios x 2 values of world.max_actions_per_day
+
+
+@pytest.mark.parametrize(
+    ("scenario", "grid", "analysis", "needles"),
+    [
+        (SCENARIOS / "tournament" / "live_ipd.yaml", {"policy.max_retries": [0, 1]}, "tournament", ("kendall_tau", "score_mean", "rank_sd")),
+        (SCENARIOS / "drift" / "rewrite.yaml", {"world.conversations_per_arm": [2, 3]}, "drift", ("reduction_pct", "satisfaction_rate")),
+        (SCENARIOS / "social" / "reddit_herd_effect.yaml", {"world.users.count": [30, 40]}, "social", ("mean_size_mean", "mean_others_mean")),
+    ],
+)
+def test_each_family_compares_across_runs(scenario: Path, grid: dict, analysis: str, needles: tuple[str, ...], tmp_path: Path) -> None:
+    from agentsim.experiments import load_experiment
+    from agentsim.experiments.compare import compare_experiment
+
+    f = write_experiment(tmp_path, base=[str(scenario)], grid=grid, repeats=2, set={**SCRIPTED, "steps": 3}, max_concurrent_runs=4)
+    exp = load_experiment(sweep_ok(str(f)))
+    tables = compare_experiment(exp, analysis)
+    text = " ".join(" ".join(map(str, df.columns)) for df in tables.values())
+    for n in needles:
+        assert n in text, (n, text)
+    assert len(tables["cells"]) == 4

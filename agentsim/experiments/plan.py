@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from agentsim.experiments.spec import EXPERIMENT_KIND, ExperimentSpec
 from agentsim.spec.errors import LineIndex, SpecError, SpecProblem, _model_at, problems_from
 from agentsim.spec.loader import Scenario, parse_scenario
 from agentsim.spec.models import ScenarioSpec
-from agentsim.spec.overrides import Override, absolutize_paths, apply_to_data
+from agentsim.spec.overrides import COMMAND_LINE, Override, absolutize_paths, apply_to_data
 from agentsim.spec.yamlio import read_yaml
 
 
@@ -77,6 +78,9 @@ def path_problem(sc: Scenario, path: str) -> str | None:
         loc = parts[:i]
         root, sub = (sc.family.config_model, loc[1:]) if loc[:1] == ["world"] else (ScenarioSpec, loc)
         model: type[BaseModel] | None = _model_at(root, sub)
+        if part == "*":  # every key / item (the override mechanism's wildcard): check the path through the first
+            node = next(iter(node.values()), None) if isinstance(node, dict) else (node[0] if isinstance(node, list) and node else None)
+            continue
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
                 return f"{'.'.join(loc)} is a list of {len(node)}; {part!r} is not an index in it"
@@ -114,11 +118,31 @@ def load_experiment_spec(path: str | Path) -> tuple[ExperimentSpec, dict[str, An
     return spec, data
 
 
-def plan_experiment(path: str | Path) -> Plan:
+def plan_experiment(
+    path: str | Path, sets: Sequence[Override] = (), *, backend: str | None = None, repeats: int | None = None,
+    max_concurrent_runs: int | None = None,
+) -> Plan:
     """Validate the experiment file and every cell's scenario. Raises SpecError listing every problem (the path
-    that names nothing, or the cell whose scenario is invalid, with its parameter values)."""
+    that names nothing, or the cell whose scenario is invalid, with its parameter values).
+
+    The command line may add to the file (`agentsim sweep FILE --set PATH=V --backend B --repeats N`): `sets` and
+    `backend` join the experiment's `set` (replacing a value the file gives there; a path the grid or zip varies
+    is an error), `repeats` and `max_concurrent_runs` replace the file's."""
     path = Path(path)
     spec, _ = load_experiment_spec(path)
+    extra = {o.path: o.value for o in sets} | ({"models.*.backend": backend} if backend else {})
+    varied = [p for p in extra if p in spec.grid or p in spec.zip]
+    if varied:
+        raise SpecError(COMMAND_LINE, [SpecProblem(p, "the experiment varies this path (grid or zip); it cannot also be set") for p in varied])
+    update: dict[str, Any] = {"set": {**spec.set, **extra}}
+    if repeats is not None:
+        update["repeats"] = repeats
+    if max_concurrent_runs is not None:
+        update["max_concurrent_runs"] = max_concurrent_runs
+    try:
+        spec = ExperimentSpec.model_validate({**spec.model_dump(), **update})
+    except ValidationError as e:
+        raise SpecError(COMMAND_LINE, problems_from(e, ExperimentSpec)) from None
     lines = LineIndex.from_node(read_yaml(path, "experiment file").root)
     problems: list[SpecProblem] = []
     bases: list[tuple[Path, dict[str, Any], Scenario]] = []
