@@ -33,6 +33,7 @@ class BackendChoice(StrEnum):
 
 
 def _fail(message: str, code: int = 2) -> None:
+    # escape: a message quotes names and values from the user's files, which rich must not read as markup ("[/b]x").
     err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 

@@ -340,7 +340,8 @@ def test_users_follows_and_posts_from_files(tmp_path: Path) -> None:
     pd.DataFrame({"follower": ["alice", "bob", "carol"], "followee": ["carol", "alice", "alice"]}).to_parquet(tmp_path / "follows.parquet")
     (tmp_path / "posts.csv").write_text("author,content,timestamp\ncarol,Bike lanes open today,2024-01-01T07:00:00Z\nbob,Traffic is bad,1704088800\n")
     f = write_scenario(tmp_path, SOCIAL / "x_information_spread.yaml", steps=3, **{
-        "world.users": {"file": str(tmp_path / "users.csv")}, "world.network": {"follows_file": str(tmp_path / "follows.parquet")},
+        "world.users": {"file": str(tmp_path / "users.csv"), "groups": [{"name": "greens"}, {"name": "drivers"}]},
+        "world.network": {"follows_file": str(tmp_path / "follows.parquet")},
         "world.seed_posts": {"file": str(tmp_path / "posts.csv")}, "world.interventions": [], "world.time.activity": {"probability": 1.0}})
     run_ok(str(f), "--backend", "scripted", "--run-dir", str(tmp_path / "run"), "--quiet")
     log = RunLog(tmp_path / "run")
@@ -352,9 +353,11 @@ def test_users_follows_and_posts_from_files(tmp_path: Path) -> None:
     assert [json.loads(p)["content"] for p in seeds["payload"]] == ["Traffic is bad", "Bike lanes open today"]
     (tmp_path / "bad.csv").write_text("follower,followee\nalice,mallory\n")
     f = write_scenario(tmp_path, SOCIAL / "x_information_spread.yaml", **{
-        "world.users": {"file": str(tmp_path / "users.csv")}, "world.network": {"follows_file": str(tmp_path / "bad.csv")}})
+        "world.users": {"file": str(tmp_path / "users.csv"), "groups": [{"name": "greens"}, {"name": "drivers"}]},
+        "world.network": {"follows_file": str(tmp_path / "bad.csv")}})
     r = agentsim_cli("run", str(f), "--backend", "scripted", "--quiet")
-    assert r.returncode != 0 and "mallory" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "bad.csv row 1 (id 'alice'): field followee: 'mallory' is not among the users" in r.stderr
+    assert "Traceback" not in r.stderr
 
 
 # -- the LLM path --------------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ BAD_FILES = [
     ("bad-max-tokens", _with({"models.default.sampling.max_tokens": 0}), "models.default.sampling.max_tokens", ["greater than or equal to 1"]),
     ("typo-field", _with({"models.default.sampling.temprature": 0.5}), "models.default.sampling.temprature", ["unknown field", "did you mean 'temperature'"]),
     ("unknown-top-level", _with({"stepz": 3}), "stepz", ["unknown field", "did you mean 'steps'"]),
-    ("unknown-alias", _with({"population.model": "gpt"}), "", ["population.model", "unknown model alias 'gpt'", "default"]),
+    ("unknown-alias", _with({"population.model": "gpt"}), "population.model", ["unknown model alias 'gpt'", "default"]),
     ("override-unknown-agent", _with({"population.overrides": {"Atlantis": "default"}}), "population.overrides.Atlantis", ["no agent named 'Atlantis'", "Purple"]),
     ("world-typo", _with({"world.max_action_per_day": 3}), "world.max_action_per_day", ["unknown field", "did you mean 'max_actions_per_day'"]),
     ("world-cap-too-high", _with({"world.max_actions_per_day": 99}), "world.max_actions_per_day", ["less than or equal to 27"]),

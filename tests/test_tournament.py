@@ -80,7 +80,7 @@ def test_read_score_table_long_and_errors(tmp_path: Path) -> None:
     assert models == ["a", "b"] and benches == ["x", "y"] and s.tolist() == [[1, 2], [3, 0]]
     bad = tmp_path / "bad.csv"
     bad.write_text("model,x\na,1\nb,oops\n")
-    with pytest.raises(ValueError, match="score of 'b' on 'x' is missing or not a number"):
+    with pytest.raises(ValueError, match=r"bad\.csv row 2 \(id 'b'\): field x: .*not a number|bad\.csv row 2 \(id 'b'\): field x: .*valid number"):
         read_score_table(str(bad))
 
 
@@ -273,3 +273,82 @@ def test_unknown_participant_alias_is_named(tmp_path: Path) -> None:
         {"name": "a", "model": "default"}, {"name": "b", "model": "gpt-5"}]})
     with pytest.raises(SpecError, match=r"world\.participants\.1\.model.*unknown model alias 'gpt-5'"):
         load_scenario(f)
+
+
+# -- every numeric field has its range; what validate accepts, run runs (issue 12 §2.3, §3.1) ------------------------
+CSD_BASE = {"world.csd.scores_file": str(TOURNAMENT / "example_scores.csv"), "world.csd.n_tournaments": 500,
+            "world.csd.sensitivity_tournaments": 100, "steps": 2}
+
+
+@pytest.mark.parametrize(("base", "field", "value"), [
+    ("csd_example", "world.csd.eliminations", -1),
+    ("csd_example", "world.csd.eliminations", [0, 1, -1, 0, 0, 0, 0, 0, 0, 0]),
+    ("csd_example", "world.csd.sensitivity", [0, -2]),
+    ("csd_example", "world.csd.n_tournaments", 0),
+    ("csd_example", "world.csd.sensitivity_tournaments", 10),
+    ("csd_example", "world.csd.bye_points", 1.5),
+    ("csd_example", "world.csd.benchmarks", []),
+    ("live_ipd", "world.live.ipd_turns", 0),
+    ("live_ipd", "world.live.payoffs", {"T": float("inf")}),
+    ("live_ipd", "world.live.payoffs", {"R": float("nan")}),
+    ("live_ipd", "world.live.payoffs", {"X": 1}),
+    ("live_ipd", "world.live.bye_points", -0.5),
+    ("live_ipd", "world.participants", [{"name": "a", "model": "default", "skill": 1.5}, {"name": "b", "model": "default"}]),
+    ("live_judge", "world.live.items", [{"question": ""}]),
+])
+def test_out_of_range_numbers_are_refused_by_validate_and_run(base: str, field: str, value, tmp_path: Path) -> None:
+    from test_names import cli
+
+    changes = {**(CSD_BASE if base == "csd_example" else {}), field: value}
+    f = write_scenario(tmp_path, TOURNAMENT / f"{base}.yaml", **changes)
+    for args in (("validate", str(f)), ("run", str(f), "--backend", "scripted", "--run-dir", str(tmp_path / "run"), "--quiet")):
+        code, out = cli(*args)
+        assert code == 2 and "Traceback" not in out, out
+        assert field.split(".")[-1] in out, out
+
+
+@pytest.mark.parametrize(("base", "changes"), [
+    ("live_ipd", {"world.live.payoffs": {"T": 6}}),  # the others keep their defaults
+    ("csd_example", {**CSD_BASE, "world.csd.sensitivity": []}),  # no sweep
+    ("csd_example", {**CSD_BASE, "world.csd.eliminations": 25}),  # more than there are models: one always stays
+])
+def test_edge_values_validate_and_run(base: str, changes: dict, tmp_path: Path) -> None:
+    f = write_scenario(tmp_path, TOURNAMENT / f"{base}.yaml", **changes)
+    run_ok(str(f), "--backend", "scripted", "--steps", "2", "--run-dir", str(tmp_path / "run"), "--quiet")
+
+
+def test_a_live_tournament_needs_no_default_alias(tmp_path: Path) -> None:
+    """Every participant names its model and the judge its alias: population.model ('default') is never used."""
+    from test_names import cli
+
+    f = write_scenario(tmp_path, TOURNAMENT / "live_judge.yaml", models={"a": {"backend": "scripted"}, "j": {"backend": "scripted"}},
+                       population={}, **{"world.live.judge": "j", "world.participants": [{"name": "x", "model": "a"}, {"name": "y", "model": "a"}]})
+    assert cli("validate", str(f))[0] == 0
+    run_ok(str(f), "--run-dir", str(tmp_path / "run"), "--quiet")
+    # A family whose agents do fall back to population.model still needs it, and says where.
+    g = write_scenario(tmp_path, SCENARIOS / "wargame" / "neutral.yaml", models={"a": {"backend": "scripted"}})
+    code, out = cli("validate", str(g))
+    assert code == 2 and "population.model" in out and "unknown model alias 'default'" in out, out
+
+
+@pytest.mark.parametrize(("scorer", "answer", "reference", "correct"), [
+    ("exact", "大阪", "東京", False),  # an ASCII-only normaliser made every CJK answer equal ("" == "")
+    ("exact", "東京。", "東京", True),
+    ("exact", "Zürich!", "zürich", True),
+    ("exact", "ＰＡＲＩＳ", "paris", True),  # NFKC: full-width letters
+    ("contains", "答えは東京です", "東京", True),
+    ("contains", "答えは大阪です", "東京", False),
+    ("exact", "...", "!!!", False),  # punctuation only: nothing to compare
+    ("numeric", "٤٢", "42", True),  # Arabic-Indic digits
+])
+def test_scorers_compare_letters_and_digits_of_every_script(scorer: str, answer: str, reference: str, correct: bool) -> None:
+    from agentsim.scenarios.tournament.world import score_answer
+
+    assert score_answer(scorer, answer, reference) is correct
+
+
+@pytest.mark.parametrize("names", [["__bye__", "a", "b"], ["a", "BYE", "__bye__", "b", "c"]])
+def test_no_player_name_is_taken_for_the_bye(names: list[str]) -> None:
+    pairs, bye = swiss_pairing(dict.fromkeys(names, 0.0), set(), set(), order=names)
+    seen = [p for ab in pairs for p in ab] + [bye]
+    assert sorted(seen) == sorted(names)

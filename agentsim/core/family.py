@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
+from agentsim.core.datafile import DataFileError, FileFormat
+from agentsim.core.names import NamedId, name_problems
 from agentsim.core.world import World
 
 
@@ -27,6 +29,13 @@ class Family:
     - `check(spec, config)`: cross-field problems as (YAML path, message), e.g. unknown model aliases.
     - `create_mind(spec, config)`: optional; the Mind that builds prompts and keeps memories where the agents live
       (core/mind.py). Worlds of a family with a mind may leave `Observation.messages` empty.
+    - `reserved_ids`: the agent ids the family's worlds use themselves (a judge, the world model, a message target);
+      no user-defined id may equal one of them, ignoring case (core/names.py).
+    - `names(spec, config)`: every agent id the scenario defines, with where (`NamedId`: a YAML path, or a data
+      file and row), so `problems` can refuse repeats and reserved ids; may raise `DataFileError` with `.loc` set.
+    - `uses_population_model(spec, config)`: whether some agent falls back to `population.model`; only then must that
+      alias exist (a live tournament whose participants all name their model needs no `default` alias).
+    - `file_formats`: the data files the family reads (core/datafile.py), documented in README's "File formats".
     """
 
     name: str
@@ -38,3 +47,23 @@ class Family:
     agent_ids: Callable[[Any], list[str]] = field(default=lambda config: [])
     check: Callable[[Any, Any], list[tuple[list[str | int], str]]] = field(default=lambda spec, config: [])
     create_mind: Callable[[Any, Any], Any] | None = None
+    reserved_ids: frozenset[str] = frozenset()
+    names: Callable[[Any, Any], list[NamedId]] = field(default=lambda spec, config: [])
+    uses_population_model: Callable[[Any, Any], bool] = field(default=lambda spec, config: True)
+    file_formats: tuple[FileFormat, ...] = ()
+
+    def problems(self, spec: Any, config: Any) -> list[tuple[list[str | int], str]]:
+        """Every cross-field problem of a validated scenario as (YAML path, message): the default model alias when
+        something uses it, the names (repeats, reserved ids; one check for every family), then `check`."""
+        out: list[tuple[list[str | int], str]] = []
+        if self.uses_population_model(spec, config) and spec.population.model not in spec.models:
+            out.append((["population", "model"], f"unknown model alias {spec.population.model!r} (agents without a model of "
+                                                 f"their own use it); defined aliases: {sorted(spec.models)}"))
+        try:
+            named = self.names(spec, config)
+        except DataFileError as e:
+            out.append((list(e.loc), str(e)))
+        else:
+            out.extend(name_problems(named, self.reserved_ids, self.name))
+        out.extend(self.check(spec, config))
+        return out

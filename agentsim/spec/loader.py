@@ -125,7 +125,7 @@ def _cross_checks(spec: ScenarioSpec, world: BaseModel, family: Family, lines: L
             if agent not in agent_ids:
                 loc = ["population", "overrides", agent]
                 out.append(SpecProblem(".".join(loc), f"no agent named {agent!r}; agents: {', '.join(agent_ids)}", lines.line_of(loc) if lines else None))
-    for loc, message in family.check(spec, world):
+    for loc, message in family.problems(spec, world):
         out.append(SpecProblem(".".join(str(p) for p in loc), message, lines.line_of(loc) if lines else None))
     return out
 

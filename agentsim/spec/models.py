@@ -318,10 +318,9 @@ class ScenarioSpec(StrictModel):
 
     @model_validator(mode="after")
     def _aliases_exist(self) -> ScenarioSpec:
+        # population.model is checked by Family.problems, and only when some agent falls back to it.
         known = sorted(self.models)
-        for where, alias in [("population.model", self.population.model)] + [
-            (f"population.overrides.{a}", m) for a, m in self.population.overrides.items()
-        ]:
+        for where, alias in [(f"population.overrides.{a}", m) for a, m in self.population.overrides.items()]:
             if alias not in self.models:
                 raise ValueError(f"{where}: unknown model alias {alias!r}; defined aliases: {known}")
         return self

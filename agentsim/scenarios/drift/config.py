@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from agentsim.core.names import Name
 from agentsim.scenarios.drift.checks import Constraint
 from agentsim.spec.models import StrictModel
 
@@ -26,7 +27,7 @@ class UserSpec(StrictModel):
 
 
 class ArmSpec(StrictModel):
-    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$")
+    name: Name = Field(..., description="Arm label (logged as the conversations' group): any Unicode text (README \"Names\").")
     reminders: list[Annotated[int, Field(ge=2)]] = Field(
         default_factory=list, description="Turns (from 2; turn 1 has the goal in the system prompt) before whose reply the goal is restated."
     )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentsim.core.datafile import FileFormat
 from agentsim.core.family import Family
-from agentsim.scenarios.social.config import HerdVotes, SocialConfig
+from agentsim.core.names import NamedId
+from agentsim.scenarios.social.config import HerdVotes, InjectPost, SocialConfig
 
 
 def _create_world(spec: Any, config: SocialConfig) -> Any:
@@ -36,7 +38,47 @@ def _summary(log: Any) -> dict[str, Any]:
     return out
 
 
+def _known(config: SocialConfig) -> Any:
+    """Whether an id is a user (None: the users file cannot be read; its problems are reported by _names)."""
+    from agentsim.core.datafile import DataFileError
+    from agentsim.scenarios.social.population import load_users, synthetic_known
+
+    if config.users.file is None:
+        return synthetic_known(config.users.count or 0)
+    try:
+        ids = set(load_users(config.users.file, tuple(g.name for g in config.users.groups)).ids)
+    except DataFileError:
+        return None
+    return ids.__contains__
+
+
+def _names(spec: Any, config: SocialConfig) -> list[NamedId]:
+    """The users of a users file (synthetic users are u0..u{n-1}, made by the platform) and the controlled accounts
+    that interventions create: herd voters, and authors of injected posts who are not users."""
+    from agentsim.core.datafile import DataFileError
+    from agentsim.scenarios.social.population import load_users
+
+    out: list[NamedId] = []
+    if config.users.file is not None:
+        loc = ("world", "users", "file")
+        try:
+            users = load_users(config.users.file, tuple(g.name for g in config.users.groups))
+        except DataFileError as e:
+            raise e.at(*loc) from None
+        out += [NamedId(u, loc, str(config.users.file), i, "user_id") for i, u in enumerate(users.ids, start=1)]
+    known = _known(config) or (lambda u: False)
+    controlled: dict[str, NamedId] = {}
+    for i, iv in enumerate(config.interventions):
+        if isinstance(iv, HerdVotes) and not known(iv.voter):  # a voter who is a user: _check says so
+            controlled.setdefault(iv.voter, NamedId(iv.voter, ("world", "interventions", i, "voter")))
+        elif isinstance(iv, InjectPost) and not known(iv.author):
+            controlled.setdefault(iv.author, NamedId(iv.author, ("world", "interventions", i, "author")))
+    return out + list(controlled.values())
+
+
 def _check(spec: Any, config: SocialConfig) -> list[tuple[list[str | int], str]]:
+    from agentsim.core.datafile import DataFileError
+    from agentsim.scenarios.social.population import load_follows, load_posts
     from agentsim.spec.loader import alias_problems
 
     out = alias_problems(
@@ -44,42 +86,58 @@ def _check(spec: Any, config: SocialConfig) -> list[tuple[list[str | int], str]]
         [(["world", "users", "groups", i, "model"], g.model) for i, g in enumerate(config.users.groups)]
         + [(["world", "judge", "model"], config.judge.model if config.judge.enabled else None)],
     )
-    from agentsim.scenarios.social.population import read_table
-
-    ids: set[str] | None = None
-    if config.users.file is not None:
-        try:
-            ids = set(read_table(config.users.file, ("user_id",), "users")["user_id"].astype(str))
-        except ValueError as e:
-            out.append((["world", "users", "file"], str(e)))
+    known = _known(config)
+    if known is None:
+        return out  # the users file is unreadable: _names reported why; nothing else can be checked against it
+    for loc, path, load in ((["world", "network", "follows_file"], config.network.follows_file, load_follows),
+                            (["world", "seed_posts", "file"], config.seed_posts.file, load_posts)):
+        if path is not None:
+            try:
+                load(path, known)
+            except DataFileError as e:
+                out.append((loc, str(e)))
     n = config.users.count
-
-    def known(u: str) -> bool:
-        if ids is not None:
-            return u in ids
-        return n is not None and u.startswith("u") and u[1:].isdigit() and str(int(u[1:])) == u[1:] and int(u[1:]) < n
-
-    for loc, path, cols, what in ((["world", "network", "follows_file"], config.network.follows_file, ("follower", "followee"), "follows"),
-                                  (["world", "seed_posts", "file"], config.seed_posts.file, ("author",), "seed posts")):
-        if path is None:
-            continue
-        try:
-            df = read_table(path, cols + (("content",) if what == "seed posts" else ()), what)
-        except ValueError as e:
-            out.append((loc, str(e)))
-            continue
-        if ids is None and n is None:
-            continue
-        unknown = sorted({str(u) for c in cols for u in df[c].astype(str) if not known(str(u))})
-        if unknown:
-            out.append((loc, f"{path}: {len(unknown)} user id(s) not among the users, e.g. {unknown[:5]}"))
     for agent in spec.population.overrides:
-        if (ids is not None or n is not None) and not known(agent):
-            out.append((["population", "overrides", agent], f"no user named {agent!r} (synthetic users are u0..u{(n or 1) - 1})"))
+        if not known(agent):
+            where = f"synthetic users are u0..u{n - 1}" if n is not None else f"users are those of {config.users.file}"
+            out.append((["population", "overrides", agent], f"no user named {agent!r} ({where})"))
     for i, iv in enumerate(config.interventions):
-        if isinstance(iv, HerdVotes) and (ids is not None or n is not None) and known(iv.voter):
+        if isinstance(iv, HerdVotes) and known(iv.voter):
             out.append((["world", "interventions", i, "voter"], f"{iv.voter!r} is a user; the voter must be a separate controlled account"))
     return out
+
+
+def _uses_population_model(spec: Any, config: SocialConfig) -> bool:
+    """Groups without a model of their own and a judge without its own alias play on population.model."""
+    return any(g.model is None for g in config.users.groups) or (config.judge.enabled and config.judge.model is None)
+
+
+def _file_formats() -> tuple[FileFormat, ...]:
+    from agentsim.scenarios.social.population import (
+        FollowRow,
+        PostRow,
+        UserRow,
+        load_follows,
+        load_posts,
+        load_users,
+    )
+
+    return (
+        FileFormat("Users file", "social", ("world.users.file",), "table", UserRow, "scenarios/social/examples/users.csv",
+                   "The users of a social platform (instead of `world.users.count` synthetic users). Ids are unique and "
+                   f"none is a reserved id ({', '.join(sorted(RESERVED_IDS))}) or a controlled account's.",
+                   read=lambda p: load_users(p, None)),
+        FileFormat("Follows file", "social", ("world.network.follows_file",), "table", FollowRow, "scenarios/social/examples/follows.csv",
+                   "The initial follow network (instead of a generator). Every id must be a user.",
+                   read=lambda p: load_follows(p, None)),
+        FileFormat("Seed posts file", "social", ("world.seed_posts.file",), "table", PostRow, "scenarios/social/examples/posts.csv",
+                   "Posts on the platform before step 0, in time order. Every author must be a user.",
+                   read=lambda p: load_posts(p, None)),
+    )
+
+
+#: The stance judge's agent id (world.JUDGE_ID).
+RESERVED_IDS = frozenset({"judge"})
 
 
 FAMILY = Family(
@@ -91,4 +149,8 @@ FAMILY = Family(
     summary=_summary,
     check=_check,
     create_mind=_create_mind,
+    reserved_ids=RESERVED_IDS,
+    names=_names,
+    uses_population_model=_uses_population_model,
+    file_formats=_file_formats(),
 )

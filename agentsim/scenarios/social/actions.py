@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from functools import cache, lru_cache
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationInfo, create_model, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    ValidationInfo,
+    create_model,
+    model_validator,
+)
+
+from agentsim.core.names import nfc
 
 POST_ACTIONS = {"repost", "quote_post", "like_post", "unlike_post", "dislike_post", "undo_dislike_post", "create_comment"}
 COMMENT_ACTIONS = {"like_comment", "dislike_comment"}
@@ -47,7 +59,8 @@ NEEDS: dict[str, tuple[str, ...]] = {
 }
 _FIELDS: dict[str, Any] = {
     "post_id": (int, Field(..., description="The post (or, for comment actions, the comment) the action is about.")),
-    "user_id": (str, Field(..., min_length=1, description="The user the action is about.")),
+    # NFC, as every id is on load: a model may write "josé" with a combining accent.
+    "user_id": (Annotated[str, AfterValidator(nfc)], Field(..., min_length=1, description="The user the action is about.")),
     "content": (str, Field(..., min_length=1, description="Text of the post, quote or comment.")),
     "query": (str, Field(..., min_length=1, description="Search text.")),
 }
@@ -70,7 +83,7 @@ class _Base(BaseModel):
             uid = self.user_id  # type: ignore[attr-defined]
             legal = ctx.get("users")
             if legal is not None and uid not in legal:
-                raise ValueError(f"user {uid!r} is not one you have seen; choose one of {sorted(legal)[:20]}")
+                raise ValueError(f"user {uid!r} is not one you have seen; choose one of {json.dumps(sorted(legal)[:20], ensure_ascii=False)}")
         return self
 
 

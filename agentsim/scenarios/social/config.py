@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import string
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from agentsim.core.names import Name
 from agentsim.spec.models import StrictModel, scenario_path
 
 ACTIONS = (
@@ -50,21 +52,34 @@ class ActivitySpec(StrictModel):
 class GroupSpec(StrictModel):
     """A population group: synthetic users drawn with these interests, stance, activity and model."""
 
-    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$", description="Group label (logged as the agent's group).")
+    name: Name = Field(..., description="Group label (logged as the agent's group): any Unicode text (README \"Names\").")
     share: float = Field(1.0, gt=0, description="Relative size of the group among synthetic users.")
     interests: list[str] = Field(default_factory=lambda: ["news"], min_length=1, description="Topics its users post about.")
     stance: float = Field(0.0, ge=-1.0, le=1.0, description="Prior opinion on the scenario's issue, -1..1 (persona text and scripted policy).")
-    bio: str = Field("", description="Bio template; {interests} and {name} are filled in.")
+    bio: str = Field("", description="Bio template; {interests} and {name} are filled in (write {{ and }} for literal braces).")
     activity: ActivitySpec | None = Field(None, description="Activity of this group (default: world.time.activity).")
     model: str | None = Field(None, description="Model alias for this group's users (default: population.model).")
     actions: list[ActionName] | None = Field(None, description="Actions this group may use (default: world.actions).")
+
+    @field_validator("bio")
+    @classmethod
+    def _template(cls, v: str) -> str:
+        # The template is filled with str.format for every synthetic user: refuse here what would fail there.
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(v) if f is not None}
+        except ValueError as e:
+            raise ValueError(f"not a valid template ({e}); write {{{{ and }}}} for literal braces") from None
+        unknown = sorted(fields - {"interests", "name"})
+        if unknown:
+            raise ValueError(f"unknown placeholder(s) {unknown}; a bio template may use {{interests}} and {{name}}")
+        return v
 
 
 class UsersSpec(StrictModel):
     """Who is on the platform: synthetic users, or users read from a file."""
 
     count: int | None = Field(None, ge=1, le=50_000_000, description="Number of synthetic users (drawn from the groups).")
-    file: Path | None = Field(None, description="CSV or Parquet with columns user_id[, name, bio, interests (';'-separated), group].")
+    file: Path | None = Field(None, description="CSV or Parquet with columns user_id[, name, bio, interests (';'-separated), group] (README \"File formats\"); relative to the scenario file.")
     groups: list[GroupSpec] = Field(default_factory=lambda: [GroupSpec(name="users")], min_length=1, description="Population groups.")
 
     _paths = field_validator("file")(scenario_path)
@@ -89,7 +104,7 @@ class NetworkSpec(StrictModel):
     k: int = Field(5, ge=0, le=10_000, description="Edges per new node (BA, powerlaw_cluster), neighbours (Watts-Strogatz), or follows per user (random_follows).")
     p: float = Field(0.1, ge=0.0, le=1.0, description="Triangle (powerlaw_cluster), rewiring (Watts-Strogatz) or edge (Erdos-Renyi) probability.")
     homophily: float = Field(0.0, ge=0.0, le=1.0, description="random_follows: share of follows drawn within the user's own group.")
-    follows_file: Path | None = Field(None, description="CSV or Parquet with columns follower, followee (user ids); overrides the generator.")
+    follows_file: Path | None = Field(None, description="CSV or Parquet with columns follower, followee (user ids; README \"File formats\"); overrides the generator.")
 
     _paths = field_validator("follows_file")(scenario_path)
 
@@ -139,7 +154,7 @@ class TimeSpec(StrictModel):
 
 class SeedPostsSpec(StrictModel):
     count: int = Field(0, ge=0, description="Synthetic posts written by random users before step 0 (on their groups' topics).")
-    file: Path | None = Field(None, description="CSV or Parquet with columns author, content[, timestamp (ISO or epoch s)].")
+    file: Path | None = Field(None, description="CSV or Parquet with columns author, content[, timestamp (ISO or epoch s)] (README \"File formats\").")
 
     _paths = field_validator("file")(scenario_path)
 
@@ -149,7 +164,7 @@ class InjectPost(StrictModel):
 
     kind: Literal["inject_post"]
     step: int = Field(..., ge=0, description="Step at whose start the post appears.")
-    author: str = Field(..., min_length=1, description="User id of the author (an existing user, or a new controlled account).")
+    author: Name = Field(..., description="User id of the author (an existing user, or a new controlled account).")
     content: str = Field(..., min_length=1, description="The post's text.")
 
 
@@ -162,7 +177,7 @@ class HerdVotes(StrictModel):
     to_step: int | None = Field(None, ge=0, description="Last step whose new posts are treated (None: all).")
     share: float = Field(1.0, gt=0, le=1.0, description="Share of new posts entered into the experiment.")
     arms: list[Literal["up", "down", "control"]] = Field(default_factory=lambda: ["up", "down", "control"], min_length=1)
-    voter: str = Field("herd_bot", description="Id of the controlled voting account.")
+    voter: Name = Field("herd_bot", description="Id of the controlled voting account (not a user, not a reserved id).")
 
 
 Intervention = Annotated[InjectPost | HerdVotes, Field(discriminator="kind")]

@@ -4,6 +4,7 @@ did. Under Ray it runs in the shard that owns the user."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,7 +68,8 @@ class SocialMind:
             lines.append(f"Post and comment ids you can use: {', '.join(map(str, ids))}.")
         users = (obs.validation_context or {}).get("users")
         if users:
-            lines.append(f"Users you can name: {', '.join(sorted(users)[:20])}.")
+            # Quoted as JSON strings: an id may hold commas, spaces or any script, and must reach the model whole.
+            lines.append(f"Users you can name (user_id): {json.dumps(sorted(users)[:20], ensure_ascii=False)}.")
         lines.append("Choose one action.")
         return [{"role": "system", "content": self.system(v.allowed)}, {"role": "user", "content": "\n".join(lines)}]
 

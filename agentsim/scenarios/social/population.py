@@ -1,28 +1,140 @@
 """Who is on the platform and who follows whom: synthetic populations and networks, or users, follows and posts
-read from CSV/Parquet files. Everything comes back as numpy columns."""
+read from CSV/Parquet files. Everything comes back as numpy columns.
+
+The row models (UserRow, FollowRow, PostRow) are the file formats (README "File formats"): a bad file is refused
+with its file, row, id and field."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from agentsim.core.datafile import check_columns, drop_blank_optionals, read_table, validate_rows
+from agentsim.core.names import Name
 from agentsim.scenarios.social.config import GroupSpec, NetworkSpec, SocialConfig
 from agentsim.scenarios.social.embed import Embedder
 
 
-def read_table(path: Path, required: tuple[str, ...], what: str) -> pd.DataFrame:
-    """A CSV or Parquet file with the required columns, or a ValueError that names the file and what is wrong."""
-    try:
-        df = pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as e:  # pandas raises many types for unreadable files
-        raise ValueError(f"{path}: cannot read the {what} file ({type(e).__name__}: {e})") from e
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path}: the {what} file lacks column(s) {missing}; it has {list(df.columns)}")
-    return df
+class UserRow(BaseModel):
+    """One user of a users file."""
+
+    model_config = ConfigDict(extra="forbid")
+    user_id: Name = Field(..., description="The user's id: its agent id, what others follow and mention; unique in the file, not a reserved id.")
+    name: Name | None = Field(None, description="Display name shown in prompts (default: the id).")
+    bio: str | None = Field(None, description="Profile text (default: 'Interested in <interests>.').")
+    interests: str | list[str] | None = Field(
+        None, description="Topics, separated by ';' (a list in Parquet); the user posts about the first two (default: the group's interests)."
+    )
+    group: Name | None = Field(None, description="One of the scenario's `world.users.groups` (default: the first group); the group gives stance, activity, model and actions.")
+
+    @field_validator("group")
+    @classmethod
+    def _known_group(cls, v: str | None, info: ValidationInfo) -> str | None:
+        groups = (info.context or {}).get("groups")
+        if v is not None and groups is not None and v not in groups:
+            raise ValueError(f"{v!r} is not a group of this scenario; world.users.groups are {list(groups)}")
+        return v
+
+    def topics(self) -> list[str]:
+        raw = self.interests if isinstance(self.interests, list) else (self.interests or "").split(";")
+        return [t.strip() for t in raw if t.strip()]
+
+
+def _known_user(v: str, info: ValidationInfo) -> str:
+    known = (info.context or {}).get("known")
+    if known is not None and not known(v):
+        raise ValueError(f"{v!r} is not among the users")
+    return v
+
+
+class FollowRow(BaseModel):
+    """One follow edge of a follows file (a user following itself is ignored; a repeated edge counts once)."""
+
+    model_config = ConfigDict(extra="forbid")
+    follower: Name = Field(..., description="The user who follows (a user id of the users file, or u<i> for synthetic users).")
+    followee: Name = Field(..., description="The user followed.")
+
+    _known = field_validator("follower", "followee")(_known_user)
+
+
+class PostRow(BaseModel):
+    """One post on the platform before step 0."""
+
+    model_config = ConfigDict(extra="forbid")
+    author: Name = Field(..., description="The author's user id.")
+    content: str = Field(..., min_length=1, description="The post's text.")
+    timestamp: float | None = Field(
+        None, description="When it was posted: ISO 8601 (UTC unless it says otherwise) or Unix epoch seconds (default: a minute before the start)."
+    )
+
+    _known = field_validator("author")(_known_user)
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _time(cls, v: object) -> object:
+        if not isinstance(v, str):
+            return (v if v.tzinfo else v.replace(tzinfo=UTC)).timestamp() if isinstance(v, datetime) else v
+        try:
+            return float(v)
+        except ValueError:
+            pass
+        try:
+            t = datetime.fromisoformat(v.strip())
+        except ValueError:
+            raise ValueError(f"{v!r} is neither ISO 8601 nor epoch seconds") from None
+        return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
+
+
+@dataclass(frozen=True)
+class UsersTable:
+    """A validated users file as columns (row i of the file is index i)."""
+
+    ids: list[str]
+    names: list[str] | None
+    bios: list[str | None]
+    topics: list[list[str]]
+    groups: list[str | None]
+
+
+def load_users(path: Path, groups: tuple[str, ...] | None) -> UsersTable:
+    """The users of a users file; DataFileError names the file, row, id and field of every bad cell (a group not in
+    `groups` included; None skips that check). Repeated and reserved ids are refused by Family.problems."""
+    st = path.stat() if path.exists() else None
+    return _load_users(path, groups, st.st_mtime_ns if st else 0, st.st_size if st else 0)
+
+
+@lru_cache(maxsize=4)
+def _load_users(path: Path, groups: tuple[str, ...] | None, _mtime: int, _size: int) -> UsersTable:
+    columns, raw = read_table(path, "users")
+    check_columns(path, columns, UserRow, "users")
+    rows = validate_rows(path, drop_blank_optionals(raw, UserRow), UserRow, "user_id", context={"groups": groups})
+    names = [r.name or r.user_id for r in rows] if "name" in columns else None
+    return UsersTable([r.user_id for r in rows], names, [r.bio for r in rows], [r.topics() for r in rows], [r.group for r in rows])
+
+
+def load_follows(path: Path, known: Callable[[str], bool] | None) -> list[FollowRow]:
+    """Follow edges; DataFileError names the row of every id `known` refuses (None: no such check)."""
+    columns, raw = read_table(path, "follows")
+    check_columns(path, columns, FollowRow, "follows")
+    return validate_rows(path, raw, FollowRow, "follower", context={"known": known})
+
+
+def load_posts(path: Path, known: Callable[[str], bool] | None) -> list[PostRow]:
+    """Seed posts; DataFileError names the row of every bad timestamp and of every author `known` refuses."""
+    columns, raw = read_table(path, "seed posts")
+    check_columns(path, columns, PostRow, "seed posts")
+    return validate_rows(path, drop_blank_optionals(raw, PostRow), PostRow, "author", context={"known": known})
+
+
+def synthetic_known(n: int) -> Callable[[str], bool]:
+    """Whether an id is one of the synthetic users u0..u{n-1}."""
+    return lambda u: u.startswith("u") and u[1:].isdigit() and str(int(u[1:])) == u[1:] and int(u[1:]) < n
 
 
 @dataclass
@@ -89,42 +201,28 @@ def synthetic_users(config: SocialConfig, n: int, embed: Embedder, rng: np.rando
 
 def file_users(config: SocialConfig, embed: Embedder) -> Population:
     assert config.users.file is not None
-    df = read_table(config.users.file, ("user_id",), "users")
-    ids = df["user_id"].astype(str).tolist()
-    dup = pd.Series(ids)[pd.Series(ids).duplicated()].unique().tolist()
-    if dup:
-        raise ValueError(f"{config.users.file}: user_id repeats: {dup[:5]}")
     groups = list(config.users.groups)
-    names = {g.name: i for i, g in enumerate(groups)}
-    labels = df["group"].astype(str).tolist() if "group" in df.columns else [groups[0].name] * len(ids)
-    for lab in labels:
-        if lab not in names:  # groups named only in the file get the defaults
-            names[lab] = len(groups)
-            groups.append(GroupSpec(name=lab))
-    group = np.array([names[lab] for lab in labels], np.int16)
-    raw_interests = df["interests"].astype(str).tolist() if "interests" in df.columns else [""] * len(ids)
-    per_user = [[t.strip() for t in s.split(";") if t.strip()] or list(groups[g].interests) for s, g in zip(raw_interests, group, strict=True)]
+    index = {g.name: i for i, g in enumerate(groups)}
+    users = load_users(config.users.file, tuple(index))
+    ids = users.ids
+    group = np.array([index[g] if g is not None else 0 for g in users.groups], np.int16)
+    per_user = [ts or list(groups[g].interests) for ts, g in zip(users.topics, group, strict=True)]
     topics = list(dict.fromkeys(t for ts in per_user for t in ts))
     tindex = {t: i for i, t in enumerate(topics)}
     interests = np.array([[tindex[ts[0]], tindex[ts[min(1, len(ts) - 1)]]] for ts in per_user], np.int32).reshape(-1, 2)
-    bios = df["bio"].astype(str).tolist() if "bio" in df.columns else [f"Interested in {', '.join(ts)}." for ts in per_user]
+    bios = [b if b is not None else f"Interested in {', '.join(ts)}." for b, ts in zip(users.bios, per_user, strict=True)]
     stance = np.array([groups[g].stance for g in group], np.float32)
     vec = _normalise(embed([f"{b} {' '.join(ts)}" for b, ts in zip(bios, per_user, strict=True)]))
-    names = df["name"].astype(str).tolist() if "name" in df.columns else None
-    return Population(ids, group, groups, interests, topics, stance, vec, bios, {u: i for i, u in enumerate(ids)}, names)
+    return Population(ids, group, groups, interests, topics, stance, vec, bios, {u: i for i, u in enumerate(ids)}, users.names)
 
 
 def follow_edges(net: NetworkSpec, pop: Population, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(follower, followee) index arrays."""
     n = len(pop)
     if net.follows_file is not None:
-        df = read_table(net.follows_file, ("follower", "followee"), "follows")
-        a = [pop.idx(str(u)) for u in df["follower"]]
-        b = [pop.idx(str(u)) for u in df["followee"]]
-        unknown = sorted({str(u) for u, i in zip(list(df["follower"]) + list(df["followee"]), a + b, strict=True) if i is None})
-        if unknown:
-            raise ValueError(f"{net.follows_file}: {len(unknown)} user id(s) not among the users, e.g. {unknown[:5]}")
-        return np.array(a, np.int64), np.array(b, np.int64)
+        edges = load_follows(net.follows_file, lambda u: pop.idx(u) is not None)
+        return (np.array([pop.idx(e.follower) for e in edges], np.int64).reshape(-1),
+                np.array([pop.idx(e.followee) for e in edges], np.int64).reshape(-1))
     if net.generator == "none" or n < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     if net.generator == "random_follows":
@@ -157,21 +255,8 @@ def follow_edges(net: NetworkSpec, pop: Population, seed: int) -> tuple[np.ndarr
 
 
 def seed_posts_file(path: Path, pop: Population, start_epoch: float) -> tuple[list[int], list[str], list[float]]:
-    df = read_table(path, ("author", "content"), "seed posts")
-    authors = [pop.idx(str(a)) for a in df["author"]]
-    unknown = sorted({str(a) for a, i in zip(df["author"], authors, strict=True) if i is None})
-    if unknown:
-        raise ValueError(f"{path}: {len(unknown)} author id(s) not among the users, e.g. {unknown[:5]}")
-    if "timestamp" in df.columns:
-        ts = df["timestamp"].astype(str)
-        num = pd.to_numeric(ts, errors="coerce")
-        parsed = pd.to_datetime(ts.where(num.isna()), utc=True, errors="coerce")
-        times = num.where(num.notna(), parsed.map(lambda t: t.timestamp() if pd.notna(t) else np.nan))
-        bad = ts[times.isna()].tolist()
-        if bad:
-            raise ValueError(f"{path}: timestamp(s) neither ISO 8601 nor epoch seconds, e.g. {bad[:3]}")
-        times = times.astype(float).tolist()
-    else:
-        times = [start_epoch - 60.0] * len(authors)
-    order = np.argsort(np.asarray(times), kind="stable")
-    return [int(authors[i]) for i in order], [str(df["content"].iloc[i]) for i in order], [float(times[i]) for i in order]
+    posts = load_posts(path, lambda u: pop.idx(u) is not None)
+    authors = [pop.idx(p.author) for p in posts]
+    times = [p.timestamp if p.timestamp is not None else start_epoch - 60.0 for p in posts]
+    order = np.argsort(np.asarray(times, dtype=float), kind="stable")
+    return [int(authors[i]) for i in order], [posts[i].content for i in order], [float(times[i]) for i in order]  # type: ignore[arg-type]

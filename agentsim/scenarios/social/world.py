@@ -93,7 +93,9 @@ class SocialWorld:
         self.dislikes = EdgeSet()
         self.posts = Posts(self.embed.dim)
         self.latest_post = np.full(n, -1, np.int64)
-        self.info: dict[int, str] = {}
+        # What a user asked for last time (search results, trends), shown next time: the text, and the ids it
+        # names, kept as ids (parsing "@name" back out of the text cannot work for every Unicode id).
+        self.info: dict[int, tuple[str, tuple[str, ...]]] = {}
         self.judged_upto = 0
         self.seeded = False
         # Accounts that act only through interventions (not users; they never get a feed).
@@ -178,7 +180,7 @@ class SocialWorld:
         return {
             "follows": self.follows.keys.copy(), "mutes": self.mutes.keys.copy(), "likes": self.likes.keys.copy(),
             "dislikes": self.dislikes.keys.copy(), "posts": self.posts.get_state(), "latest_post": self.latest_post.copy(),
-            "info": {str(k): v for k, v in self.info.items()},
+            "info": {str(k): [text, list(users)] for k, (text, users) in self.info.items()},
             "judged_upto": self.judged_upto, "seeded": self.seeded,
         }
 
@@ -187,7 +189,8 @@ class SocialWorld:
         self.likes, self.dislikes = EdgeSet(state["likes"]), EdgeSet(state["dislikes"])
         self.posts.set_state(state["posts"])
         self.latest_post = np.asarray(state["latest_post"], np.int64)
-        self.info = {int(k): v for k, v in state["info"].items()}
+        # Checkpoints before mentions were kept as ids hold the text alone.
+        self.info = {int(k): (v, ()) if isinstance(v, str) else (v[0], tuple(v[1])) for k, v in state["info"].items()}
         self.judged_upto, self.seeded = int(state["judged_upto"]), bool(state["seeded"])
 
     # -- platform phase: seeding and interventions ---------------------------------------------------------------
@@ -346,8 +349,8 @@ class SocialWorld:
             following = self.follows.neighbours(u)
             fset = frozenset(self.pop.ids[f] for f in following.tolist()) if following.size < 200 else frozenset()
             seen_users = {it.author for it in fitems} | {c[1] for it in fitems for c in it.comments} | set(fset)
-            info = self.info.pop(u, "")
-            seen_users |= set(_mentioned(info))
+            info, mentioned = self.info.pop(u, ("", ()))
+            seen_users |= set(mentioned)
             if u < self.n_users:
                 muted = self.mutes.neighbours(u)
                 seen_users |= {self.user_id(m) for m in muted.tolist()}
@@ -469,7 +472,8 @@ class SocialWorld:
         for j, (u, act, text, rid) in enumerate(queries):
             if act == "search_posts":
                 hits = pool[np.argsort(-(self.posts.emb.a[pool] @ q[j]), kind="stable")[:3]] if pool.size else np.zeros(0, np.int64)
-                lines = [f"[post {p}] @{self.user_id(int(self.posts.author[p]))}: {self.posts.text[p]}" for p in hits.tolist()]
+                named = [self.user_id(int(self.posts.author[p])) for p in hits.tolist()]
+                lines = [f"[post {p}] @{a}: {self.posts.text[p]}" for p, a in zip(hits.tolist(), named, strict=True)]
             else:
                 best = np.full(3, -1, np.int64)
                 best_s = np.full(3, -np.inf)
@@ -481,15 +485,17 @@ class SocialWorld:
                     cand_s = np.concatenate([best_s, s[top]])
                     keep = np.argsort(-cand_s, kind="stable")[:3]
                     best, best_s = cand_i[keep], cand_s[keep]
+                named = [self.pop.ids[i] for i in best.tolist() if i >= 0 and i != u]
                 lines = [f"@{self.pop.ids[i]}: {self.pop.bio(i)}" for i in best.tolist() if i >= 0 and i != u]
-            self.info[u] = f'Results of your search "{text}":\n' + ("\n".join(lines) if lines else "(nothing found)")
+            self.info[u] = (f'Results of your search "{text}":\n' + ("\n".join(lines) if lines else "(nothing found)"), tuple(named))
             ctx.emit(self.pop.ids[u], act, None, {"query": text, "results": len(lines)}, None, rid)
 
-    def _trend(self, ctx: StepContext) -> str:
+    def _trend(self, ctx: StepContext) -> tuple[str, tuple[str, ...]]:
         pool = self._pool(ctx.sim_time)
         top = pool[np.argsort(-self.posts.likes[pool], kind="stable")[:3]] if pool.size else []
-        lines = [f"[post {p}] @{self.user_id(int(self.posts.author[p]))} ({self.posts.likes[p]} likes): {self.posts.text[p]}" for p in top]
-        return "Trending posts:\n" + ("\n".join(lines) if lines else "(none)")
+        authors = [self.user_id(int(self.posts.author[p])) for p in top]
+        lines = [f"[post {p}] @{a} ({self.posts.likes[p]} likes): {self.posts.text[p]}" for p, a in zip(top, authors, strict=True)]
+        return "Trending posts:\n" + ("\n".join(lines) if lines else "(none)"), tuple(authors)
 
     # -- judge phase ----------------------------------------------------------------------------------------------
     def _observe_judge(self, ctx: StepContext) -> list[Observation]:
@@ -519,8 +525,3 @@ class SocialWorld:
                 ctx.emit(JUDGE_ID, "judge_stance", f"p{p}", {"post_id": p, "stance": int(d.action.stance)},
                          int(self.posts.event_id[p]), d.request_id)
 
-
-def _mentioned(info: str) -> list[str]:
-    import re
-
-    return re.findall(r"@([A-Za-z0-9_.-]+)", info)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentsim.core.datafile import DataFileError, FileFormat
 from agentsim.core.family import Family
+from agentsim.core.names import NamedId
 from agentsim.scenarios.tournament.config import TournamentConfig
 
 
@@ -32,6 +34,22 @@ def _agent_ids(config: TournamentConfig) -> list[str]:
     return [p.name for p in config.participants]
 
 
+def _names(spec: Any, config: TournamentConfig) -> list[NamedId]:
+    """Live: the participants (YAML); CSD: the models of the score table (file and row)."""
+    if config.mode == "live":
+        return [NamedId(p.name, ("world", "participants", i, "name")) for i, p in enumerate(config.participants)]
+    if config.csd is None:
+        return []
+    from agentsim.scenarios.tournament.files import load_score_table
+
+    loc = ("world", "csd", "scores_file")
+    try:
+        table = load_score_table(config.csd.scores_file, config.csd.benchmarks)
+    except DataFileError as e:
+        raise e.at(*loc) from None
+    return [NamedId(m, loc, str(config.csd.scores_file), row, "model") for m, row in zip(table.models, table.rows, strict=True)]
+
+
 def _check(spec: Any, config: TournamentConfig) -> list[tuple[list[str | int], str]]:
     from agentsim.spec.loader import alias_problems
 
@@ -42,15 +60,52 @@ def _check(spec: Any, config: TournamentConfig) -> list[tuple[list[str | int], s
 
         try:
             _, benchmarks, _ = read_score_table(str(config.csd.scores_file), config.csd.benchmarks)
-        except ValueError as e:
-            out.append((["world", "csd", "scores_file"], str(e)))
+        except DataFileError:
+            pass  # reported by _names
         else:
             el = config.csd.eliminations
             if isinstance(el, list) and len(el) != len(benchmarks):
                 out.append((["world", "csd", "eliminations"], f"{len(el)} entries for {len(benchmarks)} rounds (one per benchmark)"))
+    live = config.live
+    if config.mode == "live" and live is not None:
+        from agentsim.scenarios.tournament.world import load_items
+
+        try:
+            items = load_items(live)
+        except DataFileError as e:
+            out.append((["world", "live", "items_file"], str(e)))
+        else:
+            if live.match == "benchmark":
+                where = f"{live.items_file} row" if not live.items and live.items_file else "world.live.items entry"
+                out.extend((["world", "live", "items_file" if not live.items and live.items_file else "items"],
+                            f"{where} {i}: field answer: a benchmark item needs a reference answer")
+                           for i, item in enumerate(items, start=1) if not item.answer.strip())
     return out
 
 
+def _file_formats() -> tuple[FileFormat, ...]:
+    from agentsim.scenarios.tournament.config import Item
+    from agentsim.scenarios.tournament.files import LongScoreRow, WideScoreRow, load_score_table, read_items
+
+    return (
+        FileFormat("Score table, wide", "tournament", ("world.csd.scores_file",), "table", WideScoreRow,
+                   "scenarios/tournament/example_scores.csv",
+                   "Per-benchmark scores for CSD: one row per model, one column per benchmark (rounds in column order, "
+                   "or `world.csd.benchmarks`). At least 2 models; model names are unique.", read=load_score_table),
+        FileFormat("Score table, long", "tournament", ("world.csd.scores_file",), "table", LongScoreRow,
+                   "scenarios/tournament/examples/scores_long.csv",
+                   "The same scores one per row, chosen when the table has `benchmark` and `score` columns; every model "
+                   "needs exactly one score on every benchmark.", read=load_score_table),
+        FileFormat("Benchmark items", "tournament", ("world.live.items_file",), "jsonl or csv", Item,
+                   "scenarios/tournament/examples/items.jsonl",
+                   "Items of a live tournament, one per round (cycling): JSONL with one object per line, or CSV with "
+                   "a header (`.jsonl` files are JSONL, any other name CSV). `match: benchmark` needs every answer.", read=read_items,
+                   notes=("A CSV example: [`scenarios/tournament/examples/items.csv`](scenarios/tournament/examples/items.csv).",)),
+    )
+
+
+#: The live judge's agent id (world.JUDGE_ID).
+RESERVED_IDS = frozenset({"Judge"})
 FAMILY = Family(
     name="tournament",
     description="Swiss-system tournaments: live matches through the backends, or CSD Monte Carlo over score tables.",
@@ -60,4 +115,9 @@ FAMILY = Family(
     summary=_summary,
     agent_ids=_agent_ids,
     check=_check,
+    reserved_ids=RESERVED_IDS,
+    names=_names,
+    # Participants name their model and the judge its alias; CSD asks no model: population.model is never used.
+    uses_population_model=lambda spec, config: False,
+    file_formats=_file_formats(),
 )

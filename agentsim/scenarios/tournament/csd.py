@@ -162,38 +162,11 @@ def _simulate_chunk(
 
 
 def read_score_table(path: str, benchmarks: Sequence[str] | None = None) -> tuple[list[str], list[str], np.ndarray]:
-    """A CSV or Parquet score table: wide (a `model` column and one column per benchmark) or long (`model`,
-    `benchmark`, `score`). Returns models, benchmarks (in round order) and the (M, K) scores."""
-    from pathlib import Path
+    """Models, benchmarks (in round order) and the (M, K) scores of a score table (see files.load_score_table)."""
+    from agentsim.scenarios.tournament.files import load_score_table
 
-    p = Path(path)
-    if not p.exists():
-        raise ValueError(f"{p}: file not found")
-    try:
-        df = pd.read_parquet(p) if p.suffix in (".parquet", ".pq") else pd.read_csv(p)
-    except Exception as e:
-        raise ValueError(f"{p}: cannot read the score table ({e})") from e
-    if "model" not in df.columns:
-        raise ValueError(f"{p}: needs a 'model' column; columns are {list(df.columns)}")
-    if {"benchmark", "score"} <= set(df.columns):
-        dup = df.duplicated(["model", "benchmark"])
-        if dup.any():
-            raise ValueError(f"{p}: duplicate (model, benchmark) rows, e.g. {df[dup].iloc[0][['model', 'benchmark']].tolist()}")
-        order = list(dict.fromkeys(df["benchmark"]))
-        df = df.pivot(index="model", columns="benchmark", values="score").reindex(columns=order).reset_index()
-    if df["model"].duplicated().any():
-        raise ValueError(f"{p}: model {df.loc[df['model'].duplicated(), 'model'].iloc[0]!r} appears twice")
-    cols = [c for c in df.columns if c != "model"]
-    if benchmarks is not None:
-        missing = [b for b in benchmarks if b not in cols]
-        if missing:
-            raise ValueError(f"{p}: benchmarks {missing} not in the table; it has {cols}")
-        cols = list(benchmarks)
-    values = df[cols].apply(pd.to_numeric, errors="coerce")
-    if values.isna().any().any():
-        r, c = np.argwhere(values.isna().to_numpy())[0]
-        raise ValueError(f"{p}: score of {df['model'].iloc[r]!r} on {cols[c]!r} is missing or not a number")
-    return df["model"].astype(str).tolist(), [str(c) for c in cols], values.to_numpy(dtype=float)
+    t = load_score_table(path, benchmarks)
+    return t.models, t.benchmarks, t.scores
 
 
 def failure_sensitivity(

@@ -12,7 +12,15 @@ from collections.abc import Mapping, Sequence
 
 import networkx as nx
 
-BYE = "__bye__"
+
+class _Bye:
+    """The bye's node in the pairing graph: an object, not a string, so no player's name can be taken for it."""
+
+    def __repr__(self) -> str:
+        return "BYE"
+
+
+BYE = _Bye()
 
 
 def swiss_pairing(
@@ -54,8 +62,8 @@ def swiss_pairing(
             break
     pairs, bye = [], None
     for a, b in matching:
-        if BYE in (a, b):
-            bye = b if a == BYE else a
+        if a is BYE or b is BYE:
+            bye = b if a is BYE else a
         else:
             pairs.append((a, b) if rank[a] <= rank[b] else (b, a))
     pairs.sort(key=lambda ab: rank[ab[0]])

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import re
+import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -19,6 +17,7 @@ from agentsim.scenarios.tournament import csd
 from agentsim.scenarios.tournament.config import Item, LiveSpec, Participant, TournamentConfig
 from agentsim.scenarios.tournament.swiss import swiss_pairing
 
+#: The judge's agent id; reserved (TournamentFamily.reserved_ids), so no participant can take it.
 JUDGE_ID = "Judge"
 
 
@@ -68,7 +67,7 @@ class CSDWorld:
         for name, e, s in zip(self.models, mean, se, strict=True):
             ctx.metric("expected_score", e, agent_id=name)
             ctx.metric("std_error", s, agent_id=name)
-        if ctx.step == self.steps - 1:
+        if ctx.step == self.steps - 1 and self.spec.sensitivity:
             sweep = csd.failure_sensitivity(self.scores, self.models, self.spec.sensitivity, self.spec.sensitivity_tournaments,
                                             seed=int(make_rng(self.seed, "sensitivity").integers(2**63)), ties=self.spec.ties,
                                             bye_points=self.spec.bye_points)
@@ -115,18 +114,20 @@ class MatchView:
 
 
 def _normalise(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+    # Letters and digits of every script count (an ASCII-only pattern would reduce "東京" and "大阪" to the same "").
+    return " ".join(re.sub(r"[\W_]+", " ", unicodedata.normalize("NFKC", text).casefold()).split())
 
 
 def score_answer(scorer: str, answer: str, reference: str) -> bool:
-    """exact: equal after lower-casing and dropping punctuation; contains: the reference appears in the answer;
-    numeric: the first number in the answer equals the reference number."""
+    """exact: equal after case-folding, NFKC and dropping punctuation (letters and digits of any script stay);
+    contains: the reference appears in the answer; numeric: the first number in the answer equals the reference."""
     if not reference:
         return False
+    ref = _normalise(reference)
     if scorer == "exact":
-        return _normalise(answer) == _normalise(reference)
+        return bool(ref) and _normalise(answer) == ref
     if scorer == "contains":
-        return _normalise(reference) in _normalise(answer)
+        return bool(ref) and ref in _normalise(answer)
     m = re.search(r"-?\d+(?:\.\d+)?", answer.replace(",", ""))
     try:
         return m is not None and abs(float(m.group()) - float(reference)) < 1e-9
@@ -137,12 +138,9 @@ def score_answer(scorer: str, answer: str, reference: str) -> bool:
 def load_items(spec: LiveSpec) -> list[Item]:
     if spec.items or spec.items_file is None:
         return list(spec.items)
-    path = Path(spec.items_file)
-    if path.suffix == ".jsonl":
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    else:
-        rows = list(csv.DictReader(path.read_text().splitlines()))
-    return [Item(question=str(r["question"]), answer=str(r.get("answer", ""))) for r in rows]
+    from agentsim.scenarios.tournament.files import read_items
+
+    return read_items(spec.items_file)
 
 
 class LiveWorld:
@@ -212,7 +210,7 @@ class LiveWorld:
             turn = len(self._moves[self.pairs[0][0]]) if self.pairs else 0
             pay = self.spec.payoffs
             rules = (f"You play an iterated prisoner's dilemma, move {turn + 1} of {self.spec.ipd_turns}. Payoffs: both cooperate "
-                     f"{pay['R']} each; both defect {pay['P']} each; a defector against a cooperator gets {pay['T']}, the cooperator {pay['S']}.")
+                     f"{pay.R} each; both defect {pay.P} each; a defector against a cooperator gets {pay.T}, the cooperator {pay.S}.")
             for a, b in self.pairs:
                 for me, other in ((a, b), (b, a)):
                     p = self.participants[me]
@@ -255,8 +253,8 @@ class LiveWorld:
                 ctx.emit(b, "move", a, {"move": mb}, request_id=by_agent[b].request_id)
             if phase == self.phases[-1]:
                 pay = self.spec.payoffs
-                table = {("C", "C"): (pay["R"], pay["R"]), ("C", "D"): (pay["S"], pay["T"]),
-                         ("D", "C"): (pay["T"], pay["S"]), ("D", "D"): (pay["P"], pay["P"])}
+                table = {("C", "C"): (pay.R, pay.R), ("C", "D"): (pay.S, pay.T),
+                         ("D", "C"): (pay.T, pay.S), ("D", "D"): (pay.P, pay.P)}
                 for a, b in self.pairs:
                     pa = sum(table[x, y][0] for x, y in zip(self._moves[a], self._moves[b], strict=True))
                     pb = sum(table[x, y][1] for x, y in zip(self._moves[a], self._moves[b], strict=True))

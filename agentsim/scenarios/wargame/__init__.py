@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentsim.core.datafile import FileFormat
 from agentsim.core.family import Family
+from agentsim.core.names import NamedId
 from agentsim.scenarios.wargame.config import WargameConfig
 
 
@@ -29,9 +31,36 @@ def _summary(log: Any) -> dict[str, Any]:
 
 
 def _agent_ids(config: WargameConfig) -> list[str]:
+    from agentsim.core.datafile import DataFileError
     from agentsim.scenarios.wargame.data import load_nations
 
-    return [n.name for n in load_nations(config.nations_file)]
+    try:
+        return [n.name for n in load_nations(config.nations_file)]
+    except DataFileError:
+        return []  # the file's problems are reported by _names
+
+
+def _names(spec: Any, config: WargameConfig) -> list[NamedId]:
+    from agentsim.core.datafile import DataFileError
+    from agentsim.scenarios.wargame.data import load_actions, load_nations
+
+    loc = ("world", "nations_file") if config.nations_file else ("world",)
+    try:
+        nations = load_nations(config.nations_file)
+    except DataFileError as e:
+        raise e.at(*loc) from None
+    try:
+        load_actions(config.actions_file)
+    except DataFileError as e:
+        raise e.at("world", "actions_file") from None
+    file = str(config.nations_file) if config.nations_file else None
+    return [NamedId(n.name, loc, file, i + 1 if file else None, "name") for i, n in enumerate(nations)]
+
+
+def _uses_population_model(spec: Any, config: WargameConfig) -> bool:
+    """Nations without an override and a world model without its own alias play on population.model."""
+    wm = config.world_model
+    return (wm.enabled and wm.model is None) or set(_agent_ids(config)) - set(spec.population.overrides) != set()
 
 
 def _check(spec: Any, config: WargameConfig) -> list[tuple[list[str | int], str]]:
@@ -40,6 +69,22 @@ def _check(spec: Any, config: WargameConfig) -> list[tuple[list[str | int], str]
     return alias_problems(spec, [(["world", "world_model", "model"], config.world_model.model)])
 
 
+def _file_formats() -> tuple[FileFormat, ...]:
+    from agentsim.scenarios.wargame.data import ActionDef, Effect, NationDef, load_actions, load_nations
+
+    return (
+        FileFormat("Nations file", "wargame", ("world.nations_file",), "yaml", NationDef, "scenarios/wargame/examples/nations.yaml",
+                   "The nations of a wargame (default: the study's 8 nations). At least 2 nations; names are unique and "
+                   f"none is a reserved id ({', '.join(sorted(RESERVED_IDS))}).", read=load_nations, list_key="nations"),
+        FileFormat("Actions file", "wargame", ("world.actions_file",), "yaml", ActionDef, "scenarios/wargame/examples/actions.yaml",
+                   "The actions nations may take (default: the study's 27). Names are unique; one action must be named "
+                   "`Message` (every message is logged as it) and at least one other must exist.",
+                   read=load_actions, list_key="actions", models=(Effect,)),
+    )
+
+
+#: The world model's agent id and the public-message target (world.WORLD_MODEL_ID, actions.WORLD).
+RESERVED_IDS = frozenset({"WorldModel", "World"})
 FAMILY = Family(
     name="wargame",
     description="Nations escalating or de-escalating; escalation scores after Rivera et al. (2024).",
@@ -49,4 +94,8 @@ FAMILY = Family(
     summary=_summary,
     agent_ids=_agent_ids,
     check=_check,
+    reserved_ids=RESERVED_IDS,
+    names=_names,
+    uses_population_model=_uses_population_model,
+    file_formats=_file_formats(),
 )

@@ -8,6 +8,8 @@ reference point for how far an LLM population departs from simple reciprocity.
 
 from __future__ import annotations
 
+import functools
+import typing
 from typing import Any
 
 import numpy as np
@@ -43,7 +45,21 @@ def _rating(static: dict[str, Any], key: str, default: float = 5.0) -> float:
         return default / 10.0
 
 
+@functools.cache
+def _allowed(turn_model: Any) -> tuple[str, ...]:
+    """The action names the world's turn model accepts (an actions file may hold other actions than the study's)."""
+    action = typing.get_args(turn_model.model_fields["actions"].annotation)[0]
+    return typing.get_args(action.model_fields["action_name"].annotation)
+
+
+def _only(pool: tuple[str, ...], allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """The pool's actions that exist in this scenario; all of its actions when none of the pool's do."""
+    return tuple(a for a in pool if a in allowed) or allowed
+
+
 def nation_turn(view: NationView, rng: np.random.Generator) -> Any:
+    allowed = _allowed(view.turn_model)
+    retaliation, defence = _only(RETALIATION, allowed), _only(DEFENCE, allowed)
     aggression = _rating(view.static, "aggression")
     force = _rating(view.static, "willingness to use force")
     others = [n for n in view.nations if n != view.name]
@@ -54,12 +70,12 @@ def nation_turn(view: NationView, rng: np.random.Generator) -> Any:
         if len(actions) >= view.max_actions:
             break
         if rng.random() < 0.25 + 0.6 * force:
-            severity = min(int(rng.random() * (1 + 4 * aggression)), len(RETALIATION) - 1)
-            actions.append({"action_name": RETALIATION[severity], "target_nation": enemy})
+            severity = min(int(rng.random() * (1 + 4 * aggression)), len(retaliation) - 1)
+            actions.append({"action_name": retaliation[severity], "target_nation": enemy})
         else:
-            actions.append({"action_name": DEFENCE[int(rng.integers(len(DEFENCE)))], "target_nation": enemy})
+            actions.append({"action_name": defence[int(rng.integers(len(defence)))], "target_nation": enemy})
     while len(actions) < min(view.max_actions, 1 + int(rng.integers(0, 3))):
-        pool = POSTURING if rng.random() < 0.15 + 0.5 * aggression else COOPERATION
+        pool = _only(POSTURING if rng.random() < 0.15 + 0.5 * aggression else COOPERATION, allowed)
         name = pool[int(rng.integers(len(pool)))]
         # self-directed actions name the actor (as the study asks for Wait); the rest another nation
         target = view.name if view.target_kinds.get(name) == "any" else others[int(rng.integers(len(others)))]
