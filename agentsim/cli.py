@@ -134,10 +134,11 @@ def _execute(sc, run_dir: Path, replay_from: Path | None, quiet: bool, resume: b
             shards, _ = make_shards(spec, sc.family.scripted_policy, str(replay_from.resolve()) if replay_from else None, log=log)
             policy = ShardedPolicy(shards)
         else:
-            router = build_backend(spec.models, sc.family.scripted_policy, replay_from=replay_from, log=log)
+            router = build_backend(spec.models, sc.family.scripted_policy, replay_from=replay_from, log=log,
+                                   expect=spec.model_dump(mode="json"))
             model_paths = {a: b.model_path(a) for a, b in router.backend_for_alias.items() if hasattr(b, "model_path")}
     except BackendError as e:
-        _fail(str(e), code=3)
+        _fail(str(e), code=e.exit_code)
     progress = RunProgress(spec.steps, console=err, enabled=not quiet)
     try:
         runtime = LocalRuntime(sc, router, run_dir, progress=progress, model_paths=model_paths, resume=resume,
@@ -157,6 +158,10 @@ def _execute(sc, run_dir: Path, replay_from: Path | None, quiet: bool, resume: b
         err.print(f"Resuming {run_dir} at step {runtime.start_step + 1} of {spec.steps}", soft_wrap=True)
     try:
         result = runtime.run()
+    except BackendError as e:  # a backend that stopped serving mid-run: the run is resumable, no traceback
+        at = runtime.meta.get("error", {}).get("resume_at_step")
+        where = f" from the checkpoint at step {at + 1}" if at is not None else ""
+        _fail(f"{e}\nOnce it serves again, continue{where} with: agentsim resume {run_dir}", code=e.exit_code)
     except Exception:
         err.print(f"[red]The run failed[/red]; {run_dir} holds every completed step. Resume with: agentsim resume {run_dir}", soft_wrap=True)
         raise
@@ -174,6 +179,10 @@ def _execute(sc, run_dir: Path, replay_from: Path | None, quiet: bool, resume: b
             soft_wrap=True,
         )
         raise typer.Exit(130)
+    if result.status == "no_valid_answers":
+        err.print(f"[red]No valid answer[/red]: every agent answer of this run was invalid (see llm_calls.error in "
+                  f"{result.run_dir})", soft_wrap=True)
+        raise typer.Exit(4)
 
 
 _CHECKPOINT_ADVICE = ("To run it again from step 0, delete {ck} and run `agentsim resume {run_dir}` (the steps logged "

@@ -1,4 +1,5 @@
-"""The openai backend against a real vLLM OpenAI-compatible server on 127.0.0.1 (tiny model), plus retries."""
+"""The openai backend against a real vLLM OpenAI-compatible server on 127.0.0.1 (tiny model), plus retries, and
+against a fake server on 127.0.0.1 that answers in every shape a server can send."""
 
 from __future__ import annotations
 
@@ -10,17 +11,20 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from agentsim.llm.openai_backend import OpenAIBackend
-from agentsim.llm.types import LLMRequest
+from agentsim.llm.types import LLMRequest, LLMResult
 from agentsim.logs.reader import RunLog
 from agentsim.spec.models import ModelSpec, SamplingSpec
 
 from conftest import SCENARIOS, write_scenario
+from test_backend_faults import Reply, completion, good, ipd_scenario, serve
+from test_backend_faults import cli as fault_cli
 from test_runs import agentsim_cli
 
 pytestmark = pytest.mark.vllm
@@ -147,3 +151,98 @@ def test_retries_with_backoff_on_429_and_5xx() -> None:
         assert (res.prompt_tokens, res.completion_tokens) == (5, 3)
     finally:
         server.shutdown()
+
+
+# -- every shape of answer a server can send is that request's error, never the run's --------------------------------
+# (id, the server's reply, what llm_calls.error says; None: the answer is usable)
+SHAPES = [
+    ("empty-choices", Reply(body={**completion(), "choices": []}), "choices: List should have at least 1 item"),
+    ("missing-message", Reply(body={**completion(), "choices": [{"index": 0, "finish_reason": "stop"}]}),
+     "choices.0.message: Field required"),
+    ("tool-calls", Reply(body=completion(None, "tool_calls", tool_calls=[
+        {"id": "t", "type": "function", "function": {"name": "play", "arguments": '{"move": "C"}'}}])),
+     "called tools (play) instead of answering with text"),
+    ("refusal", Reply(body=completion(None, refusal="I cannot help with that.")), "the model refused: I cannot help"),
+    ("content-null", Reply(body=completion(None)), "empty answer"),
+    ("content-filter", Reply(body=completion("", "content_filter")), "content filter withheld the answer"),
+    ("length", Reply(body=completion('{"move": ', "length")), "cut off at max_tokens (16)"),
+    ("html", Reply(body="<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"),
+     "unusable answer from the server (HTTP 200, text/html): not JSON"),
+    ("not-json", Reply(body="{'choices': oops"), "(HTTP 200, application/json): not JSON"),
+    ("empty-body", Reply(body=b""), "not JSON"),
+    ("truncated", Reply(body=completion(), cut_at=40), "the connection failed during the answer"),
+    ("json-array", Reply(body=[completion()]), "not a chat completion"),
+    ("choices-not-a-list", Reply(body={**completion(), "choices": "C"}), "choices: Input should be a valid array"),
+    ("content-a-number", Reply(body=completion(42)), "choices.0.message.content: Input should be a valid string"),
+    ("usage-wrong-type", Reply(body={**completion(), "usage": "lots"}), "usage: Input should be an object"),
+    ("no-usage", Reply(body=completion(usage=False)), None),
+    ("unknown-fields", Reply(body={**completion(), "x_server": {"gpu": 3}, "choices": [
+        {**completion()["choices"][0], "stop_reason": None, "extra": [1, 2]}]}), None),
+]
+
+
+def _shape_server(reply: Reply) -> Callable[[dict, dict], Reply]:
+    """The defector always gets `reply`; the other players get it the first time they send a prompt and a good
+    answer when they ask again (the policy's retry)."""
+    seen: set[str] = set()
+
+    def answer(req: dict, headers: dict) -> Reply:
+        prompt = json.dumps(req["messages"], sort_keys=True)
+        if "own payoff" in prompt or prompt not in seen:
+            seen.add(prompt)
+            return reply
+        return good(req, headers)
+
+    return answer
+
+
+@pytest.mark.parametrize(("reply", "reason"), [s[1:] for s in SHAPES], ids=[s[0] for s in SHAPES])
+def test_every_answer_shape_is_that_requests_error_and_the_run_goes_on(reply: Reply, reason: str | None, tmp_path: Path) -> None:
+    with serve(_shape_server(reply)) as server:
+        f = ipd_scenario(tmp_path, server.url, steps=1)
+        r = fault_cli("run", str(f), "--run-dir", str(tmp_path / "o"), "--quiet")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr
+    log = RunLog(tmp_path / "o")
+    assert log.meta["status"] == "completed" and log.meta["steps_completed"] == 1
+    calls, ev = log.llm_calls, log.events
+    players = ["cooperator", "defector", "reciprocator", "random"]
+    if reason is None:  # a usable answer: asked once each, all valid
+        assert len(calls) == 4 and calls["valid"].all() and (ev["action"] == "move").sum() == 4
+        assert "invalid" not in set(ev["action"])
+        if reply.body.get("usage") is None:
+            assert (calls["prompt_tokens"] == 0).all() and (calls["completion_tokens"] == 0).all()
+        return
+    # each player's first answer was the bad one, with the reason; the policy asked again (max_retries 1)
+    first = calls[calls["attempt"] == 0].set_index("agent_id")
+    assert sorted(first.index) == sorted(players) and not first["valid"].any()
+    assert first["error"].str.contains(reason, regex=False).all(), first["error"].tolist()
+    retry = calls[calls["attempt"] == 1].set_index("agent_id")
+    assert sorted(retry.index) == sorted(players)
+    assert retry.drop(index="defector")["valid"].all()
+    # the defector got the bad shape again: after max_retries + 1 attempts it is an invalid event with the reason
+    assert not retry.loc["defector", "valid"] and reason in retry.loc["defector", "error"]
+    inv = ev[ev["action"] == "invalid"]
+    assert inv["agent_id"].tolist() == ["defector"]
+    payload = json.loads(inv["payload"].item())
+    assert reason in payload["error"] and payload["attempts"] == 2
+    assert log.meta["totals"]["invalid"] == 1
+
+
+def test_requests_queued_for_a_server_that_refuses_connections_fail_at_once() -> None:
+    """Once a request of a batch could not connect, the ones still queued behind the concurrency limit are not
+    sent (each would spend the client's retries and backoff on a dead address); the next batch tries again."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    b = OpenAIBackend({"m": ModelSpec(backend="openai", model="m", base_url=url, max_retries=0, max_concurrency=1)})
+    reqs = [LLMRequest(f"r{i}", "a", "m", "m", [{"role": "user", "content": "hi"}], SamplingSpec(), seed=i) for i in range(4)]
+
+    async def two_batches() -> list[list[LLMResult]]:
+        return [await b.generate(reqs), await b.generate(reqs)]
+
+    for res in asyncio.run(two_batches()):  # each batch starts by trying the server
+        assert all(r.outage == "unreachable" and not r.retryable for r in res)
+        assert res[0].error.startswith(f"cannot connect to {url}")
+        assert all(r.error.startswith(f"not sent: cannot connect to {url}") for r in res[1:])

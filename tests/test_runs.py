@@ -99,19 +99,19 @@ def test_replay_reproduces_the_recorded_run(scripted_run: Path, tmp_path: Path) 
     assert_same_log(tmp_path / "r1", tmp_path / "r2")
 
 
-def test_replay_of_a_different_scenario_logs_invalid_not_crash(scripted_run: Path, tmp_path: Path) -> None:
+def test_replay_of_a_different_scenario_stops_with_a_clear_error_not_a_crash(scripted_run: Path, tmp_path: Path) -> None:
     f = write_scenario(tmp_path, **{"world.day0": "Something else happened.", "steps": 2})
-    run_ok(str(f), "--backend", "replay", "--replay-from", str(scripted_run), "--run-dir", str(tmp_path / "x"), "--quiet")
-    ev = RunLog(tmp_path / "x").events
-    inv = ev[ev["action"] == "invalid"]
-    assert len(inv) == 9 * 2
-    assert "no recorded answer" in json.loads(inv["payload"].iloc[0])["error"]
+    r = agentsim_cli("run", str(f), "--backend", "replay", "--replay-from", str(scripted_run), "--run-dir", str(tmp_path / "x"))
+    assert r.returncode == 3 and "Traceback" not in r.stderr
+    assert "no recorded answer" in r.stderr and "world.day0" in r.stderr
+    meta = RunLog(tmp_path / "x").meta
+    assert meta["status"] == "backend_unavailable" and meta["error"]["outage"] == "unrecorded"
 
 
 def test_bad_replay_source_is_a_clear_error(tmp_path: Path) -> None:
     f = write_scenario(tmp_path)
     r = agentsim_cli("run", str(f), "--backend", "replay", "--replay-from", str(tmp_path / "nope"))
-    assert r.returncode == 3 and "no such run directory" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "no such run directory" in r.stderr and "Traceback" not in r.stderr
     r = agentsim_cli("run", str(f), "--backend", "replay")
     assert r.returncode == 2 and "--replay-from" in r.stderr
 

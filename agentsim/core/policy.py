@@ -4,6 +4,10 @@
 request per observation, sends the whole batch to the backend, parses and validates each answer against the
 agent's typed action, re-asks the invalid ones (again as one batch) and gives up after `max_retries`,
 returning an invalid decision with the raw text. An answer can never crash the run.
+
+Every result is cleaned of credentials (`Redactor`) where it enters here, before it is parsed, logged or
+printed, so no backend can put an API key into the log. A backend that raises, or a family validator that raises
+on an odd answer, is a last resort caught here: it becomes the requests' error, never the run's.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from pydantic import BaseModel, ValidationError
 from agentsim.core.mind import AgentMinds, Mind, no_mind_error
 from agentsim.core.seeding import derive_seed
 from agentsim.core.types import Decision, Observation
-from agentsim.llm.types import Backend, LLMRequest, LLMResult, ResponseFormat, TokenScores
+from agentsim.llm.redact import Redactor
+from agentsim.llm.types import Backend, BackendError, LLMRequest, LLMResult, ResponseFormat, TokenScores
 from agentsim.spec.models import LoggingSpec, ModelSpec
 
 
@@ -89,6 +94,20 @@ def _scores(res: LLMResult) -> tuple[TokenScores | None, str | None]:
         return None, f"malformed scores: {e}"
 
 
+def unserved(rows: list[dict[str, Any]]) -> list[tuple[str, str, int, str]]:
+    """The model aliases none of whose requests among `rows` (one phase's call rows) the backend could serve
+    (`LLMResult.outage` on every row): [(alias, outage, requests, an example error)]. A phase like that means the
+    server is down or the replay source does not match, not that a model answered badly."""
+    by_alias: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_alias.setdefault(r["alias"], []).append(r)
+    out = []
+    for alias, rs in by_alias.items():
+        if all(r.get("_outage") for r in rs):
+            out.append((alias, rs[0]["_outage"], len({r["_obs"] for r in rs}), rs[0]["error"] or ""))
+    return out
+
+
 @dataclass
 class CallLog:
     """What a decide() call leaves for the `llm_calls` table."""
@@ -118,6 +137,7 @@ class LLMPolicy:
         self._backend_name = backend_name or (lambda alias: models[alias].backend)
         self._model_name = model_name or (lambda alias: models[alias].model)
         self.minds: AgentMinds | None = None
+        self.redactor = Redactor.for_models(models)
 
     def attach(self, agents: Any, mind: Mind | None, owned: Any = None) -> None:
         """Hold these agents' personas and memories (an Arrow agents table), for a family with a mind."""
@@ -170,7 +190,43 @@ class LLMPolicy:
             "prompt": json.dumps(req.messages, ensure_ascii=False) if self.logging.record_prompts else None,
             "completion_text": res.text if self.logging.record_completions else None,
             "logprobs": res.logprobs,
+            "_outage": res.outage,  # not a log column either: the runtime checks it for a backend that is down
         }
+
+    async def _generate(self, reqs: list[LLMRequest]) -> list[LLMResult]:
+        """The backend's results, each cleaned of credentials. If the backend raises anything but a BackendError
+        (a bug, an answer it did not expect), every request of the batch gets that as its error."""
+        try:
+            results = await self.backend.generate(reqs)
+            if len(results) != len(reqs):
+                raise ValueError(f"{len(results)} results for {len(reqs)} requests")
+        except BackendError:
+            raise
+        except Exception as e:  # last resort, see the module docstring
+            why = f"the backend failed on this batch ({type(e).__name__}: {str(e)[:300]})"
+            results = [LLMResult(r.request_id, "", 0, 0, "error", 0.0, error=why, retryable=False, outage="crashed")
+                       for r in reqs]
+        clean = self.redactor.clean
+        for res in results:
+            res.text = clean(res.text)
+            if res.error:
+                res.error = clean(res.error)
+        return results
+
+    @staticmethod
+    def _check(obs: Observation, req: LLMRequest, res: LLMResult) -> tuple[Any, str | None]:
+        """(action, None) for a usable answer, else (None, why)."""
+        if res.error:
+            return None, res.error
+        try:
+            if obs.continuation is not None:
+                return _scores(res)
+            action, error = parse_answer(res.text, obs)
+        except Exception as e:  # last resort: a family's validator that raises on an answer it did not expect
+            return None, f"the answer could not be checked ({type(e).__name__}: {str(e)[:300]})"
+        if error is not None and res.finish_reason == "length":
+            error = f"the answer was cut off at max_tokens ({req.sampling.max_tokens}) before it was complete: {error}"
+        return action, error
 
     async def decide(
         self, step: int, phase: str, observations: list[Observation], calls: CallLog | None = None
@@ -189,16 +245,11 @@ class LLMPolicy:
             if not pending:
                 break
             reqs = [self.request(step, phase, observations[i], attempt) for i in pending]
-            results = await self.backend.generate(reqs)
+            results = await self._generate(reqs)
             still = []
             for i, req, res in zip(pending, reqs, results, strict=True):
                 obs = observations[i]
-                if res.error:
-                    action, error = None, res.error
-                elif obs.continuation is not None:
-                    action, error = _scores(res)
-                else:
-                    action, error = parse_answer(res.text, obs)
+                action, error = self._check(obs, req, res)
                 valid = error is None
                 calls.rows.append(self._call_row(phase, req, res, valid, error, i))
                 calls.prompt_tokens += res.prompt_tokens

@@ -1,25 +1,85 @@
-"""The replay backend: answers each request with the completion recorded for the same request and seed."""
+"""The replay backend: answers each request with the completion recorded for the same request and seed.
+
+A recorded run can only answer the requests it made. Requests are keyed by their content and seed, so a run of
+another family or with another seed cannot match a single one: `check_source` refuses those at the start. Other
+differences (a changed world field) are found when a phase finds no recorded answer at all; such misses are
+marked as outages ("unrecorded") so that the run stops there and says which fields differ, instead of logging a
+whole run of invalid answers.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from agentsim.llm.types import BackendError, LLMRequest, LLMResult
+from agentsim.llm.types import LLMRequest, LLMResult, ReplaySourceError
+
+# Spec fields that do not change what a run asks its models.
+_NOT_IN_REQUESTS = ("logging", "runtime", "steps", "name", "policy")
+
+
+def _flat(x: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(x, dict):
+        out: dict[str, Any] = {}
+        for k, v in x.items():
+            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: x}
+
+
+def spec_differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Dotted paths of the fields that differ between two scenario specs (as run.json stores them), leaving out
+    the fields that do not enter requests and each model's backend (the replayed run used another one)."""
+    a, b = _flat(recorded), _flat(current)
+    keep = [k for k in sorted(set(a) | set(b))
+            if not k.startswith(_NOT_IN_REQUESTS) and not (k.startswith("models.") and k.endswith(".backend"))]
+    return [k for k in keep if a.get(k) != b.get(k)]
+
+
+def check_source(run_dir: str | Path, expect: dict[str, Any]) -> list[str]:
+    """Refuse a recorded run whose requests cannot match a run of `expect` (a spec as run.json stores it):
+    another family (`kind`) or another seed. Returns the other differing fields (see `spec_differences`).
+
+    Raises ReplaySourceError naming both scenarios."""
+    from agentsim.logs.reader import LogError, RunLog
+
+    try:
+        recorded = RunLog(run_dir).spec
+    except LogError as e:
+        raise ReplaySourceError(f"--replay-from: {e}") from e
+    if not recorded:
+        return []
+    theirs = f"a {recorded.get('kind')} run of scenario '{recorded.get('name')}' (seed {recorded.get('seed')})"
+    ours = f"this scenario is {expect.get('kind')} '{expect.get('name')}' (seed {expect.get('seed')})"
+    if recorded.get("kind") != expect.get("kind"):
+        raise ReplaySourceError(
+            f"--replay-from {run_dir}: {theirs}; {ours}: none of its recorded answers can match. Replay a run of "
+            f"the same scenario."
+        )
+    if recorded.get("seed") != expect.get("seed"):
+        raise ReplaySourceError(
+            f"--replay-from {run_dir}: {theirs}; {ours}: request seeds derive from the run seed, so none can match. "
+            f"Run with --seed {recorded.get('seed')} to replay it."
+        )
+    return spec_differences(recorded, expect)
 
 
 class ReplayBackend:
     name = "replay"
 
-    def __init__(self, run_dir: str | Path):
+    def __init__(self, run_dir: str | Path, expect: dict[str, Any] | None = None):
+        """`expect`: the spec of the run that will replay (as run.json stores it), to refuse a source that
+        cannot match (see `check_source`) and to name the differing fields when requests find no answer."""
         from agentsim.logs.reader import LogError, RunLog
 
+        self.differences = check_source(run_dir, expect) if expect is not None else []
         try:
             calls = RunLog(run_dir).table("llm_calls")
         except LogError as e:
-            raise BackendError(f"--replay-from: {e}") from e
+            raise ReplaySourceError(f"--replay-from: {e}") from e
         cols = calls.column_names
         if "completion_text" not in cols or calls.num_rows and calls.column("completion_text").null_count == calls.num_rows:
-            raise BackendError(
+            raise ReplaySourceError(
                 f"--replay-from {run_dir}: the run recorded no completion texts (logging.record_completions: false)"
             )
         self.source = str(run_dir)
@@ -39,6 +99,8 @@ class ReplayBackend:
                 logprobs=row["logprobs"],
                 cached_tokens=row.get("cached_tokens") or 0,
             )
+        differ = f"; the recorded scenario differs in {', '.join(self.differences[:8])}" if self.differences else ""
+        self._miss = f"no recorded answer in {self.source} for this request{differ}"
 
     def __len__(self) -> int:
         return len(self._answers)
@@ -51,7 +113,7 @@ class ReplayBackend:
                 out.append(
                     LLMResult(
                         r.request_id, "", 0, 0, "error", 0.0,
-                        error=f"no recorded answer in {self.source} for this request (hash {r.content_hash()}, seed {r.seed})",
+                        error=f"{self._miss} (hash {r.content_hash()}, seed {r.seed})", retryable=False, outage="unrecorded",
                     )
                 )
             else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from agentsim.llm.replay import ReplayBackend
 from agentsim.llm.scripted import ScriptedBackend, ScriptedPolicy
@@ -36,8 +37,10 @@ def build_backend(
     scripted_policy: ScriptedPolicy,
     replay_from: str | Path | None = None,
     log: Callable[[str], None] = print,
+    expect: dict[str, Any] | None = None,
 ) -> BackendRouter:
-    """One backend instance per kind, shared by the aliases that use it."""
+    """One backend instance per kind, shared by the aliases that use it. `expect`: the run's spec as run.json
+    stores it, so that a replay source that cannot match it is refused here (ReplaySourceError)."""
     kinds = {alias: spec.backend for alias, spec in models.items()}
     shared: dict[str, Backend] = {}
     if "scripted" in kinds.values():
@@ -45,7 +48,7 @@ def build_backend(
     if "replay" in kinds.values():
         if replay_from is None:
             raise BackendError("the replay backend needs a recorded run: pass --replay-from RUN_DIR")
-        shared["replay"] = ReplayBackend(replay_from)
+        shared["replay"] = ReplayBackend(replay_from, expect)
     if "openai" in kinds.values():
         from agentsim.llm.openai_backend import OpenAIBackend
 

@@ -97,6 +97,12 @@ class LLMResult:
     cached_tokens: int = 0
     #: False when asking again cannot help (the backend lacks a capability), so no retries are spent.
     retryable: bool = True
+    #: Set when the backend itself could not serve the request, as opposed to a model answering badly:
+    #: "unreachable" (connection refused, DNS, timeout), "refused" (HTTP 401/403: the key), "not_found" (HTTP
+    #: 404: URL or model name), "unavailable" (HTTP 502/503/504 after the client's retries), "unrecorded" (replay:
+    #: no answer recorded), "crashed" (the backend raised). A phase in which every request of one model alias
+    #: fails this way stops the run (`BackendUnavailable`); otherwise it is that request's error.
+    outage: str | None = None
 
 
 @runtime_checkable
@@ -130,6 +136,37 @@ class TokenScores:
 
 class BackendError(RuntimeError):
     """A backend that cannot start or serve (missing model, engine failure). The message says what to do."""
+
+    #: The CLI's exit status for this error (2 is bad input, 3 a backend that cannot serve).
+    exit_code = 3
+
+
+class ReplaySourceError(BackendError):
+    """--replay-from names a run whose answers cannot serve this scenario (another family, another seed)."""
+
+    exit_code = 2
+
+
+class BackendUnavailable(BackendError):
+    """Every request that one phase sent to one model alias failed on the backend's side (see
+    `LLMResult.outage`): the server is down, refuses the key, or does not know the model. The run stops here,
+    resumable from its last checkpoint, instead of logging a whole run of invalid answers."""
+
+    def __init__(self, alias: str, backend: str, where: str | None, outage: str, step: int, phase: str,
+                 requests: int, example: str):
+        self.alias, self.backend, self.where, self.outage = alias, backend, where, outage
+        self.step, self.phase, self.requests, self.example = step, phase, requests, example
+        at = f" at {where}" if where else ""
+        super().__init__(
+            f"model alias '{alias}' ({backend} backend{at}): none of the {requests} request(s) of step {step}, "
+            f"phase '{phase}' could be served ({outage}): {example}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """What run.json records as the run's `error`."""
+        return {"kind": "backend_unavailable", "alias": self.alias, "backend": self.backend, "where": self.where,
+                "outage": self.outage, "step": self.step, "phase": self.phase, "requests": self.requests,
+                "message": str(self)}
 
 
 async def fan_out(

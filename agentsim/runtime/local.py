@@ -2,6 +2,12 @@
 
 Each step's rows are appended to the log only once the step is complete, so the log always ends on a whole
 step: a run killed mid-step loses only that step, never what was flushed before.
+
+How a run ends (run.json `status`): `completed`; `interrupted` (Ctrl-C); `backend_unavailable` (a phase in which
+no request of some model alias could be served: the server is down, refuses the key, does not know the model, or
+the replay source has none of the answers; run.json `error` says which, and `agentsim resume` continues from the
+last checkpoint); `no_valid_answers` (every step ran but not one agent's answer was valid); `failed` (anything
+else, with run.json `error`).
 """
 
 from __future__ import annotations
@@ -20,12 +26,14 @@ from typing import Any
 import numpy as np
 
 from agentsim.core.mind import AgentStateLost
-from agentsim.core.policy import CallLog, LLMPolicy
+from agentsim.core.policy import CallLog, LLMPolicy, unserved
 from agentsim.core.seeding import make_rng, restore_rng, rng_state
 from agentsim.core.state import join_arrays, split_arrays
 from agentsim.core.types import Metric
 from agentsim.core.world import StepContext, World, agents_table
+from agentsim.llm.redact import Redactor
 from agentsim.llm.router import BackendRouter
+from agentsim.llm.types import BackendUnavailable
 from agentsim.logs.writer import RunLogWriter, atomic_write_json, atomic_write_npz
 from agentsim.runtime.branch import keep_checkpoint
 from agentsim.runtime.meta import model_entry, new_meta, now
@@ -174,6 +182,7 @@ class LocalRuntime:
         ctx = StepContext(step, self.world.sim_time(step), self.rng, self.next_event_id)
         calls = CallLog()
         timings = []
+        answers = 0
         t_step = time.perf_counter()
         for phase in self.world.phases:
             ctx.phase = phase
@@ -183,16 +192,25 @@ class LocalRuntime:
             t_llm = time.perf_counter()
             self.progress.sent(len(observations))
             decisions = await self.policy.decide(step, phase, observations, calls) if observations else []
+            self._stop_if_unserved(step, phase, calls.rows[n_before:])
             self.progress.answered(len(observations), len({d.agent_id for d in decisions if d.valid}))
             llm_s = time.perf_counter() - t_llm
-            for d in decisions:
+            for o, d in zip(observations, decisions, strict=True):
+                # A scoring request (a continuation to score, no answer to give) that failed is `unscored`: it
+                # says nothing about the agents' answers, which `invalid` counts.
+                scoring = o.continuation is not None
+                answers += not scoring
                 if not d.valid:
-                    ctx.emit(d.agent_id, "invalid", None, {"error": d.error, "raw_text": d.raw_text, "attempts": d.attempts}, request_id=d.request_id)
+                    ctx.emit(d.agent_id, "unscored" if scoring else "invalid", None,
+                             {"error": d.error, "raw_text": d.raw_text, "attempts": d.attempts}, request_id=d.request_id)
             self.world.apply(ctx, phase, decisions)
             new_calls = calls.rows[n_before:]
             self.progress.advance_calls(len(new_calls), sum(r["completion_tokens"] for r in new_calls))
             timings.append({"step": step, "phase": phase, "wall_s": time.perf_counter() - t0, "llm_s": llm_s, "requests": len(new_calls)})
         invalid = sum(1 for e in ctx.events if e.action == "invalid")
+        unscored = sum(1 for e in ctx.events if e.action == "unscored")
+        if unscored:
+            ctx.metrics.append(Metric(step, "unscored", unscored))
         ctx.metrics.extend(
             [
                 Metric(step, "llm_calls", len(calls.rows)),
@@ -214,14 +232,22 @@ class LocalRuntime:
         self.writer.append("timings", timings)
         self.writer.end_step(step, flush=self.spec.logging.flush_every_step)
         self.next_event_id = ctx.next_event_id
-        self.totals.update(events=len(ctx.events), llm_calls=len(calls.rows), invalid=invalid,
-                           prompt_tokens=calls.prompt_tokens, completion_tokens=calls.completion_tokens)
+        self.totals.update(events=len(ctx.events), llm_calls=len(calls.rows), answers=answers, invalid=invalid,
+                           unscored=unscored, prompt_tokens=calls.prompt_tokens, completion_tokens=calls.completion_tokens)
         self.step_wall.append(time.perf_counter() - t_step)
         every = self.spec.runtime.checkpoint_every
         if every and ((step + 1) % every == 0 or step + 1 == self.spec.steps):
             self._checkpoint(step + 1)
         self.meta["steps_completed"] = step + 1
         self._save_meta()
+
+    def _stop_if_unserved(self, step: int, phase: str, rows: list[dict[str, Any]]) -> None:
+        """Stop the run (BackendUnavailable) when no request of some alias in this phase could be served: a
+        dead server or a replay source that does not match gives nothing but invalid answers from here on."""
+        for alias, outage, n, example in unserved(rows):
+            m = self.spec.models[alias]
+            where = m.base_url if m.backend == "openai" else self.meta.get("replay_from") if m.backend == "replay" else None
+            raise BackendUnavailable(alias, m.backend, where, outage, step, phase, n, example)
 
     async def _run(self) -> None:
         if self.start_step == 0:
@@ -277,16 +303,31 @@ class LocalRuntime:
 
     async def arun(self) -> RunResult:
         """Run to the end inside a running event loop, beside other runs (an experiment runs several at once
-        through shared engines). Installs no signal handler: set `stop_requested` to stop after the current step."""
+        through shared engines). Installs no signal handler: set `stop_requested` to stop after the current step.
+
+        Ends `completed`, `interrupted`, `no_valid_answers` (every agent answer of the run was invalid),
+        `backend_unavailable` (raised again: a phase none of whose requests could be served; resumable) or
+        `failed` (raised again); run.json's `error` says why."""
         self._t0 = time.perf_counter()
+        self.meta.pop("error", None)
         try:
             with self.progress:
                 await self._run()
         except (KeyboardInterrupt, asyncio.CancelledError):  # a stop request, or a task cancelled on the way out
             return self._finish("interrupted")
-        except BaseException:
+        except BackendUnavailable as e:
+            ck = self.run_dir / CHECKPOINT
+            self.meta["error"] = {**e.to_json(), "resume_at_step": json.loads(ck.read_text())["next_step"] if ck.exists() else 0}
+            self._finish("backend_unavailable")
+            raise
+        except BaseException as e:
+            self.meta["error"] = {"kind": type(e).__name__, "message": Redactor.for_models(self.spec.models).clean(str(e))[:2000]}
             self._finish("failed")
             raise
+        t = self.totals
+        if t["answers"] and t["invalid"] == t["answers"]:
+            self.meta["error"] = {"kind": "no_valid_answers", "message": f"all {t['answers']} agent answers of the run were invalid"}
+            return self._finish("no_valid_answers")
         return self._finish("completed")
 
     def _finish(self, status: str) -> RunResult:

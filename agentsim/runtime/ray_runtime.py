@@ -30,7 +30,7 @@ from agentsim.core.mind import AgentStateLost, Mind
 from agentsim.core.policy import CallLog, LLMPolicy
 from agentsim.core.types import Decision, Observation
 from agentsim.llm.router import BackendRouter
-from agentsim.llm.types import LLMRequest, LLMResult, fan_out
+from agentsim.llm.types import BackendError, LLMRequest, LLMResult, fan_out
 from agentsim.spec.models import LoggingSpec, ModelSpec
 
 
@@ -38,8 +38,6 @@ def _ray() -> Any:
     try:
         import ray
     except ImportError as e:  # pragma: no cover
-        from agentsim.llm.types import BackendError
-
         raise BackendError("the ray runtime needs ray: pip install 'ray[default]'") from e
     return ray
 
@@ -354,6 +352,9 @@ class ShardedPolicy:
         except Exception as e:
             if isinstance(e, AgentStateLost) or isinstance(getattr(e, "cause", None), AgentStateLost):
                 raise AgentStateLost(str(getattr(e, "cause", e))) from None
+            cause = getattr(e, "cause", None)
+            if isinstance(cause, BackendError):  # a shard's backend that cannot serve: the same error as locally
+                raise cause from None
             raise
         slots: list[Decision | None] = [None] * len(observations)
         rows: list[dict[str, Any]] = []
@@ -372,17 +373,67 @@ class ShardedPolicy:
         return [d for d in slots if d is not None]
 
 
+#: Seconds to wait for a TCP connection to a Ray cluster's GCS before saying it cannot be reached.
+CONNECT_TIMEOUT_S = 10.0
+
+
+def probe_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Raise BackendError, within `timeout` seconds, when nothing accepts connections at a `host:port` Ray address.
+
+    Needed because `ray.init(address=...)` keeps retrying a dead address for many minutes (Ray 2.60,
+    ray/_private/node.py `Node._init_gcs_client`: NUM_REDIS_GET_RETRIES=20 tries, each GcsClient waiting about
+    40 s for the GCS; the C++ settings that shorten each wait, `RAY_gcs_rpc_server_connect_timeout_s` and
+    `RAY_py_gcs_connect_timeout_s`, are read when `ray` is imported, too late for a process that has imported it
+    already). A port that accepts connections but is no Ray GCS is left to Ray. "auto" is resolved the way Ray
+    resolves it (RAY_ADDRESS, then the address file of a cluster started on this machine); `ray://` client
+    addresses are left to Ray."""
+    import socket
+
+    if address in ("local", "") or address.startswith("ray://"):
+        return
+    target = address
+    if address == "auto":
+        try:
+            from ray._private.services import canonicalize_bootstrap_address
+
+            target = canonicalize_bootstrap_address("auto") or ""
+        except Exception:  # a private helper: if it moved, leave "auto" to ray.init
+            return
+        if not target:
+            raise BackendError("runtime.address auto: no running Ray cluster found on this machine (start one with "
+                               "`ray start --head`, set RAY_ADDRESS, or leave runtime.address unset for a local instance)")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        raise BackendError(f"runtime.address {address!r}: expected host:port (e.g. 10.0.0.5:6379), auto, or ray://host:port")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        why = "timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        raise BackendError(
+            f"runtime.address {address}: no Ray cluster answers at {host}:{port} ({why} after at most {timeout:g} s). "
+            "Start one there (`ray start --head --port PORT`), fix --address, or leave it unset for a local instance."
+        ) from None
+
+
 def start_ray(address: str | None, log: Any = print, cpus_needed: float = 0.0) -> Any:
     """Join `address`, or start a local Ray instance. A local instance advertises at least the CPUs the run's
-    actors reserve: on a laptop, 4 shards and an engine may share 2 cores rather than wait forever."""
+    actors reserve: on a laptop, 4 shards and an engine may share 2 cores rather than wait forever.
+
+    Raises BackendError when `address` cannot be reached (see `probe_address`) or Ray refuses to connect."""
     import math
     import os
 
     ray = _ray()
     if not ray.is_initialized():
+        if address:
+            probe_address(address)
         extra = {} if address else {"num_cpus": max(os.cpu_count() or 1, math.ceil(cpus_needed))}
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
-                 runtime_env={"env_vars": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}}, **extra)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+                     runtime_env={"env_vars": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}}, **extra)
+        except ConnectionError as e:  # e.g. "auto" with no cluster, or a port that is not a Ray GCS
+            raise BackendError(f"runtime.address {address}: Ray could not connect ({e})") from None
         log(f"Ray: {'joined ' + address if address else 'started a local instance'}; "
             f"{int(ray.cluster_resources().get('CPU', 0))} CPUs, {len(ray.nodes())} node(s)")
     return ray
@@ -400,8 +451,6 @@ def engine_placement(ray: Any, gpus: int, cpus: float, timeout: float = 600) -> 
         ray.get(pg.ready(), timeout=timeout)
     except ray.exceptions.GetTimeoutError:
         remove_placement_group(pg)
-        from agentsim.llm.types import BackendError
-
         raise BackendError(
             f"no node could give an engine {gpus} GPU(s) and {cpus:g} CPU(s) within {timeout:.0f} s (the cluster has "
             f"{ray.cluster_resources().get('GPU', 0):g} GPUs): lower tensor_parallel_size or runtime.engines, or add GPU nodes"
@@ -421,14 +470,16 @@ def make_shards(spec: Any, scripted_policy: Any, replay_from: str | None, log: A
     by_key: dict[str, list[Any]] = engines_by_key if engines_by_key is not None else {}
     n_engines = len({m.engine_key() for m in spec.models.values() if m.backend == "vllm"} - set(by_key)) * rt.engines
     cpus = rt.shards * rt.cpus_per_shard + n_engines * rt.cpus_per_engine
+    if replay_from is not None:  # refuse a recorded run that cannot match before starting any actor
+        from agentsim.llm.replay import check_source
+
+        check_source(replay_from, spec.model_dump(mode="json"))
     ray = start_ray(rt.address, log, cpus_needed=cpus)
 
     def placed(refs: list[Any], what: str, timeout: float) -> list[Any]:
         try:
             return ray.get(refs, timeout=timeout)
         except ray.exceptions.GetTimeoutError:
-            from agentsim.llm.types import BackendError
-
             have = ray.available_resources()
             raise BackendError(
                 f"Ray could not start the {what} within {timeout:.0f} s: {rt.shards} shards and {n_engines} engine(s) "

@@ -44,9 +44,12 @@ def print_summary(console: Console, scenario: Scenario, result: RunResult) -> No
     lat = meta.get("step_latency_s", {})
     wall = result.wall_s
     tok = totals.get("completion_tokens", 0)
+    # `invalid` counts agents' answers only; scoring requests that got no scores are `unscored` (drift's KL).
+    answers = f" of {totals['answers']}" if "answers" in totals else ""
+    unscored = f", unscored {totals['unscored']}" if totals.get("unscored") else ""
     console.print(
         f"[bold]{result.status}[/bold]: {result.steps_completed}/{scenario.spec.steps} steps in {wall:.1f} s"
-        f" | LLM calls {totals.get('llm_calls', 0)}, invalid answers {totals.get('invalid', 0)}"
+        f" | LLM calls {totals.get('llm_calls', 0)}, invalid answers {totals.get('invalid', 0)}{answers}{unscored}"
         f" | tokens: prompt {totals.get('prompt_tokens', 0)}, completion {tok} ({tok / max(wall, 1e-9):.1f} tok/s)"
         + (f" | step latency p50 {lat['p50']:.2f} s, p99 {lat['p99']:.2f} s" if lat else "")
     )
