@@ -234,6 +234,7 @@ class _Runner:
             router = None
             status, error = "failed", None
             shards: list[Any] = []
+            runtime = None
             try:
                 policy = None
                 if sc.spec.runtime.kind == "ray":
@@ -260,6 +261,8 @@ class _Runner:
                 entry["wall_s"] = round(result.wall_s, 3)
             except Exception as e:  # a cell's failure is recorded; the other cells go on
                 error = f"{type(e).__name__}: {e}"
+                if runtime is not None and runtime._finished is not None:  # e.g. backend_unavailable (resumable)
+                    status = runtime._finished.status
                 self.progress.note(f"[red]cell {cell.index} ({cell.run_name}) failed[/red]: {error}")
             finally:
                 self.pool.active_runs -= 1
