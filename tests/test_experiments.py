@@ -275,3 +275,15 @@ def test_each_family_compares_across_runs(scenario: Path, grid: dict, analysis: 
     for n in needles:
         assert n in text, (n, text)
     assert len(tables["cells"]) == 4
+
+
+def test_the_shipped_study_runs_scripted_from_the_command_line(tmp_path: Path) -> None:
+    study = SCENARIOS / "wargame" / "study.yaml"
+    plan = plan_experiment(study)
+    assert len(plan.cells) == 3 * 10 and {c.base for c in plan.cells} == {"neutral", "invasion", "cyberattack"}
+    exp_dir = sweep_ok(str(study), "--backend", "scripted", "--set", "steps=2", "--repeats", "2", "--dir", str(tmp_path / "study"))
+    m = read_manifest(exp_dir)
+    assert [c["status"] for c in m["cells"]] == ["completed"] * 6
+    assert m["spec"]["set"] == {"steps": 2, "models.*.backend": "scripted"} and m["spec"]["repeats"] == 2
+    r = sweep(str(study), "--set", "models.default.model=x")  # the grid varies it
+    assert r.returncode == 2 and "varies this path" in r.stderr
