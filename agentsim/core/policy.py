@@ -39,6 +39,10 @@ def response_format_for(action_model: type[BaseModel] | None) -> ResponseFormat:
     return ResponseFormat("json", json_schema=action_model.model_json_schema())
 
 
+#: The user turn of a re-ask after a refused answer (policy.reask_with_reason).
+REASK = ("Your answer above was refused: {reason}. Answer again, following the instructions and the required "
+         "format exactly.")
+
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.MULTILINE)
 
 
@@ -128,6 +132,7 @@ class LLMPolicy:
         logging: LoggingSpec,
         backend_name: Any = None,
         model_name: Any = None,
+        reask_with_reason: bool = True,
     ):
         self.backend = backend
         self.models = models
@@ -138,6 +143,7 @@ class LLMPolicy:
         self._model_name = model_name or (lambda alias: models[alias].model)
         self.minds: AgentMinds | None = None
         self.redactor = Redactor.for_models(models)
+        self.reask_with_reason = reask_with_reason
 
     def attach(self, agents: Any, mind: Mind | None, owned: Any = None) -> None:
         """Hold these agents' personas and memories (an Arrow agents table), for a family with a mind."""
@@ -150,13 +156,19 @@ class LLMPolicy:
         if self.minds is not None:
             self.minds.set_memories(memories)
 
-    def request(self, step: int, phase: str, obs: Observation, attempt: int) -> LLMRequest:
+    def request(self, step: int, phase: str, obs: Observation, attempt: int, refused: tuple[str, str] | None = None) -> LLMRequest:
+        """The request for `obs` at `attempt`; `refused` = (the previous answer, why it was refused) adds both to
+        the conversation (policy.reask_with_reason), so the re-ask says what was wrong."""
+        messages = obs.messages
+        if refused is not None and self.reask_with_reason and messages is not None:
+            messages = [*messages, {"role": "assistant", "content": refused[0]},
+                        {"role": "user", "content": REASK.format(reason=refused[1])}]
         return LLMRequest(
             request_id=f"s{step}-{phase}-{obs.agent_id}{obs.tag}-a{attempt}",
             agent_id=obs.agent_id,
             alias=obs.model,
             model=self.models[obs.model].model,
-            messages=obs.messages,
+            messages=messages,
             sampling=self.models[obs.model].sampling,
             seed=derive_seed(self.seed, "request", step, phase, obs.agent_id + obs.tag, attempt),
             response_format=response_format_for(obs.action_model),
@@ -241,10 +253,11 @@ class LLMPolicy:
         decisions: list[Decision | None] = [None] * len(observations)
         pending = list(range(len(observations)))
         last: dict[int, tuple[str, str, str]] = {}
+        refused: dict[int, tuple[str, str]] = {}  # answers the model gave that were refused, and why
         for attempt in range(self.max_retries + 1):
             if not pending:
                 break
-            reqs = [self.request(step, phase, observations[i], attempt) for i in pending]
+            reqs = [self.request(step, phase, observations[i], attempt, refused.get(i)) for i in pending]
             results = await self._generate(reqs)
             still = []
             for i, req, res in zip(pending, reqs, results, strict=True):
@@ -259,6 +272,8 @@ class LLMPolicy:
                     decisions[i] = Decision(obs.agent_id, action, res.text, True, req.request_id, attempt + 1)
                 elif res.retryable:
                     last[i] = (res.text, req.request_id, error or "invalid")
+                    if not res.error:  # the model answered, wrongly: tell it why (not for a server's error)
+                        refused[i] = (res.text, error or "invalid")
                     still.append(i)
                 else:
                     decisions[i] = Decision(obs.agent_id, None, res.text, False, req.request_id, attempt + 1, error)

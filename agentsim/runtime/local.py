@@ -72,7 +72,8 @@ class LocalRuntime:
         backend_name = backend.backend_name if backend is not None else (lambda alias: self.spec.models[alias].backend)
         # The Ray runtime passes a sharded policy; the local runtime answers in this process.
         self.policy = policy or LLMPolicy(
-            backend, self.spec.models, self.spec.seed, self.spec.policy.max_retries, self.spec.logging, backend_name=backend_name
+            backend, self.spec.models, self.spec.seed, self.spec.policy.max_retries, self.spec.logging, backend_name=backend_name,
+            reask_with_reason=self.spec.policy.reask_with_reason,
         )
         self.writer = RunLogWriter(run_dir, flush_rows=self.spec.logging.flush_rows)
         self.mind = scenario.family.create_mind(self.spec, scenario.world) if scenario.family.create_mind else None

@@ -31,7 +31,7 @@ from agentsim.core.policy import CallLog, LLMPolicy
 from agentsim.core.types import Decision, Observation
 from agentsim.llm.router import BackendRouter
 from agentsim.llm.types import BackendError, LLMRequest, LLMResult, fan_out
-from agentsim.spec.models import LoggingSpec, ModelSpec
+from agentsim.spec.models import LoggingSpec, ModelSpec, PolicySpec
 
 
 def _ray() -> Any:
@@ -156,7 +156,7 @@ class ShardActor:
     """Holds a block of agents (personas, memories) and their policy; one `decide` call per phase."""
 
     def __init__(self, models: dict[str, ModelSpec], scripted_policy: Any, replay_from: str | None, seed: int,
-                 max_retries: int, logging: LoggingSpec, engines: dict[str, list[Any]]):
+                 policy: PolicySpec, logging: LoggingSpec, engines: dict[str, list[Any]]):
         from agentsim.llm.router import build_backend
 
         local_models = {a: m for a, m in models.items() if m.backend != "vllm"}
@@ -167,7 +167,8 @@ class ShardActor:
             backends.update(dict.fromkeys(engines, client))
         self.router = BackendRouter(backends)
         self.rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        self.policy = LLMPolicy(self.router, models, seed, max_retries, logging, backend_name=self.router.backend_name)
+        self.policy = LLMPolicy(self.router, models, seed, policy.max_retries, logging, backend_name=self.router.backend_name,
+                                reask_with_reason=policy.reask_with_reason)
 
     def attach(self, agents: Any, mind: Mind | None, index: int, shards: int) -> int:
         """Take the personas of the agents this shard owns (rows of the agents table) and start their memories
@@ -510,7 +511,7 @@ def make_shards(spec: Any, scripted_policy: Any, replay_from: str | None, log: A
         # restarted shard has lost its agents' memories, says so (AgentStateLost), and the run goes back to its
         # last checkpoint.
         Shard.options(num_cpus=rt.cpus_per_shard, scheduling_strategy="SPREAD", max_restarts=-1, max_task_retries=-1).remote(
-            spec.models, scripted_policy, replay_from, spec.seed, spec.policy.max_retries, spec.logging, engines)
+            spec.models, scripted_policy, replay_from, spec.seed, spec.policy, spec.logging, engines)
         for _ in range(rt.shards)
     ]
     where = placed([s.ping.remote() for s in shards], "shard actors", 300)

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from agentsim.core.datafile import DataFileError
 from agentsim.core.family import Family
 from agentsim.core.registry import UnknownFamilyError, get_family
 from agentsim.spec.errors import LineIndex, SpecError, SpecProblem, problems_from
@@ -105,6 +106,8 @@ def world_errors(source: str, lines: LineIndex | None) -> Iterator[None]:
         yield
     except SpecError:
         raise
+    except DataFileError as e:  # a data file's rows (core/datafile.py): each problem names file, row, id and field
+        raise SpecError(e.path, [SpecProblem(".".join(str(p) for p in e.loc), msg) for msg in e.problems]) from None
     except ValidationError as e:  # a family validating a data file without naming it
         raise SpecError(source, [
             SpecProblem("world", f"{e.title}: {'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}", where)

@@ -220,6 +220,13 @@ class PolicySpec(StrictModel):
     max_retries: int = Field(
         2, ge=0, le=10, description="Re-ask an agent this many times after an invalid answer, then log it invalid."
     )
+    reask_with_reason: bool = Field(
+        True,
+        description=(
+            "Re-ask with the refused answer and the reason it was refused (an assistant turn, then a user turn "
+            "naming the problem), so the model can correct it; false re-asks the same prompt (a new seed only)."
+        ),
+    )
 
 
 class RuntimeSpec(StrictModel):

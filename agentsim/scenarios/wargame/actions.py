@@ -31,10 +31,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, model_validator
 
-from agentsim.scenarios.wargame.data import ActionDef
-
-MESSAGE = "Message"
-WORLD = "World"
+from agentsim.scenarios.wargame.data import MESSAGE, WORLD, ActionDef  # noqa: F401 - MESSAGE, WORLD: imported from here
 
 TargetKind = Literal["other", "any", "message"]
 

@@ -14,8 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator,
 
 from agentsim.core.datafile import validate_yaml_list
 from agentsim.core.names import Name
-from agentsim.scenarios.wargame.actions import MESSAGE
 from agentsim.spec.yamlio import parse_yaml, read_text_file
+
+#: The action every message is logged as, and the target of a public message (actions.py builds the answers).
+MESSAGE = "Message"
+WORLD = "World"
 
 DYNAMIC_VARS = (
     "territory",
