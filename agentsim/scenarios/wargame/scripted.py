@@ -8,8 +8,6 @@ reference point for how far an LLM population departs from simple reciprocity.
 
 from __future__ import annotations
 
-import functools
-import typing
 from typing import Any
 
 import numpy as np
@@ -45,20 +43,14 @@ def _rating(static: dict[str, Any], key: str, default: float = 5.0) -> float:
         return default / 10.0
 
 
-@functools.cache
-def _allowed(turn_model: Any) -> tuple[str, ...]:
-    """The action names the world's turn model accepts (an actions file may hold other actions than the study's)."""
-    action = typing.get_args(turn_model.model_fields["actions"].annotation)[0]
-    return typing.get_args(action.model_fields["action_name"].annotation)
-
-
 def _only(pool: tuple[str, ...], allowed: tuple[str, ...]) -> tuple[str, ...]:
     """The pool's actions that exist in this scenario; all of its actions when none of the pool's do."""
     return tuple(a for a in pool if a in allowed) or allowed
 
 
 def nation_turn(view: NationView, rng: np.random.Generator) -> Any:
-    allowed = _allowed(view.turn_model)
+    # The world's actions (an actions file may hold others than the study's), messages apart.
+    allowed = tuple(name for name, kind in view.target_kinds.items() if kind != "message")
     retaliation, defence = _only(RETALIATION, allowed), _only(DEFENCE, allowed)
     aggression = _rating(view.static, "aggression")
     force = _rating(view.static, "willingness to use force")
