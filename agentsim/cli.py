@@ -314,71 +314,104 @@ def schema(out: Annotated[Path | None, typer.Option(help="Write to this file ins
         sys.stdout.write(text + "\n")
 
 
-#: Which family's runs each analysis reads.
-ANALYSIS_KIND = {"escalation": "wargame", "tournament": "tournament", "drift": "drift", "social": "social"}
+ROWS_SHOWN = 40
 
 
-class AnalysisChoice(StrEnum):
-    escalation = "escalation"
-    tournament = "tournament"
-    drift = "drift"
-    social = "social"
+def _check_out_dir(out: Path) -> None:
+    """--out must be a directory we can create or write into; checked before any analysis runs."""
+    import os
+
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {out}: exists and is not a directory; give a directory (created if missing)")
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        _fail(f"--out {out}: {probe} is a file, so the directory cannot be created there")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        _fail(f"--out {out}: {probe} is not writable")
 
 
 @app.command()
 def analyze(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory, or a directory of runs to compare.")],
-    analysis: Annotated[AnalysisChoice, typer.Argument(help="Which analysis.")],
-    out: Annotated[Path | None, typer.Option(help="Write the tables as CSV (and plots as PNG) into this directory.")] = None,
+    run_dir: Annotated[Path, typer.Argument(help="A run directory, or a directory of runs (runs of other families are skipped).")],
+    analysis: Annotated[str, typer.Argument(help="An analysis (escalation, social, tournament, drift, ...) or a family's name for its "
+                                                 "default analysis (wargame = escalation); `agentsim families` lists them.")],
+    out: Annotated[Path | None, typer.Option(help="Write the tables as CSV (notes in <analysis>_notes.csv) and plots as PNG into this directory.")] = None,
 ) -> None:
-    """Run an analysis on a run's log (or on every run under a directory) and print or save its tables."""
-    from agentsim.analysis import ANALYSES, COMPARISONS
+    """Run an analysis on a run's log (or on every run of its family under a directory) and print or save its
+    tables; notes under a table say why it is empty or what is undefined."""
+    from agentsim.analysis.tables import TableError, notes_of, notes_table
+    from agentsim.core.family import resolve
+    from agentsim.core.registry import UnknownAnalysisError, find_analysis
     from agentsim.logs.reader import RunLog, find_runs
     from agentsim.runtime.summary import df_table
 
+    if out is not None:
+        _check_out_dir(out)
+    try:
+        by_family = dict(find_analysis(analysis))
+    except UnknownAnalysisError as e:
+        _fail(str(e))
     try:
         runs = find_runs(run_dir)
         logs = [RunLog(r) for r in runs]
-        wanted = ANALYSIS_KIND[analysis.value]
-        for log in logs:
-            kind = log.spec.get("kind")
-            if kind and kind != wanted:
-                _fail(f"{log.run_dir}: a {kind} run; the {analysis.value} analysis reads {wanted} runs")
-        if len(logs) > 1 and analysis.value not in COMPARISONS:
-            _fail(f"{run_dir}: the {analysis.value} analysis reads one run; name a run directory")
-        tables = ANALYSES[analysis.value](logs[0]) if len(logs) == 1 else COMPARISONS[analysis.value](logs)
+        kinds = [log.spec.get("kind") for log in logs]
     except LogError as e:
         _fail(str(e))
+    name = next(iter(by_family.values())).name
+    wanted = " or ".join(sorted(by_family))
+    matched = [(log, k) for log, k in zip(logs, kinds, strict=True) if k is None or k in by_family]
+    skipped = [(log, k) for log, k in zip(logs, kinds, strict=True) if not (k is None or k in by_family)]
+    if runs == [run_dir] and skipped:
+        _fail(f"{run_dir}: a {skipped[0][1]} run; the {name} analysis reads {wanted} runs")
+    if not matched:
+        found = ", ".join(f"{kinds.count(k)} {k}" for k in sorted(set(map(str, kinds))))
+        _fail(f"{run_dir}: no {wanted} runs here (found {found}); the {name} analysis reads {wanted} runs")
+    run_notes = [f"skipped {log.run_dir.name}: a {k} run (the {name} analysis reads {wanted} runs)" for log, k in skipped]
+    for n in run_notes:
+        err.print(f"[yellow]note:[/yellow] {n}", highlight=False, soft_wrap=True)
+    present = sorted({k for _, k in matched if k is not None})
+    if len(present) > 1:
+        _fail(f"{run_dir}: {analysis!r} means an analysis of each of {', '.join(present)} and runs of all are here; "
+              f"name one family ({', '.join(present)}) or a folder of one family's runs")
+    chosen = by_family[present[0]] if present else next(iter(by_family.values()))
+    logs = [log for log, _ in matched]
+    if len(logs) > 1 and chosen.compare is None:
+        _fail(f"{run_dir}: the {chosen.name} analysis reads one run; name a run directory ({len(logs)} runs here)")
+    try:
+        tables = resolve(chosen.tables)(logs[0]) if len(logs) == 1 else resolve(chosen.compare)(logs)
+    except (LogError, TableError) as e:
+        _fail(str(e))
     except KeyError as e:
-        _fail(f"{run_dir}: the log lacks what the {analysis.value} analysis needs ({e})")
-    for name, df in tables.items():
-        console.print(df_table(df, f"{analysis.value}: {name}"))
+        _fail(f"{run_dir}: the log lacks what the {chosen.name} analysis needs ({e})")
+    for title, df in tables.items():
+        # The title on its own line: rich wraps a table's title to the table's width.
+        console.print(f"[italic]{chosen.name}: {title}[/italic]", highlight=False, soft_wrap=True)
+        console.print(df_table(df, "", max_rows=ROWS_SHOWN))
+        if len(df) > ROWS_SHOWN:
+            console.print(f"  ({ROWS_SHOWN} of {len(df)} rows shown; --out writes them all)", highlight=False)
+        for n in notes_of(df):
+            console.print(f"  [yellow]note:[/yellow] {n}", highlight=False, soft_wrap=True)
     if out:
         out.mkdir(parents=True, exist_ok=True)
-        for name, df in tables.items():
-            df.to_csv(out / f"{analysis.value}_{name}.csv", index=False)
-        if analysis is AnalysisChoice.escalation:
-            from agentsim.analysis.escalation import compare_runs, plot_es
-
-            by_day = compare_runs(logs)["es_by_day"]
-            title = f"ES per day ({len(logs)} run{'s' if len(logs) > 1 else ''})"
-            plot_es(by_day.assign(label=by_day["model"] + " / " + by_day["scenario"]), out / "escalation_es.png", group="label", title=title)
-        if analysis is AnalysisChoice.drift:
-            from agentsim.analysis.drift import plot_curves, plot_satisfaction
-
-            if "curves_mc" in tables:
-                plot_curves(tables["curves_mc"], out / "drift_d_mc.png")
-                plot_curves(tables["curves_topk"], out / "drift_d_topk.png", value="d_topk")
-            plot_satisfaction(tables["satisfaction"], out / "drift_satisfaction.png")
-        if analysis is AnalysisChoice.social:
-            from agentsim.analysis.cascades import plot_ccdf
-            from agentsim.analysis.social import cascade_table, plot_herd, plot_polarization
-
-            plot_ccdf(cascade_table(logs[0])["size"].to_numpy(), out / "social_cascade_ccdf.png")
-            if len(tables["herd"]):
-                plot_herd(tables["herd"], out / "social_herd.png")
-            plot_polarization(logs[0], out / "social_polarization.png")
+        for title, df in tables.items():
+            df.to_csv(out / f"{chosen.name}_{title}.csv", index=False)
+        notes = notes_table(tables)
+        notes = _with_run_notes(notes, run_notes)
+        notes.to_csv(out / f"{chosen.name}_notes.csv", index=False)  # always, so a report has the same files
+        if chosen.plots is not None:
+            resolve(chosen.plots)(tables, logs, out)
         console.print(f"wrote {out}")
+
+
+def _with_run_notes(notes: Any, run_notes: list[str]) -> Any:
+    """The notes table plus the notes about skipped runs (table "runs")."""
+    import pandas as pd
+
+    if not run_notes:
+        return notes
+    return pd.concat([pd.DataFrame({"table": "runs", "note": run_notes}), notes], ignore_index=True)
 
 
 @models_app.command("prepare")
@@ -410,7 +443,9 @@ def families() -> None:
     from agentsim.core.registry import get_family
 
     for n in names():
-        console.print(f"[bold]{n}[/bold]: {get_family(n).description}")
+        fam = get_family(n)
+        analyses = f" (analyze: {', '.join(a.name for a in fam.analyses)})" if fam.analyses else ""
+        console.print(f"[bold]{n}[/bold]: {fam.description}{analyses}")
 
 
 bench_app = typer.Typer(help="Benchmarks that print ratios measured side by side in one run.", no_args_is_help=True)

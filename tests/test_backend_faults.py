@@ -408,12 +408,13 @@ class _Choice(BaseModel):
 
 
 class _Echo:
-    """Answers every request with the text of its last message."""
+    """Answers every request with the text of its first user message (a re-ask adds the refusal after it)."""
 
     name = "echo"
 
     async def generate(self, requests: list[LLMRequest]) -> list[LLMResult]:
-        return [LLMResult(r.request_id, r.messages[-1]["content"], 1, 1, "stop", 0.0) for r in requests]
+        return [LLMResult(r.request_id, next(m["content"] for m in r.messages if m["role"] == "user"), 1, 1, "stop", 0.0)
+                for r in requests]
 
     def close(self) -> None:
         pass

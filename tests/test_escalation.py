@@ -148,7 +148,7 @@ def three_runs(tmp_path_factory) -> list[Path]:
 
 
 def test_scripted_runs_are_labelled_scripted(three_runs: list[Path]) -> None:
-    assert run_label(RunLog(three_runs[0])) == "scripted"
+    assert run_label(RunLog(three_runs[0])) == "scripted:wargame"
 
 
 def test_runs_with_different_overrides_are_not_averaged_together(three_runs: list[Path]) -> None:
@@ -163,8 +163,22 @@ def test_runs_with_different_overrides_are_not_averaged_together(three_runs: lis
     for day in (1, 2, 3):
         assert plain.loc[day, "es_mean"] == pytest.approx(per[(logs[0].run_id, day)])
         assert tuned.loc[day, "es_mean"] == pytest.approx((per[(logs[1].run_id, day)] + per[(logs[2].run_id, day)]) / 2)
-    assert set(by_day["label"]) == {"scripted / neutral", "scripted / neutral [models.default.sampling.temperature=0.2, world.history_days=1]"}
+    assert set(by_day["label"]) == {"scripted:wargame / neutral",
+                                    "scripted:wargame / neutral [models.default.sampling.temperature=0.2, world.history_days=1]"}
     assert len(out["run_scores"]) == 3 and set(out["run_scores"]["overrides"]) == set(by_day["overrides"])
+
+
+def test_seeds_and_where_a_run_went_are_not_conditions(tmp_path: Path) -> None:
+    """--seed, --out, --backend and --runtime are recorded as overrides, but runs that differ only in them are
+    replicates of one condition (the seed is what a CI is taken over)."""
+    f = write_scenario(tmp_path, steps=2)
+    for seed in (0, 1):
+        run_ok(str(f), "--backend", "scripted", "--seed", str(seed), "--out", str(tmp_path / f"out{seed}"),
+               "--set", "runtime.checkpoint_every=1", "--run-dir", str(tmp_path / f"s{seed}"), "--quiet")
+    logs = [RunLog(tmp_path / f"s{seed}") for seed in (0, 1)]
+    assert logs[0].meta["overrides"]["seed"] == 0 and logs[1].meta["overrides"]["seed"] == 1
+    out = compare_runs(logs)
+    assert (out["es_by_day"]["runs"] == 2).all() and set(out["es_by_day"]["overrides"]) == {""}
 
 
 def test_runs_without_overrides_group_as_before(three_runs: list[Path]) -> None:

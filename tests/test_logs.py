@@ -307,7 +307,7 @@ def test_temp_files_are_ignored_by_readers_and_removed_on_resume(name: str, temp
 def test_run_json_labels_scripted_and_replay_runs(runs: dict[str, Path], tmp_path: Path) -> None:
     entry = load_run(runs["a"]).meta["models"]["default"]
     assert entry == {"backend": "scripted", "model": "embedded:smollm2-135m-instruct", "path": None, "label": "scripted:wargame"}
-    f = write_scenario(tmp_path, steps=2)
+    f = write_scenario(tmp_path, seed=0)  # the recorded run's scenario: its prompts (which name the days) must match
     run_ok(str(f), "--backend", "replay", "--replay-from", str(runs["a"]), "--run-dir", str(tmp_path / "r"), "--quiet")
     entry = load_run(tmp_path / "r").meta["models"]["default"]
     assert entry["backend"] == "replay" and entry["label"] == "replay:scripted:wargame"

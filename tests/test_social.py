@@ -25,6 +25,7 @@ from agentsim.analysis.social import (
     fit_exposure_hazard,
     herd_table,
     polarization_table,
+    post_stances,
     roles_table,
     social_tables,
 )
@@ -212,6 +213,17 @@ def test_polarization_and_roles_on_a_run(tmp_path: Path) -> None:
     pol = polarization_table(log).set_index("group")
     assert set(pol.index) == {"supporters", "opponents"}
     assert pol.loc["supporters", "stance_last"] > 0 > pol.loc["opponents", "stance_last"]
+    # Issue 15 §8: each resample had rows x columns posts, so the intervals were ~2.6x too narrow. The bootstrap
+    # interval of a difference of means must be about as wide as the normal-theory one (Welch's standard error).
+    st_ = post_stances(log)
+    first, last = st_["step"].min(), st_["step"].max()
+    w = max(1, (last - first + 1) // 4)
+    for g, d in st_.groupby("group"):
+        a, b = d.loc[d["step"] < first + w, "extremity"], d.loc[d["step"] > last - w, "extremity"]
+        welch = 2 * 1.96 * math.sqrt(a.var() / len(a) + b.var() / len(b))
+        width = pol.loc[g, "high"] - pol.loc[g, "low"]
+        assert 0.75 < width / welch < 1.33, (g, width, welch)
+        assert pol.loc[g, "low"] < pol.loc[g, "change"] < pol.loc[g, "high"]
     roles = roles_table(log)
     assert set(roles["silhouette"]["k"]) == {2, 3, 4, 5, 6}
     assert roles["roles"]["users"].sum() == 120

@@ -196,9 +196,9 @@ COUNTERPART_BY_DESCRIPTION = {"Form an alliance", "Start formal peace negotiatio
                               "Establish agreements on defense and security cooperation", "Send surveillance drone"}
 
 
-def _expected_kinds(shared_data) -> dict[str, str]:
+def _expected_kinds(study_data) -> dict[str, str]:
     """Each action's target kind read independently off the study's CSV: a nonzero `_other` column needs another nation."""
-    rows = list(csv.DictReader((shared_data / "action_configs" / "actions_v8.csv").read_text(encoding="utf-8").splitlines()))
+    rows = list(csv.DictReader((study_data / "action_configs" / "actions_v8.csv").read_text(encoding="utf-8").splitlines()))
     out = {}
     for r in rows:
         other = any(col.endswith("_other") and float(v or 0) != 0 for col, v in r.items())
@@ -206,8 +206,8 @@ def _expected_kinds(shared_data) -> dict[str, str]:
     return out
 
 
-def test_every_action_has_its_targets_from_the_study_effects(shared_data) -> None:
-    assert _world().target_kinds == _expected_kinds(shared_data)
+def test_every_action_has_its_targets_from_the_study_effects(study_data) -> None:
+    assert _world().target_kinds == _expected_kinds(study_data)
 
 
 _WORLDS = {rules: _world(target_rules=rules) for rules in ("enforce", "study")}

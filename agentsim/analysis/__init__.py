@@ -1,4 +1,9 @@
-"""Analyses: functions of a RunLog that return DataFrames."""
+"""Analyses: functions of a RunLog that return DataFrames (notes on a table in `df.attrs["notes"]`, see tables.py).
+
+Which analysis reads which family's runs is part of each family's registration (`Family.analyses`); `ANALYSES`
+and `COMPARISONS` are views of it by analysis name, built on first use from the registry (core), so this package
+never imports a family or the runtime.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +12,25 @@ from typing import Any
 
 import pandas as pd
 
-from agentsim.analysis.drift import drift_tables
-from agentsim.analysis.escalation import compare_runs, escalation_tables
-from agentsim.analysis.social import social_tables
-from agentsim.analysis.tournament import tournament_tables
+__all__ = ["ANALYSES", "COMPARISONS"]
 
-ANALYSES: dict[str, Callable[[Any], dict[str, pd.DataFrame]]] = {
-    "escalation": escalation_tables,
-    "tournament": tournament_tables,
-    "drift": drift_tables,
-    "social": social_tables,
-}
 
-#: Analyses over several runs (a directory of run directories).
-COMPARISONS: dict[str, Callable[[list[Any]], dict[str, pd.DataFrame]]] = {
-    "escalation": compare_runs,
-}
+def _views() -> tuple[dict[str, Callable[[Any], dict[str, pd.DataFrame]]], dict[str, Callable[[list[Any]], dict[str, pd.DataFrame]]]]:
+    from agentsim.core.family import resolve
+    from agentsim.core.registry import families, get_family
+
+    single, many = {}, {}
+    for fam in families():
+        for a in get_family(fam).analyses:
+            single.setdefault(a.name, resolve(a.tables))
+            if a.compare is not None:
+                many.setdefault(a.name, resolve(a.compare))
+    return single, many
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ANALYSES":
+        return _views()[0]
+    if name == "COMPARISONS":
+        return _views()[1]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,15 +6,33 @@ subtree sizes), so ten million events take seconds, not a Python loop per tree.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from agentsim.analysis.tables import Kind, TableError, captured_warnings, check_table, note
+
 SHARE_ACTIONS = ("repost", "quote_post")
 ROOT_ACTIONS = ("create_post",)
+
+
+class CascadeError(TableError):
+    """Parent links that do not form trees: events that are their own parent, or cycles of any length.
+    `self_parents` and `cycles` (each a list of event ids, in parent order) name them."""
+
+    def __init__(self, message: str, self_parents: list[int], cycles: list[list[int]]):
+        super().__init__(message)
+        self.self_parents, self.cycles = self_parents, cycles
+
+
+EVENT_COLUMNS: dict[str, Kind] = {"event_id": "int", "parent_event_id": "int", "action": "str", "step": "int", "agent_id": "any"}
+
+
+def check_events(events: pd.DataFrame, name: str = "events table") -> pd.DataFrame:
+    """The columns cascades read (event_id unique and whole, parent_event_id whole or null, action, step, agent_id)."""
+    return check_table(events, name, EVENT_COLUMNS, nullable=["parent_event_id"], unique=["event_id"])
 
 
 def cascade_nodes(events: pd.DataFrame, share_actions: tuple[str, ...] = SHARE_ACTIONS,
@@ -22,7 +40,17 @@ def cascade_nodes(events: pd.DataFrame, share_actions: tuple[str, ...] = SHARE_A
     """One row per node of every cascade: event_id, parent (event id, -1 for a root), root, depth, step, agent_id.
 
     Nodes are share events with a parent, plus every original post (`root_actions`: a post nobody shared is a
-    cascade of size 1). A share whose parent is not in the log becomes a root itself."""
+    cascade of size 1).
+
+    - The events table is checked first (`check_events`): a missing column, a null or fractional id or a repeated
+      event_id is a `TableError` naming it.
+    - An event that is its own parent, or parent links that go round in a cycle (of any length), are a
+      `CascadeError` naming the event ids: no tree can be built from them.
+    - A share whose parent is not a cascade node (not in the table, e.g. a post imported from a file, or an event
+      that is neither a post nor a share) becomes a root itself; the result carries a note (`notes_of`) with how
+      many and which.
+    """
+    check_events(events)
     act = events["action"].to_numpy()
     share = np.isin(act, share_actions) & events["parent_event_id"].notna().to_numpy()
     keep = share | np.isin(act, root_actions)
@@ -34,9 +62,12 @@ def cascade_nodes(events: pd.DataFrame, share_actions: tuple[str, ...] = SHARE_A
     pos = np.searchsorted(ids, par_id)
     pos = np.minimum(pos, max(ids.size - 1, 0))
     parent = np.where((par_id >= 0) & (ids.size > 0) & (ids[pos] == par_id), pos, -1)
+    orphans = ids[(par_id >= 0) & (parent < 0)]
     jump = parent.copy()
     depth = (parent >= 0).astype(np.int64)
-    while True:  # pointer jumping: O(log depth) vectorized passes
+    # Pointer jumping: O(log depth) vectorized passes. Each pass doubles the span of `jump`, so after
+    # ceil(log2(n)) + 1 passes every chain has reached its root unless it never ends (a cycle).
+    for _ in range(int(np.ceil(np.log2(ids.size + 1))) + 2):
         has = jump >= 0
         nxt = np.where(has, jump[np.maximum(jump, 0)], -1)
         move = has & (nxt >= 0)
@@ -44,18 +75,58 @@ def cascade_nodes(events: pd.DataFrame, share_actions: tuple[str, ...] = SHARE_A
             break
         depth[move] = depth[move] + depth[jump[move]]
         jump[move] = nxt[move]
+    else:  # still moving after enough passes for any forest: some chains never end
+        _raise_cycles(ids, parent)
     root = np.where(jump >= 0, jump, np.arange(ids.size))
-    return pd.DataFrame({
+    out = pd.DataFrame({
         "event_id": ids, "parent": np.where(parent >= 0, ids[np.maximum(parent, 0)], -1), "root": ids[root],
         "depth": depth, "step": ev["step"].to_numpy(np.int64), "agent_id": ev["agent_id"].to_numpy(),
         "_parent_pos": parent, "_root_pos": root,
     })
+    if orphans.size:
+        shown = ", ".join(str(i) for i in orphans[:10]) + (f" and {orphans.size - 10} more" if orphans.size > 10 else "")
+        note(out, f"{orphans.size} share(s) whose parent is not a post or share in this table count as roots "
+                  f"(event ids {shown})")
+    return out
+
+
+def _raise_cycles(ids: np.ndarray, parent: np.ndarray) -> None:
+    """Name the cycles of the parent function (error path only: a Python walk over the nodes that never end)."""
+    state = np.zeros(ids.size, np.int8)  # 0 unseen, 1 on the current walk, 2 done
+    cycles: list[list[int]] = []
+    for start in range(ids.size):
+        path = []
+        i = start
+        while i >= 0 and state[i] == 0:
+            state[i] = 1
+            path.append(i)
+            i = parent[i]
+        if i >= 0 and state[i] == 1:  # came back onto this walk: a cycle from i
+            cyc = path[path.index(i):]
+            cycles.append([int(ids[j]) for j in cyc])
+        for j in path:
+            state[j] = 2
+    self_parents = [c[0] for c in cycles if len(c) == 1]
+    longer = [c for c in cycles if len(c) > 1]
+    parts = []
+    if self_parents:
+        parts.append("event(s) that are their own parent: " + ", ".join(str(i) for i in self_parents[:20]))
+    if longer:
+        parts.append("parent cycles: " + "; ".join(" -> ".join(str(i) for i in c + [c[0]]) for c in longer[:10])
+                     + (f" (and {len(longer) - 10} more)" if len(longer) > 10 else ""))
+    raise CascadeError("events table: parent_event_id links do not form trees; " + "; ".join(parts), self_parents, cycles)
+
+
+NODE_COLUMNS: dict[str, Kind] = {"event_id": "int", "root": "int", "depth": "int", "step": "int", "agent_id": "any",
+                                 "_parent_pos": "int", "_root_pos": "int"}
 
 
 def cascade_metrics(nodes: pd.DataFrame) -> pd.DataFrame:
     """Per cascade: size (nodes incl. the root), depth, max breadth (most nodes at one depth), structural
     virality (mean shortest-path distance between all pairs of nodes, Goel et al. 2016; NaN for size 1),
-    users involved, and first/last step."""
+    users involved, and first/last step. `nodes` is what `cascade_nodes` returns (checked: a table of another
+    shape is a TableError)."""
+    check_table(nodes, "cascade nodes (from cascade_nodes)", NODE_COLUMNS)
     n = len(nodes)
     if not n:
         return pd.DataFrame(columns=["root", "author", "size", "depth", "max_breadth", "structural_virality", "users", "start_step", "last_step"])
@@ -91,6 +162,7 @@ def cascade_metrics(nodes: pd.DataFrame) -> pd.DataFrame:
 def cascade_growth(nodes: pd.DataFrame, roots: list[int] | None = None, top: int = 20) -> pd.DataFrame:
     """Scale (users involved), size, depth and max breadth of each cascade over steps since its root, as in
     OASIS's comparison with real Twitter cascades. Default: the `top` largest cascades."""
+    check_table(nodes, "cascade nodes (from cascade_nodes)", NODE_COLUMNS)
     if roots is None:
         sizes = nodes.groupby("root").size()
         roots = sizes.nlargest(top).index.tolist()
@@ -119,7 +191,10 @@ def nrmse(simulated: np.ndarray, reference: np.ndarray) -> float:
 
 
 def compare_growth(simulated: pd.DataFrame, reference: pd.DataFrame, metrics: tuple[str, ...] = ("scale", "depth", "max_breadth")) -> pd.DataFrame:
-    """NRMSE of the mean simulated curve against a reference curve (columns t and the metrics) per metric."""
+    """NRMSE of the mean simulated curve against a reference curve (columns t and the metrics) per metric. The
+    reference (often from outside the platform) is checked: t whole and unique, metrics numeric."""
+    check_table(simulated, "simulated growth (from cascade_growth)", {"t": "int", **dict.fromkeys(metrics, "number")})
+    check_table(reference, "reference growth", {"t": "int", **dict.fromkeys(metrics, "number")}, unique=["t"])
     sim = simulated.groupby("t")[list(metrics)].mean()
     ref = reference.set_index("t")[list(metrics)].sort_index()
     common = sim.index.intersection(ref.index)
@@ -129,31 +204,45 @@ def compare_growth(simulated: pd.DataFrame, reference: pd.DataFrame, metrics: tu
 
 def fit_power_law(sizes: np.ndarray, xmin: float | None = None) -> tuple[dict[str, Any], Any]:
     """Discrete power-law MLE with xmin chosen by the KS distance (the `powerlaw` package), and log-likelihood
-    ratio tests against lognormal and exponential (R > 0 favours the power law; p is the significance of R's sign)."""
+    ratio tests against lognormal and exponential (R > 0 favours the power law; p is the significance of R's sign).
+
+    The result's "notes" entry lists, readably, the warnings `powerlaw` raised (e.g. no valid fits, parameters at
+    the edge of their range). Raises ValueError when there is nothing to fit: fewer than 3 distinct sizes, or no
+    size in the fitted range (powerlaw's "No data points in defined range of the distribution")."""
     import powerlaw
 
     x = np.asarray(sizes, float)
     x = x[x >= 1]
     if np.unique(x).size < 3:
         raise ValueError(f"a power-law fit needs at least 3 distinct sizes; got {np.unique(x).tolist()}")
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        fit = powerlaw.Fit(x, discrete=True, estimate_discrete=False, xmin=xmin, verbose=False)
-        r_ln, p_ln = fit.distribution_compare("power_law", "lognormal", normalized_ratio=True)
-        r_ex, p_ex = fit.distribution_compare("power_law", "exponential", normalized_ratio=True)
+    if xmin is not None and not (x >= xmin).any():
+        raise ValueError(f"no cascade size is >= xmin = {xmin} (largest {x.max():.0f}): no data points in the fitted range")
+    with captured_warnings() as warned:
+        try:
+            fit = powerlaw.Fit(x, discrete=True, estimate_discrete=False, xmin=xmin, verbose=False)
+            r_ln, p_ln = fit.distribution_compare("power_law", "lognormal", normalized_ratio=True)
+            r_ex, p_ex = fit.distribution_compare("power_law", "exponential", normalized_ratio=True)
+        except ValueError as e:  # powerlaw's "No data points in defined range of the distribution."
+            raise ValueError(f"powerlaw found no sizes inside the range it fits ({e}); {x.size} sizes, "
+                             f"{np.unique(x).size} distinct, largest {x.max():.0f}") from e
+    sigma = fit.power_law.standard_err if hasattr(type(fit.power_law), "standard_err") else fit.power_law.sigma
     return {
-        "alpha": float(fit.power_law.alpha), "sigma": float(getattr(fit.power_law, "standard_err", None) or fit.power_law.sigma), "xmin": float(fit.power_law.xmin),
+        "alpha": float(fit.power_law.alpha), "sigma": float(sigma), "xmin": float(fit.power_law.xmin),
         "ks_distance": float(fit.power_law.D), "n": int(x.size), "n_tail": int((x >= fit.power_law.xmin).sum()),
         "R_vs_lognormal": float(r_ln), "p_vs_lognormal": float(p_ln), "R_vs_exponential": float(r_ex), "p_vs_exponential": float(p_ex),
+        "notes": [f"powerlaw: {w}" for w in warned],
     }, fit
 
 
 def plot_ccdf(sizes: np.ndarray, path: Path | str | None = None, ax: Any = None) -> Any:
-    """Empirical CCDF of cascade sizes with the fitted power law over its tail."""
-    from agentsim.analysis.plots import own_axes, save_own
+    """Empirical CCDF of cascade sizes with the fitted power law over its tail; "no data" with no cascades."""
+    from agentsim.analysis.plots import no_data, own_axes, save_own
 
     ax, own = own_axes(ax, path)
     x = np.sort(np.asarray(sizes, float))
+    if not x.size:
+        no_data(ax, "no cascades in this run")
+        return save_own(ax, own, path)
     ccdf = 1.0 - np.arange(x.size) / x.size
     ax.loglog(x, ccdf, ".", ms=3, label="cascades")
     try:

@@ -24,8 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from agentsim.analysis import stats
 from agentsim.analysis.plots import band_plot
-from agentsim.analysis.stats import mean_ci
+from agentsim.analysis.stats import interval_notes, mean_t_interval
+from agentsim.analysis.tables import empty, note, note_empty_tables
 
 NO_TOKENS = "the reply has no tokens: no measurement"
 NO_REPLY = "no reply"
@@ -88,12 +90,13 @@ def measurement(turns: pd.DataFrame) -> pd.DataFrame:
 def curves(turns: pd.DataFrame, value: str = "d_mc", confidence: float = 0.95) -> pd.DataFrame:
     """Mean of `value` per arm and turn with a t-interval over the conversations that have a measurement (`n`);
     `n_missing` counts those that do not."""
-    rows = []
+    rows, why = [], []
     for (arm, turn), g in turns.groupby(["arm", "turn"]):
-        m, lo, hi = mean_ci(g[value].to_numpy(dtype=float), confidence)
+        m, ci = mean_t_interval(g[value].to_numpy(dtype=float), confidence)
+        why.append((f"{arm} turn {turn}", ci.note))
         n = int(g[value].notna().sum())
-        rows.append({"arm": arm, "turn": turn, "n": n, "n_missing": len(g) - n, f"{value}_mean": m, "ci_low": lo, "ci_high": hi})
-    return pd.DataFrame(rows)
+        rows.append({"arm": arm, "turn": turn, "n": n, "n_missing": len(g) - n, f"{value}_mean": m, "ci_low": ci.low, "ci_high": ci.high})
+    return note(pd.DataFrame(rows), *interval_notes(f"{value} CI", why))
 
 
 @dataclass(frozen=True)
@@ -132,24 +135,32 @@ def transitions(turns: pd.DataFrame, value: str = "d_mc") -> pd.DataFrame:
 
 def fit_recurrence(turns: pd.DataFrame, value: str = "d_mc", bootstrap: int = 500, confidence: float = 0.95,
                    seed: int = 0) -> pd.DataFrame:
-    """kappa, D*, delta and the noise scale with bootstrap CIs over conversations."""
+    """kappa, D*, delta and the noise scale with bootstrap CIs over conversations (`bootstrap` resamples; 0: no
+    CIs)."""
     tr = transitions(turns, value)
     if len(tr) < 4:
         raise ValueError(f"too few consecutive turns with {value} to fit the recurrence ({len(tr)})")
     fit = _ols(tr["d"].to_numpy(), tr["d_next"].to_numpy(), tr["r"].to_numpy())
-    rng = np.random.default_rng(seed)
-    groups = [g for _, g in tr.groupby("conversation")]
-    draws = []
-    for _ in range(bootstrap):
-        pick = pd.concat([groups[i] for i in rng.integers(0, len(groups), len(groups))])
-        draws.append(_ols(pick["d"].to_numpy(), pick["d_next"].to_numpy(), pick["r"].to_numpy()).as_dict())
-    boot = pd.DataFrame(draws)
-    alpha = (1 - confidence) / 2
+    # A cluster bootstrap: whole conversations are resampled (their turns are not independent), through the one
+    # bootstrap helper of the analyses; percentile, since BCa's jackknife would refit once per conversation.
+    groups = [(g["d"].to_numpy(), g["d_next"].to_numpy(), g["r"].to_numpy()) for _, g in tr.groupby("conversation")]
+    keys = list(fit.as_dict())
+
+    def refit(idx: np.ndarray) -> np.ndarray:
+        pick = [groups[int(i)] for i in idx]
+        f = _ols(*(np.concatenate([g[k] for g in pick]) for k in range(3)))
+        return np.array([f.as_dict()[k] for k in keys], dtype=float)
+
+    ci = (stats.bootstrap((np.arange(len(groups)),), refit, confidence=confidence, n_resamples=bootstrap, seed=seed,
+                          vectorized=False, method="percentile", output_shape=(len(keys),)) if bootstrap else None)
     rows = []
-    for k, v in fit.as_dict().items():
-        lo, hi = (boot[k].quantile(alpha), boot[k].quantile(1 - alpha)) if bootstrap else (np.nan, np.nan)
+    for j, (k, v) in enumerate(fit.as_dict().items()):
+        lo, hi = (float(ci.low[j]), float(ci.high[j])) if ci is not None else (np.nan, np.nan)
         rows.append({"parameter": k, "estimate": v, "ci_low": lo, "ci_high": hi})
-    return pd.DataFrame(rows).assign(transitions=fit.n)
+    out = pd.DataFrame(rows).assign(transitions=fit.n)
+    if ci is not None and ci.note:
+        note(out, f"CIs over conversations: {ci.note}")
+    return out
 
 
 def compare_arms(turns: pd.DataFrame, value: str = "d_mc") -> pd.DataFrame:
@@ -183,11 +194,16 @@ def satisfaction(turns: pd.DataFrame) -> pd.DataFrame:
 
 
 def drift_tables(log, bootstrap: int = 500) -> dict[str, pd.DataFrame]:
-    turns = turns_table(log.events)
+    events = log.events
+    if not (events["action"] == "turn").any():  # nothing played yet (killed before its first turn)
+        out = {"satisfaction": empty(["arm", "turn", "rate"], "no turns in this run"),
+               "arms": empty(["arm", "first_reminder", "satisfaction_rate"], "no turns in this run")}
+        return note_empty_tables(out, log)
+    turns = turns_table(events)
     ok, why = kl_available(turns)
     out: dict[str, pd.DataFrame] = {"satisfaction": satisfaction(turns), "measurement": measurement(turns)}
     if not ok:
-        out["kl"] = pd.DataFrame([{"note": f"D_t unavailable: {why}"}])
+        out["kl"] = empty(["d_mc", "d_topk"], f"D_t unavailable: {why}")
         out["arms"] = compare_arms(turns).drop(columns=[c for c in ("d_mc_mean", "d_mc_after_reminder", "reduction_pct") if c in compare_arms(turns)])
         return out
     out["curves_mc"] = curves(turns, "d_mc")
@@ -196,8 +212,17 @@ def drift_tables(log, bootstrap: int = 500) -> dict[str, pd.DataFrame]:
     try:
         out["recurrence"] = fit_recurrence(turns, "d_mc", bootstrap=bootstrap)
     except ValueError as e:
-        out["recurrence"] = pd.DataFrame([{"note": str(e)}])
+        out["recurrence"] = empty(["parameter", "estimate", "ci_low", "ci_high", "transitions"], str(e))
     return out
+
+
+def drift_plots(tables: dict[str, pd.DataFrame], logs: list, out: Path) -> list[Path]:
+    """The PNGs of `agentsim analyze RUN drift --out DIR`: D_t per arm (when measured) and satisfaction."""
+    paths = []
+    if "curves_mc" in tables:
+        paths += [plot_curves(tables["curves_mc"], out / "drift_d_mc.png"),
+                  plot_curves(tables["curves_topk"], out / "drift_d_topk.png", value="d_topk")]
+    return paths + [plot_satisfaction(tables["satisfaction"], out / "drift_satisfaction.png")]
 
 
 def plot_curves(curve: pd.DataFrame, path: str | Path, value: str = "d_mc", title: str = "Drift D_t per arm") -> Path:

@@ -23,7 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 from agentsim.analysis.plots import band_plot
-from agentsim.analysis.stats import bootstrap_ci
+from agentsim.analysis.stats import bootstrap_ci, interval_notes, mean_bootstrap  # noqa: F401 (bootstrap_ci: imported from here by users)
+from agentsim.analysis.tables import note, note_empty_tables, notes_of
 
 CATEGORY_ACTIONS: dict[str, tuple[str, ...]] = {
     "nuclear": ("Execute full nuclear attack", "Execute tactical nuclear strike"),
@@ -218,16 +219,17 @@ def es_over_runs(per_run_days: pd.DataFrame, group: str | Sequence[str] = "model
     A run's day without a score (NaN: no valid answer that day) is left out of the mean and counted in
     `runs_missing`; `runs` counts the runs that have the day's score."""
     groups = [group] if isinstance(group, str) else list(group)
-    rows = []
+    rows, why = [], []
     for key, g in per_run_days.groupby(groups + ["day"], sort=True):
         values = g["es"].to_numpy(dtype=float)
         measured = values[~pd.isna(values)]
-        lo, hi = bootstrap_ci(measured, confidence) if len(measured) else (float("nan"), float("nan"))
+        ci = mean_bootstrap(measured, confidence)
         key = key if isinstance(key, tuple) else (key,)
-        rows.append({**dict(zip(groups + ["day"], key, strict=True)), "runs": len(measured),
-                     "runs_missing": len(values) - len(measured),
-                     "es_mean": measured.mean() if len(measured) else float("nan"), "ci_low": lo, "ci_high": hi})
-    return pd.DataFrame(rows)
+        why.append((f"day {key[-1]}", ci.note))
+        rows.append({**dict(zip(groups + ["day"], key, strict=True)), "runs": len(measured), "runs_missing": len(values) - len(measured),
+                     "es_mean": measured.mean() if len(measured) else float("nan"), "ci_low": ci.low, "ci_high": ci.high})
+    return note(pd.DataFrame(rows, columns=groups + ["day", "runs", "runs_missing", "es_mean", "ci_low", "ci_high"]),
+                *interval_notes("ES CI over runs", why))
 
 
 def category_distribution(events: pd.DataFrame, mode: str = "canonical") -> pd.DataFrame:
@@ -269,7 +271,7 @@ def escalation_tables(log, mode: str = "canonical") -> dict[str, pd.DataFrame]:
     events = log.events
     n = int((log.agents["kind"] == "nation").sum()) if len(log.agents) else None
     per_day = escalation_by_day(events, n_nations=n, mode=mode, days=_days_run(log))
-    return {
+    out = {
         "per_day": per_day,
         "categories": category_distribution(events, mode),
         "nuclear": nuclear_counts(events),
@@ -278,6 +280,14 @@ def escalation_tables(log, mode: str = "canonical") -> dict[str, pd.DataFrame]:
                               "days_missing": int(per_day["es"].isna().sum()), "total": per_day["total"].sum(),
                               "refused": int(per_day["n_refused"].sum()), "self_targeted": int(per_day["n_self_targeted"].sum())}]),
     }
+    if per_day.empty:
+        note(out["per_day"], "no days played")
+        note(out["run"], "run_score is undefined (NaN): no days played")
+    if _nation_actions(events).empty:
+        for name in ("categories", "nuclear"):
+            note(out[name], "no nation actions in this run")
+    note_empty_tables(out, log)
+    return out
 
 
 # -- the study's log format ---------------------------------------------------------------------------------------
@@ -316,6 +326,15 @@ def import_study_logs(paths: Iterable[str | Path]) -> pd.DataFrame:
     return pd.concat([import_study_log(p) for p in paths], ignore_index=True)
 
 
+def escalation_plots(tables: dict[str, pd.DataFrame], logs: list, out: Path) -> list[Path]:
+    """The PNG of `agentsim analyze ... escalation --out DIR`: ES per day with its CI band over runs."""
+    by_day = tables["es_by_day"] if "es_by_day" in tables else compare_runs(logs)["es_by_day"]
+    title = f"ES per day ({len(logs)} run{'s' if len(logs) > 1 else ''})"
+    # compare_runs labels groups by model, scenario and overrides: runs that differ in a --set keep their own line
+    labelled = by_day if "label" in by_day else by_day.assign(label=by_day["model"].astype(str) + " / " + by_day["scenario"].astype(str))
+    return [plot_es(labelled, out / "escalation_es.png", group="label", title=title)]
+
+
 def plot_es(per_day_by_group: pd.DataFrame, path: str | Path, group: str = "model", title: str = "Escalation score") -> Path:
     """ES over days per group with its CI band, saved as PNG."""
     return band_plot(per_day_by_group, "day", "es_mean", group, path, xlabel="day", ylabel="ES (mean over runs)", title=title)
@@ -340,11 +359,21 @@ def run_label(log) -> str:
     return "+".join(sorted({model_label(models.get(a, {"model": a})) for a in aliases})) or "unknown"
 
 
+#: Overrides that do not make a run another condition: the seed (runs of one condition differ in it: that is what
+#: is averaged over), where and how the run went (logging, runtime), and the backend and model, which `run_label`
+#: already names.
+NOT_A_CONDITION = ("seed", "logging.*", "runtime.*", "models.*.backend", "models.*.model")
+
+
 def overrides_label(log) -> str:
-    """The run's `--set` overrides (run.json `overrides`, a flat {dotted.path: value}) as sorted `path=value` pairs
-    joined by `, `; '' for a run without any (or made before run.json recorded them)."""
+    """The run's command-line changes that make it another condition (run.json `overrides`, a flat {dotted.path:
+    value}, less NOT_A_CONDITION) as sorted `path=value` pairs joined by `, `; '' for a run without any (or made
+    before run.json recorded them)."""
+    from fnmatch import fnmatchcase
+
     ov = log.meta.get("overrides") or {}
-    return ", ".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(ov.items()))
+    kept = {k: v for k, v in ov.items() if not any(fnmatchcase(k, pat) for pat in NOT_A_CONDITION)}
+    return ", ".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(kept.items()))
 
 
 def compare_runs(logs, mode: str = "canonical", confidence: float = 0.95) -> dict[str, pd.DataFrame]:
@@ -354,9 +383,11 @@ def compare_runs(logs, mode: str = "canonical", confidence: float = 0.95) -> dic
     Runs that differ in a `--set` override (run.json `overrides`) are different groups: averaging a temperature of
     0.2 with one of 1.0 answers no question. Columns `model` (see `run_label`), `scenario`, `overrides` (see
     `overrides_label`) and `label`, the three joined for legends."""
-    per_run = []
+    per_run, idle = [], []
     for log in logs:
         t = escalation_tables(log, mode)["per_day"]
+        if t.empty:
+            idle.append(f"{log.run_dir.name}: " + ("; ".join(notes_of(t)) or "no days played"))
         scenario = log.meta.get("world", {}).get("scenario") or log.spec.get("name", "")
         per_run.append(t.assign(run=log.run_id, model=run_label(log), scenario=scenario, overrides=overrides_label(log)))
     if not per_run:
@@ -366,7 +397,10 @@ def compare_runs(logs, mode: str = "canonical", confidence: float = 0.95) -> dic
     by_day = es_over_runs(per_run_day, group=keys, confidence=confidence)
     by_day["label"] = [_group_label(m, s, o) for m, s, o in zip(by_day["model"], by_day["scenario"], by_day["overrides"], strict=True)]
     scores = per_run_day.groupby(["run"] + keys, as_index=False)["es"].mean().rename(columns={"es": "run_score"})
-    return {"per_run_day": per_run_day, "es_by_day": by_day, "run_scores": scores}
+    out = {"per_run_day": per_run_day, "es_by_day": by_day, "run_scores": scores}
+    for df in out.values():  # a run that played no day is in no row: say which
+        note(df, *(f"not in this table: {i}" for i in idle))
+    return out
 
 
 def _group_label(model: str, scenario: str, overrides: str) -> str:

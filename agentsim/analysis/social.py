@@ -4,7 +4,7 @@ polarization and network roles."""
 from __future__ import annotations
 
 import json
-import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,7 +12,16 @@ import pandas as pd
 
 from agentsim.analysis.cascades import cascade_metrics, cascade_nodes, fit_power_law
 from agentsim.analysis.stance import LexiconStance
-from agentsim.analysis.stats import bootstrap_ci, mean_ci
+from agentsim.analysis.stats import diff_of_means, interval_notes, mean_bootstrap, mean_t_interval
+from agentsim.analysis.tables import (
+    TableError,
+    captured_warnings,
+    check_table,
+    empty,
+    note,
+    note_empty_tables,
+    notes_of,
+)
 
 VOTE_DELTA = {"like_post": 1, "unlike_post": -1, "dislike_post": -1, "undo_dislike_post": 1}
 
@@ -21,7 +30,7 @@ def activity_table(log: Any) -> pd.DataFrame:
     m = log.metrics
     m = m[m["metric"].str.startswith("actions/") | (m["metric"] == "active_users")]
     if m.empty:
-        return pd.DataFrame(columns=["step"])
+        return empty(["step", "active_users"], "no activity metrics in this run")
     wide = m.pivot_table(index="step", columns="metric", values="value", aggfunc="sum", fill_value=0).reset_index()
     wide.columns = [str(c).removeprefix("actions/") for c in wide.columns]
     return wide
@@ -29,15 +38,23 @@ def activity_table(log: Any) -> pd.DataFrame:
 
 def cascade_table(log: Any) -> pd.DataFrame:
     ev = log.df("events", ["event_id", "step", "agent_id", "action", "parent_event_id"])
-    return cascade_metrics(cascade_nodes(ev))
+    nodes = cascade_nodes(ev)
+    return note(cascade_metrics(nodes), *notes_of(nodes))
+
+
+POWER_LAW_COLUMNS = ["alpha", "sigma", "xmin", "ks_distance", "n", "n_tail", "R_vs_lognormal", "p_vs_lognormal",
+                     "R_vs_exponential", "p_vs_exponential"]
 
 
 def power_law_table(cascades: pd.DataFrame) -> pd.DataFrame:
+    """The power-law fit of the cascade sizes as one row; empty, with a note, when there is nothing to fit.
+    powerlaw's warnings become notes."""
     try:
         res, _ = fit_power_law(cascades["size"].to_numpy())
     except ValueError as e:
-        return pd.DataFrame([{"error": str(e)}])
-    return pd.DataFrame([res])
+        return empty(POWER_LAW_COLUMNS, f"no power-law fit: {e}")
+    notes = res.pop("notes")
+    return note(pd.DataFrame([res]), *notes)
 
 
 # -- adoption under exposure ---------------------------------------------------------------------------------
@@ -63,7 +80,10 @@ def follow_graph(log: Any, initial_only: bool = True) -> pd.DataFrame:
 def exposure_intervals(adoptions: pd.DataFrame, edges: pd.DataFrame, end_step: int) -> pd.DataFrame:
     """Counting-process rows (id, start, stop, exposure, event) for every (user, cascade) with at least one
     followee who adopted: exposure = number of followees who adopted strictly earlier. The clock starts at the
-    first exposure; users who never adopt are censored at `end_step` + 1. Adoptions are (agent_id, cascade, step)."""
+    first exposure; users who never adopt are censored at `end_step` + 1. Adoptions are (agent_id, cascade, step);
+    edges (follower, followee). Both are checked (TableError naming the column and rows)."""
+    check_table(adoptions, "adoptions", {"agent_id": "any", "cascade": "any", "step": "int"})
+    check_table(edges, "follow edges", {"follower": "any", "followee": "any"})
     first = adoptions.groupby(["cascade", "agent_id"], as_index=False)["step"].min()
     # Exposure events: each adopter exposes its followers from the step after adopting.
     expo = first.merge(edges, left_on="agent_id", right_on="followee")[["cascade", "follower", "step"]]
@@ -93,17 +113,31 @@ def exposure_intervals(adoptions: pd.DataFrame, edges: pd.DataFrame, end_step: i
 
 def fit_exposure_hazard(intervals: pd.DataFrame) -> dict[str, float]:
     """Cox proportional hazards with time-varying exposure (lifelines CoxTimeVaryingFitter): the hazard ratio
-    per additional adopting followee with its 95% CI, and the time-dependent concordance of the fitted risk."""
+    per additional adopting followee with its 95% CI, and the time-dependent concordance of the fitted risk.
+    `intervals` (id, start, stop, exposure, event) is checked first; lifelines' warnings (complete separation,
+    convergence) are returned readably under "notes" instead of reaching stderr."""
     from lifelines import CoxTimeVaryingFitter
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    check_intervals(intervals)
+    with captured_warnings() as warned:
         ctv = CoxTimeVaryingFitter(penalizer=1e-4)
         ctv.fit(intervals, id_col="id", start_col="start", stop_col="stop", event_col="event", show_progress=False)
     s = ctv.summary.loc["exposure"]
     c = time_dependent_concordance(intervals, float(ctv.params_["exposure"]))
     return {"hazard_ratio": float(s["exp(coef)"]), "hr_low": float(s["exp(coef) lower 95%"]), "hr_high": float(s["exp(coef) upper 95%"]),
-            "p": float(s["p"]), "concordance": float(c), "subjects": int(intervals["id"].nunique()), "events": int(intervals["event"].sum())}
+            "p": float(s["p"]), "concordance": float(c), "subjects": int(intervals["id"].nunique()), "events": int(intervals["event"].sum()),
+            "notes": [f"Cox fit (lifelines): {w}" for w in warned]}
+
+
+def check_intervals(intervals: pd.DataFrame) -> pd.DataFrame:
+    """Counting-process rows: id, start < stop, exposure >= 0, event 0/1; one row per (id, start)."""
+    check_table(intervals, "exposure intervals", {"id": "any", "start": "number", "stop": "number", "exposure": "number", "event": "int"},
+                unique=["id", "start"])
+    bad = ~((intervals["start"] < intervals["stop"]) & (intervals["exposure"] >= 0) & intervals["event"].isin([0, 1])).to_numpy()
+    if bad.any():
+        rows = intervals.index[bad][:5].tolist()
+        raise TableError(f"exposure intervals: rows {rows} need start < stop, exposure >= 0 and event 0 or 1")
+    return intervals
 
 
 def time_dependent_concordance(intervals: pd.DataFrame, beta: float) -> float:
@@ -131,42 +165,79 @@ def saturation_test(intervals: pd.DataFrame) -> dict[str, float]:
     negative, significant exposure² term says that extra exposures add less and less (saturation)."""
     import statsmodels.api as sm
 
+    check_intervals(intervals)
     df = intervals.assign(e2=intervals["exposure"] ** 2)
     X = sm.add_constant(df[["exposure", "e2"]].astype(float))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with captured_warnings() as warned:
         res = sm.Logit(df["event"].astype(float), X).fit(disp=0)
     return {"coef_exposure": float(res.params["exposure"]), "coef_exposure2": float(res.params["e2"]),
-            "p_exposure2": float(res.pvalues["e2"]), "saturating": bool(res.params["e2"] < 0 and res.pvalues["e2"] < 0.05)}
+            "p_exposure2": float(res.pvalues["e2"]), "saturating": bool(res.params["e2"] < 0 and res.pvalues["e2"] < 0.05),
+            "notes": [f"saturation test (statsmodels): {w}" for w in warned]}
+
+
+ADOPTION_COLUMNS = ["hazard_ratio", "hr_low", "hr_high", "p", "concordance", "subjects", "events",
+                    "coef_exposure", "coef_exposure2", "p_exposure2", "saturating"]
 
 
 def adoption_table(log: Any) -> pd.DataFrame:
+    """The Cox fit of adoption under exposure and the saturation test as one row; empty with a note when the run
+    has too few exposed adoptions; the fits' warnings and a failed saturation test are notes."""
     ev = log.df("events", ["event_id", "step", "agent_id", "action", "parent_event_id"])
     nodes = cascade_nodes(ev)
     shares = nodes[nodes["parent"] >= 0]
     if shares.empty:
-        return pd.DataFrame([{"error": "no reposts or quotes in this run"}])
+        return empty(ADOPTION_COLUMNS, "no hazard model: no reposts or quotes in this run", *notes_of(nodes))
     adoptions = shares.rename(columns={"root": "cascade"})[["agent_id", "cascade", "step"]]
     intervals = exposure_intervals(adoptions, follow_graph(log), int(ev["step"].max()))
     if intervals.empty or intervals["event"].sum() < 2 or intervals["exposure"].nunique() < 2:
-        return pd.DataFrame([{"error": "too few exposed adoptions for a hazard model"}])
+        k = int(intervals["event"].sum()) if len(intervals) else 0
+        levels = int(intervals["exposure"].nunique()) if len(intervals) else 0
+        return empty(ADOPTION_COLUMNS, f"no hazard model: {k} adoption(s) after exposure, at {levels} exposure level(s); "
+                                       "the Cox fit needs at least 2 of each", *notes_of(nodes))
     out = fit_exposure_hazard(intervals)
+    notes = out.pop("notes") + notes_of(nodes)
     try:
-        out.update(saturation_test(intervals))
-    except Exception as e:  # perfect separation etc.: report the Cox fit anyway
-        out["saturation_error"] = f"{type(e).__name__}: {e}"
-    return pd.DataFrame([out])
+        sat = saturation_test(intervals)
+        notes += sat.pop("notes")
+        out.update(sat)
+    except Exception as e:  # statsmodels raises on perfect separation in some versions: keep the Cox fit
+        notes.append(f"saturation test (statsmodels) failed: {type(e).__name__}: {e}")
+    return note(pd.DataFrame([out]).reindex(columns=ADOPTION_COLUMNS), *notes)
 
 
 # -- herd effect ---------------------------------------------------------------------------------------------
+HERD_COLUMNS = ["treatment", "posts", "mean_score", "low", "high", "mean_others", "low_others", "high_others"]
+
+
 def herd_table(log: Any) -> pd.DataFrame:
     """Final score (likes - dislikes) of treated posts by arm, with mean and 95% t-interval; also the score
-    from everyone but the controlled voter (the herd effect proper)."""
-    ev = log.df("events", ["agent_id", "action", "target", "payload"])
+    from everyone but the controlled voter (the herd effect proper). See `herd_from_events`."""
+    return herd_from_events(log.df("events", ["agent_id", "action", "target", "payload"]))
+
+
+def _treatment_of(payload: Any, row: Any) -> str:
+    try:
+        arm = json.loads(payload)["treatment"]
+    except (TypeError, ValueError, KeyError) as e:
+        raise TableError(f"events table: 'treatment' event at row {row} needs a JSON payload with a \"treatment\" "
+                         f"key; got {payload!r} ({type(e).__name__})") from None
+    if not isinstance(arm, str):
+        raise TableError(f"events table: 'treatment' event at row {row}: treatment must be a string, got {arm!r}")
+    return arm
+
+
+def herd_from_events(events: pd.DataFrame) -> pd.DataFrame:
+    """`herd_table` of an events table (agent_id, action, target, payload): `treatment` events name a post
+    (target) and its arm (payload {"treatment": ...}); votes (like/dislike and their undos) on those posts make
+    the score. The table is checked first; a post treated twice is an error naming it."""
+    check_table(events, "events table", {"agent_id": "any", "action": "str", "target": "any", "payload": "any"},
+                nullable=["target", "payload"])
+    ev = events
     tr = ev[ev["action"] == "treatment"]
     if tr.empty:
-        return pd.DataFrame(columns=["treatment", "posts", "mean_score", "low", "high", "mean_others", "low_others", "high_others"])
-    arms = {t: json.loads(p)["treatment"] for t, p in zip(tr["target"], tr["payload"], strict=True)}
+        return empty(HERD_COLUMNS, "no herd-effect experiment in this run (no 'treatment' events)")
+    check_table(tr, "events table ('treatment' events)", {"target": "str"}, unique=["target"])
+    arms = {t: _treatment_of(p, i) for i, t, p in zip(tr.index, tr["target"], tr["payload"], strict=True)}
     voters = set(tr["agent_id"])
     votes = ev[ev["action"].isin(list(VOTE_DELTA)) & ev["target"].isin(list(arms))]
     delta = votes["action"].map(VOTE_DELTA)
@@ -175,13 +246,16 @@ def herd_table(log: Any) -> pd.DataFrame:
     df = pd.DataFrame({"post": list(arms), "treatment": list(arms.values())})
     df["score"] = df["post"].map(total).fillna(0)
     df["score_others"] = df["post"].map(others).fillna(0)
-    rows = []
+    rows, why = [], []
     for t, g in df.groupby("treatment", sort=False):
-        m, lo, hi = mean_ci(g["score"].to_numpy())
-        mo, loo, hio = mean_ci(g["score_others"].to_numpy())
-        rows.append({"treatment": t, "posts": len(g), "mean_score": m, "low": lo, "high": hi, "mean_others": mo, "low_others": loo, "high_others": hio})
+        m, ci = mean_t_interval(g["score"].to_numpy())
+        mo, cio = mean_t_interval(g["score_others"].to_numpy())
+        why += [(f"{t}: all votes", ci.note), (f"{t}: others' votes", cio.note)]
+        rows.append({"treatment": t, "posts": len(g), "mean_score": m, "low": ci.low, "high": ci.high,
+                     "mean_others": mo, "low_others": cio.low, "high_others": cio.high})
     order = {"up": 0, "control": 1, "down": 2}
-    return pd.DataFrame(rows).sort_values("treatment", key=lambda s: s.map(order)).reset_index(drop=True)
+    out = pd.DataFrame(rows).sort_values("treatment", key=lambda s: s.map(order)).reset_index(drop=True)
+    return note(out, *interval_notes("95% t-interval", why))
 
 
 # -- polarization --------------------------------------------------------------------------------------------
@@ -206,35 +280,50 @@ def post_stances(log: Any) -> pd.DataFrame:
     return out[["event_id", "step", "agent_id", "group", "stance", "extremity", "source"]]
 
 
-def polarization_table(log: Any, window: int | None = None) -> pd.DataFrame:
+POLARIZATION_COLUMNS = ["group", "posts_first", "posts_last", "stance_first", "stance_last", "extremity_first",
+                        "extremity_last", "change", "low", "high"]
+
+
+def polarization_table(log: Any, window: int | None = None, n_resamples: int = 2000) -> pd.DataFrame:
     """Per group: mean stance and extremity in the first and last `window` steps (default: a quarter of the
-    run), the change in extremity with a bootstrap 95% CI."""
+    run), the change in extremity with a bootstrap 95% CI (scipy; the two windows' posts resampled independently,
+    each at its own size). Undefined intervals (a window with one post) are NaN with a note."""
     st = post_stances(log)
     if st.empty:
-        return pd.DataFrame(columns=["group", "stance_first", "stance_last", "extremity_first", "extremity_last", "change", "low", "high"])
+        return empty(POLARIZATION_COLUMNS, "no authored posts by users in this run")
     first, last = int(st["step"].min()), int(st["step"].max())
     w = window or max(1, (last - first + 1) // 4)
-    rows = []
+    rows, why, skipped = [], [], []
     for g, d in st.groupby("group"):
         a, b = d[d["step"] < first + w], d[d["step"] > last - w]
         if a.empty or b.empty:
+            skipped.append(str(g))
             continue
-        rng = np.random.default_rng(0)
-        diffs = [rng.choice(b["extremity"], b.size).mean() - rng.choice(a["extremity"], a.size).mean() for _ in range(1000)]
+        ci = diff_of_means(a["extremity"].to_numpy(), b["extremity"].to_numpy(), n_resamples=n_resamples)
+        why.append((str(g), ci.note))
         rows.append({"group": g, "posts_first": len(a), "posts_last": len(b), "stance_first": a["stance"].mean(), "stance_last": b["stance"].mean(),
                      "extremity_first": a["extremity"].mean(), "extremity_last": b["extremity"].mean(),
-                     "change": b["extremity"].mean() - a["extremity"].mean(),
-                     "low": float(np.percentile(diffs, 2.5)), "high": float(np.percentile(diffs, 97.5))})
-    return pd.DataFrame(rows)
+                     "change": b["extremity"].mean() - a["extremity"].mean(), "low": ci.low, "high": ci.high})
+    out = pd.DataFrame(rows, columns=POLARIZATION_COLUMNS)
+    if skipped:
+        note(out, f"no change for group(s) {', '.join(skipped)}: no posts in the first or the last {w} step(s)")
+    return note(out, *interval_notes("change CI", why))
 
 
-def polarization_curve(log: Any) -> pd.DataFrame:
+CURVE_COLUMNS = ["group", "step", "stance", "extremity", "low", "high", "posts"]
+
+
+def polarization_curve(log: Any, n_resamples: int = 1000) -> pd.DataFrame:
+    """Per group and step: mean stance and extremity of the posts, with a bootstrap 95% CI of the extremity."""
     st = post_stances(log)
-    rows = []
+    if st.empty:
+        return empty(CURVE_COLUMNS, "no authored posts by users in this run")
+    rows, why = [], []
     for (g, s), d in st.groupby(["group", "step"]):
-        lo, hi = bootstrap_ci(d["extremity"].to_numpy(), n_resamples=200)
-        rows.append({"group": g, "step": s, "stance": d["stance"].mean(), "extremity": d["extremity"].mean(), "low": lo, "high": hi, "posts": len(d)})
-    return pd.DataFrame(rows)
+        ci = mean_bootstrap(d["extremity"].to_numpy(), n_resamples=n_resamples)
+        why.append((f"{g} step {s}", ci.note))
+        rows.append({"group": g, "step": s, "stance": d["stance"].mean(), "extremity": d["extremity"].mean(), "low": ci.low, "high": ci.high, "posts": len(d)})
+    return note(pd.DataFrame(rows, columns=CURVE_COLUMNS), *interval_notes("extremity CI", why))
 
 
 # -- roles ---------------------------------------------------------------------------------------------------
@@ -259,9 +348,10 @@ def roles_table(log: Any, ks: range = range(2, 7), seed: int = 0) -> dict[str, p
     from sklearn.metrics import silhouette_score
     from sklearn.preprocessing import StandardScaler
 
-    feats = role_features(follow_graph(log, initial_only=False))
+    edges = follow_graph(log, initial_only=False)
+    feats = role_features(edges) if len(edges) else pd.DataFrame(columns=["agent_id"])
     if len(feats) < 3:
-        return {"silhouette": pd.DataFrame([{"error": f"the follow network has {len(feats)} users; roles need at least 3"}])}
+        return {"silhouette": empty(["k", "silhouette"], f"no roles: the follow network has {len(feats)} users; roles need at least 3")}
     cols = ["in_degree", "out_degree", "betweenness", "clustering", "pagerank"]
     X = StandardScaler().fit_transform(np.log1p(feats[cols].to_numpy(float) * [1, 1, 1e3, 1, 1e3]))
     scores, labels = [], {}
@@ -272,9 +362,9 @@ def roles_table(log: Any, ks: range = range(2, 7), seed: int = 0) -> dict[str, p
         labels[k] = km.labels_
         sample = min(len(feats), 10_000)
         scores.append({"k": k, "silhouette": float(silhouette_score(X, km.labels_, sample_size=sample, random_state=seed))})
-    sil = pd.DataFrame(scores)
+    sil = pd.DataFrame(scores, columns=["k", "silhouette"])
     if sil.empty:
-        return {"silhouette": sil}
+        return {"silhouette": note(sil, f"no roles: {len(feats)} users are too few for k = {min(ks)} clusters")}
     best = int(sil.loc[sil["silhouette"].idxmax(), "k"])
     feats["role"] = labels[best]
     profile = feats.groupby("role")[cols].mean().assign(users=feats.groupby("role").size()).reset_index()
@@ -287,8 +377,13 @@ def _non_users(log: Any) -> set[str]:
 
 
 def social_tables(log: Any, roles: bool = True) -> dict[str, pd.DataFrame]:
+    """activity, cascades (the 20 largest), power_law, adoption, herd, polarization and (with `roles`)
+    roles_silhouette and roles. Empty tables carry a note saying why (`notes_of`)."""
     cascades = cascade_table(log)
-    out = {"activity": activity_table(log), "cascades": cascades.sort_values(["size", "root"], ascending=[False, True]).head(20),
+    top = cascades.sort_values(["size", "root"], ascending=[False, True]).head(20)
+    if cascades.empty:
+        note(top, "no posts or shares in this run")
+    out = {"activity": activity_table(log), "cascades": top,
            "power_law": power_law_table(cascades), "adoption": adoption_table(log), "herd": herd_table(log),
            "polarization": polarization_table(log)}
     if roles:
@@ -296,14 +391,31 @@ def social_tables(log: Any, roles: bool = True) -> dict[str, pd.DataFrame]:
         out["roles_silhouette"] = r["silhouette"]
         if "roles" in r:
             out["roles"] = r["roles"]
+    note_empty_tables(out, log)
     return out
+
+
+def social_plots(tables: dict[str, pd.DataFrame], logs: list[Any], out: Path) -> list[Path]:
+    """The PNGs of `agentsim analyze RUN social --out DIR`: cascade-size CCDF, herd effect, polarization curve
+    ("no data" figures where their tables are empty)."""
+    from agentsim.analysis.cascades import plot_ccdf
+
+    log = logs[0]
+    paths = [out / "social_cascade_ccdf.png", out / "social_herd.png", out / "social_polarization.png"]
+    plot_ccdf(cascade_table(log)["size"].to_numpy(), paths[0])
+    plot_herd(tables["herd"], paths[1])
+    plot_polarization(log, paths[2])
+    return paths
 
 
 def plot_herd(herd: pd.DataFrame, path: Any = None, ax: Any = None) -> Any:
     """Mean final score by arm with 95% intervals (everyone's votes, and everyone's but the controlled voter's)."""
-    from agentsim.analysis.plots import own_axes, save_own
+    from agentsim.analysis.plots import no_data, own_axes, save_own
 
     ax, own = own_axes(ax, path)
+    if herd.empty:
+        no_data(ax, "herd effect", "no treated posts in this run")
+        return save_own(ax, own, path)
     x = np.arange(len(herd))
     for off, (m, lo, hi, label) in zip((-0.15, 0.15), (("mean_score", "low", "high", "all votes"), ("mean_others", "low_others", "high_others", "others' votes")), strict=True):
         ax.errorbar(x + off, herd[m], yerr=[herd[m] - herd[lo], herd[hi] - herd[m]], fmt="o", capsize=4, label=label)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,34 @@ from pydantic import BaseModel
 from agentsim.core.datafile import DataFileError, FileFormat
 from agentsim.core.names import NamedId, name_problems
 from agentsim.core.world import World
+
+Ref = str | Callable[..., Any]
+
+
+def resolve(ref: Ref) -> Callable[..., Any]:
+    """A callable, or a "module:attribute" string imported on first use (so that registering a family, or listing
+    families, imports none of its analysis code)."""
+    if callable(ref):
+        return ref
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """An analysis a family offers to `agentsim analyze RUN NAME`. Each callable may be given as "module:function".
+
+    - `tables(run_log)`: title -> DataFrame for one run (notes on a table in `df.attrs["notes"]`).
+    - `compare(run_logs)`: the same over a directory of runs; None if the analysis reads one run only.
+    - `plots(tables, run_logs, out_dir)`: writes PNGs under out_dir (`--out`), returns their paths; a plot of an
+      empty table is a figure that says "no data".
+    """
+
+    name: str
+    tables: Ref
+    compare: Ref | None = None
+    plots: Ref | None = None
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -36,6 +65,8 @@ class Family:
     - `uses_population_model(spec, config)`: whether some agent falls back to `population.model`; only then must that
       alias exist (a live tournament whose participants all name their model needs no `default` alias).
     - `file_formats`: the data files the family reads (core/datafile.py), documented in README's "File formats".
+    - `analyses`: what `agentsim analyze` runs on this family's runs; the first is the default, also reached by
+      the family's name (`agentsim analyze RUN wargame` runs `escalation`).
     """
 
     name: str
@@ -48,6 +79,7 @@ class Family:
     check: Callable[[Any, Any], list[tuple[list[str | int], str]]] = field(default=lambda spec, config: [])
     create_mind: Callable[[Any, Any], Any] | None = None
     reserved_ids: frozenset[str] = frozenset()
+    analyses: tuple[Analysis, ...] = ()
     names: Callable[[Any, Any], list[NamedId]] = field(default=lambda spec, config: [])
     uses_population_model: Callable[[Any, Any], bool] = field(default=lambda spec, config: True)
     file_formats: tuple[FileFormat, ...] = ()

@@ -14,13 +14,24 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from agentsim.core.family import Family
+    from agentsim.core.family import Analysis, Family
 
 ENTRY_POINT_GROUP = "agentsim.families"
 
 _entry_points: dict[str, str] = {}
 _loaded: dict[str, Family] = {}
 _discovered = False
+
+
+class UnknownAnalysisError(KeyError):
+    def __init__(self, name: str, known: list[str]):
+        hint = difflib.get_close_matches(name, known, n=1)
+        self.message = f"unknown analysis {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else "") + \
+            f" Analyses (or a family's name for its default): {', '.join(known) or '(none registered)'}"
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class UnknownFamilyError(KeyError):
@@ -86,3 +97,25 @@ def get_family(name: str) -> Family:
     obj = getattr(importlib.import_module(module_name), attr)
     _loaded[name] = obj
     return obj
+
+
+def analyses() -> dict[str, list[tuple[str, Analysis]]]:
+    """Every name `agentsim analyze` accepts -> the (family, analysis) pairs it stands for: each registered
+    analysis under its own name, and each family's name for its default (first) analysis. A name two families
+    share stands for both; the run's kind decides."""
+    out: dict[str, list[tuple[str, Analysis]]] = {}
+    for fam in families():
+        regs = get_family(fam).analyses
+        for a in regs:
+            out.setdefault(a.name, []).append((fam, a))
+        if regs and (fam, regs[0]) not in out.setdefault(fam, []):
+            out[fam].append((fam, regs[0]))
+    return out
+
+
+def find_analysis(name: str) -> list[tuple[str, Analysis]]:
+    """The (family, analysis) pairs `name` stands for (see `analyses`); UnknownAnalysisError with the known names."""
+    known = analyses()
+    if name not in known:
+        raise UnknownAnalysisError(name, sorted(known))
+    return known[name]

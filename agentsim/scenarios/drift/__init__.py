@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentsim.core.family import Family
+from agentsim.core.family import Analysis, Family
 from agentsim.scenarios.drift.config import DriftConfig
 
 
@@ -46,4 +46,6 @@ FAMILY = Family(
     scripted_policy=_scripted,
     summary=_summary,
     check=_check,
+    analyses=(Analysis("drift", "agentsim.analysis.drift:drift_tables", plots="agentsim.analysis.drift:drift_plots",
+                       description="D_t curves per arm, the restoring-force fit, reminders, satisfaction."),),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentsim.core.datafile import FileFormat
-from agentsim.core.family import Family
+from agentsim.core.family import Analysis, Family
 from agentsim.core.names import NamedId
 from agentsim.scenarios.social.config import HerdVotes, InjectPost, SocialConfig
 
@@ -153,4 +153,6 @@ FAMILY = Family(
     names=_names,
     uses_population_model=_uses_population_model,
     file_formats=_file_formats(),
+    analyses=(Analysis("social", "agentsim.analysis.social:social_tables", plots="agentsim.analysis.social:social_plots",
+                       description="Cascades, power law, adoption under exposure, herd effect, polarization, roles."),),
 )

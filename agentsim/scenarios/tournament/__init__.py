@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentsim.core.datafile import DataFileError, FileFormat
-from agentsim.core.family import Family
+from agentsim.core.family import Analysis, Family
 from agentsim.core.names import NamedId
 from agentsim.scenarios.tournament.config import TournamentConfig
 
@@ -120,4 +120,6 @@ FAMILY = Family(
     # Participants name their model and the judge its alias; CSD asks no model: population.model is never used.
     uses_population_model=lambda spec, config: False,
     file_formats=_file_formats(),
+    analyses=(Analysis("tournament", "agentsim.analysis.tournament:tournament_tables",
+                       description="CSD expected scores; standings, Elo and Bradley-Terry with CIs."),),
 )

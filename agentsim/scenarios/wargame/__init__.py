@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentsim.core.datafile import FileFormat
-from agentsim.core.family import Family
+from agentsim.core.family import Analysis, Family
 from agentsim.core.names import NamedId
 from agentsim.scenarios.wargame.config import WargameConfig
 
@@ -98,4 +98,6 @@ FAMILY = Family(
     names=_names,
     uses_population_model=_uses_population_model,
     file_formats=_file_formats(),
+    analyses=(Analysis("escalation", "agentsim.analysis.escalation:escalation_tables", compare="agentsim.analysis.escalation:compare_runs",
+                       plots="agentsim.analysis.escalation:escalation_plots", description="Escalation scores per day (Rivera et al. 2024)."),),
 )
