@@ -341,11 +341,10 @@ def analyze(
 ) -> None:
     """Run an analysis on a run's log (or on every run of its family under a directory) and print or save its
     tables; notes under a table say why it is empty or what is undefined."""
-    from agentsim.analysis.tables import TableError, notes_of, notes_table
+    from agentsim.analysis.tables import TableError, notes_table
     from agentsim.core.family import resolve
     from agentsim.core.registry import UnknownAnalysisError, find_analysis
     from agentsim.logs.reader import RunLog, find_runs
-    from agentsim.runtime.summary import df_table
 
     if out is not None:
         _check_out_dir(out)
@@ -353,6 +352,11 @@ def analyze(
         by_family = dict(find_analysis(analysis))
     except UnknownAnalysisError as e:
         _fail(str(e))
+    from agentsim.experiments.manifest import is_experiment_dir
+
+    if is_experiment_dir(run_dir):
+        _analyze_experiment(run_dir, by_family, out)
+        return
     try:
         runs = find_runs(run_dir)
         logs = [RunLog(r) for r in runs]
@@ -385,14 +389,7 @@ def analyze(
         _fail(str(e))
     except KeyError as e:
         _fail(f"{run_dir}: the log lacks what the {chosen.name} analysis needs ({e})")
-    for title, df in tables.items():
-        # The title on its own line: rich wraps a table's title to the table's width.
-        console.print(f"[italic]{chosen.name}: {title}[/italic]", highlight=False, soft_wrap=True)
-        console.print(df_table(df, "", max_rows=ROWS_SHOWN))
-        if len(df) > ROWS_SHOWN:
-            console.print(f"  ({ROWS_SHOWN} of {len(df)} rows shown; --out writes them all)", highlight=False)
-        for n in notes_of(df):
-            console.print(f"  [yellow]note:[/yellow] {n}", highlight=False, soft_wrap=True)
+    _print_tables(chosen.name, tables)
     if out:
         out.mkdir(parents=True, exist_ok=True)
         for title, df in tables.items():
@@ -402,6 +399,55 @@ def analyze(
         notes.to_csv(out / f"{chosen.name}_notes.csv", index=False)  # always, so a report has the same files
         if chosen.plots is not None:
             resolve(chosen.plots)(tables, logs, out)
+        console.print(f"wrote {out}")
+
+
+def _print_tables(prefix: str, tables: dict[str, Any]) -> None:
+    from agentsim.analysis.tables import notes_of
+    from agentsim.runtime.summary import df_table
+
+    for title, df in tables.items():
+        # The title on its own line: rich wraps a table's title to the table's width.
+        console.print(f"[italic]{prefix}: {title}[/italic]", highlight=False, soft_wrap=True)
+        console.print(df_table(df, "", max_rows=ROWS_SHOWN))
+        if len(df) > ROWS_SHOWN:
+            console.print(f"  ({ROWS_SHOWN} of {len(df)} rows shown; --out writes them all)", highlight=False)
+        for n in notes_of(df):
+            console.print(f"  [yellow]note:[/yellow] {n}", highlight=False, soft_wrap=True)
+
+
+def analysis_name(by_family: dict[str, Any]) -> str:
+    return next(iter(by_family.values())).name
+
+
+def _analyze_experiment(exp_dir: Path, by_family: dict[str, Any], out: Path | None) -> None:
+    """`agentsim analyze EXPERIMENT_DIR ANALYSIS`: the experiment's cells compared (agentsim.experiments.compare)."""
+    from agentsim.analysis.tables import TableError, notes_table
+    from agentsim.experiments import load_experiment
+    from agentsim.experiments.compare import compare_experiment, plot_experiment
+    from agentsim.experiments.manifest import ManifestError
+
+    try:
+        exp = load_experiment(exp_dir)
+    except ManifestError as e:
+        _fail(str(e))
+    kinds = {c.get("kind") for c in exp.manifest["cells"]} - {None}
+    matched = [a for fam, a in by_family.items() if fam in kinds]
+    if kinds and not matched:
+        wanted = " or ".join(sorted(by_family))
+        _fail(f"{exp_dir}: an experiment of {', '.join(sorted(kinds))} runs; the {analysis_name(by_family)} analysis reads {wanted} runs")
+    chosen = matched[0] if matched else next(iter(by_family.values()))
+    try:
+        tables = compare_experiment(exp, chosen.name)
+    except (LogError, TableError, ValueError) as e:
+        _fail(f"{exp_dir}: {e}")
+    _print_tables(f"{chosen.name} across {exp.name}", tables)
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        for title, df in tables.items():
+            df.to_csv(out / f"{chosen.name}_{title}.csv", index=False)
+        notes_table(tables).to_csv(out / f"{chosen.name}_notes.csv", index=False)
+        plot_experiment(chosen.name, tables, exp, out)
         console.print(f"wrote {out}")
 
 

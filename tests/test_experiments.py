@@ -287,3 +287,19 @@ def test_the_shipped_study_runs_scripted_from_the_command_line(tmp_path: Path) -
     assert m["spec"]["set"] == {"steps": 2, "models.*.backend": "scripted"} and m["spec"]["repeats"] == 2
     r = sweep(str(study), "--set", "models.default.model=x")  # the grid varies it
     assert r.returncode == 2 and "varies this path" in r.stderr
+
+
+def test_an_analysis_without_a_comparison_stacks_every_runs_tables(scripted_experiment: tuple[Path, Path]) -> None:
+    from agentsim.experiments import load_experiment
+    from agentsim.experiments.compare import per_run_tables
+
+    exp = load_experiment(scripted_experiment[1])
+    tables = per_run_tables(exp, "escalation")  # the generic path a third-party family's analysis takes
+    per_day = tables["per_day"]
+    assert list(per_day.columns[:5]) == ["cell", "base", "world.max_actions_per_day", "seed", "run_id"]
+    assert per_day.groupby("run_id").size().tolist() == [4] * 8
+
+
+def test_analyzing_an_experiment_with_another_familys_analysis_is_refused(scripted_experiment: tuple[Path, Path]) -> None:
+    r = agentsim_cli("analyze", str(scripted_experiment[1]), "drift")
+    assert r.returncode == 2 and "an experiment of wargame runs; the drift analysis reads drift runs" in r.stderr

@@ -203,9 +203,33 @@ COMPARISONS: dict[str, Callable[..., dict[str, pd.DataFrame]]] = {
 }
 
 
+def per_run_tables(exp: Experiment, analysis: str) -> dict[str, pd.DataFrame]:
+    """For an analysis without an across-run comparison (a third-party family's): each of its tables for every
+    completed run, stacked, with the cell's columns first."""
+    from agentsim.core.family import resolve
+    from agentsim.core.registry import find_analysis
+
+    (_, a), *_ = find_analysis(analysis)
+    per: dict[str, list[pd.DataFrame]] = {}
+    for row, log in exp.logs():
+        lead = {c: row[c] for c in ["cell", "base", *exp.params, "seed"]} | {"run_id": log.run_id}
+        for title, df in resolve(a.tables)(log).items():
+            per.setdefault(title, []).append(df.assign(**{k: [v] * len(df) for k, v in lead.items()})[list(lead) + list(df.columns)])
+    if not per:
+        raise ValueError(f"{exp.exp_dir}: no completed runs to compare")
+    return {title: pd.concat(frames, ignore_index=True) for title, frames in per.items()}
+
+
 def compare_experiment(exp: Experiment, analysis: str) -> dict[str, pd.DataFrame]:
-    """The across-run tables of `analysis` for an experiment; the cells table comes first."""
-    if analysis not in COMPARISONS:
-        raise ValueError(f"no across-run {analysis!r} analysis; choose from {', '.join(COMPARISONS)}")
+    """The across-run tables of `analysis` for an experiment, the cells table first: the comparison of cells where
+    the analysis has one (COMPARISONS), else every run's tables stacked with the cells' columns."""
     cells = exp.cells.drop(columns=["run_dir"]).assign(error=lambda d: d["error"].fillna(""))
-    return {"cells": cells, **COMPARISONS[analysis](exp)}
+    tables = COMPARISONS[analysis](exp) if analysis in COMPARISONS else per_run_tables(exp, analysis)
+    return {"cells": cells, **tables}
+
+
+def plot_experiment(analysis: str, tables: dict[str, pd.DataFrame], exp: Experiment, out: Path) -> list[Path]:
+    """The figures of `agentsim analyze EXPERIMENT_DIR ANALYSIS --out DIR`."""
+    if analysis == "escalation" and len(tables["es_by_day"]):
+        return [plot_escalation(tables["es_by_day"], out / "escalation_es.png", title=f"{exp.name}: escalation score per day")]
+    return []

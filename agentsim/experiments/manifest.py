@@ -37,6 +37,7 @@ def new_manifest(plan: Plan) -> dict[str, Any]:
         "cells": [
             {
                 "cell": c.index,
+                "kind": c.scenario.spec.kind,
                 "base": c.base,
                 "base_file": str(c.base_file),
                 "params": c.params,
