@@ -1,13 +1,16 @@
 """agentsim: large-scale multi-agent LLM simulations.
 
-Public API (stable): load_scenario, parse_scenario, ScenarioSpec, load_run, RunLog, register, Family, Analysis.
+Public API (stable): load_scenario, parse_scenario, ScenarioSpec, load_run, RunLog, register, Family, Analysis,
+load_experiment, Experiment.
 """
 
 from agentsim.core.family import Analysis, Family
 from agentsim.core.registry import register
+from agentsim.experiments.load import Experiment, load_experiment
 from agentsim.logs.reader import RunLog, load_run
 from agentsim.spec.loader import Scenario, load_scenario, parse_scenario
 from agentsim.spec.models import ScenarioSpec
 
 __version__ = "0.1.0"
-__all__ = ["Analysis", "Family", "RunLog", "Scenario", "ScenarioSpec", "load_run", "load_scenario", "parse_scenario", "register"]
+__all__ = ["Analysis", "Experiment", "Family", "RunLog", "Scenario", "ScenarioSpec", "load_experiment", "load_run",
+           "load_scenario", "parse_scenario", "register"]

@@ -341,11 +341,10 @@ def analyze(
 ) -> None:
     """Run an analysis on a run's log (or on every run of its family under a directory) and print or save its
     tables; notes under a table say why it is empty or what is undefined."""
-    from agentsim.analysis.tables import TableError, notes_of, notes_table
+    from agentsim.analysis.tables import TableError, notes_table
     from agentsim.core.family import resolve
     from agentsim.core.registry import UnknownAnalysisError, find_analysis
     from agentsim.logs.reader import RunLog, find_runs
-    from agentsim.runtime.summary import df_table
 
     if out is not None:
         _check_out_dir(out)
@@ -353,6 +352,11 @@ def analyze(
         by_family = dict(find_analysis(analysis))
     except UnknownAnalysisError as e:
         _fail(str(e))
+    from agentsim.experiments.manifest import is_experiment_dir
+
+    if is_experiment_dir(run_dir):
+        _analyze_experiment(run_dir, by_family, out)
+        return
     try:
         runs = find_runs(run_dir)
         logs = [RunLog(r) for r in runs]
@@ -385,14 +389,7 @@ def analyze(
         _fail(str(e))
     except KeyError as e:
         _fail(f"{run_dir}: the log lacks what the {chosen.name} analysis needs ({e})")
-    for title, df in tables.items():
-        # The title on its own line: rich wraps a table's title to the table's width.
-        console.print(f"[italic]{chosen.name}: {title}[/italic]", highlight=False, soft_wrap=True)
-        console.print(df_table(df, "", max_rows=ROWS_SHOWN))
-        if len(df) > ROWS_SHOWN:
-            console.print(f"  ({ROWS_SHOWN} of {len(df)} rows shown; --out writes them all)", highlight=False)
-        for n in notes_of(df):
-            console.print(f"  [yellow]note:[/yellow] {n}", highlight=False, soft_wrap=True)
+    _print_tables(chosen.name, tables)
     if out:
         out.mkdir(parents=True, exist_ok=True)
         for title, df in tables.items():
@@ -402,6 +399,55 @@ def analyze(
         notes.to_csv(out / f"{chosen.name}_notes.csv", index=False)  # always, so a report has the same files
         if chosen.plots is not None:
             resolve(chosen.plots)(tables, logs, out)
+        console.print(f"wrote {out}")
+
+
+def _print_tables(prefix: str, tables: dict[str, Any]) -> None:
+    from agentsim.analysis.tables import notes_of
+    from agentsim.runtime.summary import df_table
+
+    for title, df in tables.items():
+        # The title on its own line: rich wraps a table's title to the table's width.
+        console.print(f"[italic]{prefix}: {title}[/italic]", highlight=False, soft_wrap=True)
+        console.print(df_table(df, "", max_rows=ROWS_SHOWN))
+        if len(df) > ROWS_SHOWN:
+            console.print(f"  ({ROWS_SHOWN} of {len(df)} rows shown; --out writes them all)", highlight=False)
+        for n in notes_of(df):
+            console.print(f"  [yellow]note:[/yellow] {n}", highlight=False, soft_wrap=True)
+
+
+def analysis_name(by_family: dict[str, Any]) -> str:
+    return next(iter(by_family.values())).name
+
+
+def _analyze_experiment(exp_dir: Path, by_family: dict[str, Any], out: Path | None) -> None:
+    """`agentsim analyze EXPERIMENT_DIR ANALYSIS`: the experiment's cells compared (agentsim.experiments.compare)."""
+    from agentsim.analysis.tables import TableError, notes_table
+    from agentsim.experiments import load_experiment
+    from agentsim.experiments.compare import compare_experiment, plot_experiment
+    from agentsim.experiments.manifest import ManifestError
+
+    try:
+        exp = load_experiment(exp_dir)
+    except ManifestError as e:
+        _fail(str(e))
+    kinds = {c.get("kind") for c in exp.manifest["cells"]} - {None}
+    matched = [a for fam, a in by_family.items() if fam in kinds]
+    if kinds and not matched:
+        wanted = " or ".join(sorted(by_family))
+        _fail(f"{exp_dir}: an experiment of {', '.join(sorted(kinds))} runs; the {analysis_name(by_family)} analysis reads {wanted} runs")
+    chosen = matched[0] if matched else next(iter(by_family.values()))
+    try:
+        tables = compare_experiment(exp, chosen.name)
+    except (LogError, TableError, ValueError) as e:
+        _fail(f"{exp_dir}: {e}")
+    _print_tables(f"{chosen.name} across {exp.name}", tables)
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        for title, df in tables.items():
+            df.to_csv(out / f"{chosen.name}_{title}.csv", index=False)
+        notes_table(tables).to_csv(out / f"{chosen.name}_notes.csv", index=False)
+        plot_experiment(chosen.name, tables, exp, out)
         console.print(f"wrote {out}")
 
 
@@ -646,3 +692,98 @@ def data_path(name: Annotated[str, typer.Argument(help="Dataset name (`agentsim 
 
 def main() -> None:  # pragma: no cover
     app()
+
+
+@app.command()
+def sweep(
+    experiment: Annotated[Path, typer.Argument(help="Experiment YAML file (kind: experiment).")],
+    dir_: Annotated[Path | None, typer.Option("--dir", help="Experiment directory to create or resume (default: the newest unfinished one of the same plan under logging.dir, else a new one).")] = None,
+    new: Annotated[bool, typer.Option(help="Start a new experiment directory even if an unfinished one of the same plan exists.")] = False,
+    replay_from: Annotated[Path | None, typer.Option(help="Experiment directory whose recorded answers the replay backend uses (cell by cell).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Change every cell's scenario: --set steps=3 (repeatable; joins the experiment's `set`).")] = None,
+    backend: Annotated[BackendChoice | None, typer.Option(help="Use this backend for every model alias of every cell.")] = None,
+    repeats: Annotated[int | None, typer.Option(min=1, help="Override the experiment's repeats (seeds per cell).")] = None,
+    max_concurrent_runs: Annotated[int | None, typer.Option(min=1, help="Override the experiment's max_concurrent_runs.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+) -> None:
+    """Run every cell of an experiment (concurrent runs sharing engines); the same command again resumes it."""
+    from agentsim.experiments import plan_experiment, run_experiment
+    from agentsim.experiments.manifest import ManifestError
+    from agentsim.experiments.report import print_experiment
+    from agentsim.spec.overrides import parse_set
+
+    try:
+        sets = [parse_set(item) for item in set_ or []]
+        plan = plan_experiment(experiment, sets, backend=backend.value if backend else None, repeats=repeats,
+                               max_concurrent_runs=max_concurrent_runs)
+    except SpecError as e:
+        _fail(e.render())
+    try:
+        result = run_experiment(plan, dir_, new=new, replay_from=replay_from, console=err, quiet=quiet)
+    except ManifestError as e:
+        _fail(str(e))
+    except BackendError as e:
+        _fail(str(e), code=3)
+    print_experiment(console, result)
+    if result.status == "interrupted":
+        err.print(f"[yellow]Interrupted[/yellow]; run the same command again to resume {result.exp_dir}", soft_wrap=True)
+        raise typer.Exit(130)
+    if result.status == "failed":
+        err.print(f"[red]{len(result.failed)} of {len(result.manifest['cells'])} runs failed[/red] (errors in "
+                  f"{result.exp_dir / 'experiment.json'}); run the same command again to retry them", soft_wrap=True)
+        raise typer.Exit(1)
+
+
+@bench_app.command("sweep")
+def bench_sweep(
+    model: Annotated[str, typer.Option(help="'tiny' (random-weight Llama built offline), 'embedded' (SmolLM2), or a model path.")] = "tiny",
+    runs: Annotated[int, typer.Option(min=2, help="K: runs (seeds of the neutral wargame).")] = 8,
+    steps: Annotated[int, typer.Option(min=1, help="Steps per run.")] = 2,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Completion budget per request.")] = 64,
+    repeats: Annotated[int, typer.Option(min=1, help="Measured (one after another, experiment) pairs.")] = 2,
+    scripted_runs: Annotated[int, typer.Option(min=1, help="Short scripted runs for the experiment layer's own overhead.")] = 100,
+) -> None:
+    """K runs as one experiment (one engine, merged batches) vs the same K runs one after another via `agentsim run`."""
+    import statistics
+
+    import pandas as pd
+
+    from agentsim.bench.sweep import bench
+    from agentsim.runtime.summary import df_table
+
+    r = bench(model, runs, steps, max_tokens, repeats, scripted_runs, log=lambda m: err.print(m, highlight=False))
+    rows = []
+    for i, (seq, exp) in enumerate(r["pairs"]):
+        rows.append({"repeat": i + 1, "one-by-one s": seq.wall_s, "one-by-one tok/s": seq.tps, "one-by-one peak MiB": seq.peak_rss_mb,
+                     "experiment s": exp.wall_s, "experiment tok/s": exp.tps, "experiment peak MiB": exp.peak_rss_mb,
+                     "ratio": exp.tps / seq.tps})
+    console.print(df_table(pd.DataFrame(rows), f"{runs} runs of the neutral wargame ({steps} steps, {model}): one after another vs one experiment"))
+    ratio = statistics.median(x["ratio"] for x in rows)
+    console.print(f"[bold]median ratio experiment/one-by-one tokens/s = {ratio:.2f}[/bold] (target >= 3 at K=8 on 2 CPU cores)")
+    o = r["overhead"]
+    console.print(f"experiment layer, {o['runs']} scripted runs in one process: one by one {o['one_by_one_s']:.2f} s, "
+                  f"as an experiment {o['experiment_s']:.2f} s ({o['overhead']:+.1%})")
+
+
+@app.command()
+def branch(
+    parent: Annotated[Path, typer.Argument(help="The run to branch from (it must have kept its checkpoints).")],
+    at: Annotated[int, typer.Option("--at", min=1, help="The step the branch starts at: steps before it are the parent's.")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="What changes from that step on: --set population.overrides.Red=big (repeatable).")] = None,
+    backend: Annotated[BackendChoice | None, typer.Option(help="Use this backend for every model alias from the branch point on.")] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Exact run directory to create (default: beside the parent, named after it).")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar or summary tables.")] = False,
+) -> None:
+    """Start a counterfactual run from a run's state at the start of a step, with some settings changed."""
+    from agentsim.runtime.branch import BranchError, prepare_branch
+
+    overrides = _parse_sets(set_)
+    target = run_dir or _new_run_dir(parent.parent, f"{parent.name}-branch{at}", 0)
+    if backend is BackendChoice.replay:
+        _fail("a branch cannot replay: its steps after the branch point were never recorded")
+    try:
+        sc = prepare_branch(parent, at, overrides, target, backend=backend.value if backend else None)
+    except BranchError as e:
+        _fail(str(e))
+    err.print(f"Branch of {parent} at step {at}: {target}", soft_wrap=True)
+    _execute(sc, target, None, quiet, resume=True)

