@@ -7,6 +7,7 @@ single call, with per-request sampling parameters, seeds and structured-output c
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import time
 from collections.abc import Callable
@@ -22,6 +23,11 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 # vLLM drops torch to one thread unless OMP_NUM_THREADS is set; on a CPU host we want every core.
 os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
+# On CUDA, vLLM (0.24) samples top-p/top-k with FlashInfer by default and its engine core fails to start when the
+# flashinfer package is not installed ("No module named 'flashinfer'"; seen on an H200 with a minimal install):
+# use vLLM's own sampler then.
+if importlib.util.find_spec("flashinfer") is None:
+    os.environ.setdefault("VLLM_USE_FLASHINFER_SAMPLER", "0")
 
 
 def _import_vllm() -> Any:
