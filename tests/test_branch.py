@@ -91,3 +91,35 @@ def test_a_run_without_kept_checkpoints_says_how_to_keep_them(tmp_path: Path) ->
     run_ok(str(SCENARIOS / "wargame" / "neutral.yaml"), "--backend", "scripted", "--steps", "3", "--run-dir", str(tmp_path / "p"), "--quiet")
     r = branch(str(tmp_path / "p"), "--at", "1")
     assert r.returncode == 2 and "runtime.keep_checkpoints=true" in r.stderr
+
+
+def test_an_experiment_grids_over_branches_of_one_parent(tmp_path: Path) -> None:
+    import yaml
+
+    from agentsim.experiments.manifest import read_manifest
+
+    parent = _parent(SCENARIOS / "wargame" / "neutral.yaml", 5, tmp_path)
+    exp = tmp_path / "what-if.yaml"
+    exp.write_text(yaml.safe_dump({
+        "kind": "experiment", "name": "what-if", "branch": {"run": "parent", "at": 2},
+        "grid": {"world.max_actions_per_day": [0, 3]}, "repeats": 2, "logging": {"dir": "experiments"}}))
+    r = agentsim_cli("sweep", str(exp), "--quiet")
+    assert r.returncode == 0, r.stderr[-3000:]
+    exp_dir = next((tmp_path / "experiments").iterdir())
+    cells = read_manifest(exp_dir)["cells"]
+    assert [(c["base"], c["params"]["world.max_actions_per_day"], c["seed"], c["status"]) for c in cells] == [
+        ("parent@2", 0, 0, "completed"), ("parent@2", 0, 1, "completed"), ("parent@2", 3, 0, "completed"), ("parent@2", 3, 1, "completed")]
+    p = RunLog(parent).events
+    for c in cells:
+        run = exp_dir / c["run_dir"]
+        ev = RunLog(run).events
+        assert ev[ev["step"] < 2].reset_index(drop=True).equals(p[p["step"] < 2].reset_index(drop=True))
+        meta = json.loads((run / "run.json").read_text())
+        assert meta["branch"]["at_step"] == 2 and meta["experiment"]["cell"] == c["cell"]
+    # the cell that changes nothing (the parent's own value and seed) is the parent
+    assert_same_log(parent, exp_dir / cells[2]["run_dir"])
+    assert set(RunLog(exp_dir / cells[0]["run_dir"]).events.query("step >= 2 and phase == 'nations'")["action"]) == {"Message"}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"kind": "experiment", "name": "bad", "branch": {"run": "parent", "at": 9}}))
+    r = agentsim_cli("sweep", str(bad), "--quiet")
+    assert r.returncode == 2 and "no checkpoint at the start of step 9" in r.stderr

@@ -42,6 +42,8 @@ class Plan:
     source: Path
     cells: list[Cell]
     plan_hash: str
+    #: The parent run of a branch experiment (every cell branches from it at spec.branch.at).
+    branch_parent: Path | None = None
 
 
 def is_experiment_file(path: str | Path) -> bool:
@@ -145,7 +147,54 @@ def plan_experiment(
         raise SpecError(COMMAND_LINE, problems_from(e, ExperimentSpec)) from None
     lines = LineIndex.from_node(read_yaml(path, "experiment file").root)
     problems: list[SpecProblem] = []
-    bases: list[tuple[Path, dict[str, Any], Scenario]] = []
+    bases = _branch_parent(spec, path, lines) if spec.branch is not None else _base_files(spec, path, lines)
+    names = [b.name for b in bases]
+    if len(set(names)) != len(names):
+        raise SpecError(str(path), [SpecProblem("base", f"base scenarios need distinct file names; got {names}", lines.line_of(["base"]))])
+    for section in ("grid", "zip", "set"):
+        for p in getattr(spec, section):
+            for b in bases:
+                why = path_problem(b.scenario, p)
+                if why:
+                    problems.append(SpecProblem(f"{section}.{p}", f"not a path of {b.name}: {why}", lines.line_of([section, p])))
+    if problems:
+        raise SpecError(str(path), problems)
+
+    cells: list[Cell] = []
+    rows = spec.parameter_rows()
+    for b in bases:
+        base_sc = b.scenario
+        seeds = spec.seeds or [base_sc.spec.seed + r for r in range(spec.repeats)]
+        for params in rows:
+            for seed in seeds if "seed" not in params else [None]:
+                changes = {**spec.set, **params, **({"seed": seed} if seed is not None else {})}
+                label = ", ".join(f"{k}={v!r}" for k, v in {**params, "seed": changes.get("seed", seed)}.items())
+                try:
+                    sc = _cell_scenario(b, changes, path)
+                except SpecError as e:
+                    problems.extend(SpecProblem(p.path, f"cell {len(cells)} ({b.name}: {label}): {p.message}") for p in e.problems)
+                    cells.append(None)  # type: ignore[arg-type]  # keeps numbering; the plan fails below
+                    continue
+                cells.append(Cell(len(cells), b.name, b.file, dict(params), sc.spec.seed, sc))
+    if problems:
+        raise SpecError(str(path), problems)
+    parent = bases[0].file if spec.branch is not None else None
+    return Plan(spec, path.resolve(), cells, _plan_hash(spec, cells), parent)
+
+
+@dataclass(frozen=True)
+class _Base:
+    """What the cells start from: a scenario file, or a parent run (its run.json's scenario)."""
+
+    name: str  # the `base` column: the file's stem, or <run>@<step> for branches
+    file: Path  # the scenario file, or the parent run directory
+    data: dict[str, Any]
+    scenario: Scenario
+    source: str  # where its relative paths are relative to (a scenario file)
+
+
+def _base_files(spec: ExperimentSpec, path: Path, lines: LineIndex) -> list[_Base]:
+    problems, bases = [], []
     for i, rel in enumerate(spec.base):
         file = rel if rel.is_absolute() else path.parent / rel
         try:
@@ -156,48 +205,44 @@ def plan_experiment(
         except SpecError as e:
             problems.append(SpecProblem(f"base.{i}", f"{file}: " + "; ".join(str(p) for p in e.problems), lines.line_of(["base", i])))
             continue
-        bases.append((file.resolve(), data, sc))
+        bases.append(_Base(file.stem, file.resolve(), data, sc, str(file)))
     if problems:
         raise SpecError(str(path), problems)
-    stems = [b[0].stem for b in bases]
-    if len(set(stems)) != len(stems):
-        raise SpecError(str(path), [SpecProblem("base", f"base scenarios need distinct file names; got {stems}", lines.line_of(["base"]))])
-    for section in ("grid", "zip", "set"):
-        for p in getattr(spec, section):
-            for file, _, sc in bases:
-                why = path_problem(sc, p)
-                if why:
-                    problems.append(SpecProblem(f"{section}.{p}", f"not a path of {file.name}: {why}", lines.line_of([section, p])))
-    if problems:
-        raise SpecError(str(path), problems)
-
-    cells: list[Cell] = []
-    rows = spec.parameter_rows()
-    for file, data, base_sc in bases:
-        seeds = spec.seeds or [base_sc.spec.seed + r for r in range(spec.repeats)]
-        for params in rows:
-            for seed in seeds if "seed" not in params else [None]:
-                changes = {**spec.set, **params, **({"seed": seed} if seed is not None else {})}
-                label = ", ".join(f"{k}={v!r}" for k, v in {**params, "seed": changes.get("seed", seed)}.items())
-                try:
-                    sc = _cell_scenario(file, data, base_sc, changes, path)
-                except SpecError as e:
-                    problems.extend(SpecProblem(p.path, f"cell {len(cells)} ({file.stem}: {label}): {p.message}") for p in e.problems)
-                    cells.append(None)  # type: ignore[arg-type]  # keeps numbering; the plan fails below
-                    continue
-                cells.append(Cell(len(cells), file.stem, file, dict(params), sc.spec.seed, sc))
-    if problems:
-        raise SpecError(str(path), problems)
-    return Plan(spec, path.resolve(), cells, _plan_hash(spec, cells))
+    return bases
 
 
-def _cell_scenario(file: Path, data: dict[str, Any], base: Scenario, changes: dict[str, Any], experiment: Path) -> Scenario:
+def _branch_parent(spec: ExperimentSpec, path: Path, lines: LineIndex) -> list[_Base]:
+    """The parent run of a branch experiment: its scenario (from run.json) and the kept checkpoint at `at`."""
+    from agentsim.runtime.branch import kept_steps
+
+    assert spec.branch is not None
+    run = spec.branch.run if spec.branch.run.is_absolute() else path.parent / spec.branch.run
+    where = lines.line_of(["branch", "run"])
+    try:
+        meta = json.loads((run / "run.json").read_text())
+        data = meta["spec"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        raise SpecError(str(path), [SpecProblem("branch.run", f"{run}: not a run directory with a readable run.json", where)]) from None
+    kept = kept_steps(run)
+    if spec.branch.at not in kept:
+        why = (f"it kept no checkpoint at the start of step {spec.branch.at}; steps it can branch at: {', '.join(map(str, kept))}"
+               if kept else "it kept no checkpoints (run it with runtime.keep_checkpoints: true)")
+        raise SpecError(str(path), [SpecProblem("branch.at", f"{run}: {why}", lines.line_of(["branch", "at"]))])
+    source = meta.get("source") or str(run / "run.json")
+    try:
+        sc = parse_scenario(data, source, base_dir=Path(source).parent)
+    except SpecError as e:
+        raise SpecError(str(path), [SpecProblem("branch.run", f"{run}: its scenario no longer validates: {e.render()}", where)]) from None
+    return [_Base(f"{run.name}@{spec.branch.at}", run.resolve(), data, sc, source)]
+
+
+def _cell_scenario(base: _Base, changes: dict[str, Any], experiment: Path) -> Scenario:
     """The base scenario with a cell's changes, validated. A relative path among the values is relative to the
     experiment file, where it is written."""
-    cell = copy.deepcopy(data)
+    cell = copy.deepcopy(base.data)
     applied = apply_to_data(cell, [Override(k, v, f"{k}={v!r}") for k, v in changes.items()], str(experiment))
-    absolutize_paths(cell, applied.paths, ScenarioSpec, base.family.config_model, cwd=experiment.parent)
-    return parse_scenario(cell, str(file), base_dir=file.parent)
+    absolutize_paths(cell, applied.paths, ScenarioSpec, base.scenario.family.config_model, cwd=experiment.parent)
+    return parse_scenario(cell, base.source, base_dir=Path(base.source).parent)
 
 
 def _plan_hash(spec: ExperimentSpec, cells: list[Cell]) -> str:

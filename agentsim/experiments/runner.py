@@ -197,6 +197,15 @@ class _Runner:
             await asyncio.gather(*(self._cell(sem, cell, entry, resume) for cell, entry, resume in todo))
         self.pool_stats = self.pool.stats()
 
+    def _branch(self, cell: Cell, run_dir: Path, overrides: dict[str, Any], extra: dict[str, Any]) -> None:
+        from agentsim.logs.writer import atomic_write_json
+        from agentsim.runtime.branch import prepare_branch
+
+        assert self.plan.branch_parent is not None and self.plan.spec.branch is not None
+        prepare_branch(self.plan.branch_parent, self.plan.spec.branch.at, overrides, run_dir)
+        meta = json.loads((run_dir / "run.json").read_text())
+        atomic_write_json(run_dir / "run.json", {**meta, "experiment": extra["experiment"]})
+
     def _ray_shards(self, sc: Any, replay: Path | None) -> tuple[list[Any], Any]:
         """A Ray run's shard actors, sending their vLLM requests to the experiment's engine actors (created by the
         first run that needs them), where requests from concurrent runs join the same engine batches."""
@@ -247,6 +256,10 @@ class _Runner:
                                         "base": cell.base, "params": cell.params},
                          "overrides": overrides, **({"replay_from": str(replay.resolve())} if replay else {})}
                 progress = self.progress.for_cell(cell.run_name)
+                if not resume and self.plan.branch_parent is not None:
+                    # A counterfactual branch: the parent's log up to the branch point, then on as a resumed run.
+                    self._branch(cell, run_dir, overrides, extra)
+                    resume = True
                 if resume:
                     runtime = LocalRuntime(sc, router, run_dir, progress=progress, model_paths=paths, resume=True, policy=policy)
                     self.progress.advance_steps(runtime.start_step)

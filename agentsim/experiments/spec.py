@@ -41,6 +41,13 @@ class ExperimentLogging(StrictModel):
     )
 
 
+class BranchSpec(StrictModel):
+    """The parent run of an experiment over counterfactual branches, and the step they start at."""
+
+    run: Path = Field(..., description="The parent run directory (relative to the experiment file); it kept its checkpoints.")
+    at: int = Field(..., ge=1, strict=True, description="The step the branches start at: the steps before it are the parent's.")
+
+
 class ExperimentSpec(StrictModel):
     """An experiment: runs of one or more base scenarios over a grid / zipped lists of parameter values and seeds."""
 
@@ -48,8 +55,13 @@ class ExperimentSpec(StrictModel):
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Experiment name (file-safe).")
     description: str = Field("", description="Free text, kept in experiment.json.")
     base: list[Path] = Field(
-        ..., min_length=1,
+        default_factory=list,
         description="Base scenario file(s), relative to the experiment file. With several, each is a level of the `base` column.",
+    )
+    branch: BranchSpec | None = Field(
+        None,
+        description="Instead of base scenarios: every cell is a branch of this run at this step (`agentsim branch`), with the "
+                    "cell's values applied from that step on (the parent must have kept its checkpoints).",
     )
     grid: dict[str, list[Any]] = Field(
         default_factory=dict,
@@ -98,6 +110,12 @@ class ExperimentSpec(StrictModel):
             if any(isinstance(s, bool) or s < 0 for s in v):
                 raise ValueError("seeds must be non-negative integers")
         return v
+
+    @model_validator(mode="after")
+    def _base_or_branch(self) -> ExperimentSpec:
+        if bool(self.base) == (self.branch is not None):
+            raise ValueError("give either base (scenario files) or branch (a run and a step), not both or neither")
+        return self
 
     @model_validator(mode="after")
     def _paths_are_disjoint(self) -> ExperimentSpec:
