@@ -501,7 +501,7 @@ app.add_typer(bench_app, name="bench")
 @bench_app.command("vllm")
 def bench_vllm(
     model: Annotated[str, typer.Option(help="'tiny' (random-weight Llama built offline), 'embedded' (SmolLM2), or a model path.")] = "tiny",
-    scenario: Annotated[Path, typer.Option(help="Scenario to simulate.")] = Path("scenarios/wargame/neutral.yaml"),
+    scenario: Annotated[Path, typer.Option(help="Scenario to simulate (a file, or a shipped scenario such as wargame/neutral.yaml).")] = Path("wargame/neutral.yaml"),
     steps: Annotated[int, typer.Option(min=1, help="Simulated steps.")] = 3,
     max_tokens: Annotated[int, typer.Option(min=1, help="Completion budget per request.")] = 160,
     repeats: Annotated[int, typer.Option(min=1, help="Measured (simulated, raw) pairs after a warm-up.")] = 3,
@@ -514,7 +514,13 @@ def bench_vllm(
 
     from agentsim.bench.vllm_overhead import run_overhead
     from agentsim.runtime.summary import df_table
+    from agentsim.spec.loader import load_scenario
     from agentsim.spec.models import EMBEDDED_MODEL
+
+    try:  # the scenario (a shipped one by name, e.g. wargame/neutral.yaml) must be valid before any engine starts
+        load_scenario(scenario)
+    except SpecError as e:
+        _fail(e.render())
 
     max_len = 8192
     if model == "tiny":

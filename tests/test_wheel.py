@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SCENARIOS, has_vllm
+from conftest import REPO, has_vllm
 
 pytestmark = pytest.mark.wheel
 
@@ -43,7 +43,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     src = tmp_path_factory.mktemp("src")
     # A copy, so the build's build/ and *.egg-info never land in the checkout.
     shutil.copytree(REPO / "agentsim", src / "agentsim", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for name in ("pyproject.toml", "README.md"):
+    shutil.copytree(REPO / "scenarios", src / "scenarios", ignore=shutil.ignore_patterns("__pycache__", "runs", "experiments"))
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(REPO / name, src / name)
     out = tmp_path_factory.mktemp("dist")
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
@@ -60,6 +61,10 @@ def test_the_wheel_ships_every_data_file_of_the_package(wheel: Path) -> None:
     assert {"agentsim/llm/data/tiny_corpus.txt", "agentsim/data/manifests/escalaition.json",
             "agentsim/scenarios/wargame/data/actions.yaml"} <= data
     assert sorted(data - shipped) == [], "add these to [tool.setuptools.package-data] in pyproject.toml"
+    # and the shipped scenarios with the files they name (setup.py copies scenarios/ into agentsim/shipped_scenarios)
+    scenarios = {f"agentsim/shipped_scenarios/{p.relative_to(REPO / 'scenarios')}" for p in (REPO / "scenarios").rglob("*")
+                 if p.is_file() and "__pycache__" not in p.parts}
+    assert scenarios and sorted(scenarios - shipped) == []
 
 
 @dataclass
@@ -108,10 +113,17 @@ def test_the_fresh_env_imports_agentsim_from_the_wheel(fresh: Fresh) -> None:
 
 def test_scripted_run_schema_and_data_from_the_wheel(fresh: Fresh) -> None:
     run_dir = fresh.work / "run"
-    r = fresh.agentsim("run", str(SCENARIOS / "wargame" / "neutral.yaml"), "--backend", "scripted", "--steps", "2",
+    # a shipped scenario by name: the wheel carries them (agentsim/shipped_scenarios), no checkout needed
+    r = fresh.agentsim("run", "wargame/neutral.yaml", "--backend", "scripted", "--steps", "2",
                        "--run-dir", str(run_dir), "--quiet")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "completed" and Path(meta["source"]).is_relative_to(fresh.root), meta["source"]
+    r = fresh.agentsim("validate", "social/x_information_spread.yaml", "tournament/csd_example.yaml")
+    assert r.returncode == 0, r.stderr[-3000:]  # the CSD scenario's score table travels with it
+    r = fresh.agentsim("sweep", "wargame/study.yaml", "--backend", "scripted", "--set", "steps=1", "--repeats", "1",
+                       "--dir", str(fresh.work / "study"), "--quiet")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     r = fresh.agentsim("schema")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "wargame" in json.dumps(json.loads(r.stdout))
@@ -124,8 +136,8 @@ def test_scripted_run_schema_and_data_from_the_wheel(fresh: Fresh) -> None:
 @pytest.mark.vllm
 @pytest.mark.skipif(not has_vllm(), reason="needs vllm (the cpu or gpu extra)")
 def test_bench_vllm_tiny_from_the_wheel(fresh: Fresh) -> None:
-    """The tiny model is built from agentsim/llm/data/tiny_corpus.txt, which the wheel once lacked."""
-    r = fresh.agentsim("bench", "vllm", "--model", "tiny", "--scenario", str(SCENARIOS / "wargame" / "neutral.yaml"),
-                       "--steps", "1", "--repeats", "1", "--max-tokens", "8", timeout=600)
+    """The tiny model is built from agentsim/llm/data/tiny_corpus.txt, which the wheel once lacked; the default
+    scenario is the shipped neutral wargame, from the wheel."""
+    r = fresh.agentsim("bench", "vllm", "--model", "tiny", "--steps", "1", "--repeats", "1", "--max-tokens", "8", timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     assert "median ratio simulated/raw tokens/s" in r.stdout

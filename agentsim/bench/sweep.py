@@ -99,9 +99,11 @@ def run_layer_overhead(scenario: Path, runs: int, steps: int, work: Path) -> dic
 
 
 def bench(model: str, runs: int, steps: int, max_tokens: int, repeats: int, scripted_runs: int, log: Any = print) -> dict[str, Any]:
-    scenario = Path(__file__).resolve().parents[2] / "scenarios" / "wargame" / "neutral.yaml"
+    from agentsim.spec.shipped import resolve_scenario
+
+    scenario = resolve_scenario("wargame/neutral.yaml")
     if not scenario.exists():
-        raise FileNotFoundError(f"{scenario}: the benchmark runs the shipped neutral wargame from a source checkout")
+        raise FileNotFoundError("the benchmark runs the shipped neutral wargame, which this installation lacks")
     max_len = 8192
     if model == "tiny":
         from agentsim.llm.tiny import build_tiny_model

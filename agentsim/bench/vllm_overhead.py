@@ -53,11 +53,14 @@ class OverheadResult:
 
 def _scenario(path: Path, model: str, steps: int, max_model_len: int, max_tokens: int, out: Path,
               runtime: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None) -> Scenario:
+    from agentsim.spec.shipped import resolve_scenario
     from agentsim.spec.yamlio import read_yaml
 
+    path = resolve_scenario(path)
     data = read_yaml(path, "scenario file").data
-    data = apply_overrides(data, steps=steps, **{"logging.dir": str(out)}, **{f"runtime.{k}": v for k, v in (runtime or {}).items()},
-                           **(overrides or {}))
+    # --set wins over the benchmark's own settings (--set steps=5 over --steps)
+    fields = {"steps": steps, "logging.dir": str(out), **{f"runtime.{k}": v for k, v in (runtime or {}).items()}, **(overrides or {})}
+    data = apply_overrides(data, **fields)
     for m in data["models"].values():
         m.update(backend="vllm", model=model, max_model_len=max_model_len)
         m.setdefault("sampling", {})["max_tokens"] = max_tokens

@@ -17,6 +17,7 @@ from agentsim.spec.errors import LineIndex, SpecError, SpecProblem, _model_at, p
 from agentsim.spec.loader import Scenario, parse_scenario
 from agentsim.spec.models import ScenarioSpec
 from agentsim.spec.overrides import COMMAND_LINE, Override, absolutize_paths, apply_to_data
+from agentsim.spec.shipped import resolve_scenario
 from agentsim.spec.yamlio import read_yaml
 
 
@@ -105,7 +106,7 @@ def path_problem(sc: Scenario, path: str) -> str | None:
 
 
 def load_experiment_spec(path: str | Path) -> tuple[ExperimentSpec, dict[str, Any]]:
-    path = Path(path)
+    path = resolve_scenario(path)  # the shipped study: wargame/study.yaml
     doc = read_yaml(path, "experiment file")
     data = doc.data
     if not isinstance(data, dict):
@@ -130,7 +131,7 @@ def plan_experiment(
     The command line may add to the file (`agentsim sweep FILE --set PATH=V --backend B --repeats N`): `sets` and
     `backend` join the experiment's `set` (replacing a value the file gives there; a path the grid or zip varies
     is an error), `repeats` and `max_concurrent_runs` replace the file's."""
-    path = Path(path)
+    path = resolve_scenario(path)
     spec, _ = load_experiment_spec(path)
     extra = {o.path: o.value for o in sets} | ({"models.*.backend": backend} if backend else {})
     varied = [p for p in extra if p in spec.grid or p in spec.zip]

@@ -20,6 +20,7 @@ from agentsim.core.registry import UnknownFamilyError, get_family
 from agentsim.spec.errors import LineIndex, SpecError, SpecProblem, problems_from
 from agentsim.spec.models import ScenarioSpec
 from agentsim.spec.overrides import Applied, Override, absolutize_paths, apply_to_data, recorded
+from agentsim.spec.shipped import resolve_scenario, shipped_names
 from agentsim.spec.yamlio import read_yaml
 
 
@@ -156,8 +157,11 @@ def load_scenario(path: str | Path, overrides: Sequence[Override] = (), **fields
 
     `overrides` come from the command line (agentsim/spec/overrides.py: command_line_overrides); the keyword
     form `load_scenario(f, backend="scripted", steps=3, **{"runtime.kind": "ray"})` is the same as `--backend`,
-    `--set steps=3`, `--set runtime.kind=ray`."""
-    path = Path(path)
+    `--set steps=3`, `--set runtime.kind=ray`. A path that does not exist may name a shipped scenario
+    (`wargame/neutral.yaml`: agentsim/spec/shipped.py)."""
+    path = resolve_scenario(path)
+    if not path.exists() and shipped_names():
+        raise SpecError(str(path), [SpecProblem("", "scenario file not found; shipped scenarios: " + ", ".join(shipped_names()))])
     doc = read_yaml(path, "scenario file")
     data = doc.data
     if data is None:
