@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,13 +38,9 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _new_run_dir(parent: Path, name: str, seed: int) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = parent / f"{name}-{stamp}-s{seed}"
-    path, i = base, 1
-    while path.exists():
-        path = base.with_name(f"{base.name}-{i}")
-        i += 1
-    return path
+    from agentsim.runtime.meta import stamped_dir
+
+    return stamped_dir(parent, name, f"-s{seed}")
 
 
 # The options that change the scenario, shared by `run` and `validate` (agentsim/spec/overrides.py: each flag is
@@ -510,28 +505,17 @@ def bench_vllm(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override scenario fields: --set world.users.count=10000 (repeatable).")] = None,
 ) -> None:
     """Simulated tokens/s through the full agentsim path / raw LLM.generate tokens/s on the same requests."""
-    import tempfile
 
-    from agentsim.bench.vllm_overhead import run_overhead
+    from agentsim.bench.vllm_overhead import bench_model, run_overhead
     from agentsim.runtime.summary import df_table
     from agentsim.spec.loader import load_scenario
-    from agentsim.spec.models import EMBEDDED_MODEL
 
     try:  # the scenario (a shipped one by name, e.g. wargame/neutral.yaml) must be valid before any engine starts
         load_scenario(scenario)
     except SpecError as e:
         _fail(e.render())
 
-    max_len = 8192
-    if model == "tiny":
-        from agentsim.llm.tiny import build_tiny_model
-
-        path = str(build_tiny_model(Path(tempfile.gettempdir()) / "agentsim-bench-tiny"))
-        max_len = 16384
-    elif model == "embedded":
-        path = EMBEDDED_MODEL
-    else:
-        path = model
+    path, max_len = bench_model(model)
     if runtime == "ray":
         from agentsim.bench.vllm_overhead import run_overhead_ray
 

@@ -104,16 +104,9 @@ def bench(model: str, runs: int, steps: int, max_tokens: int, repeats: int, scri
     scenario = resolve_scenario("wargame/neutral.yaml")
     if not scenario.exists():
         raise FileNotFoundError("the benchmark runs the shipped neutral wargame, which this installation lacks")
-    max_len = 8192
-    if model == "tiny":
-        from agentsim.llm.tiny import build_tiny_model
+    from agentsim.bench.vllm_overhead import bench_model
 
-        model = str(build_tiny_model(Path(tempfile.gettempdir()) / "agentsim-bench-tiny"))
-        max_len = 16384
-    elif model == "embedded":
-        from agentsim.spec.models import EMBEDDED_MODEL
-
-        model = EMBEDDED_MODEL
+    model, max_len = bench_model(model)
     sets = {"steps": steps, "models.default.sampling.max_tokens": max_tokens, "models.default.max_model_len": max_len,
             "models.default.kv_cache_gib": 1, "runtime.checkpoint_every": None}
     pairs = []

@@ -20,6 +20,20 @@ from agentsim.runtime.local import LocalRuntime
 from agentsim.spec.loader import Scenario, apply_overrides, parse_scenario
 
 
+def bench_model(name: str) -> tuple[str, int]:
+    """(model path or name, max_model_len) of a benchmark's --model: 'tiny' (the random-weight Llama built offline
+    in the temp dir; its small tokenizer needs a long context), 'embedded' (SmolLM2) or any model path / hub name."""
+    if name == "tiny":
+        from agentsim.llm.tiny import build_tiny_model
+
+        return str(build_tiny_model(Path(tempfile.gettempdir()) / "agentsim-bench-tiny")), 16384
+    if name == "embedded":
+        from agentsim.spec.models import EMBEDDED_MODEL
+
+        return EMBEDDED_MODEL, 8192
+    return name, 8192
+
+
 class RecordingRouter(BackendRouter):
     def __init__(self, inner: BackendRouter):
         super().__init__(inner.backend_for_alias)

@@ -16,7 +16,6 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from agentsim.experiments.manifest import DONE, ManifestError, new_manifest, rea
 from agentsim.experiments.plan import Cell, Plan
 from agentsim.experiments.pool import EnginePool
 from agentsim.experiments.progress import ExperimentProgress
-from agentsim.runtime.meta import now
+from agentsim.runtime.meta import now, stamped_dir
 
 
 @dataclass
@@ -58,13 +57,7 @@ def experiment_dir_for(plan: Plan, parent: Path | None = None, new: bool = False
                 same.append(d)
         if same:
             return max(same, key=lambda d: (d / "experiment.json").stat().st_mtime), True
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = parent / f"{plan.spec.name}-{stamp}"
-    path, i = base, 1
-    while path.exists():
-        path = base.with_name(f"{base.name}-{i}")
-        i += 1
-    return path, False
+    return stamped_dir(parent, plan.spec.name), False
 
 
 def _open(plan: Plan, exp_dir: Path) -> dict[str, Any]:

@@ -35,6 +35,17 @@ def git_hash(path: Path) -> str | None:
     return r.stdout.strip() or None
 
 
+def stamped_dir(parent: Path, name: str, suffix: str = "") -> Path:
+    """A directory path that does not exist yet: `parent/<name>-<YYYYmmdd-HHMMSS><suffix>`, with -1, -2, ... added
+    when two are made in the same second."""
+    base = parent / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}{suffix}"
+    path, i = base, 1
+    while path.exists():
+        path = base.with_name(f"{base.name}-{i}")
+        i += 1
+    return path
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 

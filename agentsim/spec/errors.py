@@ -52,8 +52,8 @@ def _unwrap(tp: Any) -> list[Any]:
     return [tp]
 
 
-def _model_at(root: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
-    """The pydantic model class that sits at `loc` inside `root`, if one does."""
+def field_types(root: type[BaseModel], loc: Sequence[str | int]) -> list[Any]:
+    """The annotation candidates of the field at `loc` inside `root` (through models, dicts and lists)."""
     current: list[Any] = [root]
     for part in loc:
         nxt: list[Any] = []
@@ -70,7 +70,12 @@ def _model_at(root: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel
                 elif origin in (list, tuple) and args:
                     nxt.extend(_unwrap(args[0]))
         current = nxt
-    for tp in current:
+    return current
+
+
+def _model_at(root: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """The pydantic model class that sits at `loc` inside `root`, if one does."""
+    for tp in field_types(root, loc):
         if isinstance(tp, type) and issubclass(tp, BaseModel):
             return tp
     return None

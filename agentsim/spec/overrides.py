@@ -34,7 +34,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
-from agentsim.spec.errors import LineIndex, SpecError, SpecProblem, _unwrap
+from agentsim.spec.errors import LineIndex, SpecError, SpecProblem, _unwrap, field_types
 
 #: The source named by errors in the command line itself (not in a file).
 COMMAND_LINE = "command line"
@@ -235,26 +235,6 @@ def recorded(data: Mapping[str, Any], paths: Mapping[str, tuple[str | int, ...]]
 
 
 # -- relative paths on the command line ------------------------------------------------------------------------------
-def _field_types(root: type[BaseModel], loc: Sequence[str | int]) -> list[Any]:
-    """The annotation candidates of the field at `loc` inside `root` (through models, dicts and lists)."""
-    current: list[Any] = [root]
-    for part in loc:
-        nxt: list[Any] = []
-        for tp in current:
-            if isinstance(tp, type) and issubclass(tp, BaseModel):
-                field = tp.model_fields.get(str(part))
-                if field is not None:
-                    nxt.extend(_unwrap(field.annotation))
-            else:
-                origin, args = typing.get_origin(tp), typing.get_args(tp)
-                if origin is dict and len(args) == 2:
-                    nxt.extend(_unwrap(args[1]))
-                elif origin in (list, tuple) and args:
-                    nxt.extend(_unwrap(args[0]))
-        current = nxt
-    return current
-
-
 def _absolute(value: Any, types: list[Any], cwd: Path) -> Any:
     """`value` with every relative path string at a Path-typed place made absolute against `cwd`."""
     if isinstance(value, str) and any(t is Path for t in types):
@@ -283,9 +263,9 @@ def absolutize_paths(
         if loc and loc[0] == "world":
             if world_model is None:
                 continue
-            types = _field_types(world_model, loc[1:])
+            types = field_types(world_model, loc[1:])
         else:
-            types = _field_types(spec_model, loc)
+            types = field_types(spec_model, loc)
         if not types:
             continue
         node: Any = data
