@@ -279,9 +279,24 @@ def validate(
     set_: SetOpt = None,
 ) -> None:
     """Check scenario files as `run` would, up to its first step (overrides, fields, data files, the world, the
-    log directory) without loading models; exit 2 and name every problem when one is wrong."""
+    log directory) without loading models, and experiment files as `sweep` would (every cell's scenario); exit 2
+    and name every problem when one is wrong."""
+    from agentsim.experiments import is_experiment_file, plan_experiment
+    from agentsim.spec.overrides import parse_set
+
     bad = 0
     for f in files:
+        if is_experiment_file(f):
+            try:
+                plan = plan_experiment(f, [parse_set(i) for i in set_ or []], backend=backend.value if backend else None)
+            except SpecError as e:
+                err.print(f"[red]invalid[/red] {escape(e.render())}", highlight=False, soft_wrap=True)
+                bad += 1
+            else:
+                bases = sorted({c.base for c in plan.cells})
+                console.print(f"[green]ok[/green] {escape(str(f))}: experiment '{plan.spec.name}', {len(plan.cells)} runs "
+                              f"({escape(', '.join(bases))}), at most {plan.spec.max_concurrent_runs} at once", highlight=False, soft_wrap=True)
+            continue
         try:
             sc = _prepare(f, set_, backend=backend.value if backend else None, seed=seed, steps=steps, out=out,
                           runtime=runtime, address=address, shards=shards)
@@ -297,11 +312,20 @@ def validate(
 
 
 @app.command()
-def schema(out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None) -> None:
-    """Print the JSON schema of scenario files (for editor autocompletion)."""
+def schema(
+    out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
+    experiment: Annotated[bool, typer.Option(help="The schema of experiment files (kind: experiment) instead.")] = False,
+) -> None:
+    """Print the JSON schema of scenario files, or of experiment files (for editor autocompletion)."""
     from agentsim.spec.loader import scenario_json_schema
 
-    text = json.dumps(scenario_json_schema(), indent=2)
+    if experiment:
+        from agentsim.experiments.spec import ExperimentSpec
+
+        doc = ExperimentSpec.model_json_schema() | {"title": "agentsim experiment"}
+    else:
+        doc = scenario_json_schema()
+    text = json.dumps(doc, indent=2)
     if out:
         out.write_text(text + "\n")
         console.print(f"wrote {out}")

@@ -303,3 +303,14 @@ def test_an_analysis_without_a_comparison_stacks_every_runs_tables(scripted_expe
 def test_analyzing_an_experiment_with_another_familys_analysis_is_refused(scripted_experiment: tuple[Path, Path]) -> None:
     r = agentsim_cli("analyze", str(scripted_experiment[1]), "drift")
     assert r.returncode == 2 and "an experiment of wargame runs; the drift analysis reads drift runs" in r.stderr
+
+
+def test_validate_and_schema_know_experiment_files(tmp_path: Path) -> None:
+    r = agentsim_cli("validate", str(SCENARIOS / "wargame" / "study.yaml"), str(NEUTRAL))
+    assert r.returncode == 0 and "experiment 'escalation-study', 30 runs" in r.stdout and "wargame 'neutral'" in r.stdout
+    bad = write_experiment(tmp_path, grid={"world.max_actions_per_dya": [1]})
+    r = agentsim_cli("validate", str(bad))
+    assert r.returncode == 2 and "did you mean 'max_actions_per_day'" in r.stderr
+    r = agentsim_cli("schema", "--experiment")
+    schema = json.loads(r.stdout)
+    assert r.returncode == 0 and schema["title"] == "agentsim experiment" and {"base", "grid", "zip", "branch", "repeats"} <= set(schema["properties"])
