@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from agentsim.logs.reader import RunLog
 from agentsim.runtime.local import RunResult
@@ -18,11 +20,13 @@ def _fmt(v: object) -> str:
 
 
 def df_table(df: pd.DataFrame, title: str, max_rows: int = 40) -> Table:
-    t = Table(title=title, title_justify="left")
+    """A DataFrame as a rich table. Cells and headers are data (agent names, answers), never rich markup: a name
+    like "[/b]x" is shown as written."""
+    t = Table(title=escape(title), title_justify="left")
     for c in df.columns:
-        t.add_column(str(c), justify="right" if pd.api.types.is_numeric_dtype(df[c]) else "left")
+        t.add_column(escape(str(c)), justify="right" if pd.api.types.is_numeric_dtype(df[c]) else "left")
     for row in df.head(max_rows).itertuples(index=False):
-        t.add_row(*[_fmt(v) for v in row])
+        t.add_row(*[Text(_fmt(v)) for v in row])
     return t
 
 

@@ -46,6 +46,7 @@ FAMILY = Family(
     scripted_policy=_scripted,
     summary=_summary,
     check=_check,
+    reserved_ids=frozenset({"Judge"}),  # the judge's agent id (world.py: JUDGE_ID)
     analyses=(Analysis("drift", "agentsim.analysis.drift:drift_tables", plots="agentsim.analysis.drift:drift_plots",
                        description="D_t curves per arm, the restoring-force fit, reminders, satisfaction."),),
 )
