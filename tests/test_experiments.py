@@ -314,3 +314,15 @@ def test_validate_and_schema_know_experiment_files(tmp_path: Path) -> None:
     r = agentsim_cli("schema", "--experiment")
     schema = json.loads(r.stdout)
     assert r.returncode == 0 and schema["title"] == "agentsim experiment" and {"base", "grid", "zip", "branch", "repeats"} <= set(schema["properties"])
+
+
+def test_ray_runs_of_an_experiment_write_the_local_runs_logs(scripted_experiment: tuple[Path, Path], tmp_path: Path) -> None:
+    """Concurrent runs as Ray shard actors (each run its own shards) give every run the log it has locally."""
+    _, local = scripted_experiment
+    f = write_experiment(tmp_path, base=[str(NEUTRAL), str(INVASION)], grid={"world.max_actions_per_day": [1, 3]}, repeats=2,
+                         set={**SCRIPTED, "steps": 4, "runtime.kind": "ray", "runtime.shards": 2, "runtime.cpus_per_shard": 0.25},
+                         max_concurrent_runs=3)
+    exp_dir = sweep_ok(str(f))
+    for c, lc in zip(read_manifest(exp_dir)["cells"], read_manifest(local)["cells"], strict=True):
+        assert c["status"] == "completed"
+        assert_same_log(exp_dir / c["run_dir"], local / lc["run_dir"])
