@@ -51,7 +51,7 @@ def user_turn(v: UserView, rng: np.random.Generator) -> Any:
         it, ag = feed[i], agree[i]
         u = rng.random()
         social_proof = min(1.0, 0.15 + 0.08 * np.log1p(max(it.likes, 0)))
-        if ag > 0 and "repost" in allowed and u < social_proof:
+        if ag > 0 and "repost" in allowed and u < social_proof and it.post_id not in v.reposted:
             act = dict(action="repost", post_id=it.post_id)
         elif ag > 0 and "quote_post" in allowed and u < social_proof + 0.03:
             act = dict(action="quote_post", post_id=it.post_id, content=compose_post(lean, list(v.interests), _spec(lex), rng, v.max_chars))

@@ -14,7 +14,7 @@ from agentsim.analysis.stance import LexiconStance
 from agentsim.core.seeding import make_rng
 from agentsim.core.types import AgentRecord, Decision, Observation
 from agentsim.core.world import StepContext
-from agentsim.scenarios.social import recommend
+from agentsim.scenarios.social import recommend, rules
 from agentsim.scenarios.social.actions import action_model, fields
 from agentsim.scenarios.social.config import HerdVotes, InjectPost, SocialConfig
 from agentsim.scenarios.social.embed import make_embedder
@@ -59,6 +59,7 @@ class UserView(NamedTuple):
     action_model: Any
     info: str = ""  # search results or trends the user asked for last time
     sim_time: float = 0.0
+    reposted: frozenset[int] = frozenset()  # feed posts the platform would refuse to let this user repost again
 
 
 class JudgeView(NamedTuple):
@@ -91,6 +92,7 @@ class SocialWorld:
         self.mutes = EdgeSet()
         self.likes = EdgeSet()  # (user, post) for posts and comments
         self.dislikes = EdgeSet()
+        self.shares = EdgeSet()  # (user, post) of every repost and quote, as OASIS's original_post_id (rules.py)
         self.posts = Posts(self.embed.dim)
         self.latest_post = np.full(n, -1, np.int64)
         # What a user asked for last time (search results, trends), shown next time: the text, and the ids it
@@ -188,6 +190,7 @@ class SocialWorld:
         self.follows, self.mutes = EdgeSet(state["follows"]), EdgeSet(state["mutes"])
         self.likes, self.dislikes = EdgeSet(state["likes"]), EdgeSet(state["dislikes"])
         self.posts.set_state(state["posts"])
+        self.shares = EdgeSet(pair_keys(*rules.shares_of(self.posts)))
         self.latest_post = np.asarray(state["latest_post"], np.int64)
         # Checkpoints before mentions were kept as ids hold the text alone.
         self.info = {int(k): (v, ()) if isinstance(v, str) else (v[0], tuple(v[1])) for k, v in state["info"].items()}
@@ -356,8 +359,13 @@ class SocialWorld:
                 seen_users |= {self.user_id(m) for m in muted.tolist()}
             seen_users.discard(self.pop.ids[u])
             model = action_model(allowed)
+            reposted = frozenset()
+            if feed and len(self.shares):
+                fid = np.asarray(feed, np.int64)
+                reposted = frozenset(fid[self.shares.contains(u, rules.original(self.posts, fid))].tolist())
             view = UserView(self.pop.ids[u], group_names[g], float(self.pop.stance[u]), tuple(self.pop.interest_names(u)), allowed,
-                            fitems, fset, self.config.topic, self.config.max_post_chars, self.lexicon, model, info, ctx.sim_time)
+                            fitems, fset, self.config.topic, self.config.max_post_chars, self.lexicon, model, info, ctx.sim_time,
+                            reposted)
             obs.append(Observation(
                 agent_id=self.pop.ids[u],
                 model=self.aliases[int(self.alias[u])],
@@ -370,6 +378,8 @@ class SocialWorld:
         return obs
 
     def _apply_users(self, ctx: StepContext, decisions: list[Decision]) -> None:
+        """Apply one step's answers simultaneously, under OASIS's platform rules (rules.py): an action OASIS would
+        refuse changes nothing and is logged as a `refused` event with the wanted action and the reason."""
         new_posts: list[tuple[int, int, int, str, str, str | None]] = []
         counts: dict[str, int] = {}
         # Pending edge changes of this step (sets: membership is checked for every action).
@@ -381,6 +391,7 @@ class SocialWorld:
         like_del: set[int] = set()
         dis_add: set[int] = set()
         dis_del: set[int] = set()
+        share_add: set[int] = set()
         queries: list[tuple[int, str, str, str | None]] = []
         cap = self.config.max_post_chars
         posts = self.posts
@@ -396,21 +407,30 @@ class SocialWorld:
             pid = getattr(a, "post_id", None)
             uid = getattr(a, "user_id", None)
             content = (getattr(a, "content", None) or "").strip()[:cap]
-            noop = None
+            refused: str | None = None
             if act == "create_post":
                 new_posts.append((u, POST, -1, content, act, rid))
-            elif act == "repost":
-                new_posts.append((u, REPOST, pid, posts.text[int(posts.root[pid])], act, rid))
-            elif act == "quote_post":
-                new_posts.append((u, QUOTE, pid, content, act, rid))
+            elif act in ("repost", "quote_post"):
+                kind = REPOST if act == "repost" else QUOTE
+                against = rules.share_key_post(posts, kind, pid)
+                key = int(pair_keys(u, against))
+                # Platform.repost refuses a second share of one post; Platform.quote_post allows any number of quotes
+                # ("the quote content may be different"), but each one counts against a later repost.
+                if kind == REPOST and (key in share_add or bool(self.shares.contains(u, against))):
+                    refused = rules.REASONS["repost_again"]
+                else:
+                    share_add.add(key)
+                    text = posts.text[int(posts.root[pid])] if kind == REPOST else content
+                    new_posts.append((u, kind, pid, text, act, rid))
             elif act == "create_comment":
-                new_posts.append((u, COMMENT, pid, content, act, rid))
+                # Platform.create_comment: a comment on a repost is a comment on the post it shares.
+                new_posts.append((u, COMMENT, int(rules.original(posts, pid)), content, act, rid))
             elif act in ("like_post", "like_comment", "unlike_post", "dislike_post", "dislike_comment", "undo_dislike_post"):
+                # Platform.like_post etc.: a vote on a repost is a vote on the post it shares (comments are never reposts).
+                pid = int(rules.original(posts, pid))
                 key = int(pair_keys(u, pid))
-                edges, col, add, delete = (
-                    (self.likes, "likes", like_add, like_del) if act in ("like_post", "like_comment", "unlike_post")
-                    else (self.dislikes, "dislikes", dis_add, dis_del)
-                )
+                like = act in ("like_post", "like_comment", "unlike_post")
+                edges, col, add, delete = (self.likes, "likes", like_add, like_del) if like else (self.dislikes, "dislikes", dis_add, dis_del)
                 undo = act in ("unlike_post", "undo_dislike_post")
                 has = bool(edges.contains(u, pid)) and key not in delete or key in add
                 if undo and has:
@@ -420,13 +440,17 @@ class SocialWorld:
                     add.add(key)
                     posts.vote(pid, col, 1)
                 else:
-                    noop = "already " + ("not " if undo else "") + col[:-1] + "d"
-                if noop is None:
+                    refused = rules.REASONS[{"like_post": "like_again", "dislike_post": "dislike_again",
+                                             "like_comment": "comment_like_again", "dislike_comment": "comment_dislike_again",
+                                             "unlike_post": "unlike_none", "undo_dislike_post": "undislike_none"}[act]]
+                if refused is None:
                     ctx.emit(d.agent_id, act, f"p{pid}", {"post_id": pid}, int(posts.event_id[pid]), rid)
             elif act in ("follow", "unfollow", "mute", "unmute"):
                 v = self.user_index(uid)
                 if v is None or v >= self.n_users:
-                    noop = "unknown user"
+                    refused = rules.REASONS["unknown_user"]
+                elif v == u and act in ("follow", "mute"):
+                    refused = rules.REASONS[f"{act}_self"]
                 else:
                     edges, add, delete = (self.follows, follow_add, follow_del) if act in ("follow", "unfollow") else (self.mutes, mute_add, mute_del)
                     key = int(pair_keys(u, v))
@@ -437,8 +461,9 @@ class SocialWorld:
                     elif not undo and not has:
                         add.add(key)
                     else:
-                        noop = "already " + ("not " if undo else "") + act.removeprefix("un") + "ing"
-                    if noop is None:
+                        refused = rules.REASONS[{"follow": "follow_again", "unfollow": "unfollow_none",
+                                                 "mute": "mute_again", "unmute": "unmute_none"}[act]]
+                    if refused is None:
                         ctx.emit(d.agent_id, act, uid, None, None, rid)
             elif act in ("search_posts", "search_user"):
                 queries.append((u, act, a.query.strip(), rid))  # type: ignore[attr-defined]
@@ -447,20 +472,25 @@ class SocialWorld:
                 ctx.emit(d.agent_id, act, None, None, None, rid)
             else:  # refresh, do_nothing
                 ctx.emit(d.agent_id, act, None, None, None, rid)
-            if noop is not None:
-                ctx.emit(d.agent_id, "do_nothing", None, {"wanted": act, "reason": noop}, None, rid)
-                act = "do_nothing"
+            if refused is not None:
+                target = f"p{pid}" if pid is not None else uid
+                wanted: dict[str, Any] = {"wanted": act, "reason": refused}
+                wanted.update({"post_id": pid} if pid is not None else {"user_id": uid} if uid is not None else {})
+                ctx.emit(d.agent_id, "refused", target, wanted, None, rid)
+                counts[f"refused/{act}"] = counts.get(f"refused/{act}", 0) + 1
+                act = "refused"
             counts[act] = counts.get(act, 0) + 1
         if new_posts:
             au, kinds, parents, texts, acts, rids = (list(x) for x in zip(*new_posts, strict=True))
             self._add_posts(ctx, au, kinds, parents, texts, acts, rids)
         self._search(ctx, queries)
         for edges, add, delete in ((self.follows, follow_add, follow_del), (self.mutes, mute_add, mute_del),
-                                   (self.likes, like_add, like_del), (self.dislikes, dis_add, dis_del)):
+                                   (self.likes, like_add, like_del), (self.dislikes, dis_add, dis_del),
+                                   (self.shares, share_add, set())):
             edges.add(np.fromiter(add, np.int64, len(add)))
             edges.remove(np.fromiter(delete, np.int64, len(delete)))
         for act, c in sorted(counts.items()):
-            ctx.metric(f"actions/{act}", c)
+            ctx.metric(act if act.startswith("refused/") else f"actions/{act}", c)
         ctx.metric("posts_total", len(self.posts))
         ctx.metric("follows_total", len(self.follows))
 
