@@ -297,6 +297,8 @@ def validate(
             console.print(f"[green]ok[/green] {escape(str(f))}: {sc.spec.kind} '{sc.spec.name}', {sc.spec.steps} steps, "
                           f"models {escape(str(sorted(sc.spec.models)))}, logs under {escape(str(sc.spec.logging.dir.absolute()))}",
                           highlight=False, soft_wrap=True)
+            for n in sc.notes:
+                console.print(f"  [yellow]note:[/yellow] {escape(n)}", highlight=False, soft_wrap=True)
     if bad:
         raise typer.Exit(2)
 

@@ -79,7 +79,17 @@ class UsersSpec(StrictModel):
     """Who is on the platform: synthetic users, or users read from a file."""
 
     count: int | None = Field(None, ge=1, le=50_000_000, description="Number of synthetic users (drawn from the groups).")
-    file: Path | None = Field(None, description="CSV or Parquet with columns user_id[, name, bio, interests (';'-separated), group] (README \"File formats\"); relative to the scenario file.")
+    file: Path | None = Field(None, description="Users file: agentsim's CSV/Parquet (user_id[, name, bio, interests, group]), OASIS's Twitter users CSV or OASIS's Reddit users JSON (README \"File formats\"); relative to the scenario file.")
+    format: Literal["agentsim", "oasis_twitter", "oasis_reddit"] | None = Field(
+        None, description="Format of `file`: agentsim, oasis_twitter (OASIS's users CSV: username, user_char, following_agentid_list, previous_tweets, "
+        "activity_level_frequency, ...) or oasis_reddit (OASIS's users JSON). Default: told from the file (.json: oasis_reddit; "
+        "OASIS's Twitter columns: oasis_twitter; else agentsim), with a note saying which.")
+    follows_by: Literal["row", "id"] = Field(
+        "row", description="oasis_twitter: how follow lists name users: 'row' (following_agentid_list holds 0-based row positions, "
+        "OASIS's agent ids) or 'id' (following_list, or following_agentid_list without it, holds values of the user_id column).")
+    activity: Literal["file", "group"] = Field(
+        "file", description="'file': users whose file gives a 24-hour profile (oasis_twitter: active_threshold or activity_level_frequency) "
+        "act by it, the others by their group's; 'group': every user by the group's activity.")
     groups: list[GroupSpec] = Field(default_factory=lambda: [GroupSpec(name="users")], min_length=1, description="Population groups.")
 
     _paths = field_validator("file")(scenario_path)
@@ -180,7 +190,23 @@ class HerdVotes(StrictModel):
     voter: Name = Field("herd_bot", description="Id of the controlled voting account (not a user, not a reserved id).")
 
 
-Intervention = Annotated[InjectPost | HerdVotes, Field(discriminator="kind")]
+class CounterfactualPosts(StrictModel):
+    """OASIS's Reddit counterfactual (herd-effect) experiment on its own data: each item of the file (OASIS's
+    `counterfactual_36.json` format) is posted by a controlled account, and its pre-assigned arm is applied right
+    away by a controlled voter (up: one up-vote; down: one down-vote; control: none), logged as a `treatment` event
+    like `herd_votes`, so the herd table reads it (after OASIS's reddit_simulation_counterfactual.py)."""
+
+    kind: Literal["counterfactual_posts"]
+    file: Path = Field(..., description="OASIS's counterfactual posts JSON: a list of {RS: {title, selftext}, RC_1: {body, group}} (README \"File formats\").")
+    from_step: int = Field(0, ge=0, description="Step at whose start the first posts appear.")
+    per_step: int = Field(20, ge=1, description="Items posted per step, in file order (OASIS's round_post_num).")
+    poster: Name = Field("post_bot", description="Id of the controlled account that posts them (not a user).")
+    voter: Name = Field("herd_bot", description="Id of the controlled account that votes (not a user).")
+
+    _paths = field_validator("file")(scenario_path)
+
+
+Intervention = Annotated[InjectPost | HerdVotes | CounterfactualPosts, Field(discriminator="kind")]
 
 
 class JudgeSpec(StrictModel):

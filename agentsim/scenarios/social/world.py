@@ -16,7 +16,7 @@ from agentsim.core.types import AgentRecord, Decision, Observation
 from agentsim.core.world import StepContext
 from agentsim.scenarios.social import recommend, rules
 from agentsim.scenarios.social.actions import action_model, fields
-from agentsim.scenarios.social.config import HerdVotes, InjectPost, SocialConfig
+from agentsim.scenarios.social.config import CounterfactualPosts, HerdVotes, InjectPost, SocialConfig
 from agentsim.scenarios.social.embed import make_embedder
 from agentsim.scenarios.social.population import (
     Population,
@@ -103,6 +103,18 @@ class SocialWorld:
         # Accounts that act only through interventions (not users; they never get a feed).
         extra = [iv.author for iv in config.interventions if isinstance(iv, InjectPost) and self.pop.idx(iv.author) is None]
         extra += [iv.voter for iv in config.interventions if isinstance(iv, HerdVotes)]
+        extra += [a for iv in config.interventions if isinstance(iv, CounterfactualPosts) for a in (iv.poster, iv.voter)]
+        # What a reader of the run must know about how its data files were read (validate prints them; run.json
+        # keeps them as world_notes): the users file's format when it was told from the file, unused columns.
+        self.notes: list[str] = list(self.pop.notes)
+        self.counterfactual: dict[int, list[Any]] = {}
+        for i, iv in enumerate(config.interventions):
+            if isinstance(iv, CounterfactualPosts):
+                from agentsim.scenarios.social.oasis import load_counterfactual
+
+                self.counterfactual[i], unused = load_counterfactual(iv.file)
+                if unused:
+                    self.notes.append(f"{iv.file.name}: key(s) agentsim does not use: {', '.join(unused)}")
         self.controlled = {u: n + i for i, u in enumerate(dict.fromkeys(extra))}
         # Per-user model alias: group model, then population overrides by agent id.
         self.aliases = list(dict.fromkeys([default_model] + [g.model for g in self.pop.groups if g.model] + list(overrides.values())))
@@ -115,6 +127,9 @@ class SocialWorld:
                 self.alias[i] = amap[m]
         self.judge_alias = config.judge.model or default_model
         self.activity = np.array([(g.activity or config.time.activity).profile() for g in self.pop.groups], np.float64)
+        # Per-user 24-hour profiles from the users file (NaN rows: the group's profile).
+        ua = self.pop.activity
+        self.user_activity = None if ua is None else np.where(np.isnan(ua), self.activity[self.pop.group], ua)
         self.allowed = [config.allowed_actions(g) for g in self.pop.groups]
         self.lexicon = LexiconStance(config.stance.positive, config.stance.negative, config.stance.intensifiers)
         self.phases = (PLATFORM, "users", "judge") if config.judge.enabled else (PLATFORM, "users")
@@ -226,9 +241,38 @@ class SocialWorld:
                 self._add_posts(ctx, [self.user_index(iv.author)], [POST], [-1], [iv.content], ["create_post"], [None])  # type: ignore[list-item]
             elif isinstance(iv, HerdVotes) and iv.from_step <= ctx.step - 1 and (iv.to_step is None or ctx.step - 1 <= iv.to_step):
                 self._herd(ctx, iv)
+        for i, items in self.counterfactual.items():
+            self._counterfactual(ctx, self.config.interventions[i], items)  # type: ignore[arg-type]
+
+    def _counterfactual(self, ctx: StepContext, iv: CounterfactualPosts, items: list[Any]) -> None:
+        """This step's share of OASIS's counterfactual posts: posted by the controlled poster, then voted by the
+        controlled voter as each item's pre-assigned arm says (a `treatment` event, as herd_votes logs)."""
+        k = ctx.step - iv.from_step
+        batch = items[k * iv.per_step : (k + 1) * iv.per_step] if k >= 0 else []
+        if not batch:
+            return
+        poster, voter = self.controlled[iv.poster], self.controlled[iv.voter]
+        texts = [it.comment.body[: self.config.max_post_chars] for it in batch]
+        ids = self._add_posts(ctx, [poster] * len(batch), [POST] * len(batch), [-1] * len(batch), texts,
+                              ["create_post"] * len(batch), [None] * len(batch))
+        for p, it in zip(ids.tolist(), batch, strict=True):
+            eid = int(self.posts.event_id[p])
+            arm = it.comment.group
+            ctx.emit(iv.voter, "treatment", f"p{p}", {"post_id": p, "treatment": arm}, eid)
+            if arm == "control":
+                continue
+            column, edges, action = ("likes", self.likes, "like_post") if arm == "up" else ("dislikes", self.dislikes, "dislike_post")
+            self.posts.vote(p, column, 1)
+            edges.add(pair_keys(voter, p)[None])
+            ctx.emit(iv.voter, action, f"p{p}", {"post_id": p}, eid)
 
     def _seed(self, ctx: StepContext) -> None:
         sp = self.config.seed_posts
+        if self.pop.posts:
+            # OASIS's previous_tweets: each user's posts, in file order, a minute before the start.
+            authors = [u for u, _ in self.pop.posts]
+            self._add_posts(ctx, authors, [POST] * len(authors), [-1] * len(authors), [t[: self.config.max_post_chars] for _, t in self.pop.posts],
+                            ["create_post"] * len(authors), [None] * len(authors), time=self.config.time.start_epoch - 60.0)
         if sp.file is not None:
             authors, texts, times = seed_posts_file(sp.file, self.pop, self.config.time.start_epoch)
             for a, t, tm in zip(authors, texts, times, strict=True):
@@ -264,7 +308,10 @@ class SocialWorld:
     def active_users(self, ctx: StepContext) -> np.ndarray:
         minutes = ctx.step * self.config.time.minutes_per_step
         hour = int((self.config.time.start.hour + self.config.time.start.minute / 60 + minutes / 60) % 24)
-        p = self.activity[self.pop.group, hour] if self.activity.shape[0] > 1 else np.full(self.n_users, self.activity[0, hour])
+        if self.user_activity is not None:
+            p = self.user_activity[:, hour]
+        else:
+            p = self.activity[self.pop.group, hour] if self.activity.shape[0] > 1 else np.full(self.n_users, self.activity[0, hour])
         return np.flatnonzero(ctx.rng.random(self.n_users) < p)
 
     def _pool(self, now: float) -> np.ndarray:
