@@ -49,6 +49,33 @@ class ActivitySpec(StrictModel):
         return list(self.hourly) if self.hourly is not None else [float(self.probability or 0.0)] * 24
 
 
+class ScriptedSpec(StrictModel):
+    """How a group's users act under the scripted backend: agentsim's stance-lexicon users, or one of the field's
+    classical models of information spread, so LLM groups can be run beside a classical baseline on one population.
+
+    - `stance`: the rule-based user (scripted.py): reposts, likes and comments on what its stance lexicon scores as
+      agreeing, posts in its own voice.
+    - `independent_cascade` (Kempe, Kleinberg & Tardos 2003): every post shown in the feed is an exposure; each is
+      reposted with probability `p`, independently (the first that fires is reposted); otherwise the user does
+      nothing. A post one already shared is never an exposure again.
+    - `linear_threshold` (Granovetter 1978; Kempe et al. 2003): the user reposts a feed post once the share of the
+      users it follows who have posted or shared that post's cascade reaches its threshold (`threshold`, or a
+      uniform draw per user, fixed by the user id); otherwise it does nothing."""
+
+    policy: Literal["stance", "independent_cascade", "linear_threshold"] = Field(
+        "stance", description="stance (agentsim's rule-based users), independent_cascade or linear_threshold.")
+    p: float = Field(0.05, ge=0.0, le=1.0, description="independent_cascade: probability that one exposure (a post shown in the feed) is reposted.")
+    threshold: float | Literal["uniform"] = Field(
+        "uniform", description="linear_threshold: share of followees who must have joined a cascade (0..1), or 'uniform' for a per-user draw from U(0, 1).")
+
+    @field_validator("threshold")
+    @classmethod
+    def _share(cls, v: float | str) -> float | str:
+        if isinstance(v, float | int) and not 0.0 <= v <= 1.0:
+            raise ValueError(f"a threshold is a share of followees, 0..1; got {v}")
+        return v
+
+
 class GroupSpec(StrictModel):
     """A population group: synthetic users drawn with these interests, stance, activity and model."""
 
@@ -60,6 +87,7 @@ class GroupSpec(StrictModel):
     activity: ActivitySpec | None = Field(None, description="Activity of this group (default: world.time.activity).")
     model: str | None = Field(None, description="Model alias for this group's users (default: population.model).")
     actions: list[ActionName] | None = Field(None, description="Actions this group may use (default: world.actions).")
+    scripted: ScriptedSpec = Field(default_factory=ScriptedSpec, description="How its users act under the scripted backend (stance users, independent cascade or linear threshold).")
 
     @field_validator("bio")
     @classmethod

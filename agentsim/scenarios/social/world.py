@@ -60,6 +60,9 @@ class UserView(NamedTuple):
     info: str = ""  # search results or trends the user asked for last time
     sim_time: float = 0.0
     reposted: frozenset[int] = frozenset()  # feed posts the platform would refuse to let this user repost again
+    scripted: Any = None  # the group's ScriptedSpec (which scripted policy plays this user)
+    exposures: tuple[int, ...] = ()  # per feed item: how many of the users this user follows joined its cascade
+    n_following: int = 0
 
 
 class JudgeView(NamedTuple):
@@ -93,6 +96,9 @@ class SocialWorld:
         self.likes = EdgeSet()  # (user, post) for posts and comments
         self.dislikes = EdgeSet()
         self.shares = EdgeSet()  # (user, post) of every repost and quote, as OASIS's original_post_id (rules.py)
+        # (user, root) of every post, repost and quote: who joined which cascade (the linear-threshold baseline reads it).
+        self.participants = EdgeSet()
+        self._count_exposures = any(g.scripted.policy == "linear_threshold" for g in config.users.groups)
         self.posts = Posts(self.embed.dim)
         self.latest_post = np.full(n, -1, np.int64)
         # What a user asked for last time (search results, trends), shown next time: the text, and the ids it
@@ -206,6 +212,8 @@ class SocialWorld:
         self.likes, self.dislikes = EdgeSet(state["likes"]), EdgeSet(state["dislikes"])
         self.posts.set_state(state["posts"])
         self.shares = EdgeSet(pair_keys(*rules.shares_of(self.posts)))
+        joined = self.posts.kind != COMMENT
+        self.participants = EdgeSet(pair_keys(self.posts.author[joined], self.posts.root[joined]))
         self.latest_post = np.asarray(state["latest_post"], np.int64)
         # Checkpoints before mentions were kept as ids hold the text alone.
         self.info = {int(k): (v, ()) if isinstance(v, str) else (v[0], tuple(v[1])) for k, v in state["info"].items()}
@@ -230,6 +238,8 @@ class SocialWorld:
         users = np.array(authors)
         mine = users < self.n_users
         self.latest_post[users[mine]] = ids[mine]
+        joined = np.asarray(kinds) != COMMENT
+        self.participants.add(pair_keys(users[joined], self.posts.root[ids[joined]]))
         return ids
 
     def _platform(self, ctx: StepContext) -> None:
@@ -410,9 +420,13 @@ class SocialWorld:
             if feed and len(self.shares):
                 fid = np.asarray(feed, np.int64)
                 reposted = frozenset(fid[self.shares.contains(u, rules.original(self.posts, fid))].tolist())
+            exposures: tuple[int, ...] = ()
+            if self._count_exposures and feed and following.size:
+                roots = self.posts.root[np.asarray(feed, np.int64)]
+                exposures = tuple(self.participants.contains(following[:, None], roots[None, :]).sum(axis=0).tolist())
             view = UserView(self.pop.ids[u], group_names[g], float(self.pop.stance[u]), tuple(self.pop.interest_names(u)), allowed,
                             fitems, fset, self.config.topic, self.config.max_post_chars, self.lexicon, model, info, ctx.sim_time,
-                            reposted)
+                            reposted, self.pop.groups[g].scripted, exposures, int(following.size))
             obs.append(Observation(
                 agent_id=self.pop.ids[u],
                 model=self.aliases[int(self.alias[u])],
