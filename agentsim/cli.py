@@ -340,6 +340,10 @@ def analyze(
     analysis: Annotated[str, typer.Argument(help="An analysis (escalation, social, tournament, drift, ...) or a family's name for its "
                                                  "default analysis (wargame = escalation); `agentsim families` lists them.")],
     out: Annotated[Path | None, typer.Option(help="Write the tables as CSV (notes in <analysis>_notes.csv) and plots as PNG into this directory.")] = None,
+    reference: Annotated[Path | None, typer.Option(help="social: a real cascade to score the run(s) against (CSV/Parquet: minute or step, "
+                                                        "scale, depth, max_breadth; or OASIS's real_world_prop_data folder with --param topic=NAME).")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", help="An analysis parameter KEY=VALUE (repeatable; values are YAML), "
+                                                                    "e.g. --param scale=events --param normalise=range (social).")] = None,
 ) -> None:
     """Run an analysis on a run's log (or on every run of its family under a directory) and print or save its
     tables; notes under a table say why it is empty or what is undefined."""
@@ -381,9 +385,14 @@ def analyze(
     logs = [log for log, _ in matched]
     if len(logs) > 1 and chosen.compare is None:
         _fail(f"{run_dir}: the {chosen.name} analysis reads one run; name a run directory ({len(logs)} runs here)")
+    extra = _analysis_params(chosen, reference, param or [])
+    from agentsim.core.datafile import DataFileError
+
     try:
-        tables = resolve(chosen.tables)(logs[0]) if len(logs) == 1 else resolve(chosen.compare)(logs)
-    except (LogError, TableError) as e:
+        fn = resolve(chosen.tables) if len(logs) == 1 else resolve(chosen.compare)
+        target = logs[0] if len(logs) == 1 else logs
+        tables = fn(target, params=extra) if chosen.params is not None else fn(target)
+    except (LogError, TableError, DataFileError) as e:
         _fail(str(e))
     except KeyError as e:
         _fail(f"{run_dir}: the log lacks what the {chosen.name} analysis needs ({e})")
@@ -405,6 +414,41 @@ def analyze(
         if chosen.plots is not None:
             resolve(chosen.plots)(tables, logs, out)
         console.print(f"wrote {out}")
+
+
+def _analysis_params(chosen: Any, reference: Path | None, items: list[str]) -> dict[str, Any]:
+    """`--reference` and `--param KEY=VALUE` as the analysis's parameters, checked against its model (exit 2
+    naming the parameter); an analysis without parameters refuses them."""
+    from pydantic import ValidationError
+
+    from agentsim.core.family import resolve
+    from agentsim.spec.errors import explain
+    from agentsim.spec.yamlio import parse_yaml
+
+    given: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            _fail(f"--param {item!r}: expected KEY=VALUE, e.g. --param scale=events")
+        try:
+            given[key.strip()] = parse_yaml(text, f"--param {key}").data
+        except SpecError as e:
+            _fail(f"--param {item}: the value is not valid YAML ({e.problems[0].message})")
+    if reference is not None:
+        if not reference.exists():
+            _fail(f"--reference {reference}: no such file or folder")
+        given["reference"] = str(reference.resolve())
+    if not given:
+        return {}
+    if chosen.params is None:
+        _fail(f"the {chosen.name} analysis takes no parameters (--reference, --param)")
+    model = resolve(chosen.params)
+    try:
+        model.model_validate(given)
+    except ValidationError as e:
+        _fail("; ".join(f"--param {'.'.join(map(str, err['loc']))}: {explain(err, model)}" for err in e.errors(include_url=False))
+              + f" (parameters of the {chosen.name} analysis: {', '.join(model.model_fields)})")
+    return given
 
 
 def _with_run_notes(notes: Any, run_notes: list[str]) -> Any:

@@ -35,6 +35,15 @@ def _summary(log: Any) -> dict[str, Any]:
     cascades = cascade_table(log)
     if len(cascades):
         out["Largest repost cascades"] = cascades.nlargest(5, "size")
+    from agentsim.analysis.social import refusals_table
+
+    refused = refusals_table(log)
+    if len(refused):
+        out["Refused by the platform's rules"] = refused
+    if (log.meta.get("world") or {}).get("alignment"):
+        from agentsim.analysis.alignment import alignment_tables, params_from
+
+        out["Alignment with the reference (NRMSE, OASIS's definitions)"] = alignment_tables([log], params_from(log))["alignment"]
     return out
 
 
@@ -130,6 +139,7 @@ def _uses_population_model(spec: Any, config: SocialConfig) -> bool:
 
 
 def _file_formats() -> tuple[FileFormat, ...]:
+    from agentsim.analysis.alignment import AlignmentParams, ReferenceRow, read_reference
     from agentsim.scenarios.social.oasis import (
         CounterfactualRow,
         OasisRedditRow,
@@ -172,6 +182,14 @@ def _file_formats() -> tuple[FileFormat, ...]:
                    "list of objects, one per user. The profile text is the bio, the persona and the demographics, as OASIS's Reddit "
                    "prompt has them. Unused keys are reported.",
                    read=lambda p: load_users(p, None, "oasis_reddit")),
+        FileFormat("Reference cascade", "social", ("world.alignment.reference",), "table", ReferenceRow,
+                   "scenarios/social/examples/reference_cascade.csv",
+                   "A real cascade to score runs against (`world.alignment.reference`, or `agentsim analyze RUN social --reference FILE`): "
+                   "one row per time point since the source post (minute 0), in minutes, or in steps converted with the runs' "
+                   "`world.time.minutes_per_step`; each value holds until the next row. At least one of scale, depth, max_breadth. "
+                   "OASIS's own real cascades (a `real_world_prop_data` folder of `real_data_<metric>/<topic>.pkl` lists, one value "
+                   "per minute) are read too, with `topic` (plain lists of numbers only: a pickle naming any class is refused).",
+                   read=lambda p: read_reference(AlignmentParams(reference=p))),
         FileFormat("Counterfactual posts, OASIS Reddit JSON", "social", ("world.interventions.file",), "json list", CounterfactualRow,
                    "scenarios/social/examples/oasis_counterfactual.json",
                    "OASIS's herd-effect posts (`data/reddit/counterfactual_36.json`), named by a `counterfactual_posts` intervention: a "
@@ -198,6 +216,8 @@ FAMILY = Family(
     names=_names,
     uses_population_model=_uses_population_model,
     file_formats=_file_formats(),
-    analyses=(Analysis("social", "agentsim.analysis.social:social_tables", plots="agentsim.analysis.social:social_plots",
-                       description="Cascades, power law, adoption under exposure, herd effect, polarization, roles."),),
+    analyses=(Analysis("social", "agentsim.analysis.social:social_tables", compare="agentsim.analysis.social:social_compare",
+                       plots="agentsim.analysis.social:social_plots", params="agentsim.analysis.alignment:AlignmentParams",
+                       description="Cascades, refusals, power law, adoption under exposure, herd effect, polarization, roles; "
+                                   "with --reference, scale/depth/max-breadth growth and NRMSE computed OASIS's way."),),
 )

@@ -255,6 +255,22 @@ class StanceSpec(StrictModel):
     intensifiers: list[str] = Field(default_factory=lambda: ["very", "absolutely", "totally", "extremely", "never", "always", "must"])
 
 
+class AlignmentSpec(StrictModel):
+    """Score the run's cascade against a real one, OASIS's way (agentsim/analysis/alignment.py): the end-of-run
+    summary and `agentsim analyze RUN social` print the growth table and the NRMSE of scale, depth and max breadth."""
+
+    reference: Path = Field(..., description="Reference cascade: a CSV/Parquet table (minute or step, scale, depth, max_breadth; README \"File formats\") "
+                                             "or OASIS's real_world_prop_data folder (with `topic`); `data:oasis/...` names a fetched OASIS file.")
+    topic: str | None = Field(None, description="With OASIS's real_world_prop_data folder: the topic whose real_data_<metric>/<topic>.pkl are read.")
+    scale: Literal["users", "events"] = Field("users", description="users: unique users incl. the source's author (OASIS); events: shares + 1.")
+    breadth: Literal["without_root", "with_root"] = Field("without_root", description="without_root: most users at one depth >= 1 (OASIS); with_root: level 0 too.")
+    normalise: Literal["max", "range"] = Field("max", description="NRMSE divided by the reference's max (OASIS) or its range.")
+    window_minutes: int = Field(150, ge=1, description="Minutes compared from the source post (OASIS: 150).")
+    cascade: Literal["source", "largest"] | int = Field("source", description="source (the run's first post), largest, or a root event id.")
+
+    _paths = field_validator("reference")(scenario_path)
+
+
 class SocialConfig(StrictModel):
     """An X-like or Reddit-like platform, after OASIS (Yang et al. 2024)."""
 
@@ -272,6 +288,7 @@ class SocialConfig(StrictModel):
     stance: StanceSpec = Field(default_factory=StanceSpec, description="Lexicon stance scorer (scripted policy and analysis).")
     max_post_chars: int = Field(280, ge=10, le=40_000, description="Posts, quotes and comments are cut to this length.")
     memory: int = Field(3, ge=0, le=50, description="Own recent actions shown to a user in its prompt.")
+    alignment: AlignmentSpec | None = Field(None, description="Score the run's cascade against a real one (OASIS's scale/depth/max-breadth NRMSE).")
 
     def allowed_actions(self, group: GroupSpec | None = None) -> tuple[str, ...]:
         if group is not None and group.actions is not None:
