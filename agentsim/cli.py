@@ -648,14 +648,19 @@ def data_fetch(
     dest: Annotated[Path | None, typer.Option(help="Install into DEST/<name> instead of the user cache (e.g. your $AGENTSIM_DATA).")] = None,
     force: Annotated[bool, typer.Option(help="Download again even if a verified copy is in place.")] = False,
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to connect and between two reads.")] = 30.0,
+    commit: Annotated[str | None, typer.Option(help="With --unverified: the commit to fetch of a dataset not pinned yet.")] = None,
+    unverified: Annotated[bool, typer.Option(help="Fetch a dataset whose checksums are not pinned yet (its manifest is pending), at --commit, unchecked.")] = False,
 ) -> None:
     """Download a dataset at its pinned commit, check every file's SHA-256 and install it (all or nothing)."""
     from agentsim import data
 
     try:
-        r = data.fetch(name, url=url, dest=dest, force=force, timeout=timeout, console=err)
+        r = data.fetch(name, url=url, dest=dest, force=force, timeout=timeout, console=err, commit=commit, unverified=unverified)
     except data.DataError as e:
         _fail(str(e), code=e.exit_code)
+    if not r.verified:
+        console.print(f"{name}: {r.files} files of {commit} kept, NOT verified (no pinned checksums yet) -> {r.path}")
+        return
     if not r.fetched:
         console.print(f"{name}: already in place and verified ({r.files} files) at {r.path}; --force downloads it again")
         return
@@ -674,7 +679,8 @@ def data_list() -> None:
             state = f"found ({place.source}): {place.path}"
         except data.DataError as e:
             state = str(e)
-        console.print(f"[bold]{ds.name}[/bold]: {ds.description}\n  source: {ds.repository}@{ds.commit}\n  {state}",
+        pinned = f"{ds.repository}@{ds.pinned}" if not ds.pending else f"{ds.repository} (not pinned yet: {ds.pending})"
+        console.print(f"[bold]{ds.name}[/bold]: {ds.description}\n  source: {pinned}\n  {state}",
                       highlight=False, soft_wrap=True)
 
 
