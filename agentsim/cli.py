@@ -603,22 +603,44 @@ def bench_social(
     steps: Annotated[int, typer.Option(min=1)] = 3,
     active: Annotated[float, typer.Option(min=0.0001, max=1.0, help="Share of users acting per step.")] = 0.01,
     events: Annotated[int, typer.Option(min=0, help="Events in the synthetic log for the cascade analysis (0: skip).")] = 10_000_000,
+    roles: Annotated[str, typer.Option(help="User counts for the roles benchmark, comma-separated ('' skips it).")] = "10000,100000,1000000",
+    figure: Annotated[Path, typer.Option(help="Where the roles benchmark draws its figure (PNG).")] = Path("bench_social_roles.png"),
+    scale: Annotated[bool, typer.Option(help="Run the platform step-time benchmark.")] = True,
 ) -> None:
-    """Social platform at scale: step time and base memory per user at 1M users; cascade analysis of 10M events."""
+    """Social platform at scale: step time and base memory per user at 1M users; cascade analysis of 10M events;
+    the roles analysis at 10k..1M users with python-igraph and networkx side by side (and a figure)."""
     import pandas as pd
 
-    from agentsim.bench.social_scale import run_cascades, run_scale
+    from agentsim.bench.social_scale import run_cascades, run_roles
     from agentsim.runtime.summary import df_table
 
     say = lambda m: err.print(m, highlight=False)  # noqa: E731
-    r = run_scale(users, steps, active, log=say)
-    console.print(df_table(pd.DataFrame([r]), f"Social platform: {users:,} users, {active:.1%} active per step, scripted, hot + follow feeds"))
-    console.print(f"[bold]step p50 {r['step_p50_s']:.2f} s[/bold] for {r['active_per_step']:,.0f} acting users; base state "
-                  f"[bold]{r['base_bytes_per_user']:.0f} bytes/user[/bold] (numpy buffers {r['array_bytes_per_user']:.0f}; target <= 2048)")
+    try:
+        sizes = tuple(int(x) for x in roles.split(",") if x.strip())
+    except ValueError:
+        _fail(f"--roles {roles!r}: expected user counts separated by commas, e.g. 10000,100000")
+    if scale:
+        _bench_social_scale(users, steps, active, say)
     if events:
         c = run_cascades(events, max(1, events // 10), log=say)
         console.print(df_table(pd.DataFrame([c]), "Cascade analysis (read + rebuild trees + metrics)"))
         console.print(f"[bold]{events:,} events analysed in {c['analysis_s']:.1f} s[/bold] (target < 60 s)")
+    if sizes:
+        rows = run_roles(sizes, figure=figure, log=say)
+        console.print(df_table(pd.DataFrame(rows), "Roles analysis (network features + k-means, k = 2..6)"))
+        console.print(f"wrote {figure}")
+
+
+def _bench_social_scale(users: int, steps: int, active: float, say: Any) -> None:
+    import pandas as pd
+
+    from agentsim.bench.social_scale import run_scale
+    from agentsim.runtime.summary import df_table
+
+    r = run_scale(users, steps, active, log=say)
+    console.print(df_table(pd.DataFrame([r]), f"Social platform: {users:,} users, {active:.1%} active per step, scripted, hot + follow feeds"))
+    console.print(f"[bold]step p50 {r['step_p50_s']:.2f} s[/bold] for {r['active_per_step']:,.0f} acting users; base state "
+                  f"[bold]{r['base_bytes_per_user']:.0f} bytes/user[/bold] (numpy buffers {r['array_bytes_per_user']:.0f}; target <= 2048)")
 
 
 @bench_app.command("transport")

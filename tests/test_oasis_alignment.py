@@ -254,3 +254,15 @@ def test_igraph_gives_networkx_s_features() -> None:
     b = role_features(edges, users=users, engine="networkx", betweenness_k=1000).set_index("agent_id")
     for col in ("in_degree", "out_degree", "betweenness", "clustering", "pagerank"):
         np.testing.assert_allclose(a[col].to_numpy(float), b[col].to_numpy(float), atol=1e-6, err_msg=col)
+
+
+def test_the_roles_benchmark_times_each_engine_and_draws_a_figure(tmp_path: Path) -> None:
+    from agentsim.bench.social_scale import run_roles
+
+    rows = run_roles((300, 600), figure=tmp_path / "roles.png", log=lambda m: None)
+    assert [(r["users"], r["engine"]) for r in rows] == [(300, "igraph"), (300, "networkx"), (600, "igraph"), (600, "networkx")]
+    nx_rows = [r for r in rows if r["engine"] == "networkx"]
+    assert all(r["seconds"] > 0 and r["note"] == "every user" for r in nx_rows)
+    if graph_engine() != "igraph":
+        assert all("not installed" in r["note"] for r in rows if r["engine"] == "igraph")
+    assert (tmp_path / "roles.png").stat().st_size > 1000

@@ -365,6 +365,7 @@ def polarization_curve(log: Any, n_resamples: int = 1000) -> pd.DataFrame:
 
 # -- roles ---------------------------------------------------------------------------------------------------
 ROLE_FEATURES = ["in_degree", "out_degree", "betweenness", "clustering", "pagerank"]
+SILHOUETTE_SAMPLE = 4_000
 #: Without python-igraph, networkx computes betweenness, clustering and PageRank on at most this many users (a
 #: seeded uniform sample, its induced follow graph); degrees are always exact, for every user.
 NETWORKX_MAX_USERS = 20_000
@@ -441,13 +442,19 @@ def roles_table(log: Any, ks: range = range(2, 7), seed: int = 0, engine: str | 
     """KMeans over standardised network features for each k; the silhouette of each k, and the role profile
     (mean features) of the k with the best silhouette. Every user is in `features`, those without follow edges
     too (degree 0); see role_features for the engines and the sample networkx takes on large graphs."""
+    edges = follow_graph(log, initial_only=False)
+    agents = log.agents
+    users = agents.loc[agents["kind"] == "user", "agent_id"].tolist()
+    return roles_from_edges(edges, users, ks, seed, engine, max_users)
+
+
+def roles_from_edges(edges: pd.DataFrame, users: Any, ks: range = range(2, 7), seed: int = 0, engine: str | None = None,
+                     max_users: int = NETWORKX_MAX_USERS) -> dict[str, pd.DataFrame]:
+    """`roles_table` of a follow edge list (follower, followee) and the users to report."""
     from sklearn.cluster import KMeans, MiniBatchKMeans
     from sklearn.metrics import silhouette_score
     from sklearn.preprocessing import StandardScaler
 
-    edges = follow_graph(log, initial_only=False)
-    agents = log.agents
-    users = agents.loc[agents["kind"] == "user", "agent_id"].tolist()
     feats = role_features(edges, seed=seed, users=users, engine=engine, max_users=max_users)
     notes = notes_of(feats)
     isolated = int(((feats["in_degree"] == 0) & (feats["out_degree"] == 0)).sum())
@@ -465,10 +472,12 @@ def roles_table(log: Any, ks: range = range(2, 7), seed: int = 0, engine: str | 
         km = (MiniBatchKMeans(n_clusters=k, n_init=3, batch_size=4096, random_state=seed) if big
               else KMeans(n_clusters=k, n_init=10, random_state=seed)).fit(X)
         labels[k] = km.labels_
-        sample = min(len(fit), 10_000)
+        sample = min(len(fit), SILHOUETTE_SAMPLE)
         scores.append({"k": k, "silhouette": float(silhouette_score(X, km.labels_, sample_size=sample, random_state=seed))})
     if big:
-        notes.append(f"{len(fit):,} users: k-means by MiniBatchKMeans (3 starts); silhouettes on a sample of 10,000")
+        notes.append(f"{len(fit):,} users: k-means by MiniBatchKMeans (3 starts)")
+    if len(fit) > SILHOUETTE_SAMPLE:
+        notes.append(f"silhouettes on a seeded sample of {SILHOUETTE_SAMPLE:,} of {len(fit):,} users (the score is quadratic in users)")
     sil = note(pd.DataFrame(scores, columns=["k", "silhouette"]), *notes)
     if sil.empty:
         return {"silhouette": note(sil, f"no roles: {len(fit)} users are too few for k = {min(ks)} clusters")}
