@@ -266,3 +266,13 @@ def test_the_roles_benchmark_times_each_engine_and_draws_a_figure(tmp_path: Path
     if graph_engine() != "igraph":
         assert all("not installed" in r["note"] for r in rows if r["engine"] == "igraph")
     assert (tmp_path / "roles.png").stat().st_size > 1000
+
+
+def test_a_user_s_share_counts_at_the_end_of_its_step() -> None:
+    """The platform posts the source at the start of step 0; users who share it during step 0 have shared it by
+    the end of that step (minute 10 with 10-minute steps), not at minute 0."""
+    from agentsim.analysis.alignment import event_minutes
+
+    ev = pd.DataFrame({"event_id": [1, 2, 3], "sim_time": [0.0, 0.0, 600.0], "request_id": [None, "r1", "r2"]})
+    assert event_minutes(ev, 10.0).tolist() == [0.0, 600.0, 1200.0]
+    assert event_minutes(ev, None).tolist() == [0.0, 0.0, 600.0]

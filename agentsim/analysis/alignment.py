@@ -11,7 +11,8 @@ OASIS's definitions (camel-ai/oasis, `visualization/twitter_simulation/align_wit
 - **max breadth** is the largest number of users at one depth, the source's level excluded (`prop_graph`'s
   `last_breadth_list = [1]`; `breadth: without_root`); `with_root` counts level 0 too;
 - the curves are taken every minute from the source post (minute 0), each carried at its last value to the end
-  (`get_stat_list` pads to 300 minutes), and the first 150 minutes are compared (`get_all_xdb_data`);
+  (`get_stat_list` pads to 300 minutes), and the first 150 minutes are compared (`get_all_xdb_data`); a user's
+  share made during a step counts at the end of that step (posts the platform makes, like the source, at its start);
 - **NRMSE** = sqrt(mean((sim - real)^2)) / max(real) (`plot_rmse`; `normalise: max`); `range` divides by
   max - min instead.
 
@@ -234,6 +235,15 @@ def nrmse(sim: np.ndarray, ref: np.ndarray, normalise: str = "max") -> float:
     return float(np.sqrt(np.mean((s - r) ** 2)) / scale)
 
 
+def event_minutes(events: pd.DataFrame, minutes_per_step: float | None) -> pd.Series:
+    """event_id -> time in seconds at which the event counts: a user's answer (an event with a request) at the end
+    of its step (users act during the step, after the platform's posts at its start, which keep the step's time)."""
+    t = events["sim_time"].to_numpy(np.float64).copy()
+    if minutes_per_step:
+        t += np.where(events["request_id"].notna().to_numpy(), 60.0 * minutes_per_step, 0.0)
+    return pd.Series(t, index=events["event_id"].to_numpy())
+
+
 def _minutes_per_step(log: Any) -> float | None:
     mps = ((log.meta.get("world") or {}).get("time") or {}).get("minutes_per_step")
     return float(mps) if mps is not None else None
@@ -241,15 +251,16 @@ def _minutes_per_step(log: Any) -> float | None:
 
 def run_curve(log: Any, params: AlignmentParams) -> tuple[pd.DataFrame, list[str]]:
     """The chosen cascade's OASIS curves for one run, and notes."""
-    ev = log.df("events", ["event_id", "step", "sim_time", "agent_id", "action", "parent_event_id"])
+    ev = log.df("events", ["event_id", "step", "sim_time", "agent_id", "action", "parent_event_id", "request_id"])
     check_table(ev, "events table", {"event_id": "int", "sim_time": "number"}, nullable=[])
     nodes = cascade_nodes(ev)
     root = choose_root(nodes, params.cascade)
     if root is None:
         raise TableError(f"{log.run_dir.name}: no posts in this run, so no cascade to compare")
-    curve = growth_minutes(nodes, ev.set_index("event_id")["sim_time"], root, params)
+    times = event_minutes(ev, _minutes_per_step(log))
+    curve = growth_minutes(nodes, times, root, params)
     size = int((nodes["root"] == root).sum())
-    last_min = float((ev["sim_time"].max() - ev.set_index("event_id")["sim_time"][root]) / 60.0)
+    last_min = float((ev["sim_time"].max() + 60.0 * (_minutes_per_step(log) or 0.0) - times[root]) / 60.0)
     notes = [f"{log.run_dir.name}: cascade of event {root} ({params.cascade}), {size} node(s)"]
     if last_min < params.window_minutes - 1:
         notes.append(f"{log.run_dir.name}: the run ends {last_min:g} minutes after the source post; its curves are carried at their "
