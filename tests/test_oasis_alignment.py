@@ -64,15 +64,16 @@ def test_nrmse_normalisations() -> None:
 
 
 def test_a_cascade_that_never_spread_scores_badly() -> None:
-    """compare_growth scores a one-point curve on the one point it has: 0.0 for a cascade that never spread. The
-    OASIS curve is carried to the end of the window and scores as badly as it is."""
+    """compare_growth scored a one-point curve on the one point it had: 0.0 for a cascade that never spread. Both
+    it and the OASIS curve now carry the curve to the end of the comparison and score it as badly as it is."""
     ev = pd.DataFrame({"event_id": [1], "parent_event_id": pd.array([None], dtype="Int64"), "action": ["create_post"],
                        "agent_id": ["A"], "step": [0]})
     nodes = cascade_nodes(ev)
     ref = pd.DataFrame({"t": [0, 1, 2, 3], "scale": [1, 10, 40, 60], "depth": [0, 1, 2, 2], "max_breadth": [0, 9, 30, 40]})
     flat = pd.DataFrame({"t": [0], "scale": [1], "depth": [0], "max_breadth": [0]})
-    old = compare_growth(flat, ref.iloc[:1]).set_index("metric")["nrmse"]
-    assert (old.fillna(0) == 0).all()  # what the issue saw
+    carried = compare_growth(flat, ref).set_index("metric")
+    assert (carried["points"] == 4).all()  # was 1 (only t = 0, where both agree), scoring 0.0
+    assert carried.loc["scale", "nrmse"] > 0.5
     g = growth_minutes(nodes, pd.Series([0.0], index=[1]), 1, AlignmentParams(window_minutes=4))
     assert g["scale"].tolist() == [1, 1, 1, 1]
     assert nrmse(g["scale"].to_numpy(), ref["scale"].to_numpy()) > 0.5
