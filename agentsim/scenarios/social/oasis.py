@@ -161,7 +161,7 @@ class CounterfactualRow(BaseModel):
     """One item of OASIS's Reddit counterfactual posts JSON."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
-    context: _Context | None = Field(None, alias="RS", description="The context it was written for (title, selftext); kept in the post's payload.")
+    context: _Context | None = Field(None, alias="RS", description="The context it was written for (title, selftext): read and checked, not posted (OASIS's counterfactual script posts RC_1.body only).")
     comment: _Comment = Field(..., alias="RC_1", description="`body`: the text that is posted; `group`: its pre-assigned arm, up, down or control.")
 
 
