@@ -307,6 +307,8 @@ def validate(
             console.print(f"[green]ok[/green] {escape(str(f))}: {sc.spec.kind} '{sc.spec.name}', {sc.spec.steps} steps, "
                           f"models {escape(str(sorted(sc.spec.models)))}, logs under {escape(str(sc.spec.logging.dir.absolute()))}",
                           highlight=False, soft_wrap=True)
+            for n in sc.notes:
+                console.print(f"  [yellow]note:[/yellow] {escape(n)}", highlight=False, soft_wrap=True)
     if bad:
         raise typer.Exit(2)
 
@@ -357,6 +359,10 @@ def analyze(
     analysis: Annotated[str, typer.Argument(help="An analysis (escalation, social, tournament, drift, ...) or a family's name for its "
                                                  "default analysis (wargame = escalation); `agentsim families` lists them.")],
     out: Annotated[Path | None, typer.Option(help="Write the tables as CSV (notes in <analysis>_notes.csv) and plots as PNG into this directory.")] = None,
+    reference: Annotated[Path | None, typer.Option(help="social: a real cascade to score the run(s) against (CSV/Parquet: minute or step, "
+                                                        "scale, depth, max_breadth; or OASIS's real_world_prop_data folder with --param topic=NAME).")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", help="An analysis parameter KEY=VALUE (repeatable; values are YAML), "
+                                                                    "e.g. --param scale=events --param normalise=range (social).")] = None,
 ) -> None:
     """Run an analysis on a run's log (or on every run of its family under a directory) and print or save its
     tables; notes under a table say why it is empty or what is undefined."""
@@ -402,9 +408,14 @@ def analyze(
     logs = [log for log, _ in matched]
     if len(logs) > 1 and chosen.compare is None:
         _fail(f"{run_dir}: the {chosen.name} analysis reads one run; name a run directory ({len(logs)} runs here)")
+    extra = _analysis_params(chosen, reference, param or [])
+    from agentsim.core.datafile import DataFileError
+
     try:
-        tables = resolve(chosen.tables)(logs[0]) if len(logs) == 1 else resolve(chosen.compare)(logs)
-    except (LogError, TableError) as e:
+        fn = resolve(chosen.tables) if len(logs) == 1 else resolve(chosen.compare)
+        target = logs[0] if len(logs) == 1 else logs
+        tables = fn(target, params=extra) if chosen.params is not None else fn(target)
+    except (LogError, TableError, DataFileError) as e:
         _fail(str(e))
     except KeyError as e:
         _fail(f"{run_dir}: the log lacks what the {chosen.name} analysis needs ({e})")
@@ -468,6 +479,39 @@ def _analyze_experiment(exp_dir: Path, by_family: dict[str, Any], out: Path | No
         notes_table(tables).to_csv(out / f"{chosen.name}_notes.csv", index=False)
         plot_experiment(chosen.name, tables, exp, out)
         console.print(f"wrote {out}")
+def _analysis_params(chosen: Any, reference: Path | None, items: list[str]) -> dict[str, Any]:
+    """`--reference` and `--param KEY=VALUE` as the analysis's parameters, checked against its model (exit 2
+    naming the parameter); an analysis without parameters refuses them."""
+    from pydantic import ValidationError
+
+    from agentsim.core.family import resolve
+    from agentsim.spec.errors import explain
+    from agentsim.spec.yamlio import parse_yaml
+
+    given: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            _fail(f"--param {item!r}: expected KEY=VALUE, e.g. --param scale=events")
+        try:
+            given[key.strip()] = parse_yaml(text, f"--param {key}").data
+        except SpecError as e:
+            _fail(f"--param {item}: the value is not valid YAML ({e.problems[0].message})")
+    if reference is not None:
+        if not reference.exists():
+            _fail(f"--reference {reference}: no such file or folder")
+        given["reference"] = str(reference.resolve())
+    if not given:
+        return {}
+    if chosen.params is None:
+        _fail(f"the {chosen.name} analysis takes no parameters (--reference, --param)")
+    model = resolve(chosen.params)
+    try:
+        model.model_validate(given)
+    except ValidationError as e:
+        _fail("; ".join(f"--param {'.'.join(map(str, err['loc']))}: {explain(err, model)}" for err in e.errors(include_url=False))
+              + f" (parameters of the {chosen.name} analysis: {', '.join(model.model_fields)})")
+    return given
 
 
 def _with_run_notes(notes: Any, run_notes: list[str]) -> Any:
@@ -617,22 +661,44 @@ def bench_social(
     steps: Annotated[int, typer.Option(min=1)] = 3,
     active: Annotated[float, typer.Option(min=0.0001, max=1.0, help="Share of users acting per step.")] = 0.01,
     events: Annotated[int, typer.Option(min=0, help="Events in the synthetic log for the cascade analysis (0: skip).")] = 10_000_000,
+    roles: Annotated[str, typer.Option(help="User counts for the roles benchmark, comma-separated ('' skips it).")] = "10000,100000,1000000",
+    figure: Annotated[Path, typer.Option(help="Where the roles benchmark draws its figure (PNG).")] = Path("bench_social_roles.png"),
+    scale: Annotated[bool, typer.Option(help="Run the platform step-time benchmark.")] = True,
 ) -> None:
-    """Social platform at scale: step time and base memory per user at 1M users; cascade analysis of 10M events."""
+    """Social platform at scale: step time and base memory per user at 1M users; cascade analysis of 10M events;
+    the roles analysis at 10k..1M users with python-igraph and networkx side by side (and a figure)."""
     import pandas as pd
 
-    from agentsim.bench.social_scale import run_cascades, run_scale
+    from agentsim.bench.social_scale import run_cascades, run_roles
     from agentsim.runtime.summary import df_table
 
     say = lambda m: err.print(m, highlight=False)  # noqa: E731
-    r = run_scale(users, steps, active, log=say)
-    console.print(df_table(pd.DataFrame([r]), f"Social platform: {users:,} users, {active:.1%} active per step, scripted, hot + follow feeds"))
-    console.print(f"[bold]step p50 {r['step_p50_s']:.2f} s[/bold] for {r['active_per_step']:,.0f} acting users; base state "
-                  f"[bold]{r['base_bytes_per_user']:.0f} bytes/user[/bold] (numpy buffers {r['array_bytes_per_user']:.0f}; target <= 2048)")
+    try:
+        sizes = tuple(int(x) for x in roles.split(",") if x.strip())
+    except ValueError:
+        _fail(f"--roles {roles!r}: expected user counts separated by commas, e.g. 10000,100000")
+    if scale:
+        _bench_social_scale(users, steps, active, say)
     if events:
         c = run_cascades(events, max(1, events // 10), log=say)
         console.print(df_table(pd.DataFrame([c]), "Cascade analysis (read + rebuild trees + metrics)"))
         console.print(f"[bold]{events:,} events analysed in {c['analysis_s']:.1f} s[/bold] (target < 60 s)")
+    if sizes:
+        rows = run_roles(sizes, figure=figure, log=say)
+        console.print(df_table(pd.DataFrame(rows), "Roles analysis (network features + k-means, k = 2..6)"))
+        console.print(f"wrote {figure}")
+
+
+def _bench_social_scale(users: int, steps: int, active: float, say: Any) -> None:
+    import pandas as pd
+
+    from agentsim.bench.social_scale import run_scale
+    from agentsim.runtime.summary import df_table
+
+    r = run_scale(users, steps, active, log=say)
+    console.print(df_table(pd.DataFrame([r]), f"Social platform: {users:,} users, {active:.1%} active per step, scripted, hot + follow feeds"))
+    console.print(f"[bold]step p50 {r['step_p50_s']:.2f} s[/bold] for {r['active_per_step']:,.0f} acting users; base state "
+                  f"[bold]{r['base_bytes_per_user']:.0f} bytes/user[/bold] (numpy buffers {r['array_bytes_per_user']:.0f}; target <= 2048)")
 
 
 @bench_app.command("transport")
@@ -662,14 +728,19 @@ def data_fetch(
     dest: Annotated[Path | None, typer.Option(help="Install into DEST/<name> instead of the user cache (e.g. your $AGENTSIM_DATA).")] = None,
     force: Annotated[bool, typer.Option(help="Download again even if a verified copy is in place.")] = False,
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to connect and between two reads.")] = 30.0,
+    commit: Annotated[str | None, typer.Option(help="With --unverified: the commit to fetch of a dataset not pinned yet.")] = None,
+    unverified: Annotated[bool, typer.Option(help="Fetch a dataset whose checksums are not pinned yet (its manifest is pending), at --commit, unchecked.")] = False,
 ) -> None:
     """Download a dataset at its pinned commit, check every file's SHA-256 and install it (all or nothing)."""
     from agentsim import data
 
     try:
-        r = data.fetch(name, url=url, dest=dest, force=force, timeout=timeout, console=err)
+        r = data.fetch(name, url=url, dest=dest, force=force, timeout=timeout, console=err, commit=commit, unverified=unverified)
     except data.DataError as e:
         _fail(str(e), code=e.exit_code)
+    if not r.verified:
+        console.print(f"{name}: {r.files} files of {commit} kept, NOT verified (no pinned checksums yet) -> {r.path}")
+        return
     if not r.fetched:
         console.print(f"{name}: already in place and verified ({r.files} files) at {r.path}; --force downloads it again")
         return
@@ -688,7 +759,8 @@ def data_list() -> None:
             state = f"found ({place.source}): {place.path}"
         except data.DataError as e:
             state = str(e)
-        console.print(f"[bold]{ds.name}[/bold]: {ds.description}\n  source: {ds.repository}@{ds.commit}\n  {state}",
+        pinned = f"{ds.repository}@{ds.pinned}" if not ds.pending else f"{ds.repository} (not pinned yet: {ds.pending})"
+        console.print(f"[bold]{ds.name}[/bold]: {ds.description}\n  source: {pinned}\n  {state}",
                       highlight=False, soft_wrap=True)
 
 

@@ -191,14 +191,18 @@ def nrmse(simulated: np.ndarray, reference: np.ndarray) -> float:
 
 
 def compare_growth(simulated: pd.DataFrame, reference: pd.DataFrame, metrics: tuple[str, ...] = ("scale", "depth", "max_breadth")) -> pd.DataFrame:
-    """NRMSE of the mean simulated curve against a reference curve (columns t and the metrics) per metric. The
-    reference (often from outside the platform) is checked: t whole and unique, metrics numeric."""
+    """NRMSE of the mean simulated curve against a reference curve (columns t and the metrics) per metric, over
+    every t of the reference: the simulated curve is carried at its last value to the reference's end (a cascade
+    that stopped growing, or never spread, keeps its size; it does not drop out of the comparison), as OASIS pads
+    its curves. The reference (often from outside the platform) is checked: t whole and unique, metrics numeric.
+    For OASIS's own definitions and normalisation see agentsim.analysis.alignment."""
     check_table(simulated, "simulated growth (from cascade_growth)", {"t": "int", **dict.fromkeys(metrics, "number")})
     check_table(reference, "reference growth", {"t": "int", **dict.fromkeys(metrics, "number")}, unique=["t"])
     sim = simulated.groupby("t")[list(metrics)].mean()
     ref = reference.set_index("t")[list(metrics)].sort_index()
-    common = sim.index.intersection(ref.index)
-    return pd.DataFrame([{"metric": m, "nrmse": nrmse(sim.loc[common, m].to_numpy(), ref.loc[common, m].to_numpy()), "points": len(common)}
+    grid = ref.index[ref.index >= sim.index.min()] if len(sim) else ref.index[:0]
+    carried = sim.reindex(sim.index.union(grid)).ffill().loc[grid]
+    return pd.DataFrame([{"metric": m, "nrmse": nrmse(carried[m].to_numpy(), ref.loc[grid, m].to_numpy()), "points": len(grid)}
                          for m in metrics])
 
 

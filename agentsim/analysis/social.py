@@ -77,18 +77,25 @@ def follow_graph(log: Any, initial_only: bool = True) -> pd.DataFrame:
     return edges
 
 
-def exposure_intervals(adoptions: pd.DataFrame, edges: pd.DataFrame, end_step: int) -> pd.DataFrame:
+def exposure_intervals(adoptions: pd.DataFrame, edges: pd.DataFrame, end_step: int, sources: pd.DataFrame | None = None) -> pd.DataFrame:
     """Counting-process rows (id, start, stop, exposure, event) for every (user, cascade) with at least one
     followee who adopted: exposure = number of followees who adopted strictly earlier. The clock starts at the
     first exposure; users who never adopt are censored at `end_step` + 1. Adoptions are (agent_id, cascade, step);
-    edges (follower, followee). Both are checked (TableError naming the column and rows)."""
+    edges (follower, followee). `sources` (agent_id, cascade, step): the cascades' source posts, whose authors
+    expose their followers from that step on without being adoptions themselves (a star-shaped cascade is mostly
+    followers of the source). All are checked (TableError naming the column and rows)."""
     check_table(adoptions, "adoptions", {"agent_id": "any", "cascade": "any", "step": "int"})
     check_table(edges, "follow edges", {"follower": "any", "followee": "any"})
     first = adoptions.groupby(["cascade", "agent_id"], as_index=False)["step"].min()
     # Exposure events: each adopter exposes its followers from the step after adopting.
-    expo = first.merge(edges, left_on="agent_id", right_on="followee")[["cascade", "follower", "step"]]
+    exposers = first.assign(step=first["step"] + 1)
+    if sources is not None and len(sources):
+        check_table(sources, "sources", {"agent_id": "any", "cascade": "any", "step": "int"})
+        # A source's author who also reposts its own cascade exposes each follower once, from the earlier time.
+        exposers = pd.concat([exposers, sources[["cascade", "agent_id", "step"]]], ignore_index=True)
+        exposers = exposers.groupby(["cascade", "agent_id"], as_index=False)["step"].min()
+    expo = exposers.merge(edges, left_on="agent_id", right_on="followee")[["cascade", "follower", "step"]]
     expo = expo.rename(columns={"follower": "agent_id", "step": "exposed_at"})
-    expo["exposed_at"] += 1
     adopt = first.rename(columns={"step": "adopted_at"})
     expo = expo.merge(adopt, on=["cascade", "agent_id"], how="left")
     # Exposures after one's own adoption do not count; neither do users who adopted before any exposure.
@@ -175,6 +182,30 @@ def saturation_test(intervals: pd.DataFrame) -> dict[str, float]:
             "notes": [f"saturation test (statsmodels): {w}" for w in warned]}
 
 
+#: Most (follower, source) exposure rows the adoption model builds from source posts; above it, cascades are sampled.
+MAX_SOURCE_EXPOSURES = 3_000_000
+
+
+def exposure_sources(nodes: pd.DataFrame, events: pd.DataFrame, edges: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, str]:
+    """The cascades' source posts as exposers (agent_id, cascade, step): a post the platform made (seed posts,
+    injections: no request) is seen from its own step, a user's post from the next. When all sources would expose
+    more than MAX_SOURCE_EXPOSURES followers, a seeded uniform sample of whole cascades is kept (the caller keeps
+    only their adoptions) and the note says so."""
+    roots = nodes[nodes["parent"] < 0][["event_id", "agent_id", "step"]]
+    by_user = events.set_index("event_id")["request_id"].reindex(roots["event_id"]).notna().to_numpy()
+    src = pd.DataFrame({"agent_id": roots["agent_id"].to_numpy(), "cascade": roots["event_id"].to_numpy(),
+                        "step": roots["step"].to_numpy() + by_user.astype(np.int64)})
+    followers = edges.groupby("followee").size()
+    weight = src["agent_id"].map(followers).fillna(0).to_numpy()
+    if weight.sum() <= MAX_SOURCE_EXPOSURES:
+        return src, ""
+    # A seeded uniform sample of whole cascades (shared or not, so the sample is not tilted towards adoption).
+    order = np.random.default_rng(seed).permutation(len(src))
+    keep = np.sort(order[np.cumsum(weight[order]) <= MAX_SOURCE_EXPOSURES])
+    return src.iloc[keep], (f"adoption model on a seeded sample of {keep.size} of {len(src)} cascades, to stay under "
+                            f"{MAX_SOURCE_EXPOSURES:,} source-exposure rows")
+
+
 ADOPTION_COLUMNS = ["hazard_ratio", "hr_low", "hr_high", "p", "concordance", "subjects", "events",
                     "coef_exposure", "coef_exposure2", "p_exposure2", "saturating"]
 
@@ -182,20 +213,26 @@ ADOPTION_COLUMNS = ["hazard_ratio", "hr_low", "hr_high", "p", "concordance", "su
 def adoption_table(log: Any) -> pd.DataFrame:
     """The Cox fit of adoption under exposure and the saturation test as one row; empty with a note when the run
     has too few exposed adoptions; the fits' warnings and a failed saturation test are notes."""
-    ev = log.df("events", ["event_id", "step", "agent_id", "action", "parent_event_id"])
+    ev = log.df("events", ["event_id", "step", "agent_id", "action", "parent_event_id", "request_id"])
     nodes = cascade_nodes(ev)
     shares = nodes[nodes["parent"] >= 0]
     if shares.empty:
         return empty(ADOPTION_COLUMNS, "no hazard model: no reposts or quotes in this run", *notes_of(nodes))
     adoptions = shares.rename(columns={"root": "cascade"})[["agent_id", "cascade", "step"]]
-    intervals = exposure_intervals(adoptions, follow_graph(log), int(ev["step"].max()))
+    edges = follow_graph(log)
+    sources, cap_note = exposure_sources(nodes, ev, edges)
+    if cap_note:
+        adoptions = adoptions[adoptions["cascade"].isin(sources["cascade"])]
+    intervals = exposure_intervals(adoptions, edges, int(ev["step"].max()), sources)
     if intervals.empty or intervals["event"].sum() < 2 or intervals["exposure"].nunique() < 2:
         k = int(intervals["event"].sum()) if len(intervals) else 0
         levels = int(intervals["exposure"].nunique()) if len(intervals) else 0
         return empty(ADOPTION_COLUMNS, f"no hazard model: {k} adoption(s) after exposure, at {levels} exposure level(s); "
                                        "the Cox fit needs at least 2 of each", *notes_of(nodes))
     out = fit_exposure_hazard(intervals)
-    notes = out.pop("notes") + notes_of(nodes)
+    notes = out.pop("notes") + notes_of(nodes) + ["a source post's author exposes its followers from the post's step (a post by a "
+                                                  "user during a step, from the next); adopters, from the step after adopting"]
+    notes += [cap_note] if cap_note else []
     try:
         sat = saturation_test(intervals)
         notes += sat.pop("notes")
@@ -327,48 +364,128 @@ def polarization_curve(log: Any, n_resamples: int = 1000) -> pd.DataFrame:
 
 
 # -- roles ---------------------------------------------------------------------------------------------------
-def role_features(edges: pd.DataFrame, betweenness_k: int = 200, seed: int = 0) -> pd.DataFrame:
-    """in/out degree, betweenness (sampled from k sources on large graphs), clustering and PageRank per node."""
+ROLE_FEATURES = ["in_degree", "out_degree", "betweenness", "clustering", "pagerank"]
+SILHOUETTE_SAMPLE = 4_000
+#: Without python-igraph, networkx computes betweenness, clustering and PageRank on at most this many users (a
+#: seeded uniform sample, its induced follow graph); degrees are always exact, for every user.
+NETWORKX_MAX_USERS = 20_000
+
+
+def graph_engine() -> str:
+    """'igraph' when python-igraph is installed (`pip install igraph`; C, seconds at a million users), else 'networkx'."""
+    try:
+        import igraph  # noqa: F401
+    except ImportError:
+        return "networkx"
+    return "igraph"
+
+
+def role_features(edges: pd.DataFrame, betweenness_k: int = 200, seed: int = 0, users: Any = None, engine: str | None = None,
+                  max_users: int = NETWORKX_MAX_USERS) -> pd.DataFrame:
+    """Per user: in/out degree, betweenness (directed, normalised as networkx does; estimated from `betweenness_k`
+    seeded sources on larger graphs, scaled by n/k), local clustering of the undirected follow graph, and PageRank
+    (damping 0.85). `users`: every user to report, those without follow edges included (zeros; PageRank of an
+    isolated node). `engine`: 'igraph' or 'networkx' (default: igraph when installed, graph_engine()). With
+    networkx and more than `max_users` users, betweenness, clustering and PageRank come from the follow graph
+    induced by a seeded sample of `max_users` users (the result's notes say so; the other users get NaN there)."""
+    check_table(edges, "follow edges", {"follower": "any", "followee": "any"})
+    ids = pd.Index(pd.unique(pd.concat([pd.Series(list(users) if users is not None else [], dtype=object),
+                                        edges["follower"].astype(object), edges["followee"].astype(object)], ignore_index=True)))
+    n = len(ids)
+    a = ids.get_indexer(edges["follower"].astype(object))
+    b = ids.get_indexer(edges["followee"].astype(object))
+    keep = a != b
+    pairs = np.unique(np.column_stack([a[keep], b[keep]]), axis=0) if keep.any() else np.zeros((0, 2), np.int64)
+    out = pd.DataFrame({"agent_id": ids, "in_degree": np.bincount(pairs[:, 1], minlength=n), "out_degree": np.bincount(pairs[:, 0], minlength=n)})
+    engine = engine or graph_engine()
+    notes = []
+    if n == 0:
+        return out.assign(betweenness=[], clustering=[], pagerank=[])
+    if engine == "igraph":
+        import igraph as ig
+
+        g = ig.Graph(n=n, edges=pairs, directed=True)
+        k = n if n <= betweenness_k else betweenness_k
+        sources = None if k == n else np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False)).tolist()
+        bt = np.asarray(g.betweenness(directed=True, sources=sources), float) * (n / k)
+        out["betweenness"] = bt / ((n - 1) * (n - 2)) if n > 2 else 0.0
+        out["clustering"] = np.nan_to_num(g.as_undirected(mode="collapse").transitivity_local_undirected(mode="zero"))
+        out["pagerank"] = g.pagerank(directed=True, damping=0.85)
+        return note(out, "network features by python-igraph" + (f"; betweenness from {k} sampled sources" if k < n else ""))
     import networkx as nx
 
-    g = nx.from_pandas_edgelist(edges, "follower", "followee", create_using=nx.DiGraph)
+    sub = np.arange(n)
+    if n > max_users:
+        sub = np.sort(np.random.default_rng(seed).choice(n, size=max_users, replace=False))
+        inside = np.zeros(n, bool)
+        inside[sub] = True
+        pairs = pairs[inside[pairs[:, 0]] & inside[pairs[:, 1]]]
+        notes.append(f"betweenness, clustering and PageRank of a seeded sample of {max_users:,} of {n:,} users (their induced follow "
+                     "graph; networkx, as python-igraph is not installed: `pip install igraph` computes them for every user); "
+                     "degrees are exact for every user; users outside the sample have NaN there and no role")
+    g = nx.DiGraph()
+    g.add_nodes_from(sub.tolist())
+    g.add_edges_from(pairs.tolist())
     k = None if g.number_of_nodes() <= betweenness_k else betweenness_k
-    feats = pd.DataFrame({
-        "in_degree": dict(g.in_degree()), "out_degree": dict(g.out_degree()),
-        "betweenness": nx.betweenness_centrality(g, k=k, seed=seed), "clustering": nx.clustering(g), "pagerank": nx.pagerank(g),
-    })
-    feats.index.name = "agent_id"
-    return feats.reset_index()
+    bt = nx.betweenness_centrality(g, k=k, seed=seed)
+    cl = nx.clustering(g.to_undirected())
+    pr = nx.pagerank(g)
+    for col, values in (("betweenness", bt), ("clustering", cl), ("pagerank", pr)):
+        full = np.full(n, np.nan)
+        full[sub] = [values[i] for i in sub.tolist()]
+        out[col] = full
+    return note(out, *notes)
 
 
-def roles_table(log: Any, ks: range = range(2, 7), seed: int = 0) -> dict[str, pd.DataFrame]:
+def roles_table(log: Any, ks: range = range(2, 7), seed: int = 0, engine: str | None = None,
+                max_users: int = NETWORKX_MAX_USERS) -> dict[str, pd.DataFrame]:
     """KMeans over standardised network features for each k; the silhouette of each k, and the role profile
-    (mean features) of the k with the best silhouette."""
-    from sklearn.cluster import KMeans
+    (mean features) of the k with the best silhouette. Every user is in `features`, those without follow edges
+    too (degree 0); see role_features for the engines and the sample networkx takes on large graphs."""
+    edges = follow_graph(log, initial_only=False)
+    agents = log.agents
+    users = agents.loc[agents["kind"] == "user", "agent_id"].tolist()
+    return roles_from_edges(edges, users, ks, seed, engine, max_users)
+
+
+def roles_from_edges(edges: pd.DataFrame, users: Any, ks: range = range(2, 7), seed: int = 0, engine: str | None = None,
+                     max_users: int = NETWORKX_MAX_USERS) -> dict[str, pd.DataFrame]:
+    """`roles_table` of a follow edge list (follower, followee) and the users to report."""
+    from sklearn.cluster import KMeans, MiniBatchKMeans
     from sklearn.metrics import silhouette_score
     from sklearn.preprocessing import StandardScaler
 
-    edges = follow_graph(log, initial_only=False)
-    feats = role_features(edges) if len(edges) else pd.DataFrame(columns=["agent_id"])
-    if len(feats) < 3:
-        return {"silhouette": empty(["k", "silhouette"], f"no roles: the follow network has {len(feats)} users; roles need at least 3")}
-    cols = ["in_degree", "out_degree", "betweenness", "clustering", "pagerank"]
-    X = StandardScaler().fit_transform(np.log1p(feats[cols].to_numpy(float) * [1, 1, 1e3, 1, 1e3]))
+    feats = role_features(edges, seed=seed, users=users, engine=engine, max_users=max_users)
+    notes = notes_of(feats)
+    isolated = int(((feats["in_degree"] == 0) & (feats["out_degree"] == 0)).sum())
+    if isolated:
+        notes.append(f"{isolated} user(s) without follow edges are included (degree 0)")
+    fit = feats.dropna(subset=ROLE_FEATURES)
+    if len(fit) < 3:
+        return {"silhouette": empty(["k", "silhouette"], f"no roles: {len(fit)} users; roles need at least 3", *notes)}
+    X = StandardScaler().fit_transform(np.log1p(fit[ROLE_FEATURES].to_numpy(float) * [1, 1, 1e3, 1, 1e3]))
+    big = len(fit) > 100_000
     scores, labels = [], {}
     for k in ks:
-        if k >= len(feats):
+        if k >= len(fit):
             break
-        km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(X)
+        km = (MiniBatchKMeans(n_clusters=k, n_init=3, batch_size=4096, random_state=seed) if big
+              else KMeans(n_clusters=k, n_init=10, random_state=seed)).fit(X)
         labels[k] = km.labels_
-        sample = min(len(feats), 10_000)
+        sample = min(len(fit), SILHOUETTE_SAMPLE)
         scores.append({"k": k, "silhouette": float(silhouette_score(X, km.labels_, sample_size=sample, random_state=seed))})
-    sil = pd.DataFrame(scores, columns=["k", "silhouette"])
+    if big:
+        notes.append(f"{len(fit):,} users: k-means by MiniBatchKMeans (3 starts)")
+    if len(fit) > SILHOUETTE_SAMPLE:
+        notes.append(f"silhouettes on a seeded sample of {SILHOUETTE_SAMPLE:,} of {len(fit):,} users (the score is quadratic in users)")
+    sil = note(pd.DataFrame(scores, columns=["k", "silhouette"]), *notes)
     if sil.empty:
-        return {"silhouette": note(sil, f"no roles: {len(feats)} users are too few for k = {min(ks)} clusters")}
+        return {"silhouette": note(sil, f"no roles: {len(fit)} users are too few for k = {min(ks)} clusters")}
     best = int(sil.loc[sil["silhouette"].idxmax(), "k"])
-    feats["role"] = labels[best]
-    profile = feats.groupby("role")[cols].mean().assign(users=feats.groupby("role").size()).reset_index()
-    return {"silhouette": sil, "roles": profile, "features": feats}
+    feats["role"] = pd.Series(labels[best], index=fit.index).reindex(feats.index).astype("Int64")
+    profile = fit.assign(role=labels[best]).groupby("role")[ROLE_FEATURES].mean()
+    profile = profile.assign(users=fit.assign(role=labels[best]).groupby("role").size()).reset_index()
+    return {"silhouette": sil, "roles": note(profile, *notes), "features": note(feats, *notes)}
 
 
 def _non_users(log: Any) -> set[str]:
@@ -376,14 +493,42 @@ def _non_users(log: Any) -> set[str]:
     return set(a.loc[a["kind"] != "user", "agent_id"])
 
 
-def social_tables(log: Any, roles: bool = True) -> dict[str, pd.DataFrame]:
-    """activity, cascades (the 20 largest), power_law, adoption, herd, polarization and (with `roles`)
-    roles_silhouette and roles. Empty tables carry a note saying why (`notes_of`)."""
+REFUSAL_COLUMNS = ["wanted", "reason", "refused", "users"]
+
+
+def refusals_table(log: Any) -> pd.DataFrame:
+    """Actions the platform refused under OASIS's rules (scenarios/social/rules.py), by wanted action and reason."""
+    ev = log.df("events", ["agent_id", "action", "payload"])
+    ref = ev[ev["action"] == "refused"]
+    if ref.empty:
+        return empty(REFUSAL_COLUMNS, "no action was refused in this run")
+    body = ref["payload"].map(lambda p: json.loads(p) if p else {})
+    df = pd.DataFrame({"wanted": body.map(lambda b: b.get("wanted")), "reason": body.map(lambda b: b.get("reason")), "agent_id": ref["agent_id"].to_numpy()})
+    out = df.groupby(["wanted", "reason"]).agg(refused=("agent_id", "size"), users=("agent_id", "nunique")).reset_index()
+    return out.sort_values(["refused", "wanted"], ascending=[False, True]).reset_index(drop=True)
+
+
+def _alignment(logs: list[Any], params: dict[str, Any] | None) -> dict[str, pd.DataFrame]:
+    """The OASIS alignment tables (analysis/alignment.py) when the command line or the run's world.alignment
+    names a reference, or the command line gives alignment parameters; {} otherwise."""
+    from agentsim.analysis.alignment import alignment_tables, params_from
+
+    p = params_from(logs[0], params)
+    world = (logs[0].meta.get("world") or {}).get("alignment")
+    if p.reference is None and not params and not world:
+        return {}
+    return alignment_tables(logs, p)
+
+
+def social_tables(log: Any, roles: bool = True, params: dict[str, Any] | None = None) -> dict[str, pd.DataFrame]:
+    """activity, refusals, cascades (the 20 largest), power_law, adoption, herd, polarization and (with `roles`)
+    roles_silhouette and roles; with a reference (`params` {"reference": ...}, or the run's world.alignment), growth,
+    alignment and alignment_runs (analysis/alignment.py). Empty tables carry a note saying why (`notes_of`)."""
     cascades = cascade_table(log)
     top = cascades.sort_values(["size", "root"], ascending=[False, True]).head(20)
     if cascades.empty:
         note(top, "no posts or shares in this run")
-    out = {"activity": activity_table(log), "cascades": top,
+    out = {"activity": activity_table(log), "refusals": refusals_table(log), "cascades": top,
            "power_law": power_law_table(cascades), "adoption": adoption_table(log), "herd": herd_table(log),
            "polarization": polarization_table(log)}
     if roles:
@@ -391,7 +536,27 @@ def social_tables(log: Any, roles: bool = True) -> dict[str, pd.DataFrame]:
         out["roles_silhouette"] = r["silhouette"]
         if "roles" in r:
             out["roles"] = r["roles"]
+    out.update(_alignment([log], params))
     note_empty_tables(out, log)
+    return out
+
+
+def social_compare(logs: list[Any], params: dict[str, Any] | None = None) -> dict[str, pd.DataFrame]:
+    """A folder of runs (seeds of one scenario): per run, its largest cascade and refusals; over runs, the OASIS
+    growth curves with t-intervals and, with a reference, the NRMSE per run and its mean with a t-interval."""
+    from agentsim.analysis.alignment import alignment_tables, params_from
+
+    rows = []
+    for log in logs:
+        c = cascade_table(log)
+        top = c.nlargest(1, "size")
+        ev = log.df("events", ["action"])
+        rows.append({"run": log.run_dir.name, "seed": log.meta.get("seed"), "cascades": len(c),
+                     "largest_size": int(top["size"].iloc[0]) if len(top) else 0,
+                     "largest_depth": int(top["depth"].iloc[0]) if len(top) else 0,
+                     "reposts": int((ev["action"] == "repost").sum()), "refused": int((ev["action"] == "refused").sum())})
+    out = {"runs": pd.DataFrame(rows)}
+    out.update(alignment_tables(logs, params_from(logs[0], params)))
     return out
 
 
@@ -401,11 +566,40 @@ def social_plots(tables: dict[str, pd.DataFrame], logs: list[Any], out: Path) ->
     from agentsim.analysis.cascades import plot_ccdf
 
     log = logs[0]
-    paths = [out / "social_cascade_ccdf.png", out / "social_herd.png", out / "social_polarization.png"]
-    plot_ccdf(cascade_table(log)["size"].to_numpy(), paths[0])
-    plot_herd(tables["herd"], paths[1])
-    plot_polarization(log, paths[2])
+    paths = []
+    if "herd" in tables:  # one run's tables (a folder of runs has the comparison tables only)
+        paths = [out / "social_cascade_ccdf.png", out / "social_herd.png", out / "social_polarization.png"]
+        plot_ccdf(cascade_table(log)["size"].to_numpy(), paths[0])
+        plot_herd(tables["herd"], paths[1])
+        plot_polarization(log, paths[2])
+    if "growth" in tables:
+        paths.append(plot_growth(tables["growth"], out / "social_growth.png"))
     return paths
+
+
+def plot_growth(growth: pd.DataFrame, path: Any) -> Any:
+    """Scale, depth and max breadth per minute: the simulated mean with its interval over runs, and the reference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from agentsim.analysis.plots import _save, no_data
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for ax, m in zip(axes, ("scale", "depth", "max_breadth"), strict=True):
+        if growth.empty or m not in growth:
+            no_data(ax, m)
+            continue
+        ax.plot(growth["minute"], growth[m], label="simulated")
+        if growth[f"{m}_low"].notna().any():
+            ax.fill_between(growth["minute"], growth[f"{m}_low"], growth[f"{m}_high"], alpha=0.2, label="95% CI over runs")
+        if f"{m}_reference" in growth:
+            ax.plot(growth["minute"], growth[f"{m}_reference"], "--", label="reference")
+        ax.set_xlabel("minutes since the source post")
+        ax.set_ylabel(m.replace("_", " "))
+        ax.legend(fontsize=8)
+    return _save(fig, path)
 
 
 def plot_herd(herd: pd.DataFrame, path: Any = None, ax: Any = None) -> Any:

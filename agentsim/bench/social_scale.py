@@ -6,6 +6,9 @@
   buffers (what the columnar design promises).
 - Cascade analysis: a log of 10,000,000 events (a forest of repost trees with preferential attachment) written as
   Parquet parts, then `analysis.social.cascade_table` on it (read + rebuild + metrics).
+- Roles: `analysis.social.roles_from_edges` (network features + k-means) on random follow graphs of growing size,
+  with python-igraph where installed and with networkx (which takes a seeded sample of 20,000 users beyond that),
+  timed side by side and drawn as a figure.
 """
 
 from __future__ import annotations
@@ -116,3 +119,55 @@ def run_cascades(events: int = 10_000_000, roots: int = 1_000_000, log: Any = pr
         s = time.perf_counter() - t0
     return {"events": events, "cascades": len(table), "analysis_s": s, "largest": int(table["size"].max()),
             "max_depth": int(table["depth"].max())}
+
+
+def run_roles(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), k: int = 5, engines: tuple[str, ...] = ("igraph", "networkx"),
+              figure: Path | None = None, log: Any = print) -> list[dict[str, Any]]:
+    """Seconds for the roles analysis (features + k-means for k = 2..6) on random follow graphs of `sizes` users
+    with `k` follows each, per engine (an engine that is not installed is reported as such); a log-log PNG at
+    `figure`."""
+    import pandas as pd
+
+    from agentsim.analysis.social import graph_engine, roles_from_edges
+
+    have_igraph = graph_engine() == "igraph"
+    rows = []
+    for n in sizes:
+        rng = np.random.default_rng(0)
+        edges = pd.DataFrame({"follower": np.repeat(np.arange(n), k), "followee": rng.integers(0, n, n * k)})
+        for engine in engines:
+            if engine == "igraph" and not have_igraph:
+                rows.append({"users": n, "engine": engine, "seconds": float("nan"), "note": "not installed (pip install igraph)"})
+                continue
+            t0 = time.perf_counter()
+            out = roles_from_edges(edges, range(n), engine=engine)
+            s = time.perf_counter() - t0
+            sampled = any("betweenness, clustering and PageRank of a seeded sample" in m for m in out["silhouette"].attrs.get("notes", []))
+            rows.append({"users": n, "engine": engine, "seconds": s, "note": "features of a 20,000-user sample" if sampled else "every user"})
+            log(f"roles: {n:,} users, {engine}: {s:.1f} s")
+    if figure is not None:
+        _roles_figure(rows, figure)
+    return rows
+
+
+def _roles_figure(rows: list[dict[str, Any]], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for engine in dict.fromkeys(r["engine"] for r in rows):
+        pts = [(r["users"], r["seconds"]) for r in rows if r["engine"] == engine and r["seconds"] == r["seconds"]]
+        if pts:
+            ax.loglog(*zip(*pts, strict=True), "o-", label=engine)
+    ax.set_xlabel("users (5 follows each)")
+    ax.set_ylabel("roles analysis, seconds")
+    ax.set_title("Roles analysis time (features + k-means)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

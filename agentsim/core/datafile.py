@@ -72,6 +72,12 @@ def read_table(path: str | Path, what: str) -> tuple[list[str], list[dict[str, A
         return _read_parquet(p, what)
     try:
         with p.open(encoding="utf-8-sig", newline="") as f:
+            head = f.read(4096).lstrip()
+            if head[:1] in ("[", "{"):
+                # A JSON file where a table is expected would otherwise be read as a one-column CSV of brackets.
+                raise DataFileError(p, [f"{p}: the {what} file looks like JSON (it starts with {head[:1]!r}), not a CSV table with a "
+                                        "header row; give a CSV or Parquet file, or a format that reads JSON where there is one"])
+            f.seek(0)
             reader = csv.reader(f)
             header = next(reader, None)
             if header is None:

@@ -34,6 +34,9 @@ class Analysis:
     - `compare(run_logs)`: the same over a directory of runs; None if the analysis reads one run only.
     - `plots(tables, run_logs, out_dir)`: writes PNGs under out_dir (`--out`), returns their paths; a plot of an
       empty table is a figure that says "no data".
+    - `params`: the pydantic model of the analysis's parameters (`agentsim analyze ... --param KEY=VALUE`,
+      `--reference FILE`), or None when it takes none. With one, `tables` and `compare` are called with
+      `params=` a dict of what the command line gave (validated against the model first, so a bad one is named).
     """
 
     name: str
@@ -41,6 +44,7 @@ class Analysis:
     compare: Ref | None = None
     plots: Ref | None = None
     description: str = ""
+    params: Ref | None = None
 
 
 @dataclass(frozen=True)

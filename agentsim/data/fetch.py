@@ -46,6 +46,7 @@ class FetchResult:
     bytes: int = 0
     seconds: float = 0.0
     renamed: dict[str, str] = field(default_factory=dict)
+    verified: bool = True  # False: a pending dataset fetched with --unverified (no checksums to check against)
 
 
 def fetch(
@@ -56,6 +57,8 @@ def fetch(
     force: bool = False,
     timeout: float = 30.0,
     console=None,
+    commit: str | None = None,
+    unverified: bool = False,
 ) -> FetchResult:
     """Download dataset `name` at its pinned commit and install it under `dest/<name>` (default: the user cache).
 
@@ -63,12 +66,29 @@ def fetch(
     seconds for connecting and between two reads. `console`: a rich Console to draw a progress bar on.
     A verified copy already in place is kept (nothing downloaded) unless `force`.
 
-    Raises DataError subclasses: UnknownDataset or a bad URL (exit code 2), FetchError (host unreachable, HTTP
-    error, timeout, short body) and IntegrityError (another commit, damaged archive, missing or changed file),
-    both exit code 3. After an error nothing new exists under `dest`.
+    A dataset whose manifest is still pending (no pinned commit or checksums yet, `Dataset.pending`) is fetched
+    only with `unverified` and a `commit` the user chooses: the archive's commit is checked, the files the dataset
+    includes are kept, nothing is checked against checksums, and the copy's stamp says so.
+
+    Raises DataError subclasses: UnknownDataset or a bad URL or commit (exit code 2), FetchError (host
+    unreachable, HTTP error, timeout, short body) and IntegrityError (another commit, damaged archive, missing or
+    changed file), both exit code 3. After an error nothing new exists under `dest`.
     """
     dataset = get_dataset(name)
     target = (Path(dest).expanduser() / name) if dest is not None else cache_dir(name)
+    if dataset.pending:
+        if not unverified:
+            raise DataError(
+                f"{name}: no pinned commit or checksums yet ({dataset.pending}). Fetch a commit of {dataset.repository} "
+                f"you choose, unchecked: {dataset.fetch_command} --commit SHA --unverified; a maintainer pins it from a "
+                f"trusted copy with: python scripts/pin_dataset.py {name} --commit SHA --from DIR")
+        if commit is None or not re.fullmatch(r"[0-9a-f]{40}", commit):
+            raise DataError(f"{name}: --unverified needs --commit, the 40-hex-digit commit of {dataset.repository} to fetch"
+                            + (f" (got {commit!r})" if commit is not None else ""))
+        return _fetch_unverified(dataset, target, commit, url, timeout, console)
+    if unverified or commit is not None:
+        raise DataError(f"{name} is pinned to {dataset.repository}@{dataset.pinned} with checksums; --commit and --unverified "
+                        "are only for datasets whose manifest is pending")
     if not force and target.is_dir() and not problems(dataset, target, checksums=True):
         return FetchResult(name, target, fetched=False, files=len(dataset.manifest))
     source = dataset.url(url)
@@ -88,11 +108,11 @@ def fetch(
         bad = problems(dataset, staging, checksums=True)
         if bad:
             raise IntegrityError(
-                f"the archive from {source} is not the pinned {name} data ({dataset.repository}@{dataset.commit[:12]}): "
+                f"the archive from {source} is not the pinned {name} data ({dataset.repository}@{str(dataset.pinned)[:12]}): "
                 f"{len(bad)} file(s) differ from the manifest: {summarize(bad)}"
             )
         (staging / STAMP).write_text(json.dumps(
-            {"dataset": name, "repository": dataset.repository, "commit": dataset.commit, "url": source,
+            {"dataset": name, "repository": dataset.repository, "commit": dataset.pinned, "url": source, "verified": True,
              "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "renamed": renamed}, indent=1))
         _install(staging, target)
         staging = None
@@ -245,14 +265,72 @@ def _extract(dataset: Dataset, archive: Path, staging: Path, url: str) -> dict[s
     return renamed
 
 
-def _check_commit(dataset: Dataset, found: list[tuple[str, str]], url: str) -> None:
+def _check_commit(dataset: Dataset, found: list[tuple[str, str]], url: str, commit: str | None = None) -> None:
+    expected = commit or dataset.pinned
     if not found:
         raise IntegrityError(f"{url}: cannot tell which commit the archive is of (no pax `comment=` header and no "
-                             f"`<repo>-<commit>/` top folder); expected {dataset.repository}@{dataset.commit}")
+                             f"`<repo>-<commit>/` top folder); expected {dataset.repository}@{expected}")
     for where, sha in found:
-        if sha != dataset.commit:
-            raise IntegrityError(f"{url}: the archive is of commit {sha} ({where}), not the pinned commit "
-                                 f"{dataset.commit} of {dataset.repository}")
+        if sha != expected:
+            raise IntegrityError(f"{url}: the archive is of commit {sha} ({where}), not the {'requested' if commit else 'pinned'} "
+                                 f"commit {expected} of {dataset.repository}")
+
+
+def _fetch_unverified(dataset: Dataset, target: Path, commit: str, url: str | None, timeout: float, console) -> FetchResult:
+    """A pending dataset at a commit the user chose: the archive's commit is checked and the included files kept,
+    installed as fetch() installs (all or nothing); the stamp records `"verified": false`."""
+    source = url or os.environ.get(dataset.url_env) or dataset.archive_url(commit)
+    if urlsplit(source).scheme not in ("http", "https"):
+        raise DataError(f"--url {source!r}: expected an http:// or https:// address of a .tar.gz archive")
+    made_parent = not target.parent.exists()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dataset.name}-download-", suffix=".tar.gz", dir=target.parent)
+    archive = Path(tmp_name)
+    staging: Path | None = None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            size = _download(source, out, timeout, console)
+        staging = Path(tempfile.mkdtemp(prefix=f".{dataset.name}-staging-", dir=target.parent))
+        kept = 0
+        try:
+            with tarfile.open(archive, "r|*") as tar:
+                top = None
+                for member in tar:
+                    if top is None:
+                        top = member.name.split("/", 1)[0]
+                        _check_commit(dataset, _archive_commit(tar, top), source, commit)
+                    head, _, rel = member.name.partition("/")
+                    if head != top:
+                        raise IntegrityError(f"{source}: not a GitHub archive: {member.name!r} is outside the top folder {top}/")
+                    if not member.isfile() or not dataset.wanted(rel):
+                        continue
+                    src = tar.extractfile(member)
+                    assert src is not None
+                    dst = staging / rel
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    _copy_hashing(src, dst)
+                    kept += 1
+                if top is None:
+                    raise IntegrityError(f"{source}: the archive is empty")
+        except (tarfile.TarError, EOFError, zlib.error) as e:
+            raise IntegrityError(f"{source}: the archive is damaged, truncated or not a .tar.gz ({e})") from None
+        if not kept:
+            raise IntegrityError(f"{source}: the archive of {dataset.repository}@{commit} holds none of the files {dataset.name} "
+                                 f"takes ({', '.join(dataset.include)})")
+        (staging / STAMP).write_text(json.dumps(
+            {"dataset": dataset.name, "repository": dataset.repository, "commit": commit, "url": source, "verified": False,
+             "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=1))
+        _install(staging, target)
+        staging = None
+        return FetchResult(dataset.name, target, True, source, kept, size, time.perf_counter() - start, {}, verified=False)
+    finally:
+        archive.unlink(missing_ok=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        if made_parent and not target.exists():
+            with contextlib.suppress(OSError):
+                target.parent.rmdir()
 
 
 def _copy_hashing(src: IO[bytes], dst: Path) -> str:

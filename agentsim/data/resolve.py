@@ -106,6 +106,8 @@ def locate(name: str = "escalaition", path: str | Path | None = None) -> Place:
             raise DataNotFound(f"{name}: the given path {place.path} is not a folder")
         if place.exists:
             bad = problems(dataset, place.path)
+            if dataset.pending and not any(dataset.wanted(q.relative_to(place.path).as_posix()) for q in place.path.rglob("*") if q.is_file()):
+                bad = [f"none of the files it takes ({', '.join(dataset.include)})"]
             if bad:
                 raise DataIncomplete(
                     f"{name} at {place.path} ({place.source}) is incomplete: {summarize(bad)}; "

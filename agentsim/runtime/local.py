@@ -98,6 +98,8 @@ class LocalRuntime:
                 models((extra_meta or {}).get("replay_from")),
             )
             self.meta.update(extra_meta or {})
+            if scenario.notes:
+                self.meta["world_notes"] = list(scenario.notes)
 
     def _start_fresh(self) -> None:
         """A new world at step 0, the policy holding its agents with empty memories, counters at zero."""

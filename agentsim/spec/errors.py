@@ -86,12 +86,23 @@ def _fmt_value(v: Any) -> str:
     return s if len(s) <= 80 else s[:77] + "..."
 
 
-def explain(err: dict[str, Any], root: type[BaseModel]) -> str:
-    """One pydantic error as a sentence with the bad value and what is allowed."""
+#: Plain words YAML 1.1 (PyYAML) reads as booleans when they are not quoted.
+YAML11_BOOLEANS = ("yes", "no", "on", "off", "y", "n", "true", "false")
+
+
+def explain(err: dict[str, Any], root: type[BaseModel], raw: str | None = None) -> str:
+    """One pydantic error as a sentence with the bad value and what is allowed. `raw` is the value's text as the
+    YAML file wrote it, where known (LineIndex.scalar_at)."""
     typ = err["type"]
     loc = err["loc"]
     ctx = err.get("ctx") or {}
     value = err.get("input")
+    if typ == "string_type" and isinstance(value, bool):
+        # YAML 1.1 turns an unquoted yes/no/on/off/true/false into a boolean: where text is wanted, say so.
+        word = raw if raw is not None and raw.lower() in YAML11_BOOLEANS else None
+        shown = f"{word!r}" if word else f"the word (e.g. 'yes', 'no', 'on', 'off' or '{str(value).lower()}')"
+        return (f"text is expected here, but YAML read {word or 'an unquoted word'} as the boolean {str(value).lower()}; "
+                f"quote it: write {shown} in quotes")
     if typ == "extra_forbidden":
         parent = _model_at(root, loc[:-1])
         allowed = sorted(parent.model_fields) if parent else []
@@ -123,7 +134,8 @@ def problems_from(
         loc = tuple(prefix) + tuple(err["loc"])
         path = ".".join(str(p) for p in loc)
         line = lines.line_of(loc) if lines else None
-        out.append(SpecProblem(path, explain(err, root), line))
+        raw = lines.scalar_at(loc) if lines else None
+        out.append(SpecProblem(path, explain(err, root, raw), line))
     return out
 
 
@@ -144,6 +156,18 @@ class LineIndex:
         index = cls.__new__(cls)
         index._root = root
         return index
+
+    def scalar_at(self, loc: Sequence[str | int]) -> str | None:
+        """The text of the scalar at `loc` as the file wrote it (None when `loc` is not a scalar of the file)."""
+        node = self._root
+        for part in loc:
+            if isinstance(node, yaml.MappingNode):
+                node = next((v for k, v in node.value if str(k.value) == str(part)), None)
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+                node = node.value[part]
+            else:
+                return None
+        return node.value if isinstance(node, yaml.ScalarNode) else None
 
     def line_of(self, loc: Sequence[str | int]) -> int | None:
         node = self._root

@@ -38,6 +38,9 @@ class Scenario:
     source: Path | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     lines: LineIndex | None = field(default=None, repr=False, compare=False)
+    #: What the world says a reader must know about how it read the scenario's data (e.g. a users file's format told
+    #: from the file, columns it does not use): `agentsim validate` prints them, run.json keeps them as world_notes.
+    notes: tuple[str, ...] = ()
 
 
 def _legacy_overrides(fields: dict[str, Any]) -> list[Override]:
@@ -227,7 +230,7 @@ def build_world(sc: Scenario) -> Scenario:
     with world_errors(source, sc.lines):
         world = sc.family.create_world(sc.spec, sc.world)
     family = dataclasses.replace(sc.family, create_world=_BuiltWorld(world, sc.spec, sc.world, sc.family.create_world))
-    return dataclasses.replace(sc, family=family)
+    return dataclasses.replace(sc, family=family, notes=tuple(getattr(world, "notes", None) or ()))
 
 
 def prepare_scenario(path: str | Path, overrides: Sequence[Override] = (), run_dir: Path | None = None) -> Scenario:

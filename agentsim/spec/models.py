@@ -44,11 +44,37 @@ def scenario_path(v: Path | None, info: ValidationInfo) -> Path | None:
     (the command line makes its paths absolute before validation; see agentsim/spec/overrides.py)."""
     if v is None:
         return v
+    if str(v).startswith(DATA_PREFIX):
+        return dataset_path(str(v))
     base = (info.context or {}).get("base_dir")
     path = v if v.is_absolute() or base is None else Path(base) / v
     if not path.exists():
         raise ValueError(f"file not found: {path}")
     return path.resolve()
+
+
+#: A path written `data:<dataset>/<path inside it>` is a file of a fetched dataset (`agentsim data fetch <dataset>`),
+#: found where agentsim.data.locate finds the dataset (README "Study data").
+DATA_PREFIX = "data:"
+
+
+def dataset_path(text: str) -> Path:
+    """The file `data:<dataset>/<relative path>` names; ValueError saying how to fetch a missing dataset."""
+    from agentsim.data import DataError, locate
+
+    name, _, rel = text[len(DATA_PREFIX):].partition("/")
+    if not name or not rel:
+        raise ValueError(f"{text!r}: write data:<dataset>/<path inside it>, e.g. data:oasis/data/reddit/user_data_36.json")
+    try:
+        root = locate(name).path
+    except DataError as e:
+        raise ValueError(str(e)) from None
+    path = (root / rel).resolve()
+    if root.resolve() not in path.parents and path != root.resolve():
+        raise ValueError(f"{text!r}: the path leaves the dataset's folder")
+    if not path.exists():
+        raise ValueError(f"file not found: {path} (in dataset {name!r} at {root})")
+    return path
 
 
 def _bool_for_number(types: list[Any], value: Any) -> tuple[int | str, ...] | None:

@@ -238,7 +238,8 @@ def recorded(data: Mapping[str, Any], paths: Mapping[str, tuple[str | int, ...]]
 def _absolute(value: Any, types: list[Any], cwd: Path) -> Any:
     """`value` with every relative path string at a Path-typed place made absolute against `cwd`."""
     if isinstance(value, str) and any(t is Path for t in types):
-        return value if Path(value).is_absolute() else str(cwd / value)
+        # A dataset path (data:<dataset>/...) is found by the data resolver, not relative to anything.
+        return value if Path(value).is_absolute() or value.startswith("data:") else str(cwd / value)
     if isinstance(value, dict):
         models = [t for t in types if isinstance(t, type) and issubclass(t, BaseModel)]
         dict_values = [a for t in types if typing.get_origin(t) is dict for a in _unwrap(typing.get_args(t)[1])]

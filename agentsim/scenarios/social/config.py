@@ -49,6 +49,33 @@ class ActivitySpec(StrictModel):
         return list(self.hourly) if self.hourly is not None else [float(self.probability or 0.0)] * 24
 
 
+class ScriptedSpec(StrictModel):
+    """How a group's users act under the scripted backend: agentsim's stance-lexicon users, or one of the field's
+    classical models of information spread, so LLM groups can be run beside a classical baseline on one population.
+
+    - `stance`: the rule-based user (scripted.py): reposts, likes and comments on what its stance lexicon scores as
+      agreeing, posts in its own voice.
+    - `independent_cascade` (Kempe, Kleinberg & Tardos 2003): every post shown in the feed is an exposure; each is
+      reposted with probability `p`, independently (the first that fires is reposted); otherwise the user does
+      nothing. A post one already shared is never an exposure again.
+    - `linear_threshold` (Granovetter 1978; Kempe et al. 2003): the user reposts a feed post once the share of the
+      users it follows who have posted or shared that post's cascade reaches its threshold (`threshold`, or a
+      uniform draw per user, fixed by the user id); otherwise it does nothing."""
+
+    policy: Literal["stance", "independent_cascade", "linear_threshold"] = Field(
+        "stance", description="stance (agentsim's rule-based users), independent_cascade or linear_threshold.")
+    p: float = Field(0.05, ge=0.0, le=1.0, description="independent_cascade: probability that one exposure (a post shown in the feed) is reposted.")
+    threshold: float | Literal["uniform"] = Field(
+        "uniform", description="linear_threshold: share of followees who must have joined a cascade (0..1), or 'uniform' for a per-user draw from U(0, 1).")
+
+    @field_validator("threshold")
+    @classmethod
+    def _share(cls, v: float | str) -> float | str:
+        if isinstance(v, float | int) and not 0.0 <= v <= 1.0:
+            raise ValueError(f"a threshold is a share of followees, 0..1; got {v}")
+        return v
+
+
 class GroupSpec(StrictModel):
     """A population group: synthetic users drawn with these interests, stance, activity and model."""
 
@@ -60,6 +87,7 @@ class GroupSpec(StrictModel):
     activity: ActivitySpec | None = Field(None, description="Activity of this group (default: world.time.activity).")
     model: str | None = Field(None, description="Model alias for this group's users (default: population.model).")
     actions: list[ActionName] | None = Field(None, description="Actions this group may use (default: world.actions).")
+    scripted: ScriptedSpec = Field(default_factory=ScriptedSpec, description="How its users act under the scripted backend (stance users, independent cascade or linear threshold).")
 
     @field_validator("bio")
     @classmethod
@@ -79,7 +107,17 @@ class UsersSpec(StrictModel):
     """Who is on the platform: synthetic users, or users read from a file."""
 
     count: int | None = Field(None, ge=1, le=50_000_000, description="Number of synthetic users (drawn from the groups).")
-    file: Path | None = Field(None, description="CSV or Parquet with columns user_id[, name, bio, interests (';'-separated), group] (README \"File formats\"); relative to the scenario file.")
+    file: Path | None = Field(None, description="Users file: agentsim's CSV/Parquet (user_id[, name, bio, interests, group]), OASIS's Twitter users CSV or OASIS's Reddit users JSON (README \"File formats\"); relative to the scenario file.")
+    format: Literal["agentsim", "oasis_twitter", "oasis_reddit"] | None = Field(
+        None, description="Format of `file`: agentsim, oasis_twitter (OASIS's users CSV: username, user_char, following_agentid_list, previous_tweets, "
+        "activity_level_frequency, ...) or oasis_reddit (OASIS's users JSON). Default: told from the file (.json: oasis_reddit; "
+        "OASIS's Twitter columns: oasis_twitter; else agentsim), with a note saying which.")
+    follows_by: Literal["row", "id"] = Field(
+        "row", description="oasis_twitter: how follow lists name users: 'row' (following_agentid_list holds 0-based row positions, "
+        "OASIS's agent ids) or 'id' (following_list, or following_agentid_list without it, holds values of the user_id column).")
+    activity: Literal["file", "group"] = Field(
+        "file", description="'file': users whose file gives a 24-hour profile (oasis_twitter: active_threshold or activity_level_frequency) "
+        "act by it, the others by their group's; 'group': every user by the group's activity.")
     groups: list[GroupSpec] = Field(default_factory=lambda: [GroupSpec(name="users")], min_length=1, description="Population groups.")
 
     _paths = field_validator("file")(scenario_path)
@@ -180,7 +218,23 @@ class HerdVotes(StrictModel):
     voter: Name = Field("herd_bot", description="Id of the controlled voting account (not a user, not a reserved id).")
 
 
-Intervention = Annotated[InjectPost | HerdVotes, Field(discriminator="kind")]
+class CounterfactualPosts(StrictModel):
+    """OASIS's Reddit counterfactual (herd-effect) experiment on its own data: each item of the file (OASIS's
+    `counterfactual_36.json` format) is posted by a controlled account, and its pre-assigned arm is applied right
+    away by a controlled voter (up: one up-vote; down: one down-vote; control: none), logged as a `treatment` event
+    like `herd_votes`, so the herd table reads it (after OASIS's reddit_simulation_counterfactual.py)."""
+
+    kind: Literal["counterfactual_posts"]
+    file: Path = Field(..., description="OASIS's counterfactual posts JSON: a list of {RS: {title, selftext}, RC_1: {body, group}} (README \"File formats\").")
+    from_step: int = Field(0, ge=0, description="Step at whose start the first posts appear.")
+    per_step: int = Field(20, ge=1, description="Items posted per step, in file order (OASIS's round_post_num).")
+    poster: Name = Field("post_bot", description="Id of the controlled account that posts them (not a user).")
+    voter: Name = Field("herd_bot", description="Id of the controlled account that votes (not a user).")
+
+    _paths = field_validator("file")(scenario_path)
+
+
+Intervention = Annotated[InjectPost | HerdVotes | CounterfactualPosts, Field(discriminator="kind")]
 
 
 class JudgeSpec(StrictModel):
@@ -201,6 +255,22 @@ class StanceSpec(StrictModel):
     intensifiers: list[str] = Field(default_factory=lambda: ["very", "absolutely", "totally", "extremely", "never", "always", "must"])
 
 
+class AlignmentSpec(StrictModel):
+    """Score the run's cascade against a real one, OASIS's way (agentsim/analysis/alignment.py): the end-of-run
+    summary and `agentsim analyze RUN social` print the growth table and the NRMSE of scale, depth and max breadth."""
+
+    reference: Path = Field(..., description="Reference cascade: a CSV/Parquet table (minute or step, scale, depth, max_breadth; README \"File formats\") "
+                                             "or OASIS's real_world_prop_data folder (with `topic`); `data:oasis/...` names a fetched OASIS file.")
+    topic: str | None = Field(None, description="With OASIS's real_world_prop_data folder: the topic whose real_data_<metric>/<topic>.pkl are read.")
+    scale: Literal["users", "events"] = Field("users", description="users: unique users incl. the source's author (OASIS); events: shares + 1.")
+    breadth: Literal["without_root", "with_root"] = Field("without_root", description="without_root: most users at one depth >= 1 (OASIS); with_root: level 0 too.")
+    normalise: Literal["max", "range"] = Field("max", description="NRMSE divided by the reference's max (OASIS) or its range.")
+    window_minutes: int = Field(150, ge=1, description="Minutes compared from the source post (OASIS: 150).")
+    cascade: Literal["source", "largest"] | int = Field("source", description="source (the run's first post), largest, or a root event id.")
+
+    _paths = field_validator("reference")(scenario_path)
+
+
 class SocialConfig(StrictModel):
     """An X-like or Reddit-like platform, after OASIS (Yang et al. 2024)."""
 
@@ -218,6 +288,7 @@ class SocialConfig(StrictModel):
     stance: StanceSpec = Field(default_factory=StanceSpec, description="Lexicon stance scorer (scripted policy and analysis).")
     max_post_chars: int = Field(280, ge=10, le=40_000, description="Posts, quotes and comments are cut to this length.")
     memory: int = Field(3, ge=0, le=50, description="Own recent actions shown to a user in its prompt.")
+    alignment: AlignmentSpec | None = Field(None, description="Score the run's cascade against a real one (OASIS's scale/depth/max-breadth NRMSE).")
 
     def allowed_actions(self, group: GroupSpec | None = None) -> tuple[str, ...]:
         if group is not None and group.actions is not None:

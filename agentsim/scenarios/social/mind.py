@@ -59,7 +59,8 @@ class SocialMind:
         if v.feed:
             lines.append("Your feed:")
             for it in v.feed:
-                lines.append(f"[post {it.post_id}] @{it.author} ({it.likes} likes, {it.dislikes} dislikes): {it.text}")
+                mark = " (you already shared this)" if it.post_id in getattr(v, "reposted", ()) else ""
+                lines.append(f"[post {it.post_id}] @{it.author} ({it.likes} likes, {it.dislikes} dislikes){mark}: {it.text}")
                 lines.extend(f"    [comment {c}] @{a}: {t}" for c, a, t in it.comments)
         else:
             lines.append("Your feed is empty.")

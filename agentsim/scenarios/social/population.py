@@ -93,29 +93,63 @@ class PostRow(BaseModel):
 
 @dataclass(frozen=True)
 class UsersTable:
-    """A validated users file as columns (row i of the file is index i)."""
+    """A validated users file as columns (row i of the file is index i).
+
+    Formats other than agentsim's (OASIS's, see oasis.py) may also give each user's follows (row positions), a
+    24-hour activity profile (an (n, 24) array of per-step probabilities; NaN rows: the group's), posts made before
+    step 0 ((row, text) in file order), and the columns agentsim does not use; `notes` say how the file was read."""
 
     ids: list[str]
     names: list[str] | None
     bios: list[str | None]
     topics: list[list[str]]
     groups: list[str | None]
+    fmt: str = "agentsim"
+    follows: list[list[int]] | None = None
+    activity: np.ndarray | None = field(default=None, compare=False)
+    posts: tuple[tuple[int, str], ...] = ()
+    unused: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
-def load_users(path: Path, groups: tuple[str, ...] | None) -> UsersTable:
+def load_users(path: Path, groups: tuple[str, ...] | None, fmt: str | None = "agentsim", follows_by: str = "row") -> UsersTable:
     """The users of a users file; DataFileError names the file, row, id and field of every bad cell (a group not in
-    `groups` included; None skips that check). Repeated and reserved ids are refused by Family.problems."""
+    `groups` included; None skips that check). Repeated and reserved ids are refused by Family.problems.
+    `fmt`: agentsim, oasis_twitter, oasis_reddit, or None to tell from the file (oasis.detect_format, with a note)."""
     st = path.stat() if path.exists() else None
-    return _load_users(path, groups, st.st_mtime_ns if st else 0, st.st_size if st else 0)
+    return _load_users(path, groups, fmt, follows_by, st.st_mtime_ns if st else 0, st.st_size if st else 0)
+
+
+def users_file(config: SocialConfig, groups: tuple[str, ...] | None = ()) -> UsersTable:
+    """The scenario's users file as its `world.users` says to read it (groups: the scenario's, unless given)."""
+    assert config.users.file is not None
+    if groups == ():
+        groups = tuple(g.name for g in config.users.groups)
+    return load_users(config.users.file, groups, config.users.format, config.users.follows_by)
 
 
 @lru_cache(maxsize=4)
-def _load_users(path: Path, groups: tuple[str, ...] | None, _mtime: int, _size: int) -> UsersTable:
-    columns, raw = read_table(path, "users")
-    check_columns(path, columns, UserRow, "users")
-    rows = validate_rows(path, drop_blank_optionals(raw, UserRow), UserRow, "user_id", context={"groups": groups})
-    names = [r.name or r.user_id for r in rows] if "name" in columns else None
-    return UsersTable([r.user_id for r in rows], names, [r.bio for r in rows], [r.topics() for r in rows], [r.group for r in rows])
+def _load_users(path: Path, groups: tuple[str, ...] | None, fmt: str | None, follows_by: str, _mtime: int, _size: int) -> UsersTable:
+    from agentsim.scenarios.social import oasis
+
+    notes: list[str] = []
+    if fmt is None:
+        fmt, how = oasis.detect_format(path)
+        notes += [how] if how else []
+    if fmt == "oasis_twitter":
+        parts = oasis.load_twitter(path, groups, follows_by)
+    elif fmt == "oasis_reddit":
+        parts = oasis.load_reddit(path, groups)
+    else:
+        columns, raw = read_table(path, "users")
+        check_columns(path, columns, UserRow, "users")
+        rows = validate_rows(path, drop_blank_optionals(raw, UserRow), UserRow, "user_id", context={"groups": groups})
+        names = [r.name or r.user_id for r in rows] if "name" in columns else None
+        return UsersTable([r.user_id for r in rows], names, [r.bio for r in rows], [r.topics() for r in rows], [r.group for r in rows],
+                          notes=tuple(notes))
+    if parts["unused"]:
+        notes.append(oasis.describe_unused(path, parts["unused"], fmt))
+    return UsersTable(fmt=fmt, notes=tuple(notes), **parts)
 
 
 def load_follows(path: Path, known: Callable[[str], bool] | None) -> list[FollowRow]:
@@ -151,6 +185,10 @@ class Population:
     bios: list[str] | None = None  # file users only
     index: dict[str, int] = field(default_factory=dict)
     names: list[str] | None = None  # display names (file users with a name column); else the id
+    activity: np.ndarray | None = None  # (n, 24) per-user probability of acting in a step, by hour (NaN: the group's)
+    follows: list[list[int]] | None = None  # per user, the indices it follows (from an OASIS users file)
+    posts: tuple[tuple[int, str], ...] = ()  # (user index, text) posted before step 0 (OASIS's previous_tweets)
+    notes: tuple[str, ...] = ()  # how the users file was read, and what in it is not used
 
     def name(self, i: int) -> str:
         return self.names[i] if self.names is not None else self.ids[i]
@@ -203,7 +241,7 @@ def file_users(config: SocialConfig, embed: Embedder) -> Population:
     assert config.users.file is not None
     groups = list(config.users.groups)
     index = {g.name: i for i, g in enumerate(groups)}
-    users = load_users(config.users.file, tuple(index))
+    users = users_file(config, tuple(index))
     ids = users.ids
     group = np.array([index[g] if g is not None else 0 for g in users.groups], np.int16)
     per_user = [ts or list(groups[g].interests) for ts, g in zip(users.topics, group, strict=True)]
@@ -213,12 +251,19 @@ def file_users(config: SocialConfig, embed: Embedder) -> Population:
     bios = [b if b is not None else f"Interested in {', '.join(ts)}." for b, ts in zip(users.bios, per_user, strict=True)]
     stance = np.array([groups[g].stance for g in group], np.float32)
     vec = _normalise(embed([f"{b} {' '.join(ts)}" for b, ts in zip(bios, per_user, strict=True)]))
-    return Population(ids, group, groups, interests, topics, stance, vec, bios, {u: i for i, u in enumerate(ids)}, users.names)
+    activity = users.activity if config.users.activity == "file" else None
+    return Population(ids, group, groups, interests, topics, stance, vec, bios, {u: i for i, u in enumerate(ids)}, users.names,
+                      activity=activity, follows=users.follows, posts=users.posts, notes=users.notes)
 
 
 def follow_edges(net: NetworkSpec, pop: Population, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(follower, followee) index arrays."""
     n = len(pop)
+    if net.follows_file is None and pop.follows is not None:
+        # An OASIS users file carries its follow network (following_agentid_list): that is the network.
+        counts = [len(f) for f in pop.follows]
+        return (np.repeat(np.arange(n, dtype=np.int64), counts),
+                np.fromiter((j for f in pop.follows for j in f), np.int64, sum(counts)))
     if net.follows_file is not None:
         edges = load_follows(net.follows_file, lambda u: pop.idx(u) is not None)
         return (np.array([pop.idx(e.follower) for e in edges], np.int64).reshape(-1),

@@ -9,6 +9,7 @@ Cheap enough for a million users, and a reference point for LLM populations.
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,53 @@ def compose_post(stance: float, interests: list[str], lex: StanceSpec, rng: np.r
     return f"On {topic}: {' '.join(parts)} #{topic.replace(' ', '')}"[:max_chars]
 
 
+def independent_cascade(v: UserView, rng: np.random.Generator, p: float) -> Any:
+    """Independent cascade: each post shown in the feed (one not yet shared) is an exposure reposted with
+    probability p, independently; the first exposure that fires is reposted, else the user does nothing."""
+    fire = rng.random(len(v.feed)) < p
+    for it, f in zip(v.feed, fire, strict=True):
+        if f and it.post_id not in v.reposted and "repost" in v.allowed:
+            return v.action_model.model_validate({"action": "repost", "post_id": it.post_id})
+    return _idle(v, rng)
+
+
+def user_threshold(user_id: str, spec: Any) -> float:
+    """The user's linear-threshold threshold: the group's value, or a U(0, 1) draw fixed by the user id (the same in
+    every run and shard, whatever order users act in)."""
+    if spec.threshold != "uniform":
+        return float(spec.threshold)
+    return float(np.random.default_rng(zlib.crc32(user_id.encode("utf-8"))).random())
+
+
+def linear_threshold(v: UserView, rng: np.random.Generator, spec: Any) -> Any:
+    """Linear threshold: repost the feed post whose cascade the largest share of one's followees joined, once that
+    share reaches the user's threshold; else do nothing."""
+    theta = user_threshold(v.user_id, spec)
+    best, share = None, -1.0
+    for it, k in zip(v.feed, v.exposures or (0,) * len(v.feed), strict=True):
+        s = k / v.n_following if v.n_following else 0.0
+        if it.post_id not in v.reposted and s > share:
+            best, share = it, s
+    if best is not None and v.n_following and share >= theta and share > 0 and "repost" in v.allowed:
+        return v.action_model.model_validate({"action": "repost", "post_id": best.post_id})
+    return _idle(v, rng)
+
+
+def _idle(v: UserView, rng: np.random.Generator) -> Any:
+    """What a classical-model user does when it does not adopt: nothing (or a refresh, where doing nothing is not
+    among the group's actions; the stance user's choice when neither is)."""
+    for quiet in ("do_nothing", "refresh"):
+        if quiet in v.allowed:
+            return v.action_model.model_validate({"action": quiet})
+    return user_turn(v._replace(scripted=None), rng)
+
+
 def user_turn(v: UserView, rng: np.random.Generator) -> Any:
+    spec = v.scripted
+    if spec is not None and spec.policy == "independent_cascade":
+        return independent_cascade(v, rng, spec.p)
+    if spec is not None and spec.policy == "linear_threshold":
+        return linear_threshold(v, rng, spec)
     allowed = set(v.allowed)
     lex = v.lexicon
     feed = v.feed
@@ -51,7 +98,7 @@ def user_turn(v: UserView, rng: np.random.Generator) -> Any:
         it, ag = feed[i], agree[i]
         u = rng.random()
         social_proof = min(1.0, 0.15 + 0.08 * np.log1p(max(it.likes, 0)))
-        if ag > 0 and "repost" in allowed and u < social_proof:
+        if ag > 0 and "repost" in allowed and u < social_proof and it.post_id not in v.reposted:
             act = dict(action="repost", post_id=it.post_id)
         elif ag > 0 and "quote_post" in allowed and u < social_proof + 0.03:
             act = dict(action="quote_post", post_id=it.post_id, content=compose_post(lean, list(v.interests), _spec(lex), rng, v.max_chars))

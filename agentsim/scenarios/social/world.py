@@ -14,9 +14,9 @@ from agentsim.analysis.stance import LexiconStance
 from agentsim.core.seeding import make_rng
 from agentsim.core.types import AgentRecord, Decision, Observation
 from agentsim.core.world import StepContext
-from agentsim.scenarios.social import recommend
+from agentsim.scenarios.social import recommend, rules
 from agentsim.scenarios.social.actions import action_model, fields
-from agentsim.scenarios.social.config import HerdVotes, InjectPost, SocialConfig
+from agentsim.scenarios.social.config import CounterfactualPosts, HerdVotes, InjectPost, SocialConfig
 from agentsim.scenarios.social.embed import make_embedder
 from agentsim.scenarios.social.population import (
     Population,
@@ -59,6 +59,10 @@ class UserView(NamedTuple):
     action_model: Any
     info: str = ""  # search results or trends the user asked for last time
     sim_time: float = 0.0
+    reposted: frozenset[int] = frozenset()  # feed posts the platform would refuse to let this user repost again
+    scripted: Any = None  # the group's ScriptedSpec (which scripted policy plays this user)
+    exposures: tuple[int, ...] = ()  # per feed item: how many of the users this user follows joined its cascade
+    n_following: int = 0
 
 
 class JudgeView(NamedTuple):
@@ -91,6 +95,10 @@ class SocialWorld:
         self.mutes = EdgeSet()
         self.likes = EdgeSet()  # (user, post) for posts and comments
         self.dislikes = EdgeSet()
+        self.shares = EdgeSet()  # (user, post) of every repost and quote, as OASIS's original_post_id (rules.py)
+        # (user, root) of every post, repost and quote: who joined which cascade (the linear-threshold baseline reads it).
+        self.participants = EdgeSet()
+        self._count_exposures = any(g.scripted.policy == "linear_threshold" for g in config.users.groups)
         self.posts = Posts(self.embed.dim)
         self.latest_post = np.full(n, -1, np.int64)
         # What a user asked for last time (search results, trends), shown next time: the text, and the ids it
@@ -101,6 +109,18 @@ class SocialWorld:
         # Accounts that act only through interventions (not users; they never get a feed).
         extra = [iv.author for iv in config.interventions if isinstance(iv, InjectPost) and self.pop.idx(iv.author) is None]
         extra += [iv.voter for iv in config.interventions if isinstance(iv, HerdVotes)]
+        extra += [a for iv in config.interventions if isinstance(iv, CounterfactualPosts) for a in (iv.poster, iv.voter)]
+        # What a reader of the run must know about how its data files were read (validate prints them; run.json
+        # keeps them as world_notes): the users file's format when it was told from the file, unused columns.
+        self.notes: list[str] = list(self.pop.notes)
+        self.counterfactual: dict[int, list[Any]] = {}
+        for i, iv in enumerate(config.interventions):
+            if isinstance(iv, CounterfactualPosts):
+                from agentsim.scenarios.social.oasis import load_counterfactual
+
+                self.counterfactual[i], unused = load_counterfactual(iv.file)
+                if unused:
+                    self.notes.append(f"{iv.file.name}: key(s) agentsim does not use: {', '.join(unused)}")
         self.controlled = {u: n + i for i, u in enumerate(dict.fromkeys(extra))}
         # Per-user model alias: group model, then population overrides by agent id.
         self.aliases = list(dict.fromkeys([default_model] + [g.model for g in self.pop.groups if g.model] + list(overrides.values())))
@@ -113,6 +133,9 @@ class SocialWorld:
                 self.alias[i] = amap[m]
         self.judge_alias = config.judge.model or default_model
         self.activity = np.array([(g.activity or config.time.activity).profile() for g in self.pop.groups], np.float64)
+        # Per-user 24-hour profiles from the users file (NaN rows: the group's profile).
+        ua = self.pop.activity
+        self.user_activity = None if ua is None else np.where(np.isnan(ua), self.activity[self.pop.group], ua)
         self.allowed = [config.allowed_actions(g) for g in self.pop.groups]
         self.lexicon = LexiconStance(config.stance.positive, config.stance.negative, config.stance.intensifiers)
         self.phases = (PLATFORM, "users", "judge") if config.judge.enabled else (PLATFORM, "users")
@@ -188,6 +211,9 @@ class SocialWorld:
         self.follows, self.mutes = EdgeSet(state["follows"]), EdgeSet(state["mutes"])
         self.likes, self.dislikes = EdgeSet(state["likes"]), EdgeSet(state["dislikes"])
         self.posts.set_state(state["posts"])
+        self.shares = EdgeSet(pair_keys(*rules.shares_of(self.posts)))
+        joined = self.posts.kind != COMMENT
+        self.participants = EdgeSet(pair_keys(self.posts.author[joined], self.posts.root[joined]))
         self.latest_post = np.asarray(state["latest_post"], np.int64)
         # Checkpoints before mentions were kept as ids hold the text alone.
         self.info = {int(k): (v, ()) if isinstance(v, str) else (v[0], tuple(v[1])) for k, v in state["info"].items()}
@@ -212,6 +238,8 @@ class SocialWorld:
         users = np.array(authors)
         mine = users < self.n_users
         self.latest_post[users[mine]] = ids[mine]
+        joined = np.asarray(kinds) != COMMENT
+        self.participants.add(pair_keys(users[joined], self.posts.root[ids[joined]]))
         return ids
 
     def _platform(self, ctx: StepContext) -> None:
@@ -223,9 +251,38 @@ class SocialWorld:
                 self._add_posts(ctx, [self.user_index(iv.author)], [POST], [-1], [iv.content], ["create_post"], [None])  # type: ignore[list-item]
             elif isinstance(iv, HerdVotes) and iv.from_step <= ctx.step - 1 and (iv.to_step is None or ctx.step - 1 <= iv.to_step):
                 self._herd(ctx, iv)
+        for i, items in self.counterfactual.items():
+            self._counterfactual(ctx, self.config.interventions[i], items)  # type: ignore[arg-type]
+
+    def _counterfactual(self, ctx: StepContext, iv: CounterfactualPosts, items: list[Any]) -> None:
+        """This step's share of OASIS's counterfactual posts: posted by the controlled poster, then voted by the
+        controlled voter as each item's pre-assigned arm says (a `treatment` event, as herd_votes logs)."""
+        k = ctx.step - iv.from_step
+        batch = items[k * iv.per_step : (k + 1) * iv.per_step] if k >= 0 else []
+        if not batch:
+            return
+        poster, voter = self.controlled[iv.poster], self.controlled[iv.voter]
+        texts = [it.comment.body[: self.config.max_post_chars] for it in batch]
+        ids = self._add_posts(ctx, [poster] * len(batch), [POST] * len(batch), [-1] * len(batch), texts,
+                              ["create_post"] * len(batch), [None] * len(batch))
+        for p, it in zip(ids.tolist(), batch, strict=True):
+            eid = int(self.posts.event_id[p])
+            arm = it.comment.group
+            ctx.emit(iv.voter, "treatment", f"p{p}", {"post_id": p, "treatment": arm}, eid)
+            if arm == "control":
+                continue
+            column, edges, action = ("likes", self.likes, "like_post") if arm == "up" else ("dislikes", self.dislikes, "dislike_post")
+            self.posts.vote(p, column, 1)
+            edges.add(pair_keys(voter, p)[None])
+            ctx.emit(iv.voter, action, f"p{p}", {"post_id": p}, eid)
 
     def _seed(self, ctx: StepContext) -> None:
         sp = self.config.seed_posts
+        if self.pop.posts:
+            # OASIS's previous_tweets: each user's posts, in file order, a minute before the start.
+            authors = [u for u, _ in self.pop.posts]
+            self._add_posts(ctx, authors, [POST] * len(authors), [-1] * len(authors), [t[: self.config.max_post_chars] for _, t in self.pop.posts],
+                            ["create_post"] * len(authors), [None] * len(authors), time=self.config.time.start_epoch - 60.0)
         if sp.file is not None:
             authors, texts, times = seed_posts_file(sp.file, self.pop, self.config.time.start_epoch)
             for a, t, tm in zip(authors, texts, times, strict=True):
@@ -261,7 +318,10 @@ class SocialWorld:
     def active_users(self, ctx: StepContext) -> np.ndarray:
         minutes = ctx.step * self.config.time.minutes_per_step
         hour = int((self.config.time.start.hour + self.config.time.start.minute / 60 + minutes / 60) % 24)
-        p = self.activity[self.pop.group, hour] if self.activity.shape[0] > 1 else np.full(self.n_users, self.activity[0, hour])
+        if self.user_activity is not None:
+            p = self.user_activity[:, hour]
+        else:
+            p = self.activity[self.pop.group, hour] if self.activity.shape[0] > 1 else np.full(self.n_users, self.activity[0, hour])
         return np.flatnonzero(ctx.rng.random(self.n_users) < p)
 
     def _pool(self, now: float) -> np.ndarray:
@@ -356,8 +416,17 @@ class SocialWorld:
                 seen_users |= {self.user_id(m) for m in muted.tolist()}
             seen_users.discard(self.pop.ids[u])
             model = action_model(allowed)
+            reposted = frozenset()
+            if feed and len(self.shares):
+                fid = np.asarray(feed, np.int64)
+                reposted = frozenset(fid[self.shares.contains(u, rules.original(self.posts, fid))].tolist())
+            exposures: tuple[int, ...] = ()
+            if self._count_exposures and feed and following.size:
+                roots = self.posts.root[np.asarray(feed, np.int64)]
+                exposures = tuple(self.participants.contains(following[:, None], roots[None, :]).sum(axis=0).tolist())
             view = UserView(self.pop.ids[u], group_names[g], float(self.pop.stance[u]), tuple(self.pop.interest_names(u)), allowed,
-                            fitems, fset, self.config.topic, self.config.max_post_chars, self.lexicon, model, info, ctx.sim_time)
+                            fitems, fset, self.config.topic, self.config.max_post_chars, self.lexicon, model, info, ctx.sim_time,
+                            reposted, self.pop.groups[g].scripted, exposures, int(following.size))
             obs.append(Observation(
                 agent_id=self.pop.ids[u],
                 model=self.aliases[int(self.alias[u])],
@@ -370,6 +439,8 @@ class SocialWorld:
         return obs
 
     def _apply_users(self, ctx: StepContext, decisions: list[Decision]) -> None:
+        """Apply one step's answers simultaneously, under OASIS's platform rules (rules.py): an action OASIS would
+        refuse changes nothing and is logged as a `refused` event with the wanted action and the reason."""
         new_posts: list[tuple[int, int, int, str, str, str | None]] = []
         counts: dict[str, int] = {}
         # Pending edge changes of this step (sets: membership is checked for every action).
@@ -381,6 +452,7 @@ class SocialWorld:
         like_del: set[int] = set()
         dis_add: set[int] = set()
         dis_del: set[int] = set()
+        share_add: set[int] = set()
         queries: list[tuple[int, str, str, str | None]] = []
         cap = self.config.max_post_chars
         posts = self.posts
@@ -396,21 +468,30 @@ class SocialWorld:
             pid = getattr(a, "post_id", None)
             uid = getattr(a, "user_id", None)
             content = (getattr(a, "content", None) or "").strip()[:cap]
-            noop = None
+            refused: str | None = None
             if act == "create_post":
                 new_posts.append((u, POST, -1, content, act, rid))
-            elif act == "repost":
-                new_posts.append((u, REPOST, pid, posts.text[int(posts.root[pid])], act, rid))
-            elif act == "quote_post":
-                new_posts.append((u, QUOTE, pid, content, act, rid))
+            elif act in ("repost", "quote_post"):
+                kind = REPOST if act == "repost" else QUOTE
+                against = rules.share_key_post(posts, kind, pid)
+                key = int(pair_keys(u, against))
+                # Platform.repost refuses a second share of one post; Platform.quote_post allows any number of quotes
+                # ("the quote content may be different"), but each one counts against a later repost.
+                if kind == REPOST and (key in share_add or bool(self.shares.contains(u, against))):
+                    refused = rules.REASONS["repost_again"]
+                else:
+                    share_add.add(key)
+                    text = posts.text[int(posts.root[pid])] if kind == REPOST else content
+                    new_posts.append((u, kind, pid, text, act, rid))
             elif act == "create_comment":
-                new_posts.append((u, COMMENT, pid, content, act, rid))
+                # Platform.create_comment: a comment on a repost is a comment on the post it shares.
+                new_posts.append((u, COMMENT, int(rules.original(posts, pid)), content, act, rid))
             elif act in ("like_post", "like_comment", "unlike_post", "dislike_post", "dislike_comment", "undo_dislike_post"):
+                # Platform.like_post etc.: a vote on a repost is a vote on the post it shares (comments are never reposts).
+                pid = int(rules.original(posts, pid))
                 key = int(pair_keys(u, pid))
-                edges, col, add, delete = (
-                    (self.likes, "likes", like_add, like_del) if act in ("like_post", "like_comment", "unlike_post")
-                    else (self.dislikes, "dislikes", dis_add, dis_del)
-                )
+                like = act in ("like_post", "like_comment", "unlike_post")
+                edges, col, add, delete = (self.likes, "likes", like_add, like_del) if like else (self.dislikes, "dislikes", dis_add, dis_del)
                 undo = act in ("unlike_post", "undo_dislike_post")
                 has = bool(edges.contains(u, pid)) and key not in delete or key in add
                 if undo and has:
@@ -420,13 +501,17 @@ class SocialWorld:
                     add.add(key)
                     posts.vote(pid, col, 1)
                 else:
-                    noop = "already " + ("not " if undo else "") + col[:-1] + "d"
-                if noop is None:
+                    refused = rules.REASONS[{"like_post": "like_again", "dislike_post": "dislike_again",
+                                             "like_comment": "comment_like_again", "dislike_comment": "comment_dislike_again",
+                                             "unlike_post": "unlike_none", "undo_dislike_post": "undislike_none"}[act]]
+                if refused is None:
                     ctx.emit(d.agent_id, act, f"p{pid}", {"post_id": pid}, int(posts.event_id[pid]), rid)
             elif act in ("follow", "unfollow", "mute", "unmute"):
                 v = self.user_index(uid)
                 if v is None or v >= self.n_users:
-                    noop = "unknown user"
+                    refused = rules.REASONS["unknown_user"]
+                elif v == u and act in ("follow", "mute"):
+                    refused = rules.REASONS[f"{act}_self"]
                 else:
                     edges, add, delete = (self.follows, follow_add, follow_del) if act in ("follow", "unfollow") else (self.mutes, mute_add, mute_del)
                     key = int(pair_keys(u, v))
@@ -437,8 +522,9 @@ class SocialWorld:
                     elif not undo and not has:
                         add.add(key)
                     else:
-                        noop = "already " + ("not " if undo else "") + act.removeprefix("un") + "ing"
-                    if noop is None:
+                        refused = rules.REASONS[{"follow": "follow_again", "unfollow": "unfollow_none",
+                                                 "mute": "mute_again", "unmute": "unmute_none"}[act]]
+                    if refused is None:
                         ctx.emit(d.agent_id, act, uid, None, None, rid)
             elif act in ("search_posts", "search_user"):
                 queries.append((u, act, a.query.strip(), rid))  # type: ignore[attr-defined]
@@ -447,20 +533,25 @@ class SocialWorld:
                 ctx.emit(d.agent_id, act, None, None, None, rid)
             else:  # refresh, do_nothing
                 ctx.emit(d.agent_id, act, None, None, None, rid)
-            if noop is not None:
-                ctx.emit(d.agent_id, "do_nothing", None, {"wanted": act, "reason": noop}, None, rid)
-                act = "do_nothing"
+            if refused is not None:
+                target = f"p{pid}" if pid is not None else uid
+                wanted: dict[str, Any] = {"wanted": act, "reason": refused}
+                wanted.update({"post_id": pid} if pid is not None else {"user_id": uid} if uid is not None else {})
+                ctx.emit(d.agent_id, "refused", target, wanted, None, rid)
+                counts[f"refused/{act}"] = counts.get(f"refused/{act}", 0) + 1
+                act = "refused"
             counts[act] = counts.get(act, 0) + 1
         if new_posts:
             au, kinds, parents, texts, acts, rids = (list(x) for x in zip(*new_posts, strict=True))
             self._add_posts(ctx, au, kinds, parents, texts, acts, rids)
         self._search(ctx, queries)
         for edges, add, delete in ((self.follows, follow_add, follow_del), (self.mutes, mute_add, mute_del),
-                                   (self.likes, like_add, like_del), (self.dislikes, dis_add, dis_del)):
+                                   (self.likes, like_add, like_del), (self.dislikes, dis_add, dis_del),
+                                   (self.shares, share_add, set())):
             edges.add(np.fromiter(add, np.int64, len(add)))
             edges.remove(np.fromiter(delete, np.int64, len(delete)))
         for act, c in sorted(counts.items()):
-            ctx.metric(f"actions/{act}", c)
+            ctx.metric(act if act.startswith("refused/") else f"actions/{act}", c)
         ctx.metric("posts_total", len(self.posts))
         ctx.metric("follows_total", len(self.follows))
 
