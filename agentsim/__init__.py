@@ -4,13 +4,26 @@ Public API (stable): load_scenario, parse_scenario, ScenarioSpec, load_run, RunL
 load_experiment, Experiment.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from agentsim.core.family import Analysis, Family
 from agentsim.core.registry import register
-from agentsim.experiments.load import Experiment, load_experiment
 from agentsim.logs.reader import RunLog, load_run
 from agentsim.spec.loader import Scenario, load_scenario, parse_scenario
 from agentsim.spec.models import ScenarioSpec
 
+if TYPE_CHECKING:
+    from agentsim.experiments.load import Experiment, load_experiment
+
 __version__ = "0.1.0"
 __all__ = ["Analysis", "Experiment", "Family", "RunLog", "Scenario", "ScenarioSpec", "load_experiment", "load_run",
            "load_scenario", "parse_scenario", "register"]
+
+
+def __getattr__(name: str) -> Any:
+    # Experiments sit above the runtime (DESIGN.md): importing agentsim for its analyses must not pull the runtime in.
+    if name in ("Experiment", "load_experiment"):
+        from agentsim.experiments import load
+
+        return getattr(load, name)
+    raise AttributeError(f"module 'agentsim' has no attribute {name!r}")
