@@ -9,6 +9,7 @@ module. Usage:
     python scripts/mutation.py wargame tournament   # some modules
     python scripts/mutation.py --report             # only tabulate the results of earlier runs
     python scripts/mutation.py --ref main           # the code and tests of a git ref (e.g. a baseline)
+    python scripts/mutation.py --issue              # the faults of issue 16, each applied by hand: must be caught
 
 Each module runs in its own folder, build/mutation/<module>/ (or build/mutation-<ref>/<module>/), holding a copy of
 agentsim/, tests/ and scenarios/ and a pyproject.toml whose [tool.mutmut] section names the module's files and
@@ -42,6 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "tests" / "mutation" / "modules.toml"
 EQUIVALENT = ROOT / "tests" / "mutation" / "equivalent.toml"
+ISSUE = ROOT / "tests" / "mutation" / "issue_mutants.toml"
 COPY = ("agentsim", "tests", "scenarios", "pyproject.toml")
 
 # mutmut's exit codes -> our columns (mutmut.stats.status_by_exit_code: 1 and 3 are failures of the tests).
@@ -306,6 +308,44 @@ def table(results: dict[str, Tally]) -> str:
     return "\n".join(lines)
 
 
+def check_issue_mutants(path: Path = ISSUE) -> int:
+    """Apply each hand-written fault of `path` to a copy of the tree and run each of its tests: all must fail.
+    Returns the number of faults some listed test let through (0: all caught)."""
+    entries = tomllib.loads(path.read_text())["mutant"]
+    work = ROOT / "build" / "mutation" / "issue"
+    env = {**os.environ, "MPLBACKEND": "Agg", "AGENTSIM_DATA": str(study_data_root())}
+    missed = 0
+    for e in entries:
+        if work.exists():
+            shutil.rmtree(work)
+        for name in COPY:
+            src = ROOT / name
+            if src.is_dir():
+                shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                shutil.copy2(src, work / name)
+        target = work / e["file"]
+        text = target.read_text()
+        if text.count(e["old"]) != 1:
+            print(f"STALE  {e['name']}: the text to replace occurs {text.count(e['old'])} times in {e['file']}")
+            missed += 1
+            continue
+        target.write_text(text.replace(e["old"], e["new"]))
+        survived = []
+        for test in e["tests"]:
+            r = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--hypothesis-seed=0",
+                                "-m", "not vllm and not slow", test], cwd=work, env={**env, "PYTHONPATH": str(work)},
+                               capture_output=True, text=True)
+            if r.returncode != 1:  # 1: tests failed; 0: passed; other: the test could not even run
+                survived.append(f"{test} (pytest exit {r.returncode})")
+        status = "caught" if not survived else "MISSED"
+        print(f"{status:6} {e['name']}" + ("".join(f"\n         {t}" for t in survived)), flush=True)
+        missed += bool(survived)
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"{len(entries) - missed} of {len(entries)} hand-made faults caught by every test listed for them")
+    return missed
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("modules", nargs="*", help="modules of tests/mutation/modules.toml (default: all)")
@@ -314,8 +354,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ref", help="test the agentsim/, tests/ and scenarios/ of this git ref instead of the working tree")
     p.add_argument("--max-children", type=int, default=1, help="mutants tested at once (default 1)")
     p.add_argument("--sample", type=float, help="test this fraction of each module's mutants (overrides modules.toml)")
+    p.add_argument("--issue", action="store_true", help="check the hand-made faults of tests/mutation/issue_mutants.toml")
     p.add_argument("--fail-under", type=float, help="exit 1 when the total score is below this percentage")
     args = p.parse_args(argv)
+    if args.issue:
+        return 1 if check_issue_mutants() else 0
 
     modules, settings = load_modules()
     unknown = [m for m in args.modules if m not in modules]
