@@ -232,8 +232,9 @@ def study_data_root() -> Path:
         return ROOT / "build" / "no-study-data"
 
 
-def tally(module: Module, work: Path, equivalent: dict[str, dict[str, str]]) -> Tally:
-    """Read mutmut's results for the module (mutants/<file>.meta) and sort them into our columns."""
+def tally(module: Module, work: Path, equivalent: dict[str, dict[str, str]], fraction: float | None = None) -> Tally:
+    """Read mutmut's results for the module (mutants/<file>.meta) and sort them into our columns; with `fraction`,
+    only the mutants of that hashed sample (to compare a full run with a sampled one on the same mutants)."""
     t = Tally()
     seconds = work / "seconds.txt"
     if seconds.is_file():
@@ -245,7 +246,7 @@ def tally(module: Module, work: Path, equivalent: dict[str, dict[str, str]]) -> 
         if not meta.is_file():
             continue
         for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
-            if selected is not None and name not in selected:
+            if (selected is not None and name not in selected) or not in_sample(name, fraction):
                 continue
             t.status[name] = STATUS.get(code, OTHER) if code is not None else OTHER
     survivors = t.survivors
@@ -353,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="reuse earlier results (re-test only changed functions)")
     p.add_argument("--ref", help="test the agentsim/, tests/ and scenarios/ of this git ref instead of the working tree")
     p.add_argument("--max-children", type=int, default=1, help="mutants tested at once (default 1)")
-    p.add_argument("--sample", type=float, help="test this fraction of each module's mutants (overrides modules.toml)")
+    p.add_argument("--sample", type=float, help="test this fraction of each module's mutants, chosen by a hash of their "
+                   "names (overrides modules.toml); with --report, tabulate only that fraction of earlier results")
     p.add_argument("--issue", action="store_true", help="check the hand-made faults of tests/mutation/issue_mutants.toml")
     p.add_argument("--fail-under", type=float, help="exit 1 when the total score is below this percentage")
     args = p.parse_args(argv)
@@ -380,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  sample: {len(names or [])} mutants ({fraction:.0%} of the module's, by a hash of their names)")
             seconds = run_mutmut(module, work, args.max_children, names)
             print(f"  done in {seconds / 60:.1f} min", flush=True)
-        results[name] = tally(module, work, equivalent)
+        results[name] = tally(module, work, equivalent, args.sample if args.report else None)
     print()
     print(table(results))
     for name, t in results.items():
