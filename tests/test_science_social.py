@@ -811,3 +811,157 @@ def test_polarization_by_hand(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(default, polarization_table(log, window=1, n_resamples=200))
     wide = polarization_table(log, window=2, n_resamples=200).set_index("group")
     assert wide.loc["g2", ["posts_first", "posts_last", "change"]].tolist() == [1, 1, pytest.approx(0.4)]
+
+
+# -- interventions, search, trends, the judge, state -------------------------------------------------------------------
+def test_injected_posts_and_herd_votes_by_hand(tmp_path: Path) -> None:
+    w = _world(tmp_path, **{"world.interventions": [
+        {"kind": "inject_post", "step": 1, "author": "citynews", "content": "breaking"},
+        {"kind": "inject_post", "step": 2, "author": "u3", "content": "from a user"},
+        {"kind": "herd_votes", "from_step": 0, "to_step": 1, "arms": ["up", "down", "control"], "voter": "bot"}]})
+    assert w.controlled == {"citynews": 6, "bot": 7} and w.user_index("bot") == 7 and w.user_id(6) == "citynews"
+    assert w.user_index("u2") == 2 and w.user_index("nobody") is None and w.user_id(2) == "u2"
+    ids = w.pop.ids
+    ctx0 = _ctx(w, 0)
+    w._platform(ctx0)
+    assert w.seeded and len(w.posts) == 0 and ctx0.events == []
+    w._apply_users(ctx0, [Decision(ids[i], ANSWER.model_validate({"action": "create_post", "content": f"p{i}"}), "", True, "r", 1)
+                          for i in range(6)])
+    ctx1 = _ctx(w, 1, seed=4, next_id=ctx0.next_event_id)
+    w._platform(ctx1)
+    [inj] = [e for e in ctx1.events if e.action == "create_post"]
+    assert inj.agent_id == "citynews" and json.loads(inj.payload) == {"post_id": 6, "kind": "post", "content": "breaking"}
+    assert int(w.posts.author[6]) == 6 and w.latest_post[:6].tolist() == [0, 1, 2, 3, 4, 5]  # not a user's post
+    treated = [(e.target, json.loads(e.payload)) for e in ctx1.events if e.action == "treatment"]
+    assert [t for t, _ in treated] == [f"p{i}" for i in range(6)]  # every post of step 0 (share 1), not the injected one
+    arms = {p["post_id"]: p["treatment"] for _, p in treated}
+    votes = {(e.action, e.target) for e in ctx1.events if e.action in ("like_post", "dislike_post")}
+    assert votes == {("like_post", f"p{p}") for p, a in arms.items() if a == "up"} | {("dislike_post", f"p{p}") for p, a in arms.items() if a == "down"}
+    for p, a in arms.items():
+        assert (int(w.posts.likes[p]), int(w.posts.dislikes[p])) == {"up": (1, 0), "down": (0, 1), "control": (0, 0)}[a]
+        assert bool(w.likes.contains(7, p)) == (a == "up") and bool(w.dislikes.contains(7, p)) == (a == "down")
+    ev = {e.event_id: e for e in ctx1.events}
+    assert all(e.parent_event_id == int(w.posts.event_id[json.loads(e.payload)["post_id"]]) for e in ev.values() if e.action == "treatment")
+    ctx2 = _ctx(w, 2, next_id=ctx1.next_event_id)
+    w._platform(ctx2)
+    assert [e.agent_id for e in ctx2.events if e.action == "create_post"] == ["u3"] and w.latest_post[3] == 7
+    assert [e.target for e in ctx2.events if e.action == "treatment"] == ["p6"]  # step 1's post
+    ctx4 = _ctx(w, 4, next_id=ctx2.next_event_id)
+    w._platform(ctx4)
+    assert ctx4.events == []  # past to_step
+
+
+def test_search_and_trends_are_shown_next_time(tmp_path: Path) -> None:
+    w = _world(tmp_path, **{"world.recommender.window_minutes": 120})
+    ids = w.pop.ids
+    ctx = _ctx(w, 3)
+    old = w._add_posts(ctx, [5], [POST], [-1], ["ancient cycling"], ["create_post"], [None], time=ctx.sim_time - 10_000)[0]
+    texts = ["cycling lanes everywhere", "tax debate", "more cycling lanes", "football"]
+    new = w._add_posts(ctx, [1, 2, 3, 4], [POST] * 4, [-1] * 4, texts, ["create_post"] * 4, [None] * 4)
+    for p, n in zip(new.tolist(), [2, 9, 5, 1], strict=True):
+        w.posts.vote(p, "likes", n)
+    w.posts.vote(int(old), "likes", 50)
+    ctx = _ctx(w, 3, next_id=10)
+    w._apply_users(ctx, [
+        Decision(ids[0], ANSWER.model_validate({"action": "search_posts", "query": "  cycling lanes "}), "", True, "q1", 1),
+        Decision(ids[5], ANSWER.model_validate({"action": "trend"}), "", True, "q2", 1),
+        Decision(ids[2], ANSWER.model_validate({"action": "search_user", "query": ids[3]}), "", True, "q3", 1)])
+    text, named = w.info[0]
+    assert text.startswith('Results of your search "cycling lanes":\n[post ')
+    hits = [int(line.split("]")[0].removeprefix("[post ")) for line in text.splitlines()[1:]]
+    q = w.embed(["cycling lanes"])[0]
+    pool = [int(p) for p in new]
+    assert hits == sorted(pool, key=lambda p: -float(w.posts.emb.a[p] @ q))[:3] and int(old) not in hits
+    assert named == tuple(ids[int(w.posts.author[p])] for p in hits)
+    trend, authors = w.info[5]
+    assert trend == (f"Trending posts:\n[post {new[1]}] @{ids[2]} (9 likes): tax debate\n"
+                     f"[post {new[2]}] @{ids[3]} (5 likes): more cycling lanes\n[post {new[0]}] @{ids[1]} (2 likes): cycling lanes everywhere")
+    assert authors == (ids[2], ids[3], ids[1])
+    users_text, users_named = w.info[2]
+    assert users_text.startswith(f'Results of your search "{ids[3]}":\n@') and ids[2] not in users_named and len(users_named) <= 3
+    ev = [(e.agent_id, e.action, json.loads(e.payload) if e.payload else None, e.request_id) for e in ctx.events]
+    assert (ids[5], "trend", None, "q2") in ev and (ids[0], "search_posts", {"query": "cycling lanes", "results": 3}, "q1") in ev
+    assert any(a == ids[2] and act == "search_user" and p["results"] == len(users_named) for a, act, p, _ in ev)
+    (tmp_path / "e").mkdir()
+    empty = _world(tmp_path / "e")
+    assert empty._trend(_ctx(empty, 0)) == ("Trending posts:\n(none)", ())
+
+
+def test_the_judge_rates_new_posts_but_not_reposts(tmp_path: Path) -> None:
+    from agentsim.scenarios.social.world import JUDGE_ID, StanceRating
+
+    w = _world(tmp_path, **{"world.judge": {"enabled": True, "every": 2, "sample": 3, "topic": "bikes"}})
+    assert w.phases == ("platform", "users", "judge")
+    ctx = _ctx(w, 0)
+    w._add_posts(ctx, [0], [POST], [-1], ["a"], ["create_post"], [None])
+    w._add_posts(ctx, [1, 2], [REPOST, COMMENT], [0, 0], ["a", "c"], ["repost", "create_comment"], [None] * 2)
+    obs = w._observe_judge(_ctx(w, 0))
+    assert [o.tag for o in obs] == ["-p0", "-p2"] and obs[0].agent_id == JUDGE_ID and obs[0].model == w.judge_alias
+    assert "stance of social media posts on bikes" in obs[0].messages[0]["content"] and obs[1].messages[1]["content"] == "Post: c"
+    assert obs[0].data.post_id == 0 and obs[0].action_model is StanceRating
+    jctx = _ctx(w, 0, next_id=3)
+    w._apply_judge(jctx, [Decision(JUDGE_ID, StanceRating(stance=-3), "", True, "j0", 1), Decision(JUDGE_ID, None, "x", False, "j1", 2)])
+    assert [(e.target, json.loads(e.payload), e.parent_event_id) for e in jctx.events] == [("p0", {"post_id": 0, "stance": -3}, 0)]
+    assert w._observe_judge(_ctx(w, 1)) == []  # every 2 steps
+    assert w._observe_judge(_ctx(w, 2)) == []  # nothing new since
+    w._add_posts(ctx, [3] * 5, [POST] * 5, [-1] * 5, list("vwxyz"), ["create_post"] * 5, [None] * 5)
+    picked = [int(o.tag[2:]) for o in w._observe_judge(_ctx(w, 4, seed=1))]
+    assert len(picked) == 3 and picked == sorted(picked) and set(picked) <= set(range(3, 8))
+
+
+def test_state_round_trip_and_older_checkpoints(tmp_path: Path) -> None:
+    w = _world(tmp_path)
+    ids = w.pop.ids
+    ctx = _ctx(w, 0)
+    w._add_posts(ctx, [0, 1], [POST, POST], [-1, -1], ["a", "b"], ["create_post"] * 2, [None] * 2)
+    w._apply_users(ctx, [Decision(ids[2], ANSWER.model_validate(a), "", True, "r", 1) for a in (
+        {"action": "follow", "user_id": ids[0]}, {"action": "like_post", "post_id": 1}, {"action": "trend"})])
+    w._apply_users(ctx, [Decision(ids[3], ANSWER.model_validate(a), "", True, "r", 1) for a in (
+        {"action": "mute", "user_id": ids[1]}, {"action": "dislike_post", "post_id": 0})])
+    w.judged_upto, w.seeded = 2, True
+    import copy
+
+    state = copy.deepcopy(w.get_state())
+    (tmp_path / "2").mkdir()
+    w2 = _world(tmp_path / "2")
+    w2.set_state(state)
+    assert same_world(w, w2)
+    state["info"] = {"2": "old text only"}
+    w2.set_state(state)
+    assert w2.info == {2: ("old text only", ())} and w2.judged_upto == 2 and w2.seeded is True
+
+
+def same_world(a, b) -> bool:
+    from agentsim.core.state import same_state
+
+    return same_state(a.get_state(), b.get_state())
+
+
+def test_agents_of_the_platform(tmp_path: Path) -> None:
+    w = _world(tmp_path, **{"world.judge": {"enabled": True}, "world.interventions": [
+        {"kind": "herd_votes", "voter": "bot"}], "world.network": {"generator": "none"}})
+    w.follows.add(pair_keys(np.array([0, 0]), np.array([3, 1])))
+    t = w.agent_table().to_pylist()
+    assert [r["agent_id"] for r in t] == list(w.pop.ids) + ["bot", "judge"]
+    assert [r["kind"] for r in t] == ["user"] * 6 + ["controlled", "judge"]
+    assert t[-1]["model"] == w.judge_alias and t[-2]["model"] == "" and t[-2]["persona"] is None and t[-2]["group"] == ""
+    p = json.loads(t[0]["persona"])
+    assert p["followees"] == ["u1", "u3"] and p["name"] == "u0" and p["stance"] == round(float(w.pop.stance[0]), 3)
+    assert p["interests"] == w.pop.interest_names(0) and p["bio"] == w.pop.bio(0)
+    assert t[0]["group"] == w.pop.groups[int(w.pop.group[0])].name and t[0]["model"] == "default"
+    agents = w.agents()
+    assert agents[0].persona == p and agents[-1].persona == {} and agents[-1].kind == "judge"
+    assert w.sim_time(0) == w.config.time.start_epoch and w.sim_time(3) == w.config.time.start_epoch + 3 * 3600.0
+
+
+def test_who_acts_follows_the_hour_of_the_simulated_day(tmp_path: Path) -> None:
+    hourly = [0.0] * 24
+    hourly[10] = 1.0
+    hourly[11] = 0.5
+    w = _world(tmp_path, **{"world.time.start": "2024-01-01T09:30:00Z", "world.time.minutes_per_step": 30,
+                           "world.time.activity": {"hourly": hourly}})
+    assert [w.active_users(_ctx(w, s)).size for s in (0, 1, 2)] == [0, 6, 6]  # 09:30, 10:00, 10:30
+    rng = np.random.default_rng(5)
+    expected = np.flatnonzero(rng.random(6) < 0.5)
+    assert w.active_users(_ctx(w, 3, seed=5)).tolist() == expected.tolist()
+    assert w.active_users(_ctx(w, 5 + 48, seed=0)).size == 0  # 12:00 the next day
