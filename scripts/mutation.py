@@ -123,9 +123,29 @@ def in_sample(mutant: str, fraction: float | None) -> bool:
 
 
 def load_equivalent(path: Path = EQUIVALENT) -> dict[str, dict[str, str]]:
+    """mutant name -> {"change": its mutated line, "reason": why it cannot change behaviour}, from the groups of
+    tests/mutation/equivalent.toml (each group: a reason and [name, mutated line] pairs)."""
     if not path.is_file():
         return {}
-    return {e["mutant"]: e for e in tomllib.loads(path.read_text()).get("equivalent", [])}
+    out = {}
+    for group in tomllib.loads(path.read_text()).get("group", []):
+        for name, change in group["mutants"]:
+            out[name] = {"change": change, "reason": group["reason"]}
+    return out
+
+
+def mark_equivalent(module: Module, work: Path, names: list[str], reason: str, path: Path = EQUIVALENT) -> None:
+    """Append a group to equivalent.toml: these mutants (as mutmut's last run of `module` made them) and why."""
+    diffs = mutant_diffs(work, names)
+    lines = [f"\n[[group]]\nreason = {json.dumps(reason, ensure_ascii=False)}\nmutants = ["]
+    for n in names:
+        change = changed_lines(diffs.get(n, ""))
+        if not change:
+            raise SystemExit(f"{n}: no diff found in {work} (run the module first)")
+        lines.append(f"  [{json.dumps(n, ensure_ascii=False)}, {json.dumps(change.splitlines()[0], ensure_ascii=False)}],")
+    lines.append("]\n")
+    with path.open("a", encoding="utf-8") as f:
+        f.write("\n".join(lines))
 
 
 def toml_list(items: list[str]) -> str:
@@ -256,7 +276,7 @@ def tally(module: Module, work: Path, equivalent: dict[str, dict[str, str]], fra
             entry = equivalent.get(name)
             if entry is None:
                 continue
-            if entry["change"].strip() in changed_lines(diffs.get(name, "")):
+            if entry["change"].strip() in [x.strip() for x in changed_lines(diffs.get(name, "")).splitlines()]:
                 t.equivalent.add(name)
             else:
                 t.stale.append(name)
@@ -357,10 +377,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample", type=float, help="test this fraction of each module's mutants, chosen by a hash of their "
                    "names (overrides modules.toml); with --report, tabulate only that fraction of earlier results")
     p.add_argument("--issue", action="store_true", help="check the hand-made faults of tests/mutation/issue_mutants.toml")
+    p.add_argument("--mark-equivalent", nargs="+", metavar="MUTANT",
+                   help="append these mutants of the (one) module given to equivalent.toml, with --reason")
+    p.add_argument("--reason", help="why the mutants of --mark-equivalent cannot change behaviour")
     p.add_argument("--fail-under", type=float, help="exit 1 when the total score is below this percentage")
     args = p.parse_args(argv)
     if args.issue:
         return 1 if check_issue_mutants() else 0
+    if args.mark_equivalent:
+        modules, _ = load_modules()
+        if len(args.modules) != 1 or not args.reason:
+            p.error("--mark-equivalent needs one module and --reason")
+        base = ROOT / "build" / (f"mutation-{args.ref.replace('/', '_')}" if args.ref else "mutation")
+        mark_equivalent(modules[args.modules[0]], base / args.modules[0], args.mark_equivalent, args.reason)
+        return 0
 
     modules, settings = load_modules()
     unknown = [m for m in args.modules if m not in modules]

@@ -554,3 +554,65 @@ def test_the_studys_data_at_another_place(study_data: Path, tmp_path: Path) -> N
     assert len(load_study_logs(data_dir=copy)) > len(ours)  # the default pattern: every log
     scores = json.loads((copy / "evals" / "json_v6_exponential" / "GPT-4 Neutral A1_raw.json").read_text())
     assert study_scores("GPT-4 Neutral A1", copy) == scores
+
+
+def test_counts_and_points_are_whole_numbers() -> None:
+    """Integer columns stay integers (a table of 28.0 points reads as a measurement, not a count)."""
+    events = pd.DataFrame({"step": [0, 0, 2], "phase": ["nations"] * 3, "agent_id": ["A", "A", "B"],
+                           "action": ["Execute targeted attack", "invalid", "Wait"], "target": ["B", None, "B"],
+                           "payload": [None, json.dumps({"raw_text": json.dumps({"actions": [{"action_name": "Wait", "target_nation": "A"}]})}), None]})
+    d = escalation_by_day(events, n_nations=2, days=[1, 2, 3])
+    ints = ["day", "total", "n_invalid", "answered", "n_refused", "refused_points", "n_self_targeted", "self_targeted_points",
+            "n_actions", "n_messages"] + [f"{k}_{c}" for c in REF_WEIGHT for k in ("points", "n")]
+    assert {c: d[c].dtype.kind for c in ints} == dict.fromkeys(ints, "i")
+    assert d["es"].dtype.kind == "f" and d["no_valid_answers"].dtype.kind == "b"
+    assert d.columns[0] == "day" and d["day"].tolist() == [1, 2, 3]
+    nothing = escalation_by_day(events.iloc[:0], n_nations=2, days=[1, 2])
+    assert nothing.columns[0] == "day" and nothing["day"].tolist() == [1, 2] and nothing["total"].tolist() == [0, 0]
+    steps = escalation_by_day(events.drop(columns="payload").assign(step=events["step"].astype("int32")), n_nations=2)
+    assert steps["day"].dtype.kind == "i"
+
+
+def test_one_nation_and_more_refusals_than_nations() -> None:
+    one = pd.DataFrame({"step": [0], "phase": ["nations"], "agent_id": ["A"], "action": ["Execute targeted attack"]})
+    assert escalation_by_day(one)["es"].tolist() == [28.0]  # one nation seen: ES = total / 1
+    two_invalid = pd.DataFrame({"step": [0, 0], "phase": ["nations"] * 2, "agent_id": ["A", "B"], "action": ["invalid"] * 2})
+    d = escalation_by_day(two_invalid, n_nations=1)
+    assert d["answered"].tolist() == [0] and d["no_valid_answers"].tolist() == [True]  # never below 0
+
+
+@pytest.mark.parametrize(("payload", "rows"), [("", 0), (None, 0), (json.dumps({"raw_text": None}), 0),
+                                               (json.dumps({"raw_text": '{"actions": [{"action_name": "Wait"}]}x'}), 1)])
+def test_refusals_with_empty_or_trailing_payloads(payload, rows: int) -> None:
+    events = pd.DataFrame({"step": [0], "phase": ["nations"], "agent_id": ["A"], "action": ["invalid"], "payload": [payload]})
+    assert len(refused_actions(events)) == rows
+
+
+def test_category_distribution_edges() -> None:
+    one = pd.DataFrame({"phase": ["nations"], "agent_id": ["A"], "action": ["Wait"]})  # no target column
+    d = category_distribution(one).set_index("category")
+    assert d.loc["status_quo", "share"] == 1.0 and d["self_targeted"].sum() == 0
+    assert d["refused"].to_dict() == dict.fromkeys(list(REF_WEIGHT) + ["unknown"], 0) and d["refused"].dtype.kind == "i"
+    study = category_distribution(pd.DataFrame({"phase": ["nations"], "agent_id": ["A"], "action": ["WAIT"]}), mode="study")
+    assert study.set_index("category").loc["unknown", "count"] == 1
+
+
+def test_study_logs_keep_text_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "M S A3.csv"
+    path.write_text("day,self,other,action,content\n1,007,1,42,0042\n2,Red,Blue,Wait,NA\n")
+    df = import_study_log(path)
+    assert df["agent_id"].tolist() == ["007", "Red"] and df["target"].tolist() == ["1", "Blue"] and df["action"].tolist() == ["42", "Wait"]
+    assert df["payload"].tolist() == ['{"content": "0042"}', '{"content": "NA"}']
+    assert df["day"].dtype.kind == "i" and df["step"].dtype.kind == "i" and df["seed"].tolist() == [3, 3]
+    bare = tmp_path / "M S A4.csv"
+    bare.write_text("day,self,other,action\n1,Red,Blue,Wait\n")
+    assert import_study_log(bare)["payload"].tolist() == [None]
+
+
+def test_compare_runs_passes_its_confidence_on(tmp_path: Path) -> None:
+    runs = [_run(tmp_path, f"r{i}", [[("A", a)]]) for i, a in enumerate(["Wait", "Execute targeted attack", "Form an alliance"])]
+    logs = [RunLog(r) for r in runs]
+    wide, narrow = (compare_runs(logs, confidence=c)["es_by_day"].iloc[0] for c in (0.95, 0.5))
+    assert narrow["ci_high"] - narrow["ci_low"] < wide["ci_high"] - wide["ci_low"]
+    ref = es_over_runs(compare_runs(logs)["per_run_day"], group=["model", "scenario", "overrides"], confidence=0.5).iloc[0]
+    assert (narrow["ci_low"], narrow["ci_high"]) == (ref["ci_low"], ref["ci_high"])
