@@ -215,7 +215,7 @@ def select(module: Module, work: Path, fraction: float | None) -> list[str] | No
     return names
 
 
-def run_mutmut(module: Module, work: Path, max_children: int, names: list[str] | None) -> float:
+def run_mutmut(module: Module, work: Path, max_children: int, names: list[str] | None, timing: str = "seconds.txt") -> float:
     env = dict(os.environ)
     # Tests that start `agentsim` in a subprocess import the mutated tree too (MUTANT_UNDER_TEST is inherited).
     # The folder must exist before mutmut starts: Python caches a missing sys.path entry as "nothing there" and
@@ -236,7 +236,7 @@ def run_mutmut(module: Module, work: Path, max_children: int, names: list[str] |
     if rc != 0:
         tail = log.read_text()[-4000:]
         raise SystemExit(f"mutmut failed for {module.name} (exit {rc}); the end of {log}:\n{tail}")
-    (work / "seconds.txt").write_text(f"{seconds:.0f}\n")
+    (work / timing).write_text(f"{seconds:.0f}\n")  # the whole run's time; a re-test of survivors keeps its own
     return seconds
 
 
@@ -372,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("modules", nargs="*", help="modules of tests/mutation/modules.toml (default: all)")
     p.add_argument("--report", action="store_true", help="only tabulate the results of earlier runs")
     p.add_argument("--keep", action="store_true", help="reuse earlier results (re-test only changed functions)")
+    p.add_argument("--survivors", action="store_true",
+                   help="re-test only the mutants that survived the last run of each module (after adding tests); implies --keep")
     p.add_argument("--ref", help="test the agentsim/, tests/ and scenarios/ of this git ref instead of the working tree")
     p.add_argument("--max-children", type=int, default=1, help="mutants tested at once (default 1)")
     p.add_argument("--sample", type=float, help="test this fraction of each module's mutants, chosen by a hash of their "
@@ -405,6 +407,19 @@ def main(argv: list[str] | None = None) -> int:
         work = base / name
         if not args.report:
             print(f"== {name}: {', '.join(module.mutate)}", flush=True)
+            if args.survivors:
+                last = tally(module, work, {})
+                names = last.survivors
+                if not names:
+                    print("  no survivors to re-test")
+                    results[name] = tally(module, work, equivalent)
+                    continue
+                prepare(module, settings, work, args.ref, keep=True)
+                print(f"  re-testing {len(names)} survivors of the last run")
+                seconds = run_mutmut(module, work, args.max_children, names, timing="seconds-survivors.txt")
+                print(f"  done in {seconds / 60:.1f} min", flush=True)
+                results[name] = tally(module, work, equivalent)
+                continue
             prepare(module, settings, work, args.ref, args.keep)
             fraction = args.sample if args.sample is not None else module.sample if module.sample is not None else settings.sample
             names = select(module, work, fraction)
