@@ -415,3 +415,157 @@ def test_a_scenarios_own_actions_and_nations_files(tmp_path) -> None:
     assert w.state[:, gdp].tolist() == [15.0, 10.0]
     assert [json.loads(e.payload)["privacy"] for e in ctx.events] == ["private", "private"]
     assert [asdict(a) for a in w.history[0]][1] == {"day": 1, "actor": "North", "target": "South", "name": "Message", "content": "pay"}
+
+
+# -- the answer schema as the model sees it ---------------------------------------------------------------------------
+def _all_keys(obj) -> set[str]:
+    if isinstance(obj, dict):
+        return set(obj) | {k for v in obj.values() for k in _all_keys(v)}
+    if isinstance(obj, list):
+        return {k for v in obj for k in _all_keys(v)}
+    return set()
+
+
+def test_the_schemas_names_fields_and_descriptions() -> None:
+    w = _world(target_rules="enforce")
+    study = w.turn_model.model_json_schema()
+    assert study["title"] == "NationTurn" and sorted(study["$defs"]) == ["NationAction", "NationMessage"]
+    act, msg = study["$defs"]["NationAction"], study["$defs"]["NationMessage"]
+    assert {k: v.get("description") for k, v in act["properties"].items()} == {
+        "action_name": "One of the listed action names.",
+        "target_nation": "Nation the action is aimed at; yourself for Wait or self-strengthening actions."}
+    assert msg["properties"]["target_nation"]["description"] == "Recipient nation, or World for a public message."
+    assert msg["properties"]["target_nation"]["enum"] == NAMES + ["World"]
+    assert study["properties"]["reasoning"]["description"] == "Private strategic thoughts."
+    assert act["required"] == ["action_name", "target_nation"] and msg["required"] == ["target_nation", "content"]
+    assert study["required"] == ["reasoning", "actions"] and act["additionalProperties"] is False is msg["additionalProperties"]
+    red = w.turn_models["Red"].model_json_schema()
+    assert red["title"] == "NationTurn_Red" and "NationMessage_Red" in red["$defs"]
+    keys = _all_keys(red)
+    assert "oneOf" not in keys and "discriminator" not in keys and "anyOf" in keys  # grammar compilers take anyOf exactly
+    for name, d in red["$defs"].items():
+        if name.startswith("NationAction_"):
+            kind = name.split("_")[1]
+            assert d["properties"]["target_nation"]["description"] == {"other": "Target: another nation.",
+                                                                       "any": "Target: yourself (or a nation it is addressed to)."}[kind]
+            assert d["properties"]["action_name"]["description"] == "One of the listed action names."
+            assert d["required"] == ["action_name", "target_nation"] and d["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("per_nation", [False, True], ids=["study", "enforce"])
+@pytest.mark.parametrize(("answer", "where"), [
+    ({"actions": []}, "reasoning"),
+    ({"reasoning": ""}, "actions"),
+    ({"reasoning": "", "actions": [{"target_nation": "Blue"}]}, "actions.0"),
+    ({"reasoning": "", "actions": [{"action_name": "Wait"}]}, "target_nation"),
+    ({"reasoning": "", "actions": [{"action_name": "Wait", "target_nation": "Blue", "why": 1}]}, "why"),
+    ({"reasoning": "", "actions": [], "messages": [{"target_nation": "Blue"}]}, "content"),
+    ({"reasoning": "", "actions": [], "messages": [{"content": "x"}]}, "target_nation"),
+    ({"reasoning": "", "actions": [], "messages": [{"target_nation": "Blue", "content": "x", "cc": "Pink"}]}, "cc"),
+])
+def test_every_field_is_required_and_nothing_else_is_taken(answer: dict, where: str, per_nation: bool) -> None:
+    w = _world(target_rules="enforce" if per_nation else "study")
+    model = w.turn_models["Red"] if per_nation else w.turn_model
+    with pytest.raises(ValidationError, match=re.escape(where)):
+        model.model_validate(answer)
+
+
+def test_a_refused_target_is_located_by_the_action_named() -> None:
+    red = _world(target_rules="enforce").turn_models["Red"]
+    with pytest.raises(ValidationError, match=re.escape("actions.0.Execute targeted attack.target_nation")):
+        red.model_validate({"reasoning": "", "actions": [{"action_name": "Execute targeted attack", "target_nation": "World"}]})
+
+
+def test_turn_models_for_any_kinds() -> None:
+    names = ["Wait", "Hug", "Message"]
+    only_any = make_turn_model(names, ["A", "B"], 2, 2, 10, 10, kinds={"Wait": "any", "Hug": "any", "Message": "message"}, nation="A")
+    s = only_any.model_json_schema()
+    assert "anyOf" not in _all_keys(s["properties"]["actions"])  # one variant: no union
+    assert only_any.model_validate({"reasoning": "", "actions": [{"action_name": "Hug", "target_nation": "A"}]})
+    unknown_kind = make_turn_model(names, ["A", "B"], 2, 2, 10, 10, kinds={"Message": "message"}, nation="A")
+    assert unknown_kind.model_validate({"reasoning": "", "actions": [{"action_name": "Hug", "target_nation": "A"}]})  # "any"
+    no_nation = make_turn_model(names, ["A", "B"], 2, 2, 10, 10, kinds={"Hug": "other"})
+    assert no_nation.model_json_schema()["title"] == "NationTurn"  # the study's model: kinds alone do nothing
+    assert no_nation.model_validate({"reasoning": "", "actions": [{"action_name": "Hug", "target_nation": "A"}],
+                                     "messages": [{"target_nation": "A", "content": "x"}]})
+
+
+# -- the prompts carry the configuration -----------------------------------------------------------------------------
+def test_the_prompts_carry_the_configuration() -> None:
+    w = _world(max_actions_per_day=2, max_messages_per_day=7, target_rules="enforce")
+    system = w.observe(StepContext(0, 1.0, make_rng(0, "w"), 0), "nations")[0].messages[0]["content"]
+    assert "The interaction lasts 5 days." in system and "up to 2 actions and up to 7 messages" in system
+    assert "at most 2 actions and 7 messages per day" in system
+    assert "- Execute targeted attack (target: another nation):" in system and "refused" in system
+    from agentsim.scenarios.wargame.prompts import nation_descriptions
+
+    assert nation_descriptions(NATIONS) in system and f"- Governance: {NATIONS[0].static['governance']}" in system
+    [wm] = w.observe(StepContext(0, 1.0, make_rng(0, "w"), 0), "world_model")
+    assert nation_descriptions(NATIONS) in wm.messages[1]["content"]
+    study = _world(target_rules="study").observe(StepContext(0, 1.0, make_rng(0, "w"), 0), "nations")[0].messages[0]["content"]
+    assert "- Execute targeted attack: " in study and "(target:" not in study
+
+
+def test_world_model_and_invalid_answers_by_hand() -> None:
+    w = _world()
+    ctx = _day(w, 0, [Decision("Red", _decision(w, "Red", [("Wait", "Red")]).action, "", False, "r", 2, "refused")])
+    assert w.history == [[]] and ctx.events == []  # an invalid answer applies nothing, even with an action parsed
+    wm = StepContext(0, 1.0, make_rng(0, "w"), 0)
+    wm.phase = "world_model"
+    w.apply(wm, "world_model", [Decision(WORLD_MODEL_ID, "leaked", "leaked", False, "wm-1", 2, "too long")])
+    assert w.consequences == [""] and wm.events == []
+    w.apply(wm, "world_model", [Decision(WORLD_MODEL_ID, "Calm.", "", True, "wm-2", 1)])
+    assert wm.events[0].request_id == "wm-2" and w.consequences == ["", "Calm."]
+    two = _world()
+    _day(two, 0, [_decision(two, "Red", [("Execute targeted attack", "Blue")])])
+    assert [a.day for a in two.history[0]] == [1]
+    _day(two, 3, [_decision(two, "Blue", [("Wait", "Blue")])])
+    assert [a.day for a in two.history[1]] == [4]
+    [wmo] = two.observe(StepContext(4, 5.0, make_rng(0, "w"), 0), "world_model")
+    changes = wmo.messages[1]["content"].split("## Changes in nation states over the last day ##\n")[1]
+    assert changes.startswith("No changes.")  # Wait changes nothing
+    three = _world()
+    _day(three, 0, [_decision(three, "Red", [("Execute targeted attack", "Blue")])])
+    diffs = three._diffs()
+    assert diffs.count("\n\n") == 1 and diffs.startswith("Red:\n") and "\n\nBlue:\n" in diffs
+
+
+def test_agents_of_a_scenarios_own_nations(tmp_path) -> None:
+    (tmp_path / "nations.yaml").write_text(
+        "nations:\n- name: North\n  static: {size: 3}\n  dynamic: {gdp: 1}\n- name: South\n  static: {governance: X}\n  dynamic: {gdp: 2}\n")
+    w = WargameWorld(WargameConfig(nations_file=tmp_path / "nations.yaml"), steps=2, default_model="m", model_for={})
+    agents = w.agents()
+    assert [(a.agent_id, a.kind, a.group, a.persona) for a in agents] == [
+        ("North", "nation", "", {"size": 3.0}), ("South", "nation", "X", {"governance": "X"}), (WORLD_MODEL_ID, "world_model", "", {})]
+    assert w.state.dtype == np.float64
+
+
+def test_a_checkpoints_unknown_action_is_shown_as_public() -> None:
+    w = _world()
+    state = w.get_state()
+    state["history"] = [[[1, "Red", "Blue", "Secret deal", ""], [1, "Red", "Blue", "Wait", ""]]]
+    w.set_state(state)
+    text = {o.agent_id: o.messages[1]["content"] for o in w.observe(StepContext(1, 2.0, make_rng(0, "w"), 0), "nations")}
+    assert "Red -> Blue : Secret deal" in text["Pink"] and "Red -> Blue : Wait" not in text["Pink"]
+
+
+def test_data_files_are_read_again_when_edited(tmp_path) -> None:
+    import os
+
+    from agentsim.scenarios.wargame import data
+
+    data._load.cache_clear()
+    assert len(load_actions()) == 27 and len(load_nations()) == 8  # the shipped files, read afresh
+    f = tmp_path / "nations.yaml"
+    f.write_text("nations:\n- name: A\n  static: {}\n  dynamic: {gdp: 1}\n- name: B\n  static: {}\n  dynamic: {gdp: 2}\n")
+    assert [n.name for n in load_nations(f)] == ["A", "B"]
+    f.write_text("nations:\n- name: C\n  static: {}\n  dynamic: {gdp: 1}\n- name: D\n  static: {}\n  dynamic: {gdp: 2}\n")
+    st = f.stat()
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert [n.name for n in load_nations(f)] == ["C", "D"]
+    assert data._stamp(None) == (None, 0, 0) and data._stamp(tmp_path / "missing.yaml") == (tmp_path / "missing.yaml", 0, 0)
+    assert data._stamp(f)[1:] == (f.stat().st_mtime_ns, f.stat().st_size)
+    text, source = data._read(f, "ignored.yaml")
+    assert text == f.read_text() and source == str(f)
+    shipped, name = data._read(None, "actions.yaml")
+    assert name == "actions.yaml" and shipped.startswith(("actions:", "#"))
