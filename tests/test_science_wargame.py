@@ -502,6 +502,8 @@ def test_the_prompts_carry_the_configuration() -> None:
     assert nation_descriptions(NATIONS) in system and f"- Governance: {NATIONS[0].static['governance']}" in system
     [wm] = w.observe(StepContext(0, 1.0, make_rng(0, "w"), 0), "world_model")
     assert nation_descriptions(NATIONS) in wm.messages[1]["content"]
+    assert [m["role"] for m in wm.messages] == ["system", "user"]
+    assert [m["role"] for m in w.observe(StepContext(0, 1.0, make_rng(0, "w"), 0), "nations")[3].messages] == ["system", "user"]
     study = _world(target_rules="study").observe(StepContext(0, 1.0, make_rng(0, "w"), 0), "nations")[0].messages[0]["content"]
     assert "- Execute targeted attack: " in study and "(target:" not in study
 
