@@ -36,7 +36,10 @@ from agentsim.analysis.social import (
     polarization_table,
     post_stances,
     power_law_table,
+    role_features,
+    roles_table,
     saturation_test,
+    social_tables,
     time_dependent_concordance,
 )
 from agentsim.analysis.tables import TableError, notes_of
@@ -965,3 +968,68 @@ def test_who_acts_follows_the_hour_of_the_simulated_day(tmp_path: Path) -> None:
     expected = np.flatnonzero(rng.random(6) < 0.5)
     assert w.active_users(_ctx(w, 3, seed=5)).tolist() == expected.tolist()
     assert w.active_users(_ctx(w, 5 + 48, seed=0)).size == 0  # 12:00 the next day
+
+
+# -- network roles and the whole set of tables -------------------------------------------------------------------------
+def test_role_features_are_networkx_measures() -> None:
+    import networkx as nx
+
+    edges = pd.DataFrame({"follower": ["a", "a", "b", "c", "d", "e", "e"], "followee": ["b", "c", "c", "a", "a", "a", "d"]})
+    f = role_features(edges).set_index("agent_id")
+    g = nx.DiGraph(list(zip(edges["follower"], edges["followee"], strict=True)))
+    assert f["in_degree"].to_dict() == dict(g.in_degree()) and f["out_degree"].to_dict() == dict(g.out_degree())
+    assert f["betweenness"].to_dict() == pytest.approx(nx.betweenness_centrality(g))
+    assert f["clustering"].to_dict() == pytest.approx(nx.clustering(g)) and f["pagerank"].to_dict() == pytest.approx(nx.pagerank(g))
+    assert f.columns.tolist() == ["in_degree", "out_degree", "betweenness", "clustering", "pagerank"]
+    sampled = role_features(edges, betweenness_k=3, seed=1)
+    assert sampled.set_index("agent_id")["betweenness"].to_dict() == pytest.approx(nx.betweenness_centrality(g, k=3, seed=1))
+
+
+def test_roles_by_hand(tmp_path: Path) -> None:
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+    from sklearn.preprocessing import StandardScaler
+
+    # two hubs followed by everyone else, plus a few mutual follows
+    users = [f"u{i}" for i in range(9)]
+    follows = {u: ["u0", "u1"] for u in users[2:]}
+    follows["u0"], follows["u1"] = ["u1"], ["u0", "u2"]
+    agents = [{"agent_id": u, "kind": "user", "persona": json.dumps({"followees": follows[u]})} for u in users]
+    log = _social_run(tmp_path, [{"step": 0, "agent_id": "u3", "action": "follow", "target": "u4"}], agents=agents)
+    r = roles_table(log)
+    edges = follow_graph(log, initial_only=False)
+    feats = role_features(edges)
+    cols = ["in_degree", "out_degree", "betweenness", "clustering", "pagerank"]
+    X = StandardScaler().fit_transform(np.log1p(feats[cols].to_numpy(float) * [1, 1, 1e3, 1, 1e3]))
+    sil = {k: float(silhouette_score(X, KMeans(n_clusters=k, n_init=10, random_state=0).fit(X).labels_, random_state=0))
+           for k in range(2, 7)}
+    assert r["silhouette"]["k"].tolist() == [2, 3, 4, 5, 6]
+    assert r["silhouette"]["silhouette"].tolist() == pytest.approx([sil[k] for k in range(2, 7)])
+    best = max(sil, key=sil.get)
+    assert r["roles"]["role"].nunique() == best and r["roles"]["users"].sum() == 9
+    assert r["features"]["role"].nunique() == best and r["roles"].columns.tolist() == ["role", *cols, "users"]
+    means = r["features"].groupby("role")[cols].mean()
+    assert r["roles"].set_index("role")[cols].to_numpy() == pytest.approx(means.to_numpy())
+    pair = [{"agent_id": u, "kind": "user", "persona": json.dumps({"followees": [v]})} for u, v in (("x", "y"), ("y", "x"))]
+    few = _social_run(tmp_path / "few", [], agents=pair)
+    out = roles_table(few)
+    assert set(out) == {"silhouette"} and notes_of(out["silhouette"])[0].startswith("no roles: the follow network has 2 users")
+    small = roles_table(log, ks=range(12, 14))
+    assert set(small) == {"silhouette"} and notes_of(small["silhouette"]) == ["no roles: 9 users are too few for k = 12 clusters"]
+
+
+def test_social_tables_of_a_run(tmp_path: Path) -> None:
+    events = [{"step": 0, "agent_id": "a", "action": "create_post", "payload": json.dumps({"post_id": i, "content": "good"})}
+              for i in range(25)]
+    events += [{"step": 1, "agent_id": "b", "action": "repost", "parent_event_id": i, "payload": json.dumps({"post_id": 25 + i})}
+               for i in (3, 3, 7)]
+    log = _social_run(tmp_path, events)
+    t = social_tables(log, roles=False)
+    assert list(t) == ["activity", "cascades", "power_law", "adoption", "herd", "polarization"]
+    casc = t["cascades"]
+    assert len(casc) == 20 and casc["root"].tolist()[:2] == [3, 7] and casc["size"].tolist()[:2] == [3, 2]
+    assert casc["root"].tolist()[2:] == [0, 1, 2, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]
+    with_roles = social_tables(log)
+    assert "roles_silhouette" in with_roles
+    empty = social_tables(_social_run(tmp_path / "e", []), roles=False)
+    assert empty["cascades"].empty and "no posts or shares in this run" in notes_of(empty["cascades"])
