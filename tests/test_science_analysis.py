@@ -196,3 +196,17 @@ def test_lexicon_state_and_batch() -> None:
     assert out[0] == 0.5 and math.isnan(out[1]) and out[2] == -0.5 and out.dtype == np.float64
     both = LexiconStance(["x"], ["x"])  # a word in both lists counts as negative (the later list wins)
     assert both.score("x") == -0.5
+
+
+def test_the_analyses_by_name() -> None:
+    import agentsim.analysis as analysis
+    from agentsim.analysis.drift import drift_tables
+    from agentsim.analysis.escalation import compare_runs, escalation_tables
+    from agentsim.analysis.social import social_tables
+    from agentsim.analysis.tournament import tournament_tables
+
+    single, many = analysis.ANALYSES, analysis.COMPARISONS
+    assert single == {"drift": drift_tables, "social": social_tables, "tournament": tournament_tables, "escalation": escalation_tables}
+    assert many == {"escalation": compare_runs}
+    with pytest.raises(AttributeError, match="no attribute 'NOPE'"):
+        _ = analysis.NOPE
