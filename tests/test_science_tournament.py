@@ -176,7 +176,7 @@ def test_csd_world_combines_its_batches_exactly(tmp_path: Path) -> None:
 
 
 def test_csd_world_runs_the_sweep_on_its_last_step(tmp_path: Path) -> None:
-    w = _csd_world(tmp_path, n=200, steps=2)
+    w = _csd_world(tmp_path, n=200, steps=2, ties="coin", bye_points=0.5)
     w.spec = w.spec.model_copy(update={"sensitivity": [0, 1], "sensitivity_tournaments": 300})
     first = StepContext(0, 0.0, make_rng(0, "w"), 0)
     w.apply(first, "simulate", [])
@@ -186,7 +186,7 @@ def test_csd_world_runs_the_sweep_on_its_last_step(tmp_path: Path) -> None:
     rows = [(e.agent_id, e.action, json.loads(e.payload)) for e in last.events]
     assert len(rows) == 6 and {r[1] for r in rows} == {"sensitivity"}
     sweep = csd.failure_sensitivity(w.scores, w.models, [0, 1], 300, seed=int(make_rng(11, "sensitivity").integers(2**63)),
-                                    ties="half", bye_points=0.0)
+                                    ties="coin", bye_points=0.5)
     got = {(a, p["T"]): p["expected_score"] for a, _, p in rows}
     assert got == {(r.model, int(r.T)): pytest.approx(float(r.expected_score)) for r in sweep.itertuples()}
     assert set(rows[0][2]) == {"T", "expected_score", "std_error", "rank", "rank_range", "score_cv"}
@@ -458,3 +458,54 @@ def test_tournament_tables_of_a_live_run(tmp_path: Path) -> None:
     idle = tournament_tables(RunLog(write_run_log(tmp_path / "i", steps=1, spec={"world": {"mode": "live"}})))
     assert set(idle) == {"standings", "ratings", "rank_agreement"} and all(df.empty for df in idle.values())
     assert all(notes_of(df) == ["no matches in this run"] for df in idle.values())
+
+
+@pytest.mark.parametrize(("n", "steps"), [(1, 1), (2, 1), (2, 2), (3, 2), (5, 3)])
+def test_csd_world_batches_of_one_or_two_tournaments(tmp_path: Path, n: int, steps: int) -> None:
+    """Pooled over batches of any size (one tournament has no spread of its own), the world's E[S] and SE are those
+    of all its tournaments at once."""
+    w = _csd_world(tmp_path, n=n, steps=steps, ties="coin")
+    finals = []
+    for step in range(steps):
+        ctx = StepContext(step, float(step), make_rng(0, "w"), 0)
+        w.apply(ctx, "simulate", [])
+        k = n // steps + (1 if step < n % steps else 0)
+        if k:
+            seed = int(make_rng(11, "csd", step).integers(2**63))
+            # one simulated tournament at a time, with the batch's generator: the batch's own final scores
+            rng = np.random.default_rng(seed)
+            t = csd.eliminations_schedule(0, 2, 3)
+            final, _, _ = csd._simulate_chunk(w.scores, t, k, "coin", 0.0, rng)
+            finals.append(final)
+    allf = np.vstack(finals)
+    m = {(x.metric, x.agent_id): x.value for x in ctx.metrics}
+    mean = allf.mean(0)
+    se = allf.std(0, ddof=1) / math.sqrt(n) if n > 1 else np.zeros(3)
+    assert [m[("expected_score", x)] for x in w.models] == pytest.approx(mean.tolist())
+    assert [m[("std_error", x)] for x in w.models] == pytest.approx(se.tolist(), abs=1e-12)
+
+
+def test_failure_sensitivity_defaults_and_seed() -> None:
+    scores = np.array([[0.2, 0.9, 0.1], [0.5, 0.5, 0.5], [0.9, 0.1, 0.4]])
+    models = ["a", "b", "c"]
+    base = csd.failure_sensitivity(scores, models, [0, 1])
+    assert base.index.tolist() == list(range(6))
+    direct = csd.simulate(scores, models, 20_000, eliminations=1, seed=0).expected_score
+    assert base[base["T"] == 1].set_index("model").loc[models, "expected_score"].tolist() == pytest.approx(direct.tolist())
+    other = csd.failure_sensitivity(scores, models, [1], n_tournaments=500, seed=5, ties="coin")
+    want = csd.simulate(scores, models, 500, eliminations=1, seed=5, ties="coin").expected_score
+    assert other.set_index("model").loc[models, "expected_score"].tolist() == pytest.approx(want.tolist())
+    cv = base.drop_duplicates("model").set_index("model")["score_cv"]
+    assert cv["a"] == pytest.approx(np.std([0.2, 0.9, 0.1]) / 0.4) and cv["b"] == 0.0  # a mean below 1 is not floored at 1
+    zero = csd.failure_sensitivity(np.array([[0.0, 0.0], [1.0, 0.0]]), ["z", "y"], [0], n_tournaments=10)
+    assert zero.set_index("model").loc["z", "score_cv"] == 0.0
+
+
+def test_score_tables_in_a_chosen_round_order(tmp_path: Path) -> None:
+    f = tmp_path / "s.csv"
+    f.write_text("model,x,y,z\na,1,2,3\nb,4,5,6\n")
+    models, benches, s = csd.read_score_table(str(f), ["z", "x"])
+    assert models == ["a", "b"] and benches == ["z", "x"] and s.tolist() == [[3, 1], [6, 4]]
+    from agentsim.scenarios.tournament.swiss import BYE
+
+    assert repr(BYE) == "BYE"
