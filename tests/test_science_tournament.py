@@ -509,3 +509,74 @@ def test_score_tables_in_a_chosen_round_order(tmp_path: Path) -> None:
     from agentsim.scenarios.tournament.swiss import BYE
 
     assert repr(BYE) == "BYE"
+
+
+# -- CSD: defaults, chunks and byes off the half-point grid --------------------------------------------------------------
+def test_csd_defaults_are_the_documented_ones() -> None:
+    scores = np.array([[3.0, 1.0], [2.0, 3.0], [1.0, 2.0], [0.0, 0.0]])
+    default = csd.simulate(scores, list("abcd"))
+    explicit = csd.simulate(scores, list("abcd"), n_tournaments=100_000, eliminations=0, ties="half", bye_points=0.0, seed=0,
+                            chunk=50_000)
+    assert default.n_tournaments == 100_000 and default.expected_score.tolist() == explicit.expected_score.tolist()
+    assert default.win_share.tolist() == explicit.win_share.tolist()
+    assert csd.exact_expected_scores(scores).tolist() == csd.exact_expected_scores(scores, 0, "half", 0.0).tolist()
+    six = csd.exact_expected_scores(np.arange(6, dtype=float)[:, None])  # six models is still enumerable
+    assert six.tolist() == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+
+
+def test_csd_chunks_add_up() -> None:
+    """Counts over several chunks are summed, not replaced by the last chunk's."""
+    scores = np.array([[9.0, 9.0, 9.0], [5.0, 1.0, 6.0], [4.0, 7.0, 2.0], [1.0, 2.0, 3.0]])
+    res = csd.simulate(scores, list("abcd"), n_tournaments=3000, chunk=700, seed=2)
+    assert res.rounds_survived.tolist() == [3.0] * 4 and res.win_share[0] == 1.0 and res.expected_score[0] == 3.0
+    assert res.round_means[:, 0].tolist() == [1.0, 2.0, 3.0] and res.round_means.sum(1).tolist() == pytest.approx([2.0, 4.0, 6.0])
+
+
+@settings(max_examples=20, deadline=None)
+@given(k=st.integers(1, 3), m=st.integers(2, 5), seed=st.integers(0, 100), ties=st.sampled_from(["half", "coin"]))
+def test_every_tournament_has_a_top_model(k: int, m: int, seed: int, ties: str) -> None:
+    scores = np.random.default_rng(seed).integers(0, 3, (m, k)).astype(float)
+    res = csd.simulate(scores, [str(i) for i in range(m)], n_tournaments=300, ties=ties, seed=seed)
+    assert res.win_share.sum() >= 1.0 - 1e-12 and (res.win_share <= 1.0).all()
+
+
+@pytest.mark.parametrize("bye", [1 / 3, 0.25, 0.7])
+def test_byes_off_the_half_point_grid_match_exact_enumeration(bye: float) -> None:
+    scores = np.array([[3.0, 1.0, 2.0], [2.0, 3.0, 1.0], [1.0, 2.0, 3.0]])
+    exact = csd.exact_expected_scores(scores, [0, 1, 0], "coin", bye_points=bye)
+    mc = csd.simulate(scores, list("abc"), n_tournaments=40_000, eliminations=[0, 1, 0], ties="coin", bye_points=bye, seed=9)
+    assert _close(mc, exact), (exact, mc.expected_score)
+
+
+def test_csd_table_ranks_ties_at_their_best_place() -> None:
+    res = csd.CSDResult(("x", "y", "z", "w"), np.array([2.0, 2.0, 2.0, 5.0]), np.zeros(4), np.zeros(4), np.zeros(4), 1, np.zeros((1, 4)))
+    t = res.table()
+    assert t["rank"].tolist() == [1, 2, 2, 2] and t["rank"].dtype.kind == "i" and t["model"].tolist() == ["w", "x", "y", "z"]
+    with pytest.raises(ValueError, match=r"\('m4', 0\)\]$"):  # at most five named
+        csd.simulate(np.full((7, 1), np.nan), [f"m{i}" for i in range(7)])
+
+
+# -- Swiss pairing: rematches -----------------------------------------------------------------------------------------------
+def test_a_legal_pairing_is_found_past_a_rematch() -> None:
+    # a and b met; a legal pairing (a-c, b-d) exists even though a-b has equal scores
+    pairs, bye = swiss_pairing({"a": 2.0, "b": 2.0, "c": 0.0, "d": 0.0}, {frozenset("ab")}, set())
+    assert {frozenset(p) for p in pairs} in ({frozenset("ac"), frozenset("bd")}, {frozenset("ad"), frozenset("bc")}) and bye is None
+
+
+def test_forced_rematches_weigh_half_a_full_pairing() -> None:
+    """No legal pairing: every pairing repeats a game. Each repeat costs half the base weight, 10 (n + 1)^2 / 2 =
+    125 for four players, against 100 per point of score difference: two repeats between equal scores (250) beat one
+    repeat across a point (125 + 200)."""
+    score = {"a": 1.0, "b": 0.0, "c": 0.0, "d": 1.0}
+    played = {frozenset("ab"), frozenset("ac"), frozenset("ad"), frozenset("bc")}
+    pairs, _ = swiss_pairing(score, played, set())
+    assert {frozenset(p) for p in pairs} == {frozenset("ad"), frozenset("bc")}
+
+
+def test_forced_rematches_are_kept_few() -> None:
+    """No legal pairing either: a-b/c-d repeats two games at no score cost (2 x 125), a-c/b-d and a-d/b-c repeat one
+    across half a point each (125 + 2 x 50): one repeat is the cheaper."""
+    score = {"a": 0.5, "b": 0.5, "c": 0.0, "d": 0.0}
+    played = {frozenset("ab"), frozenset("cd"), frozenset("ac"), frozenset("ad")}
+    pairs, _ = swiss_pairing(score, played, set())
+    assert sum(frozenset(p) in played for p in pairs) == 1
