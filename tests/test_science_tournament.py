@@ -580,3 +580,84 @@ def test_forced_rematches_are_kept_few() -> None:
     played = {frozenset("ab"), frozenset("cd"), frozenset("ac"), frozenset("ad")}
     pairs, _ = swiss_pairing(score, played, set())
     assert sum(frozenset(p) in played for p in pairs) == 1
+
+
+# -- live rounds: invalid answers, missing answers, every event's fields ------------------------------------------------------
+def test_live_events_name_who_did_what() -> None:
+    w = _live("ipd", 2, ipd_turns=1)
+    ctx = _round(w, 0, lambda o: Move(move="D" if o.agent_id == "p0" else "C"))
+    moves = [(e.agent_id, e.target, json.loads(e.payload), e.request_id) for e in ctx.events if e.action == "move"]
+    assert moves == [("p0", "p1", {"move": "D"}, "r0"), ("p1", "p0", {"move": "C"}, "r1")]
+    [m] = [e for e in ctx.events if e.action == "match"]
+    assert (m.agent_id, m.target) == ("p0", "p1")
+    j = _live("judge", 2)
+    verdicts = iter(["A", "B"])
+    jctx = _round(j, 0, lambda o: Verdict(winner=next(verdicts)) if o.agent_id == JUDGE_ID else Answer(answer="x"))
+    [v] = [e for e in jctx.events if e.action == "verdict"]
+    assert (v.agent_id, v.target) == (JUDGE_ID, "p0")
+    answers = [(e.agent_id, e.request_id) for e in jctx.events if e.action == "answer"]
+    assert answers == [("p0", "r0"), ("p1", "r1")]
+
+
+def test_invalid_live_answers_count_as_nothing_said() -> None:
+    # an invalid move is cooperation; an invalid verdict a tie; an invalid answer an empty one, even if parsed
+    w = _live("ipd", 2, ipd_turns=2)
+    ctx = StepContext(0, 1.0, make_rng(0, "w"), 0)
+    for phase in w.phases:
+        obs = w.observe(ctx, phase)
+        w.apply(ctx, phase, [Decision(o.agent_id, Move(move="D"), "", o.agent_id == "p0", "r", 1) for o in obs])
+    assert [json.loads(e.payload)["move"] for e in ctx.events if e.action == "move"] == ["D", "C", "D", "C"]
+    assert w.score == {"p0": 1.0, "p1": 0.0}
+    j = _live("judge", 4)
+    jctx = StepContext(0, 1.0, make_rng(0, "w"), 0)
+    obs = j.observe(jctx, "answer")
+    j.apply(jctx, "answer", [Decision(o.agent_id, Answer(answer="x"), "", True, "r", 1) for o in obs])
+    obs = j.observe(jctx, "judge")
+    j.apply(jctx, "judge", [Decision(o.agent_id, Verdict(winner="A" if i % 2 == 0 else "B"), "", i >= 2, "r", 1)
+                             for i, o in enumerate(obs)])
+    assert [json.loads(e.payload)["a_first"] for e in jctx.events if e.action == "verdict"] == ["tie", "A"]
+    assert j.score == {"p0": 0.5, "p1": 0.5, "p2": 1.0, "p3": 0.0}
+    b = _live("benchmark", 2)
+    bctx = StepContext(0, 1.0, make_rng(0, "w"), 0)
+    obs = b.observe(bctx, "answer")
+    b.apply(bctx, "answer", [Decision(obs[0].agent_id, Answer(answer="0"), "", False, "r", 3, "x"),
+                             Decision(obs[1].agent_id, Answer(answer="0"), "", True, "r", 1)])
+    assert [json.loads(e.payload) for e in bctx.events if e.action == "answer"] == [
+        {"answer": "", "correct": False}, {"answer": "0", "correct": True}]
+
+
+def test_live_scorers_and_missing_answers() -> None:
+    w = _live("benchmark", 3, scorer="numeric", items=[{"question": "2+2?", "answer": "4"}])
+    ctx = _round(w, 0, lambda o: Answer(answer="It is 4." if o.agent_id == "p0" else "five"))
+    assert [json.loads(e.payload)["correct"] for e in ctx.events if e.action == "answer"] == [True, False]
+    assert w.score == {"p0": 1.0, "p1": 0.0, "p2": 1.0}  # p2 had the bye (classical: a win)
+    c = _live("benchmark", 2, scorer="contains", items=[{"question": "q", "answer": "Paris"}])
+    _round(c, 0, lambda o: Answer(answer="The capital is paris." if o.agent_id == "p1" else "Lyon"))
+    assert c.score == {"p0": 0.0, "p1": 1.0}
+    # a participant who gave no answer at all: nothing said, so wrong, whatever the reference
+    x = _live("benchmark", 2, items=[{"question": "q", "answer": "xxxx"}])
+    xctx = StepContext(0, 1.0, make_rng(0, "w"), 0)
+    obs = x.observe(xctx, "answer")
+    x.apply(xctx, "answer", [Decision(obs[1].agent_id, Answer(answer="xxxx"), "", True, "r", 1)])
+    assert x.score == {"p0": 0.0, "p1": 1.0}
+
+
+def test_live_pairing_follows_the_participants_order() -> None:
+    cfg = TournamentConfig(mode="live", live={"match": "ipd", "ipd_turns": 1},
+                           participants=[{"name": n, "model": "m"} for n in ("zed", "amy", "kim", "bob")])
+    w = LiveWorld(cfg, steps=2)
+    _round(w, 0, lambda o: Move(move="C"))
+    assert w.pairs == [("zed", "amy"), ("kim", "bob")]  # equal scores: the order given, not the alphabet
+
+
+@pytest.mark.parametrize(("scorer", "answer", "reference", "correct"), [
+    ("numeric", "1,000 units", "1000", True), ("numeric", "about 3.14159", "3.14159", True), ("numeric", "3.1416", "3.14159", False),
+    ("numeric", "-2", "-2", True), ("numeric", "2", "-2", False), ("numeric", "none", "2", False), ("numeric", "7", "seven", False),
+    ("exact", "New  York!", "new york", True), ("exact", "", "", False), ("contains", "anything", "", False),
+    ("exact", "!!!", "???", False), ("contains", "a b c", "b c", True),
+])
+def test_scorers_by_hand(scorer: str, answer: str, reference: str, correct: bool) -> None:
+    from agentsim.scenarios.tournament.world import _normalise, score_answer
+
+    assert score_answer(scorer, answer, reference) is correct
+    assert _normalise("  New_York,  NY ") == "new york ny"
