@@ -661,3 +661,17 @@ def test_scorers_by_hand(scorer: str, answer: str, reference: str, correct: bool
 
     assert score_answer(scorer, answer, reference) is correct
     assert _normalise("  New_York,  NY ") == "new york ny"
+
+
+@pytest.mark.parametrize(("a_moves", "b_moves", "payoffs", "score_a"), [
+    ("CDDC", "CCDD", (9.0, 9.0), 0.5),  # every pair of moves once: 3 + 5 + 1 + 0 each
+    ("C", "D", (0.0, 5.0), 0.0),  # the sucker's payoff
+    ("DD", "CD", (6.0, 1.0), 1.0),
+])
+def test_prisoners_dilemma_payoffs_by_hand(a_moves: str, b_moves: str, payoffs: tuple, score_a: float) -> None:
+    w = _live("ipd", 2, ipd_turns=len(a_moves))
+    moves = {"p0": iter(a_moves), "p1": iter(b_moves)}
+    ctx = _round(w, 0, lambda o: Move(move=next(moves[o.agent_id])))
+    [m] = [json.loads(e.payload) for e in ctx.events if e.action == "match"]
+    assert (m["payoff_a"], m["payoff_b"], m["score_a"]) == (*payoffs, score_a)
+    assert w.score == {"p0": score_a, "p1": 1.0 - score_a}
