@@ -331,3 +331,104 @@ def test_drift_tables_of_runs(tmp_path: Path) -> None:
     assert "d_mc_mean" not in u["arms"] and "satisfaction_rate" in u["arms"]
     idle = drift_tables(RunLog(write_run_log(tmp_path / "i", steps=0, status="running", spec={"steps": 4})))
     assert set(idle) == {"satisfaction", "arms"} and notes_of(idle["arms"])[0] == "no turns in this run"
+
+
+# -- more of the analyses by hand: edges of the measurement and the fit --------------------------------------------
+def test_measurement_edges() -> None:
+    events = pd.DataFrame([
+        _event("a-0", "a", 1, 0.0, d_topk=0.0, shared_mass=0.4, judge_score=9),  # a zero bound is a measurement
+        _event("a-0", "a", 2, -0.1, d_topk=0.2),  # a negative Monte Carlo sample is kept and counted
+        _event("a-1", "a", 1, 0.2, tokens="?"),  # an unreadable number is no number
+    ])
+    t = turns_table(events)
+    assert t["d_topk"].tolist()[:2] == [0.0, 0.2] and t["d_mc"].tolist()[:2] == [0.0, -0.1]
+    assert t["shared_mass"].tolist()[0] == 0.4 and t["judge_score"].tolist()[0] == 9 and math.isnan(t["tokens"].iloc[2])
+    assert measurement(t).loc[0, "negative_mc"] == 1
+    assert measurement(t).columns.tolist() == ["arm", "turns", "replies", "measured", "not_measured", "reasons", "negative_mc"]
+
+
+def _noisy_turns(seed: int = 0, reminders: bool = False, conversations: int = 6, turns: int = 6) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in range(conversations):
+        d = rng.uniform(0, 1)
+        for t in range(1, turns + 1):
+            r = reminders and t in (3, 5)
+            if t > 1:
+                d = d + 0.3 * (1.0 - d) - 0.2 * r + rng.normal(0, 0.05)
+            rows.append({"conversation": f"c{c}", "arm": "a", "turn": t, "reminder": r, "d_mc": d, "d_topk": d / 2})
+    return pd.DataFrame(rows)
+
+
+def test_the_fit_without_reminders_and_its_noise_by_hand() -> None:
+    turns = _noisy_turns()
+    tr = transitions(turns)
+    y = tr["d_next"].to_numpy() - tr["d"].to_numpy()
+    slope, intercept = np.polyfit(tr["d"].to_numpy(), y, 1)
+    resid = y - (intercept + slope * tr["d"].to_numpy())
+    fit = fit_recurrence(turns, bootstrap=0).set_index("parameter")["estimate"]
+    assert fit["kappa"] == pytest.approx(-slope) and fit["d_star"] == pytest.approx(intercept / -slope) and fit["delta"] == 0.0
+    assert fit["noise"] == pytest.approx(resid.std(ddof=2))  # two parameters fitted, not three
+    topk = fit_recurrence(turns, value="d_topk", bootstrap=0).set_index("parameter")["estimate"]
+    assert topk["d_star"] == pytest.approx(fit["d_star"] / 2)
+    # exactly as many transitions as parameters: no spread left to estimate the noise from
+    three = _ols(np.array([0.0, 1.0, 2.0]), np.array([0.5, 1.5, 1.0]), np.array([0.0, 1.0, 0.0]))
+    assert math.isnan(three.noise)
+
+
+def test_the_fit_needs_four_transitions_and_resamples_conversations() -> None:
+    turns = _noisy_turns(reminders=True)
+    four = turns[turns["conversation"].isin(["c0"]) & (turns["turn"] <= 5)]
+    assert fit_recurrence(four, bootstrap=0)["transitions"].iloc[0] == 4
+    one_conversation = fit_recurrence(_noisy_turns(reminders=True, conversations=1), bootstrap=50)
+    assert one_conversation["ci_low"].isna().all()  # a bootstrap over one conversation is undefined
+    assert any("undefined" in n for n in notes_of(one_conversation))
+    a = fit_recurrence(turns, bootstrap=60, seed=3, confidence=0.8).set_index("parameter")
+    b = fit_recurrence(turns, bootstrap=60, seed=3, confidence=0.8).set_index("parameter")
+    pd.testing.assert_frame_equal(a, b)  # seeded
+    # the cluster bootstrap by hand: whole conversations resampled with scipy, percentile intervals
+    tr = transitions(turns)
+    groups = [g for _, g in tr.groupby("conversation")]
+
+    def refit(idx: np.ndarray) -> np.ndarray:
+        pick = pd.concat([groups[int(i)] for i in idx])
+        f = _ols(pick["d"].to_numpy(), pick["d_next"].to_numpy(), pick["r"].to_numpy())
+        return np.array([f.kappa, f.d_star, f.delta, f.noise])
+
+    ref = stats.bootstrap((np.arange(len(groups)),), refit, confidence_level=0.8, n_resamples=60, vectorized=False,
+                          method="percentile", random_state=np.random.default_rng(3)).confidence_interval
+    assert a["ci_low"].tolist() == pytest.approx(list(ref.low)) and a["ci_high"].tolist() == pytest.approx(list(ref.high))
+    default = fit_recurrence(turns).set_index("parameter")
+    explicit = fit_recurrence(turns, "d_mc", 500, 0.95, 0).set_index("parameter")
+    pd.testing.assert_frame_equal(default, explicit)
+
+
+def test_arms_and_satisfaction_edges() -> None:
+    rows = [{"conversation": f"{arm}-0", "arm": arm, "turn": t, "reminder": t == 2, "d_mc": 0.0, "satisfied": None,
+             "judge_score": float(t)} for arm in ("r1", "r2") for t in (1, 2)]
+    t = pd.DataFrame(rows)
+    arms = compare_arms(t)
+    assert arms.columns.tolist() == ["arm", "first_reminder", "d_mc_mean", "d_mc_after_reminder", "satisfaction_rate"]
+    assert arms["first_reminder"].tolist() == ["2", "2"] and arms["satisfaction_rate"].isna().all()  # no arm without reminders
+    with_base = pd.concat([t, pd.DataFrame([{"conversation": "n-0", "arm": "none", "turn": 2, "reminder": False, "d_mc": 0.0,
+                                             "satisfied": True, "judge_score": 5.0}])])
+    assert compare_arms(with_base).set_index("arm")["reduction_pct"].dropna().tolist() == []  # the base drifts 0: no %
+    s = satisfaction(with_base)
+    assert s.columns.tolist() == ["arm", "turn", "rate", "judge_mean"]
+    assert s.set_index(["arm", "turn"]).loc[("r1", 2), "judge_mean"] == 2.0 and math.isnan(s.set_index(["arm", "turn"]).loc[("r1", 2), "rate"])
+
+
+def test_drift_tables_columns_and_defaults(tmp_path: Path) -> None:
+    idle = drift_tables(RunLog(write_run_log(tmp_path / "i", steps=0, status="running", spec={"steps": 4})))
+    assert idle["satisfaction"].columns.tolist() == ["arm", "turn", "rate"]
+    assert idle["arms"].columns.tolist() == ["arm", "first_reminder", "satisfaction_rate"]
+    assert notes_of(idle["satisfaction"])[0] == "no turns in this run"
+    events = [{"step": t - 1, "agent_id": f"{c}/assistant", **_event(c, "none", t, 0.1 * t + 0.01 * i, kl_error="x" if i else None)}
+              for i, c in enumerate(("none-0", "none-1", "none-2")) for t in (1, 2, 3)]
+    log = RunLog(write_run_log(tmp_path / "r", events=events))
+    t = drift_tables(log)
+    assert isinstance(t["curves_topk"], pd.DataFrame) and t["curves_topk"]["d_topk_mean"].notna().all()
+    pd.testing.assert_frame_equal(t["recurrence"], drift_tables(log, bootstrap=500)["recurrence"])
+    unmeasured = [{**e, "payload": json.dumps({**json.loads(e["payload"]), "d_mc": None})} for e in events]
+    u = drift_tables(RunLog(write_run_log(tmp_path / "u", events=unmeasured)))
+    assert u["kl"].columns.tolist() == ["d_mc", "d_topk"] and "d_mc_after_reminder" not in u["arms"] and "reduction_pct" not in u["arms"]
