@@ -432,3 +432,50 @@ def test_drift_tables_columns_and_defaults(tmp_path: Path) -> None:
     unmeasured = [{**e, "payload": json.dumps({**json.loads(e["payload"]), "d_mc": None})} for e in events]
     u = drift_tables(RunLog(write_run_log(tmp_path / "u", events=unmeasured)))
     assert u["kl"].columns.tolist() == ["d_mc", "d_topk"] and "d_mc_after_reminder" not in u["arms"] and "reduction_pct" not in u["arms"]
+
+
+def test_turn_records_when_scoring_fails_on_one_side() -> None:
+    w = _world()
+    c0, c1, c2, c3 = (c.cid for c in w.conversations)
+    ctx = StepContext(0, 1.0, make_rng(0, "w"), 0)
+    for phase in w.phases:
+        ctx.phase = phase
+        obs = w.observe(ctx, phase)
+        if phase == "user":
+            ds = [Decision(o.agent_id, "hi", "hi", True, "u", 1) for o in obs]
+        elif phase == "assistant":
+            ds = [Decision(o.agent_id, None if i == 0 else "a reply", "", i != 0, "a", 1, None if i else "refused")
+                  for i, o in enumerate(obs)]
+        else:
+            ds = []
+            for o in obs:
+                cid = o.agent_id.split("/")[0]
+                if cid == c1 and o.tag == "#p":
+                    ds.append(Decision(o.agent_id, None, "", False, "s", 2, "no logprobs"))
+                else:
+                    ds.append(Decision(o.agent_id, scorer(o, "a reply"), "", True, "s", 1))
+        w.apply(ctx, phase, ds)
+    t = _turns(ctx)
+    assert t[c0] == {"arm": "none", "turn": 1, "reminder": False, "reply": "", "reply_error": "refused", "checks": {},
+                     "satisfied": None, "d_mc": None, "d_topk": None, "tokens": None, "q_mass": None, "shared_mass": None,
+                     "kl_error": "no reply: refused", "judge_score": None}
+    assert t[c1]["kl_error"] == "no logprobs" and t[c1]["d_mc"] is None and t[c1]["tokens"] is None
+    for c in (c2, c3):  # scored although an earlier conversation had no reply
+        assert t[c]["d_mc"] == pytest.approx(float(np.mean(np.array(Q_LP) - np.array(P_LP))))
+        assert t[c]["shared_mass"] == pytest.approx(float(np.mean([sum(np.exp(d[k]) for k in d if k in p) for d, p in zip(Q_TOP, P_TOP, strict=True)])))
+    assert {e.agent_id for e in ctx.events if e.action == "turn"} == {f"{c}/assistant" for c in (c0, c1, c2, c3)}
+
+
+def test_a_task_without_constraints_has_no_satisfaction() -> None:
+    w = _world(**{"world.task.constraints": []})
+    ctx, _ = _turn(w, 0, {c.cid: "anything" for c in w.conversations})
+    assert all(t["satisfied"] is None and t["checks"] == {} for t in _turns(ctx).values())
+
+
+def test_drift_tables_when_the_recurrence_cannot_be_fitted(tmp_path: Path) -> None:
+    events = [{"step": t - 1, "agent_id": "none-0/assistant", **_event("none-0", "none", t, 0.1 * t)} for t in (1, 2)]
+    t = drift_tables(RunLog(write_run_log(tmp_path / "r", events=events)))
+    rec = t["recurrence"]
+    assert rec.empty and rec.columns.tolist() == ["parameter", "estimate", "ci_low", "ci_high", "transitions"]
+    assert notes_of(rec) == ["too few consecutive turns with d_mc to fit the recurrence (1)"]
+    assert isinstance(t["arms"], pd.DataFrame) and t["arms"]["arm"].tolist() == ["none"]
