@@ -3,7 +3,7 @@ VENV ?= .venv
 SCENARIO ?= scenarios/wargame/neutral.yaml
 STAMP := $(VENV)/.agentsim-installed
 
-.PHONY: setup run test lint bench
+.PHONY: setup run test lint bench mutation mutation-issue
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	VENV=$(VENV) bash scripts/setup.sh
@@ -21,3 +21,13 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/agentsim bench vllm --model tiny
+
+# Mutation testing of the modules that compute the studies' numbers (tests/mutation/modules.toml), one module after
+# the other; prints killed / timeout / survived / no tests / equivalent and the score per module. Not part of
+# `make test` (it takes about two hours on 2 cores). MODULES=wargame makes one module; ARGS=--report re-tabulates.
+mutation: $(STAMP)
+	$(VENV)/bin/python scripts/mutation.py $(ARGS) $(MODULES)
+
+# The faults of issue 16, each applied by hand to a copy of the tree: every test listed for it must fail (minutes).
+mutation-issue: $(STAMP)
+	$(VENV)/bin/python scripts/mutation.py --issue

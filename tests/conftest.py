@@ -64,4 +64,34 @@ def tiny_models(model_dir: Path, **sampling: Any) -> dict[str, Any]:
     }
 
 
+def write_run_log(run_dir: Path, *, events: Any = (), agents: Any = (), metrics: Any = (), steps: int | None = None,
+                  **meta: Any) -> Path:
+    """A real run directory written by agentsim's own log writer, from rows given by hand (tests of analyses on
+    known answers, in milliseconds instead of a scripted run). Rows are dicts with the schema's columns; the
+    usual defaults are filled in (event_id in order, sim_time = step + 1, phase "nations", no target/payload).
+    `steps` (default: one past the last step of any row) steps are written and committed one by one; run.json
+    gets `status: completed`, `steps_completed`, a spec naming `steps`, and the writer's summary, updated by
+    `meta` (e.g. `models=...`, `overrides=...`, `status="running"`)."""
+    from agentsim.logs.writer import RunLogWriter, atomic_write_json
+
+    ev = [{"event_id": i, "sim_time": float(e["step"] + 1), "phase": "nations", "target": None, "payload": None,
+           "parent_event_id": None, "request_id": None, **e} for i, e in enumerate(events)]
+    ms = [{"agent_id": None, **m} for m in metrics]
+    ag = [{"kind": "nation", "model": "default", "group": "", "persona": None, **a} for a in agents]
+    last = max([r["step"] for r in ev + ms], default=-1)
+    n_steps = last + 1 if steps is None else steps
+    w = RunLogWriter(run_dir)
+    w.append("agents", ag)
+    for step in range(n_steps):
+        w.append("events", [e for e in ev if e["step"] == step])
+        w.append("metrics", [m for m in ms if m["step"] == step])
+        w.end_step(step, flush=True)
+    w.flush()
+    run = {"run_id": run_dir.name, "status": "completed", "steps_completed": n_steps, "spec": {"steps": n_steps},
+           "log": w.summary()}
+    run.update(meta)
+    atomic_write_json(run_dir / "run.json", run)
+    return run_dir
+
+
 os.environ.setdefault("AGENTSIM_TEST", "1")

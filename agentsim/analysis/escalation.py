@@ -257,17 +257,15 @@ def nuclear_counts(events: pd.DataFrame, by: str = "run") -> pd.DataFrame:
 
 def _days_run(log) -> list[int] | None:
     """Days the run completed (each completed step writes its metrics), so the days a stopped run never reached
-    are not reported as calm days. Without metrics: the days run.json says were completed ([] for a run killed
-    before its first day); None (the events' days) for a log without run.json."""
+    are not reported as calm days. Without metrics, the steps the log says are complete (none for a run killed
+    before its first day: not the scenario's 14 calm days); None (the days with events) when nothing says."""
     metrics = log.metrics
     if len(metrics) and "step" in metrics.columns:
         return sorted(int(s) + 1 for s in metrics["step"].unique())
-    steps = int(log.spec.get("steps", 0))
-    done = log.meta.get("steps_completed")
-    if done is not None:
-        steps = min(steps, int(done))
-        return list(range(1, steps + 1))
-    return list(range(1, steps + 1)) if steps else None
+    done = log.complete_steps
+    if done or "steps_completed" in log.meta:
+        return list(range(1, done + 1))
+    return None
 
 
 def escalation_tables(log, mode: str = "canonical") -> dict[str, pd.DataFrame]:
@@ -292,7 +290,7 @@ def escalation_tables(log, mode: str = "canonical") -> dict[str, pd.DataFrame]:
         for name in ("categories", "nuclear"):
             note(out[name], "no nation actions in this run")
     if out["refused"].empty:
-        note(out["refused"], "no action was refused in this run (target rules: see world.target_rules)")
+        note(out["refused"], "no refused answer in this run named an action")
     note_empty_tables(out, log)
     return out
 

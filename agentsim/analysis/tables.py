@@ -165,6 +165,7 @@ def check_table(df: object, name: str, columns: Mapping[str, Kind], *, nullable:
         bad = ~_kind_ok(s, kind)
         if bad.any():
             first = s[bad].iloc[0]
+            first = first.item() if isinstance(first, np.generic) else first  # 2.5, not np.float64(2.5)
             want = {"int": "whole numbers", "float": "numbers", "number": "numbers", "str": "strings"}[kind]
             raise TableError(f"{name}: column {col!r} must hold {want}; {_rows(bad, df)} hold{'s' if bad.sum() == 1 else ''} "
                              f"{first!r} ({type(first).__name__})")

@@ -81,7 +81,7 @@ def simulate(
     if m < 2:
         raise ValueError("a tournament needs at least 2 models")
     if np.isnan(scores).any():
-        bad = [(models[i], j) for i, j in zip(*np.nonzero(np.isnan(scores)), strict=True)][:5]
+        bad = [(models[i], int(j)) for i, j in zip(*np.nonzero(np.isnan(scores)), strict=True)][:5]
         raise ValueError(f"missing scores (model, benchmark index): {bad}")
     if ties not in ("half", "coin"):
         raise ValueError(f"ties must be 'half' or 'coin', not {ties!r}")
@@ -152,7 +152,7 @@ def _simulate_chunk(
         if n_alive % 2:
             score[np.arange(n), order[:, -1]] += bye_points
         played[alive] += 1
-        per_round[r] = score.mean(0)
+        per_round[r] = score.sum(0)  # summed over the chunk's tournaments; simulate divides by all of them
         if t[r]:
             # Lowest score first, random within a group: the first T_k are a random draw from the lowest group.
             out = rank(np.where(alive, score, np.inf))[:, : t[r]]

@@ -52,7 +52,10 @@ def swiss_pairing(
         if n % 2:
             eligible = [p for p in players if p not in had_bye] or players
             for p in eligible:
-                g.add_edge(p, BYE, weight=big - 100.0 * (scores[p] - min(scores.values())) + rank[p] / n)
+                # Twice a pairing's score weight: moving the bye up from p to a player q with more points saves at
+                # most 100 x (s_q - s_p) in the pairings, so the bye strictly goes to the lowest score (with 100,
+                # the two tie and the leader could get it).
+                g.add_edge(p, BYE, weight=big - 200.0 * (scores[p] - min(scores.values())) + rank[p] / n)
         return g
 
     for allow in (False, True):

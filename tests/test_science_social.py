@@ -1,0 +1,1035 @@
+"""The social platform and its analyses against independent computations: a plain-Python platform (sets and
+lists) replaying random actions step by step, feeds assembled by hand from reference recommenders, exposure
+intervals from a step-by-step reference, the power-law xmin by a brute-force KS scan, cascades by hand (OASIS's
+definitions: a cascade is a post and every repost or quote that descends from it). Fast: the mutation run
+executes these many times."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agentsim.analysis.cascades import (
+    CascadeError,
+    cascade_growth,
+    cascade_metrics,
+    cascade_nodes,
+    compare_growth,
+    fit_power_law,
+    nrmse,
+)
+from agentsim.analysis.social import (
+    activity_table,
+    adoption_table,
+    cascade_table,
+    exposure_intervals,
+    follow_graph,
+    herd_from_events,
+    polarization_curve,
+    polarization_table,
+    post_stances,
+    power_law_table,
+    role_features,
+    roles_table,
+    saturation_test,
+    social_tables,
+    time_dependent_concordance,
+)
+from agentsim.analysis.tables import TableError, notes_of
+from agentsim.core.types import Decision
+from agentsim.core.world import StepContext
+from agentsim.logs.reader import RunLog
+from agentsim.scenarios.social import recommend
+from agentsim.scenarios.social.actions import action_model
+from agentsim.scenarios.social.store import COMMENT, POST, QUOTE, REPOST, Column, EdgeSet, Posts, pair_keys
+from agentsim.spec.loader import load_scenario
+
+from conftest import SCENARIOS, write_run_log, write_scenario
+
+ALL_ACTIONS = ("create_post", "repost", "quote_post", "create_comment", "like_post", "unlike_post", "dislike_post",
+               "undo_dislike_post", "like_comment", "dislike_comment", "follow", "unfollow", "mute", "unmute",
+               "search_posts", "search_user", "trend", "refresh", "do_nothing")
+ANSWER = action_model(ALL_ACTIONS)
+
+
+def _world(tmp_path: Path, users: int = 6, **changes):
+    base = {"world.users.count": users, "world.network.generator": "none", "world.seed_posts.count": 0,
+            "world.interventions": [], "world.actions": list(ALL_ACTIONS), "world.max_post_chars": 40}
+    sc = load_scenario(write_scenario(tmp_path, SCENARIOS / "social" / "x_information_spread.yaml", **{**base, **changes}))
+    return sc.family.create_world(sc.spec, sc.world)
+
+
+def _ctx(w, step: int, seed: int = 0, next_id: int = 0) -> StepContext:
+    ctx = StepContext(step, w.sim_time(step), np.random.default_rng(seed), next_id)
+    ctx.phase = "users"
+    return ctx
+
+
+# -- the platform against a plain-Python one -------------------------------------------------------------------------
+class RefPlatform:
+    """The platform's rules with Python sets: a step's actions see the step's earlier ones; posts appear at the
+    step's end, in the order asked; a vote or follow that changes nothing is a do_nothing with the reason."""
+
+    def __init__(self, ids: list[str], posts: list[dict]):
+        self.ids = ids
+        self.follows: set[tuple[int, int]] = set()
+        self.mutes: set[tuple[int, int]] = set()
+        self.likes: set[tuple[int, int]] = set()
+        self.dislikes: set[tuple[int, int]] = set()
+        self.posts = [dict(p) for p in posts]
+
+    def step(self, decisions: list[tuple[str, dict]], cap: int) -> tuple[list[tuple], dict[str, int]]:
+        events, new, counts = [], [], {}
+        for agent, a in decisions:
+            if agent not in self.ids:
+                continue
+            u = self.ids.index(agent)
+            act = a["action"]
+            wanted, reason = act, None
+            if act in ("create_post", "repost", "quote_post", "create_comment"):
+                pid = a.get("post_id", -1)
+                kind = {"create_post": POST, "repost": REPOST, "quote_post": QUOTE, "create_comment": COMMENT}[act]
+                root = self.posts[pid]["root"] if pid >= 0 else None
+                text = self.posts[root]["text"] if act == "repost" else a["content"].strip()[:cap]
+                new.append({"author": u, "kind": kind, "parent": pid, "root": root, "text": text, "action": act})
+            elif act in ("like_post", "like_comment", "unlike_post", "dislike_post", "dislike_comment", "undo_dislike_post"):
+                pid = a["post_id"]
+                edges, col = (self.likes, "likes") if act in ("like_post", "like_comment", "unlike_post") else (self.dislikes, "dislikes")
+                undo = act in ("unlike_post", "undo_dislike_post")
+                if undo and (u, pid) in edges:
+                    edges.discard((u, pid))
+                    self.posts[pid][col] -= 1
+                elif not undo and (u, pid) not in edges:
+                    edges.add((u, pid))
+                    self.posts[pid][col] += 1
+                else:
+                    reason = f"already {'not ' if undo else ''}{col[:-1]}d"
+                if reason is None:
+                    events.append((agent, act, f"p{pid}", {"post_id": pid}, self.posts[pid]["event_id"]))
+            elif act in ("follow", "unfollow", "mute", "unmute"):
+                uid = a["user_id"]
+                if uid not in self.ids:
+                    reason = "unknown user"
+                else:
+                    v = self.ids.index(uid)
+                    edges = self.follows if act in ("follow", "unfollow") else self.mutes
+                    undo = act.startswith("un")
+                    if undo and (u, v) in edges:
+                        edges.discard((u, v))
+                    elif not undo and (u, v) not in edges:
+                        edges.add((u, v))
+                    else:
+                        reason = f"already {'not ' if undo else ''}{act.removeprefix('un')}ing"
+                    if reason is None:
+                        events.append((agent, act, uid, None, None))
+            elif act in ("search_posts", "search_user"):
+                pass  # their events come after the step's posts
+            else:
+                events.append((agent, act, None, None, None))
+            if reason is not None:
+                events.append((agent, "do_nothing", None, {"wanted": wanted, "reason": reason}, None))
+                act = "do_nothing"
+            counts[act] = counts.get(act, 0) + 1
+        for p in new:
+            pid = len(self.posts)
+            payload = {"post_id": pid, "kind": ["post", "repost", "quote", "comment"][p["kind"]]}
+            if p["kind"] != REPOST:
+                payload["content"] = p["text"]
+            parent_eid = self.posts[p["parent"]]["event_id"] if p["parent"] >= 0 else None
+            if p["parent"] >= 0:
+                payload["root"] = p["root"]
+            events.append((self.ids[p["author"]], p["action"], f"p{p['parent']}" if p["parent"] >= 0 else None, payload, parent_eid))
+            self.posts.append({"author": p["author"], "kind": p["kind"], "parent": p["parent"],
+                               "root": p["root"] if p["root"] is not None else pid, "text": p["text"], "likes": 0,
+                               "dislikes": 0, "event_id": None})
+        return events, counts
+
+
+def _edges(es: EdgeSet) -> set[tuple[int, int]]:
+    return {(int(k >> 32), int(k & 0xFFFFFFFF)) for k in es.keys.tolist()}
+
+
+@st.composite
+def steps_of_actions(draw, n_users: int):
+    out = []
+    n_posts = 3
+    for _ in range(draw(st.integers(1, 3))):
+        decisions = []
+        for _ in range(draw(st.integers(0, 10))):
+            agent = draw(st.integers(0, n_users))  # n_users: an agent that is no user
+            act = draw(st.sampled_from(ALL_ACTIONS))
+            a: dict = {"action": act}
+            if act in ("repost", "quote_post", "create_comment", "like_post", "unlike_post", "dislike_post",
+                       "undo_dislike_post", "like_comment", "dislike_comment"):
+                a["post_id"] = draw(st.integers(0, n_posts - 1))
+            if act in ("follow", "unfollow", "mute", "unmute"):
+                a["user_id"] = draw(st.integers(0, n_users))  # n_users: a name nobody has
+            if act in ("create_post", "quote_post", "create_comment"):
+                a["content"] = draw(st.sampled_from(["  hello ", "x" * 50, "bikes!"]))
+            if act in ("search_posts", "search_user"):
+                a["query"] = "bikes"
+            decisions.append((agent, a))
+        n_posts += sum(1 for agent, a in decisions if agent < n_users and a["action"] in ("create_post", "repost", "quote_post", "create_comment"))
+        out.append(decisions)
+    return out
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    return _world(tmp_path_factory.mktemp("platform"))
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_the_platform_agrees_with_a_plain_python_one(platform, data) -> None:
+    import copy
+
+    w = copy.deepcopy(platform)
+    ids = list(w.pop.ids)
+    ctx0 = _ctx(w, 0)
+    w._add_posts(ctx0, [0, 1, 2], [POST] * 3, [-1] * 3, ["bikes now", "cars now", "trams now"], ["create_post"] * 3, [None] * 3)
+    ref = RefPlatform(ids, [{"author": i, "kind": POST, "parent": -1, "root": i, "text": t, "likes": 0, "dislikes": 0,
+                             "event_id": i} for i, t in enumerate(["bikes now", "cars now", "trams now"])])
+    next_id = 3
+    for step, decisions in enumerate(data.draw(steps_of_actions(len(ids))), start=1):
+        named = []
+        for agent, a in decisions:
+            a = dict(a)
+            if "user_id" in a:
+                a["user_id"] = ids[a["user_id"]] if a["user_id"] < len(ids) else "nobody"
+            named.append(("ghost" if agent == len(ids) else ids[agent], a))
+        ctx = _ctx(w, step, next_id=next_id)
+        ds = [Decision(agent, ANSWER.model_validate(a), "", True, f"r{i}", 1) for i, (agent, a) in enumerate(named)]
+        ds.append(Decision(ids[0], None, "junk", False, "bad", 2, "not JSON"))  # an invalid answer changes nothing
+        w._apply_users(ctx, ds)
+        events, counts = ref.step(named, cap=40)
+        got = [(e.agent_id, e.action, e.target, json.loads(e.payload) if e.payload else None, e.parent_event_id)
+               for e in ctx.events if e.action not in ("search_posts", "search_user")]
+        want = [(a, act, t, p, pe) for a, act, t, p, pe in events]
+        # event ids of the posts created this step are known only now
+        for e, r in zip(got, want, strict=True):
+            assert e[:4] == r[:4]
+            if r[4] is not None:
+                assert e[4] == r[4]
+        assert len(got) == len(want)
+        created = [e for e in ctx.events if e.action in ("create_post", "repost", "quote_post", "create_comment")]
+        for e in created:
+            ref.posts[json.loads(e.payload)["post_id"]]["event_id"] = e.event_id
+        searches = [e for e in ctx.events if e.action in ("search_posts", "search_user")]
+        assert [(e.agent_id, e.action) for e in searches] == [(a, x["action"]) for a, x in named
+                                                                if a in ids and x["action"] in ("search_posts", "search_user")]
+        assert _edges(w.follows) == ref.follows and _edges(w.mutes) == ref.mutes
+        assert _edges(w.likes) == ref.likes and _edges(w.dislikes) == ref.dislikes
+        assert len(w.posts) == len(ref.posts)
+        for i, p in enumerate(ref.posts):
+            assert (int(w.posts.author[i]), int(w.posts.kind[i]), int(w.posts.parent[i]), int(w.posts.root[i]), w.posts.text[i],
+                    int(w.posts.likes[i]), int(w.posts.dislikes[i])) == (
+                p["author"], p["kind"], p["parent"], p["root"], p["text"], p["likes"], p["dislikes"]), i
+        m = {x.metric: x.value for x in ctx.metrics}
+        assert {k.removeprefix("actions/"): v for k, v in m.items() if k.startswith("actions/")} == counts
+        assert m["posts_total"] == len(ref.posts) and m["follows_total"] == len(ref.follows)
+        latest = {}
+        for i, p in enumerate(ref.posts):
+            latest[p["author"]] = i
+        assert {u: int(x) for u, x in enumerate(w.latest_post.tolist()) if x >= 0} == latest
+        next_id = ctx.next_event_id
+
+
+def test_new_posts_by_hand(tmp_path: Path) -> None:
+    w = _world(tmp_path)
+    ids = w.pop.ids
+    ctx = _ctx(w, 2)
+    w._add_posts(ctx, [0], [POST], [-1], ["root text"], ["create_post"], ["r0"])
+    ds = [Decision(ids[1], ANSWER.model_validate({"action": "repost", "post_id": 0}), "", True, "r1", 1),
+          Decision(ids[2], ANSWER.model_validate({"action": "quote_post", "post_id": 0, "content": "  mine  "}), "", True, "r2", 1)]
+    w._apply_users(ctx, ds)
+    ds = [Decision(ids[3], ANSWER.model_validate({"action": "repost", "post_id": 1}), "", True, "r3", 1),
+          Decision(ids[4], ANSWER.model_validate({"action": "create_comment", "post_id": 2, "content": "c"}), "", True, "r4", 1)]
+    w._apply_users(ctx, ds)
+    p = w.posts
+    assert p.kind.tolist() == [POST, REPOST, QUOTE, REPOST, COMMENT]
+    assert p.parent.tolist() == [-1, 0, 0, 1, 2] and p.root.tolist() == [0, 0, 0, 0, 0]
+    assert p.text == ["root text", "root text", "mine", "root text", "c"]
+    assert p.step.tolist() == [2] * 5 and p.time.tolist() == [w.sim_time(2)] * 5
+    ev = [(e.agent_id, e.action, e.target, json.loads(e.payload), e.parent_event_id, e.request_id) for e in ctx.events]
+    assert ev == [
+        (ids[0], "create_post", None, {"post_id": 0, "kind": "post", "content": "root text"}, None, "r0"),
+        (ids[1], "repost", "p0", {"post_id": 1, "kind": "repost", "root": 0}, 0, "r1"),
+        (ids[2], "quote_post", "p0", {"post_id": 2, "kind": "quote", "content": "mine", "root": 0}, 0, "r2"),
+        (ids[3], "repost", "p1", {"post_id": 3, "kind": "repost", "root": 0}, 1, "r3"),
+        (ids[4], "create_comment", "p2", {"post_id": 4, "kind": "comment", "content": "c", "root": 0}, 2, "r4"),
+    ]
+    assert p.event_id.tolist() == [0, 1, 2, 3, 4]
+    assert w.latest_post[:5].tolist() == [0, 1, 2, 3, 4]
+
+
+# -- stores --------------------------------------------------------------------------------------------------------
+def test_edge_set_by_hand() -> None:
+    es = EdgeSet.from_pairs(np.array([2, 0, 1, 1, 3]), np.array([1, 1, 1, 0, 0]))  # (1, 1) is a self-loop: dropped
+    assert _edges(es) == {(2, 1), (0, 1), (1, 0), (3, 0)} and len(es) == 4
+    assert es.contains(np.array([2, 1, 1, 9]), np.array([1, 1, 0, 9])).tolist() == [True, False, True, False]
+    assert es.neighbours(1).tolist() == [0] and es.neighbours(5).tolist() == []
+    rows, nb = es.gather(np.array([3, 0, 2]))
+    assert rows.tolist() == [0, 1, 2] and nb.tolist() == [0, 1, 1]
+    assert es.out_degree(5).tolist() == [1, 1, 1, 1, 0] and es.in_degree(5).tolist() == [2, 2, 0, 0, 0]
+    es.add(pair_keys(np.array([0, 0, 4]), np.array([1, 2, 4])))
+    assert _edges(es) == {(2, 1), (0, 1), (1, 0), (3, 0), (0, 2), (4, 4)}
+    es.remove(pair_keys(np.array([0, 7]), np.array([1, 7])))
+    assert _edges(es) == {(2, 1), (1, 0), (3, 0), (0, 2), (4, 4)}
+    empty = EdgeSet()
+    assert len(empty) == 0 and not empty.contains(1, 2) and empty.contains(np.array([1, 2]), np.array([2, 1])).tolist() == [False, False]
+    empty.remove(pair_keys(1, 2)[None])
+    empty.add(np.zeros(0, np.int64))
+    assert len(empty) == 0
+    big = pair_keys(2**31 - 2, 2**32 - 1)  # near the largest pair a key holds
+    es.add(np.array([big]))
+    assert es.contains(2**31 - 2, 2**32 - 1) and (2**31 - 2, 2**32 - 1) in _edges(es) and es.neighbours(2**31 - 2).tolist() == [2**32 - 1]
+
+
+def test_columns_and_posts_grow_and_round_trip() -> None:
+    c = Column(np.int64)
+    for i in range(5):
+        c.extend(np.arange(i * 300, (i + 1) * 300))
+    assert c.n == 1500 and c.a.tolist() == list(range(1500))
+    wide = Column(np.float32, width=3)
+    wide.extend(np.ones((2, 3)))
+    assert wide.a.shape == (2, 3)
+    posts = Posts(dim=2)
+    first = posts.add(np.array([5, 6]), np.array([POST, POST]), np.array([-1, -1]), 3, 10.0, np.array([7, 8]), ["a", "b"],
+                      np.array([[1, 0], [0, 1]], np.float32))
+    second = posts.add(np.array([7]), np.array([REPOST]), np.array([1]), 4, 20.0, np.array([9]), ["b"], np.zeros((1, 2), np.float32))
+    assert first.tolist() == [0, 1] and second.tolist() == [2] and len(posts) == 3
+    assert posts.root.tolist() == [0, 1, 1] and posts.step.tolist() == [3, 3, 4] and posts.time.tolist() == [10.0, 10.0, 20.0]
+    posts.vote(1, "likes", 2)
+    posts.vote(1, "dislikes", 1)
+    posts.vote(1, "likes", -1)
+    assert posts.likes.tolist() == [0, 1, 0] and posts.dislikes.tolist() == [0, 1, 0]
+    state = posts.get_state()
+    again = Posts(dim=2)
+    again.set_state(state)
+    for k in Posts.COLUMNS:
+        assert getattr(again, k).tolist() == getattr(posts, k).tolist(), k
+    assert again.emb.a.tolist() == posts.emb.a.tolist() and again.text == ["a", "b", "b"]
+    with pytest.raises(AttributeError):
+        _ = posts.nothing
+
+
+# -- recommenders against references ---------------------------------------------------------------------------------
+REDDIT_EPOCH, HOT_SECONDS = 1134028003, 45000
+
+
+def _posts(rows: list[tuple[int, float, int, int]], dim: int = 4, seed: int = 0) -> Posts:
+    """(author, time, likes, dislikes) per post, random unit embeddings."""
+    rng = np.random.default_rng(seed)
+    p = Posts(dim)
+    for a, t, lk, dk in rows:
+        e = rng.normal(size=(1, dim)).astype(np.float32)
+        i = p.add(np.array([a]), np.array([POST]), np.array([-1]), 0, t, np.array([0]), ["x"], e / np.linalg.norm(e))[0]
+        p.vote(int(i), "likes", lk)
+        p.vote(int(i), "dislikes", dk)
+    return p
+
+
+post_rows = st.lists(st.tuples(st.integers(0, 4), st.floats(1.7e9, 1.7e9 + 86400), st.integers(0, 20), st.integers(0, 20)),
+                     min_size=1, max_size=12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=post_rows, width=st.integers(1, 6))
+def test_hot_ranks_by_the_reddit_formula(rows, width: int) -> None:
+    posts = _posts(rows)
+    pool = np.arange(len(rows))
+    def score(i: int) -> float:
+        s = rows[i][2] - rows[i][3]
+        return (1 if s > 0 else -1 if s < 0 else 0) * math.log10(max(abs(s), 1)) + (rows[i][1] - REDDIT_EPOCH) / HOT_SECONDS
+    want = sorted(pool.tolist(), key=lambda i: (-score(i), i))[:width]
+    got = recommend.hot(np.array([0, 3]), pool, posts, width)
+    assert got.shape == (2, width)
+    assert got[0].tolist() == want + [-1] * (width - len(want)) and got[1].tolist() == got[0].tolist()
+    assert recommend.hot_score(np.array([rows[0][2]]), np.array([rows[0][3]]), np.array([rows[0][1]]))[0] == pytest.approx(score(0))
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=post_rows, follows=st.sets(st.tuples(st.integers(0, 4), st.integers(0, 4))), width=st.integers(1, 6))
+def test_follow_feed_is_the_followees_posts_by_likes_then_newest(rows, follows, width: int) -> None:
+    posts = _posts(rows)
+    es = EdgeSet()
+    es.add(np.array([int(pair_keys(a, b)) for a, b in follows], np.int64))
+    pool = np.arange(len(rows))[1:]  # post 0 is outside the window
+    users = np.array([0, 1, 2, 3, 4])
+    got = recommend.follow(users, pool, posts, es, width)
+    for r, u in enumerate(users.tolist()):
+        mine = [i for i in pool.tolist() if (u, rows[i][0]) in follows]
+        want = sorted(mine, key=lambda i: (-rows[i][2], -rows[i][1], -i))[:width]
+        assert got[r].tolist() == want + [-1] * (width - len(want)), (u, mine)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=post_rows, width=st.integers(1, 6), half_life=st.sampled_from([600.0, 3600.0, 86400.0]))
+def test_interest_feed_is_similarity_times_recency(rows, width: int, half_life: float) -> None:
+    posts = _posts(rows)
+    now = 1.7e9 + 86400
+    pool = np.arange(len(rows))
+    vec = np.random.default_rng(1).normal(size=(3, 4)).astype(np.float32)
+    got = recommend.interest(np.arange(3), vec, pool, posts, now, half_life, 100, width, np.random.default_rng(0))
+    emb = posts.emb.a
+    for r in range(3):
+        score = {i: float(vec[r] @ emb[i]) * 2.0 ** (-(now - rows[i][1]) / half_life) for i in pool.tolist()}
+        want = sorted(score, key=lambda i: -score[i])[:width]
+        assert got[r].tolist()[: len(want)] == want and got[r].tolist()[len(want):] == [-1] * (width - len(want))
+    # the same post, one old and one new: the newer ranks first
+    two = Posts(2)
+    e = np.array([[1.0, 0.0]], np.float32)
+    for t in (now - 7200, now):
+        two.add(np.array([0]), np.array([POST]), np.array([-1]), 0, t, np.array([0]), ["x"], e)
+    assert recommend.interest(np.array([0]), e, np.arange(2), two, now, 3600.0, 100, 2, np.random.default_rng(0))[0].tolist() == [1, 0]
+
+
+def test_interest_samples_candidates_and_random_feed_draws_from_the_pool() -> None:
+    posts = _posts([(0, 1.7e9, 0, 0)] * 30)
+    pool = np.arange(5, 30)
+    vec = np.ones((2, 4), np.float32)
+    got = recommend.interest(np.arange(2), vec, pool, posts, 1.7e9, 3600.0, 10, 4, np.random.default_rng(3))
+    cand = np.sort(np.random.default_rng(3).choice(pool, size=10, replace=False))
+    assert set(got.ravel().tolist()) <= set(cand.tolist())
+    r = recommend.random_feed(np.arange(3), pool, 4, np.random.default_rng(9))
+    assert r.tolist() == pool[np.random.default_rng(9).integers(0, pool.size, size=(3, 4))].tolist()
+    none = np.zeros(0, np.int64)
+    for m in (recommend.hot(np.arange(2), none, posts, 3), recommend.random_feed(np.arange(2), none, 3, np.random.default_rng(0)),
+              recommend.follow(np.arange(2), none, posts, EdgeSet.from_pairs(np.array([0]), np.array([1])), 3),
+              recommend.interest(np.arange(2), vec, none, posts, 0.0, 1.0, 10, 3, np.random.default_rng(0))):
+        assert m.tolist() == [[-1, -1, -1], [-1, -1, -1]]
+
+
+def test_feeds_are_assembled_in_source_order_without_own_muted_or_repeated_posts(tmp_path: Path) -> None:
+    w = _world(tmp_path, **{"world.recommender.sources": [{"kind": "follow", "slots": 2}, {"kind": "hot", "slots": 3}],
+                           "world.recommender.window_minutes": 60})
+    ctx = _ctx(w, 1)
+    now = ctx.sim_time
+    # posts by authors 0..4; one too old for the window, one comment (never a candidate)
+    specs = [(1, now - 7200, 50), (1, now, 5), (2, now, 9), (3, now, 1), (4, now, 30), (0, now, 40), (2, now, 2)]
+    for a, t, likes in specs:
+        i = w._add_posts(ctx, [a], [POST], [-1], [f"post by {a}"], ["create_post"], [None], time=t)[0]
+        w.posts.vote(int(i), "likes", likes)
+    c = w._add_posts(ctx, [3], [COMMENT], [2], ["a comment"], ["create_comment"], [None], time=now)[0]
+    w.posts.vote(int(c), "likes", 100)
+    w.follows.add(pair_keys(np.array([0, 0, 0]), np.array([1, 2, 4])))
+    w.mutes.add(pair_keys(np.array([0]), np.array([3])))
+    assert w._pool(now).tolist() == [1, 2, 3, 4, 5, 6]
+    [feed] = w.feeds(np.array([0]), ctx)
+    # follow (likes order): 4 (30), 2 (9), 1 (5) -> two slots: 4, 2; hot (likes): 5 is own, 4 and 2 taken, 1, 3 muted, 6
+    assert feed == [4, 2, 1, 6]
+    [other] = w.feeds(np.array([5]), ctx)
+    assert other == [5, 4, 2]  # follows nobody; hot only
+
+
+def test_observations_name_what_a_user_may_act_on(tmp_path: Path) -> None:
+    w = _world(tmp_path, **{"world.time.activity": {"probability": 1.0}, "world.recommender.comments_per_post": 1,
+                           "world.recommender.sources": [{"kind": "hot", "slots": 5}]})
+    ids = w.pop.ids
+    ctx = _ctx(w, 0)
+    w._add_posts(ctx, [1], [POST], [-1], ["original"], ["create_post"], [None])
+    w._add_posts(ctx, [2, 3], [REPOST, QUOTE], [0, 0], ["original", "my take"], ["repost", "quote_post"], [None, None])
+    w._add_posts(ctx, [4, 5], [COMMENT, COMMENT], [0, 0], ["first", "second"], ["create_comment"] * 2, [None, None])
+    w.follows.add(pair_keys(np.array([0]), np.array([5])))
+    w.mutes.add(pair_keys(np.array([0]), np.array([4])))
+    w.info[0] = ("Results of your search", (ids[3],))
+    obs = {o.agent_id: o for o in w._observe_users(_ctx(w, 0))}
+    assert set(obs) == set(ids)
+    o = obs[ids[0]]
+    v = o.data
+    assert [it.post_id for it in v.feed] == [0, 1, 2]
+    assert v.feed[0].comments == ((4, ids[5], "second"),)  # the newest comment only
+    assert v.feed[1].text == f"(repost of @{ids[1]}) original" and v.feed[1].kind == "repost"
+    assert v.feed[2].text == 'my take (quoting: "original")'
+    assert o.validation_context == {"posts": {0, 1, 2}, "comments": {4},
+                                    "users": {ids[1], ids[2], ids[3], ids[5], ids[4]}}
+    assert v.following == frozenset({ids[5]}) and v.info == "Results of your search" and 0 not in w.info
+    assert v.allowed == ALL_ACTIONS and v.max_chars == 40 and v.user_id == ids[0]
+    assert o.model == w.aliases[int(w.alias[0])]
+    metrics = _ctx(w, 0)
+    w._observe_users(metrics)
+    assert [(m.metric, m.value) for m in metrics.metrics] == [("active_users", len(ids))]
+
+
+# -- exposure intervals against a step-by-step reference ------------------------------------------------------------
+def ref_exposure(adoptions: list[tuple[str, str, int]], edges: list[tuple[str, str]], end_step: int) -> list[list[tuple]]:
+    """Per (cascade, user) with an adopting followee: walk the steps from the first exposure; exposure at t counts
+    the followees who adopted before t; the user's adoption at A ends the spell with an event in [A, A + 1); users
+    who never adopt are censored at end_step + 1; spells of constant exposure become one row each."""
+    first: dict[tuple[str, str], int] = {}
+    for user, cascade, step in adoptions:
+        first[(cascade, user)] = min(step, first.get((cascade, user), step))
+    out = []
+    for cascade in sorted({c for c, _ in first}, key=str):
+        for user in sorted({f for f, _ in edges}, key=str):
+            own = first.get((cascade, user))
+            times = [first[(cascade, fe)] + 1 for f, fe in edges if f == user and (cascade, fe) in first]
+            if own is not None:
+                times = [t for t in times if t <= own]
+            if not times:
+                continue
+            t0 = min(times)
+            end = own + 1 if own is not None else end_step + 1
+            rows: list[tuple] = []
+            for t in range(t0, end):
+                x = sum(1 for s in times if s <= t)
+                if rows and rows[-1][2] == x:
+                    rows[-1] = (rows[-1][0], t + 1 - t0, x, 0)
+                else:
+                    rows.append((t - t0, t + 1 - t0, x, 0))
+            if rows and own is not None:
+                rows[-1] = (*rows[-1][:3], 1)
+            if rows:
+                out.append(rows)
+    return out
+
+
+USERS = list("abcdef")
+
+
+@settings(max_examples=80, deadline=None)
+@given(adoptions=st.lists(st.tuples(st.sampled_from(USERS), st.sampled_from([1, 2]), st.integers(0, 6)), max_size=12),
+       edges=st.sets(st.tuples(st.sampled_from(USERS), st.sampled_from(USERS)).filter(lambda e: e[0] != e[1]), max_size=14),
+       end=st.integers(6, 9))
+def test_exposure_intervals_agree_with_a_step_by_step_reference(adoptions, edges, end: int) -> None:
+    ad = pd.DataFrame(adoptions, columns=["agent_id", "cascade", "step"])
+    ed = pd.DataFrame(sorted(edges), columns=["follower", "followee"])
+    got = exposure_intervals(ad, ed, end)
+    want = ref_exposure(adoptions, sorted(edges), end)
+    spells = [[tuple(int(x) for x in r) for r in g[["start", "stop", "exposure", "event"]].to_numpy().tolist()]
+              for _, g in got.groupby("id", sort=False)]
+    assert sorted(spells) == sorted(want)
+    assert got["id"].nunique() == len(want)
+    if len(got):
+        assert (got.groupby("id")["start"].min() == 0).all()
+
+
+def test_an_exposure_in_the_adoption_step_counts() -> None:
+    # u follows a and b; a adopts at 1, b at 4, u at 5: b's adoption exposes u at 5, the step u adopts in
+    edges = pd.DataFrame({"follower": ["u", "u"], "followee": ["a", "b"]})
+    adoptions = pd.DataFrame({"agent_id": ["a", "b", "u"], "cascade": ["c"] * 3, "step": [1, 4, 5]})
+    iv = exposure_intervals(adoptions, edges, end_step=9)
+    assert iv[["start", "stop", "exposure", "event"]].to_numpy().tolist() == [[0, 3, 1, 0], [3, 4, 2, 1]]
+    # b adopting in the same step as u (5) exposes u only from 6: too late
+    late = exposure_intervals(adoptions.assign(step=[1, 5, 5]), edges, end_step=9)
+    assert late[["start", "stop", "exposure", "event"]].to_numpy().tolist() == [[0, 4, 1, 1]]
+    # adopted before any exposure: not at risk at all
+    early = exposure_intervals(adoptions.assign(step=[3, 4, 2]), edges, end_step=9)
+    assert early.empty and list(early.columns) == ["id", "start", "stop", "exposure", "event"]
+
+
+def _hazard_intervals(seed: int = 0, n: int = 600) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for sid in range(n):
+        t, x = 0.0, 1
+        for stop in [*np.sort(rng.uniform(0, 20, rng.integers(0, 3))).tolist(), 20.0]:
+            wait = rng.exponential(1 / (0.05 * 1.8**x))
+            if t + wait < stop:
+                rows.append((sid, t, t + wait, x, 1))
+                break
+            rows.append((sid, t, stop, x, 0))
+            t, x = stop, x + 1
+    return pd.DataFrame(rows, columns=["id", "start", "stop", "exposure", "event"])
+
+
+def ref_concordance(iv: pd.DataFrame, beta: float) -> float:
+    """Harrell's C with time-varying risk, by a double loop over adoptions and intervals."""
+    conc = total = 0.0
+    rows = iv.to_dict("records")
+    for e in rows:
+        if e["event"] != 1:
+            continue
+        t = e["stop"]
+        for r in rows:
+            if r["id"] == e["id"] or not (r["start"] < t <= r["stop"]):
+                continue
+            if r["stop"] == t and r["event"] == 1:
+                continue
+            total += 1
+            d = beta * e["exposure"] - beta * r["exposure"]
+            conc += 1.0 if d > 0 else 0.5 if d == 0 else 0.0
+    return conc / total if total else float("nan")
+
+
+@pytest.mark.parametrize("beta", [0.7, -0.3, 0.0])
+def test_time_dependent_concordance_by_a_double_loop(beta: float) -> None:
+    iv = _hazard_intervals(n=80)
+    iv.loc[iv.index[:3], "stop"] = iv.loc[iv.index[:3], "stop"].round()  # some ties in time
+    assert time_dependent_concordance(iv, beta) == pytest.approx(ref_concordance(iv, beta))
+    assert math.isnan(time_dependent_concordance(iv.assign(event=0), beta))
+
+
+def test_saturation_test_by_hand() -> None:
+    import statsmodels.api as sm
+
+    iv = _hazard_intervals(seed=2, n=400)
+    res = saturation_test(iv)
+    X = sm.add_constant(pd.DataFrame({"exposure": iv["exposure"].astype(float), "e2": iv["exposure"].astype(float) ** 2}))
+    fit = sm.Logit(iv["event"].astype(float), X).fit(disp=0)
+    assert res["coef_exposure"] == pytest.approx(fit.params["exposure"]) and res["coef_exposure2"] == pytest.approx(fit.params["e2"])
+    assert res["p_exposure2"] == pytest.approx(fit.pvalues["e2"])
+    assert res["saturating"] == bool(fit.params["e2"] < 0 and fit.pvalues["e2"] < 0.05)
+    with pytest.raises(TableError, match="start < stop"):
+        saturation_test(iv.assign(stop=iv["start"]))
+
+
+# -- the power law ------------------------------------------------------------------------------------------------------
+def ref_power_law(x: np.ndarray) -> tuple[float, float]:
+    """(xmin, alpha) by brute force: for every candidate xmin, the discrete power-law MLE of alpha on x >= xmin
+    (Hurwitz zeta normalisation) and the KS distance between the tail's empirical CDF and the fitted one; the xmin
+    with the smallest distance wins (Clauset, Shalizi & Newman 2009)."""
+    from scipy import optimize, special
+
+    best = (math.inf, 0.0, 0.0)
+    for xmin in np.unique(x)[:-1]:
+        tail = x[x >= xmin]
+        if tail.size < 2:
+            continue
+        def nll(a: float, logs: float = np.log(tail).sum(), n: int = tail.size, lo: float = xmin) -> float:
+            return a * logs + n * math.log(special.zeta(a, lo))
+
+        alpha = optimize.minimize_scalar(nll, bounds=(1.0001, 6.0), method="bounded").x
+        support = np.arange(xmin, tail.max() + 1)
+        pmf = support ** -alpha / special.zeta(alpha, xmin)
+        cdf = np.cumsum(pmf)
+        emp = np.searchsorted(np.sort(tail), support, side="right") / tail.size
+        d = np.abs(emp - cdf).max()
+        if d < best[0]:
+            best = (d, float(xmin), float(alpha))
+    return best[1], best[2]
+
+
+def test_power_law_xmin_is_chosen_by_the_ks_distance() -> None:
+    """A power-law tail (alpha 2.5 above 8) over a body that is not one: the KS scan puts xmin in the tail, where
+    alpha is right; xmin fixed at the smallest size would fit the body and get alpha far off."""
+    rng = np.random.default_rng(4)
+    u = rng.random(3000)
+    tail = np.floor(8 * (1 - u) ** (-1 / 1.5))  # continuous Pareto(alpha 2.5) above 8, floored
+    body = rng.integers(1, 8, 3000)
+    x = np.concatenate([tail, body]).astype(float)
+    res, fit = fit_power_law(x)
+    xmin, alpha = ref_power_law(x)
+    assert res["xmin"] == xmin and res["xmin"] >= 6
+    assert res["alpha"] == pytest.approx(alpha, abs=0.02) and abs(res["alpha"] - 2.5) < 0.15
+    assert res["n"] == x.size and res["n_tail"] == int((x >= res["xmin"]).sum())
+    assert res["ks_distance"] == pytest.approx(float(fit.power_law.D))
+    fixed, _ = fit_power_law(x, xmin=1)
+    assert fixed["xmin"] == 1 and abs(fixed["alpha"] - 2.5) > 0.3
+
+
+def test_power_law_input_errors_and_table() -> None:
+    with pytest.raises(ValueError, match="at least 3 distinct"):
+        fit_power_law(np.array([1, 2, 2, 0, -4]))
+    with pytest.raises(ValueError, match="xmin = 50"):
+        fit_power_law(np.array([1.0, 2.0, 3.0, 4.0]), xmin=50)
+    t = power_law_table(pd.DataFrame({"size": [1, 1, 2]}))
+    assert t.empty and notes_of(t) == ["no power-law fit: a power-law fit needs at least 3 distinct sizes; got [1.0, 2.0]"]
+    sizes = np.floor(np.random.default_rng(0).pareto(1.5, 500) + 1)
+    row = power_law_table(pd.DataFrame({"size": sizes}))
+    res, _ = fit_power_law(sizes)
+    assert row.iloc[0].to_dict() == {k: v for k, v in res.items() if k != "notes"}
+
+
+# -- cascades by hand (OASIS: a cascade is a post and every repost or quote descending from it) ----------------------
+def _ev(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["event_id", "parent_event_id", "action", "step", "agent_id"]).astype({"parent_event_id": "Int64"})
+
+
+def test_cascade_nodes_and_metrics_by_hand() -> None:
+    #  10 post(a) <- 11 repost(b) <- 13 quote(c); 10 <- 12 repost(b, again); 20 post(d); 30 repost of an unknown 99;
+    #  40 like of 10 and 41 comment on 10 are no part of a cascade
+    ev = _ev([(13, 11, "quote_post", 3, "c"), (10, None, "create_post", 0, "a"), (11, 10, "repost", 1, "b"),
+              (12, 10, "repost", 2, "b"), (20, None, "create_post", 1, "d"), (30, 99, "repost", 2, "e"),
+              (40, 10, "like_post", 1, "f"), (41, 10, "create_comment", 1, "g"), (50, None, "repost", 4, "h")])
+    nodes = cascade_nodes(ev)
+    assert nodes[["event_id", "parent", "root", "depth"]].to_numpy().tolist() == [
+        [10, -1, 10, 0], [11, 10, 10, 1], [12, 10, 10, 1], [13, 11, 10, 2], [20, -1, 20, 0], [30, -1, 30, 0]]
+    assert notes_of(nodes) == ["1 share(s) whose parent is not a post or share in this table count as roots (event ids 30)"]
+    m = cascade_metrics(nodes).set_index("root")
+    assert m.loc[10].to_dict() == {"author": "a", "size": 4, "depth": 2, "max_breadth": 2,
+                                   "structural_virality": pytest.approx((1 + 1 + 2 + 2 + 1 + 3) / 6), "users": 3,
+                                   "start_step": 0, "last_step": 3}
+    assert m.loc[20, "size"] == 1 and math.isnan(m.loc[20, "structural_virality"]) and m.loc[30, "author"] == "e"
+    g = cascade_growth(nodes, roots=[10])
+    assert g.to_dict("list") == {"root": [10] * 4, "t": [0, 1, 2, 3], "size": [1, 2, 3, 4], "scale": [1, 2, 2, 3],
+                                 "depth": [0, 1, 1, 2], "max_breadth": [1, 1, 2, 2]}
+    top = cascade_growth(nodes, top=1)
+    assert set(top["root"]) == {10}
+    assert cascade_metrics(cascade_nodes(ev.iloc[:0])).empty
+
+
+@pytest.mark.parametrize(("rows", "names"), [
+    ([(1, 1, "repost", 0, "a")], "their own parent: 1"),
+    ([(1, None, "create_post", 0, "a"), (2, 3, "repost", 1, "b"), (3, 2, "repost", 1, "c")], "2 -> 3 -> 2"),
+])
+def test_parent_loops_are_named(rows, names: str) -> None:
+    with pytest.raises(CascadeError, match=names):
+        cascade_nodes(_ev(rows))
+
+
+def test_nrmse_and_growth_comparison_by_hand() -> None:
+    assert nrmse(np.array([1.0, 3.0]), np.array([2.0, 2.0])) == pytest.approx(1.0 / 2.0)  # range 0: by the mean
+    assert nrmse(np.array([1.0, 1.0, 9.0]), np.array([0.0, 2.0])) == pytest.approx(1.0 / 2.0)  # the common length
+    assert nrmse(np.zeros(2), np.zeros(2)) == 0.0 and math.isnan(nrmse(np.zeros(0), np.zeros(3)))
+    sim = pd.DataFrame({"t": [0, 0, 1, 1, 2], "scale": [1, 3, 2, 4, 9], "depth": [0, 0, 1, 1, 1], "max_breadth": [1, 1, 1, 1, 1]})
+    ref = pd.DataFrame({"t": [1, 0, 5], "scale": [3, 2, 0], "depth": [1, 0, 0], "max_breadth": [1, 1, 1]})
+    c = compare_growth(sim, ref).set_index("metric")
+    assert c["points"].tolist() == [2, 2, 2] and c["nrmse"].tolist() == [0.0, 0.0, 0.0]
+    with pytest.raises(TableError, match="reference growth"):
+        compare_growth(sim, ref.assign(t=[0, 0, 1]))
+
+
+# -- analyses of a run written by hand --------------------------------------------------------------------------------------
+def _social_run(tmp_path: Path, events: list[dict], agents: list[dict] | None = None, **meta) -> RunLog:
+    agents = agents if agents is not None else [
+        {"agent_id": "a", "kind": "user", "group": "g1", "persona": json.dumps({"followees": ["b"]})},
+        {"agent_id": "b", "kind": "user", "group": "g2", "persona": json.dumps({"followees": []})},
+        {"agent_id": "c", "kind": "user", "group": "g1", "persona": json.dumps({"followees": ["a", "b"]})},
+        {"agent_id": "bot", "kind": "controlled", "group": "", "persona": None}]
+    return RunLog(write_run_log(tmp_path / "run", events=[{"phase": "users", **e} for e in events], agents=agents, **meta))
+
+
+def test_follow_graph_with_and_without_the_events(tmp_path: Path) -> None:
+    log = _social_run(tmp_path, [{"step": 0, "agent_id": "a", "action": "follow", "target": "c"},
+                                 {"step": 1, "agent_id": "c", "action": "unfollow", "target": "b"},
+                                 {"step": 1, "agent_id": "a", "action": "unfollow", "target": "c"},
+                                 {"step": 2, "agent_id": "b", "action": "follow", "target": "a"}])
+    assert follow_graph(log).to_numpy().tolist() == [["a", "b"], ["c", "a"], ["c", "b"]]
+    assert follow_graph(log, initial_only=False).to_numpy().tolist() == [["a", "b"], ["b", "a"], ["c", "a"]]
+
+
+def test_activity_and_cascade_tables_of_a_run(tmp_path: Path) -> None:
+    events = [{"step": 0, "agent_id": "a", "action": "create_post", "payload": json.dumps({"post_id": 0, "content": "x"})},
+              {"step": 1, "agent_id": "b", "action": "repost", "parent_event_id": 0, "payload": json.dumps({"post_id": 1})},
+              {"step": 1, "agent_id": "c", "action": "repost", "parent_event_id": 1, "payload": json.dumps({"post_id": 2})}]
+    metrics = [{"step": 0, "metric": "active_users", "value": 3.0}, {"step": 0, "metric": "actions/create_post", "value": 1.0},
+               {"step": 1, "metric": "actions/repost", "value": 2.0}, {"step": 1, "metric": "active_users", "value": 2.0},
+               {"step": 1, "metric": "posts_total", "value": 3.0}]
+    log = _social_run(tmp_path, events, metrics=metrics)
+    act = activity_table(log)
+    assert act.to_dict("list") == {"step": [0, 1], "active_users": [3.0, 2.0], "create_post": [1.0, 0.0], "repost": [0.0, 2.0]}
+    casc = cascade_table(log)
+    assert casc[["root", "size", "depth", "users"]].to_numpy().tolist() == [[0, 3, 2, 3]]
+
+
+def test_adoption_table_of_a_run_by_hand(tmp_path: Path) -> None:
+    # x posts; a shares it unexposed (not at risk); b (follows a) shares at 3; c (follows a and b) at 5; d (follows
+    # a) never does. Intervals: b [0, 2) exposure 1, event; c [0, 2) 1, [2, 4) 2, event; d [0, 4) 1, censored.
+    agents = [{"agent_id": u, "kind": "user", "persona": json.dumps({"followees": f})}
+              for u, f in (("x", []), ("a", []), ("b", ["a"]), ("c", ["a", "b"]), ("d", ["a"]))]
+    events = [{"step": 0, "agent_id": "x", "action": "create_post"},
+              {"step": 1, "agent_id": "a", "action": "repost", "parent_event_id": 0},
+              {"step": 3, "agent_id": "b", "action": "repost", "parent_event_id": 1},
+              {"step": 5, "agent_id": "c", "action": "quote_post", "parent_event_id": 0},
+              {"step": 5, "agent_id": "d", "action": "like_post", "parent_event_id": 0}]
+    log = _social_run(tmp_path, events, agents=agents)
+    t = adoption_table(log)
+    assert t.columns.tolist() == ["hazard_ratio", "hr_low", "hr_high", "p", "concordance", "subjects", "events",
+                                  "coef_exposure", "coef_exposure2", "p_exposure2", "saturating"]
+    assert t["events"].tolist() == [2] and t["subjects"].tolist() == [3]
+    from agentsim.analysis.social import fit_exposure_hazard
+
+    iv = pd.DataFrame([(0, 0, 2, 1, 1), (1, 0, 2, 1, 0), (1, 2, 4, 2, 1), (2, 0, 4, 1, 0)],
+                      columns=["id", "start", "stop", "exposure", "event"])
+    assert t["hazard_ratio"].item() == pytest.approx(fit_exposure_hazard(iv)["hazard_ratio"])
+    few = adoption_table(_social_run(tmp_path / "few", events[:3], agents=agents))
+    assert few.empty and notes_of(few)[0].startswith("no hazard model: 1 adoption(s) after exposure, at 1 exposure level(s)")
+    none = adoption_table(_social_run(tmp_path / "none", events[:1], agents=agents))
+    assert none.empty and notes_of(none)[0] == "no hazard model: no reposts or quotes in this run"
+
+
+def test_herd_effect_by_hand() -> None:
+    tr = lambda post, arm: {"agent_id": "bot", "action": "treatment", "target": post, "payload": json.dumps({"treatment": arm})}  # noqa: E731
+    vote = lambda who, action, post: {"agent_id": who, "action": action, "target": post, "payload": None}  # noqa: E731
+    ev = pd.DataFrame([
+        tr("p1", "up"), vote("bot", "like_post", "p1"), vote("u", "like_post", "p1"), vote("v", "like_post", "p1"),
+        tr("p2", "up"), vote("bot", "like_post", "p2"), vote("u", "dislike_post", "p2"),
+        tr("p3", "down"), vote("bot", "dislike_post", "p3"), vote("u", "dislike_post", "p3"), vote("u", "undo_dislike_post", "p3"),
+        tr("p4", "control"), vote("u", "like_post", "p4"), vote("u", "unlike_post", "p4"), vote("v", "like_post", "p9"),
+        tr("p5", "control"),
+    ])
+    t = herd_from_events(ev).set_index("treatment")
+    assert t.index.tolist() == ["up", "control", "down"]
+    assert t.loc["up", "posts"] == 2 and t.loc["up", "mean_score"] == (3 + 0) / 2 and t.loc["up", "mean_others"] == (2 - 1) / 2
+    assert t.loc["down", "mean_score"] == -1 and t.loc["down", "mean_others"] == 0 and math.isnan(t.loc["down", "low"])
+    assert t.loc["control", "mean_score"] == 0 and t.loc["control", "low"] == t.loc["control", "high"] == 0
+    from scipy import stats
+
+    lo, hi = stats.t.interval(0.95, 1, loc=1.5, scale=stats.sem([3, 0]))
+    assert t.loc["up", "low"] == pytest.approx(lo) and t.loc["up", "high"] == pytest.approx(hi)
+    none = herd_from_events(ev[ev["action"] != "treatment"])
+    assert none.empty and notes_of(none) == ["no herd-effect experiment in this run (no 'treatment' events)"]
+    with pytest.raises(TableError, match="treated twice|unique"):
+        herd_from_events(pd.concat([ev, pd.DataFrame([tr("p1", "down")])], ignore_index=True))
+    with pytest.raises(TableError, match="row 0"):
+        herd_from_events(pd.DataFrame([{**tr("p1", "up"), "payload": "{}"}]))
+
+
+def _stance_run(tmp_path: Path, judged: bool) -> RunLog:
+    texts = {0: (0, "a", "good great"), 1: (0, "c", "bad"), 2: (1, "b", "good bad"), 3: (3, "a", "great"),
+             4: (3, "b", "terrible bad"), 5: (3, "c", "yes")}
+    events = [{"step": s, "agent_id": who, "action": "create_post", "payload": json.dumps({"post_id": p, "content": t})}
+              for p, (s, who, t) in texts.items()]
+    events.append({"step": 3, "agent_id": "bot", "action": "create_post", "payload": json.dumps({"post_id": 6, "content": "hate"})})
+    if judged:
+        events += [{"step": 3, "agent_id": "judge", "action": "judge_stance", "payload": json.dumps({"post_id": p, "stance": s})}
+                   for p, s in ((0, 5), (1, -5), (2, 0), (3, 4), (4, -2))]
+    return _social_run(tmp_path, events, world={"stance": {"positive": ["good", "great", "yes"], "negative": ["bad", "terrible"],
+                                                            "intensifiers": []}})
+
+
+def test_post_stances_from_the_judge_or_the_lexicon(tmp_path: Path) -> None:
+    judged = post_stances(_stance_run(tmp_path / "j", judged=True))
+    assert judged[["agent_id", "group", "stance", "extremity", "source"]].to_numpy().tolist() == [
+        ["a", "g1", 1.0, 1.0, "judge"], ["c", "g1", -1.0, 1.0, "judge"], ["b", "g2", 0.0, 0.0, "judge"],
+        ["a", "g1", 0.8, 0.8, "judge"], ["b", "g2", -0.4, 0.4, "judge"]]  # post 5 was not judged; the bot is no user
+    lex = post_stances(_stance_run(tmp_path / "l", judged=False))
+    assert lex["source"].unique().tolist() == ["lexicon"] and len(lex) == 6
+    # mean polarity x 0.5 (no intensifiers): "good great" 0.5, "bad" -0.5, "good bad" 0, ...
+    assert lex.set_index("event_id")["stance"].tolist() == [0.5, -0.5, 0.0, 0.5, -0.5, 0.5]
+
+
+def test_polarization_by_hand(tmp_path: Path) -> None:
+    log = _stance_run(tmp_path, judged=True)
+    t = polarization_table(log, window=1, n_resamples=200).set_index("group")
+    # g1: first window (step 0): a 1.0, c -1.0; last (step 3): a 0.8. g2: b 0.0 at step 1 is in neither window
+    assert t.loc["g1", ["posts_first", "posts_last"]].tolist() == [2, 1]
+    assert t.loc["g1", "stance_first"] == 0.0 and t.loc["g1", "stance_last"] == pytest.approx(0.8)
+    assert t.loc["g1", "extremity_first"] == 1.0 and t.loc["g1", "change"] == pytest.approx(-0.2)
+    assert "g2" not in t.index
+    assert any("no change for group(s) g2" in n for n in notes_of(polarization_table(log, window=1, n_resamples=200)))
+    curve = polarization_curve(log, n_resamples=200).set_index(["group", "step"])
+    assert curve.loc[("g1", 0), "posts"] == 2 and curve.loc[("g1", 0), "stance"] == 0.0 and curve.loc[("g1", 0), "extremity"] == 1.0
+    assert curve.loc[("g2", 3), "extremity"] == pytest.approx(0.4)
+    default = polarization_table(log, n_resamples=200)  # a quarter of 4 steps: window 1
+    pd.testing.assert_frame_equal(default, polarization_table(log, window=1, n_resamples=200))
+    wide = polarization_table(log, window=2, n_resamples=200).set_index("group")
+    assert wide.loc["g2", ["posts_first", "posts_last", "change"]].tolist() == [1, 1, pytest.approx(0.4)]
+
+
+# -- interventions, search, trends, the judge, state -------------------------------------------------------------------
+def test_injected_posts_and_herd_votes_by_hand(tmp_path: Path) -> None:
+    w = _world(tmp_path, **{"world.interventions": [
+        {"kind": "inject_post", "step": 1, "author": "citynews", "content": "breaking"},
+        {"kind": "inject_post", "step": 2, "author": "u3", "content": "from a user"},
+        {"kind": "herd_votes", "from_step": 0, "to_step": 1, "arms": ["up", "down", "control"], "voter": "bot"}]})
+    assert w.controlled == {"citynews": 6, "bot": 7} and w.user_index("bot") == 7 and w.user_id(6) == "citynews"
+    assert w.user_index("u2") == 2 and w.user_index("nobody") is None and w.user_id(2) == "u2"
+    ids = w.pop.ids
+    ctx0 = _ctx(w, 0)
+    w._platform(ctx0)
+    assert w.seeded and len(w.posts) == 0 and ctx0.events == []
+    w._apply_users(ctx0, [Decision(ids[i], ANSWER.model_validate({"action": "create_post", "content": f"p{i}"}), "", True, "r", 1)
+                          for i in range(6)])
+    ctx1 = _ctx(w, 1, seed=4, next_id=ctx0.next_event_id)
+    w._platform(ctx1)
+    [inj] = [e for e in ctx1.events if e.action == "create_post"]
+    assert inj.agent_id == "citynews" and json.loads(inj.payload) == {"post_id": 6, "kind": "post", "content": "breaking"}
+    assert int(w.posts.author[6]) == 6 and w.latest_post[:6].tolist() == [0, 1, 2, 3, 4, 5]  # not a user's post
+    treated = [(e.target, json.loads(e.payload)) for e in ctx1.events if e.action == "treatment"]
+    assert [t for t, _ in treated] == [f"p{i}" for i in range(6)]  # every post of step 0 (share 1), not the injected one
+    arms = {p["post_id"]: p["treatment"] for _, p in treated}
+    votes = {(e.action, e.target) for e in ctx1.events if e.action in ("like_post", "dislike_post")}
+    assert votes == {("like_post", f"p{p}") for p, a in arms.items() if a == "up"} | {("dislike_post", f"p{p}") for p, a in arms.items() if a == "down"}
+    for p, a in arms.items():
+        assert (int(w.posts.likes[p]), int(w.posts.dislikes[p])) == {"up": (1, 0), "down": (0, 1), "control": (0, 0)}[a]
+        assert bool(w.likes.contains(7, p)) == (a == "up") and bool(w.dislikes.contains(7, p)) == (a == "down")
+    ev = {e.event_id: e for e in ctx1.events}
+    assert all(e.parent_event_id == int(w.posts.event_id[json.loads(e.payload)["post_id"]]) for e in ev.values() if e.action == "treatment")
+    ctx2 = _ctx(w, 2, next_id=ctx1.next_event_id)
+    w._platform(ctx2)
+    assert [e.agent_id for e in ctx2.events if e.action == "create_post"] == ["u3"] and w.latest_post[3] == 7
+    assert [e.target for e in ctx2.events if e.action == "treatment"] == ["p6"]  # step 1's post
+    ctx4 = _ctx(w, 4, next_id=ctx2.next_event_id)
+    w._platform(ctx4)
+    assert ctx4.events == []  # past to_step
+
+
+def test_search_and_trends_are_shown_next_time(tmp_path: Path) -> None:
+    w = _world(tmp_path, **{"world.recommender.window_minutes": 120})
+    ids = w.pop.ids
+    ctx = _ctx(w, 3)
+    old = w._add_posts(ctx, [5], [POST], [-1], ["ancient cycling"], ["create_post"], [None], time=ctx.sim_time - 10_000)[0]
+    texts = ["cycling lanes everywhere", "tax debate", "more cycling lanes", "football"]
+    new = w._add_posts(ctx, [1, 2, 3, 4], [POST] * 4, [-1] * 4, texts, ["create_post"] * 4, [None] * 4)
+    for p, n in zip(new.tolist(), [2, 9, 5, 1], strict=True):
+        w.posts.vote(p, "likes", n)
+    w.posts.vote(int(old), "likes", 50)
+    ctx = _ctx(w, 3, next_id=10)
+    w._apply_users(ctx, [
+        Decision(ids[0], ANSWER.model_validate({"action": "search_posts", "query": "  cycling lanes "}), "", True, "q1", 1),
+        Decision(ids[5], ANSWER.model_validate({"action": "trend"}), "", True, "q2", 1),
+        Decision(ids[2], ANSWER.model_validate({"action": "search_user", "query": ids[3]}), "", True, "q3", 1)])
+    text, named = w.info[0]
+    assert text.startswith('Results of your search "cycling lanes":\n[post ')
+    hits = [int(line.split("]")[0].removeprefix("[post ")) for line in text.splitlines()[1:]]
+    q = w.embed(["cycling lanes"])[0]
+    pool = [int(p) for p in new]
+    assert hits == sorted(pool, key=lambda p: -float(w.posts.emb.a[p] @ q))[:3] and int(old) not in hits
+    assert named == tuple(ids[int(w.posts.author[p])] for p in hits)
+    trend, authors = w.info[5]
+    assert trend == (f"Trending posts:\n[post {new[1]}] @{ids[2]} (9 likes): tax debate\n"
+                     f"[post {new[2]}] @{ids[3]} (5 likes): more cycling lanes\n[post {new[0]}] @{ids[1]} (2 likes): cycling lanes everywhere")
+    assert authors == (ids[2], ids[3], ids[1])
+    users_text, users_named = w.info[2]
+    assert users_text.startswith(f'Results of your search "{ids[3]}":\n@') and ids[2] not in users_named and len(users_named) <= 3
+    ev = [(e.agent_id, e.action, json.loads(e.payload) if e.payload else None, e.request_id) for e in ctx.events]
+    assert (ids[5], "trend", None, "q2") in ev and (ids[0], "search_posts", {"query": "cycling lanes", "results": 3}, "q1") in ev
+    assert any(a == ids[2] and act == "search_user" and p["results"] == len(users_named) for a, act, p, _ in ev)
+    (tmp_path / "e").mkdir()
+    empty = _world(tmp_path / "e")
+    assert empty._trend(_ctx(empty, 0)) == ("Trending posts:\n(none)", ())
+
+
+def test_the_judge_rates_new_posts_but_not_reposts(tmp_path: Path) -> None:
+    from agentsim.scenarios.social.world import JUDGE_ID, StanceRating
+
+    w = _world(tmp_path, **{"world.judge": {"enabled": True, "every": 2, "sample": 3, "topic": "bikes"}})
+    assert w.phases == ("platform", "users", "judge")
+    ctx = _ctx(w, 0)
+    w._add_posts(ctx, [0], [POST], [-1], ["a"], ["create_post"], [None])
+    w._add_posts(ctx, [1, 2], [REPOST, COMMENT], [0, 0], ["a", "c"], ["repost", "create_comment"], [None] * 2)
+    obs = w._observe_judge(_ctx(w, 0))
+    assert [o.tag for o in obs] == ["-p0", "-p2"] and obs[0].agent_id == JUDGE_ID and obs[0].model == w.judge_alias
+    assert "stance of social media posts on bikes" in obs[0].messages[0]["content"] and obs[1].messages[1]["content"] == "Post: c"
+    assert obs[0].data.post_id == 0 and obs[0].action_model is StanceRating
+    jctx = _ctx(w, 0, next_id=3)
+    w._apply_judge(jctx, [Decision(JUDGE_ID, StanceRating(stance=-3), "", True, "j0", 1), Decision(JUDGE_ID, None, "x", False, "j1", 2)])
+    assert [(e.target, json.loads(e.payload), e.parent_event_id) for e in jctx.events] == [("p0", {"post_id": 0, "stance": -3}, 0)]
+    assert w._observe_judge(_ctx(w, 1)) == []  # every 2 steps
+    assert w._observe_judge(_ctx(w, 2)) == []  # nothing new since
+    w._add_posts(ctx, [3] * 5, [POST] * 5, [-1] * 5, list("vwxyz"), ["create_post"] * 5, [None] * 5)
+    picked = [int(o.tag[2:]) for o in w._observe_judge(_ctx(w, 4, seed=1))]
+    assert len(picked) == 3 and picked == sorted(picked) and set(picked) <= set(range(3, 8))
+
+
+def test_state_round_trip_and_older_checkpoints(tmp_path: Path) -> None:
+    w = _world(tmp_path)
+    ids = w.pop.ids
+    ctx = _ctx(w, 0)
+    w._add_posts(ctx, [0, 1], [POST, POST], [-1, -1], ["a", "b"], ["create_post"] * 2, [None] * 2)
+    w._apply_users(ctx, [Decision(ids[2], ANSWER.model_validate(a), "", True, "r", 1) for a in (
+        {"action": "follow", "user_id": ids[0]}, {"action": "like_post", "post_id": 1}, {"action": "trend"})])
+    w._apply_users(ctx, [Decision(ids[3], ANSWER.model_validate(a), "", True, "r", 1) for a in (
+        {"action": "mute", "user_id": ids[1]}, {"action": "dislike_post", "post_id": 0})])
+    w.judged_upto, w.seeded = 2, True
+    import copy
+
+    state = copy.deepcopy(w.get_state())
+    (tmp_path / "2").mkdir()
+    w2 = _world(tmp_path / "2")
+    w2.set_state(state)
+    assert same_world(w, w2)
+    state["info"] = {"2": "old text only"}
+    w2.set_state(state)
+    assert w2.info == {2: ("old text only", ())} and w2.judged_upto == 2 and w2.seeded is True
+
+
+def same_world(a, b) -> bool:
+    from agentsim.core.state import same_state
+
+    return same_state(a.get_state(), b.get_state())
+
+
+def test_agents_of_the_platform(tmp_path: Path) -> None:
+    w = _world(tmp_path, **{"world.judge": {"enabled": True}, "world.interventions": [
+        {"kind": "herd_votes", "voter": "bot"}], "world.network": {"generator": "none"}})
+    w.follows.add(pair_keys(np.array([0, 0]), np.array([3, 1])))
+    t = w.agent_table().to_pylist()
+    assert [r["agent_id"] for r in t] == list(w.pop.ids) + ["bot", "judge"]
+    assert [r["kind"] for r in t] == ["user"] * 6 + ["controlled", "judge"]
+    assert t[-1]["model"] == w.judge_alias and t[-2]["model"] == "" and t[-2]["persona"] is None and t[-2]["group"] == ""
+    p = json.loads(t[0]["persona"])
+    assert p["followees"] == ["u1", "u3"] and p["name"] == "u0" and p["stance"] == round(float(w.pop.stance[0]), 3)
+    assert p["interests"] == w.pop.interest_names(0) and p["bio"] == w.pop.bio(0)
+    assert t[0]["group"] == w.pop.groups[int(w.pop.group[0])].name and t[0]["model"] == "default"
+    agents = w.agents()
+    assert agents[0].persona == p and agents[-1].persona == {} and agents[-1].kind == "judge"
+    assert w.sim_time(0) == w.config.time.start_epoch and w.sim_time(3) == w.config.time.start_epoch + 3 * 3600.0
+
+
+def test_who_acts_follows_the_hour_of_the_simulated_day(tmp_path: Path) -> None:
+    hourly = [0.0] * 24
+    hourly[10] = 1.0
+    hourly[11] = 0.5
+    w = _world(tmp_path, **{"world.time.start": "2024-01-01T09:30:00Z", "world.time.minutes_per_step": 30,
+                           "world.time.activity": {"hourly": hourly}})
+    assert [w.active_users(_ctx(w, s)).size for s in (0, 1, 2)] == [0, 6, 6]  # 09:30, 10:00, 10:30
+    rng = np.random.default_rng(5)
+    expected = np.flatnonzero(rng.random(6) < 0.5)
+    assert w.active_users(_ctx(w, 3, seed=5)).tolist() == expected.tolist()
+    assert w.active_users(_ctx(w, 5 + 48, seed=0)).size == 0  # 12:00 the next day
+
+
+# -- network roles and the whole set of tables -------------------------------------------------------------------------
+def test_role_features_are_networkx_measures() -> None:
+    import networkx as nx
+
+    edges = pd.DataFrame({"follower": ["a", "a", "b", "c", "d", "e", "e"], "followee": ["b", "c", "c", "a", "a", "a", "d"]})
+    f = role_features(edges).set_index("agent_id")
+    g = nx.DiGraph(list(zip(edges["follower"], edges["followee"], strict=True)))
+    assert f["in_degree"].to_dict() == dict(g.in_degree()) and f["out_degree"].to_dict() == dict(g.out_degree())
+    assert f["betweenness"].to_dict() == pytest.approx(nx.betweenness_centrality(g))
+    assert f["clustering"].to_dict() == pytest.approx(nx.clustering(g)) and f["pagerank"].to_dict() == pytest.approx(nx.pagerank(g))
+    assert f.columns.tolist() == ["in_degree", "out_degree", "betweenness", "clustering", "pagerank"]
+    sampled = role_features(edges, betweenness_k=3, seed=1)
+    assert sampled.set_index("agent_id")["betweenness"].to_dict() == pytest.approx(nx.betweenness_centrality(g, k=3, seed=1))
+
+
+def test_roles_by_hand(tmp_path: Path) -> None:
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+    from sklearn.preprocessing import StandardScaler
+
+    # two hubs followed by everyone else, plus a few mutual follows
+    users = [f"u{i}" for i in range(9)]
+    follows = {u: ["u0", "u1"] for u in users[2:]}
+    follows["u0"], follows["u1"] = ["u1"], ["u0", "u2"]
+    agents = [{"agent_id": u, "kind": "user", "persona": json.dumps({"followees": follows[u]})} for u in users]
+    log = _social_run(tmp_path, [{"step": 0, "agent_id": "u3", "action": "follow", "target": "u4"}], agents=agents)
+    r = roles_table(log)
+    edges = follow_graph(log, initial_only=False)
+    feats = role_features(edges)
+    cols = ["in_degree", "out_degree", "betweenness", "clustering", "pagerank"]
+    X = StandardScaler().fit_transform(np.log1p(feats[cols].to_numpy(float) * [1, 1, 1e3, 1, 1e3]))
+    sil = {k: float(silhouette_score(X, KMeans(n_clusters=k, n_init=10, random_state=0).fit(X).labels_, random_state=0))
+           for k in range(2, 7)}
+    assert r["silhouette"]["k"].tolist() == [2, 3, 4, 5, 6]
+    assert r["silhouette"]["silhouette"].tolist() == pytest.approx([sil[k] for k in range(2, 7)])
+    best = max(sil, key=sil.get)
+    assert r["roles"]["role"].nunique() == best and r["roles"]["users"].sum() == 9
+    assert r["features"]["role"].nunique() == best and r["roles"].columns.tolist() == ["role", *cols, "users"]
+    means = r["features"].groupby("role")[cols].mean()
+    assert r["roles"].set_index("role")[cols].to_numpy() == pytest.approx(means.to_numpy())
+    pair = [{"agent_id": u, "kind": "user", "persona": json.dumps({"followees": [v]})} for u, v in (("x", "y"), ("y", "x"))]
+    few = _social_run(tmp_path / "few", [], agents=pair)
+    out = roles_table(few)
+    assert set(out) == {"silhouette"} and notes_of(out["silhouette"])[0].startswith("no roles: the follow network has 2 users")
+    small = roles_table(log, ks=range(12, 14))
+    assert set(small) == {"silhouette"} and notes_of(small["silhouette"]) == ["no roles: 9 users are too few for k = 12 clusters"]
+
+
+def test_social_tables_of_a_run(tmp_path: Path) -> None:
+    events = [{"step": 0, "agent_id": "a", "action": "create_post", "payload": json.dumps({"post_id": i, "content": "good"})}
+              for i in range(25)]
+    events += [{"step": 1, "agent_id": "b", "action": "repost", "parent_event_id": i, "payload": json.dumps({"post_id": 25 + i})}
+               for i in (3, 3, 7)]
+    log = _social_run(tmp_path, events)
+    t = social_tables(log, roles=False)
+    assert list(t) == ["activity", "cascades", "power_law", "adoption", "herd", "polarization"]
+    casc = t["cascades"]
+    assert len(casc) == 20 and casc["root"].tolist()[:2] == [3, 7] and casc["size"].tolist()[:2] == [3, 2]
+    assert casc["root"].tolist()[2:] == [0, 1, 2, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]
+    with_roles = social_tables(log)
+    assert "roles_silhouette" in with_roles
+    empty = social_tables(_social_run(tmp_path / "e", []), roles=False)
+    assert empty["cascades"].empty and "no posts or shares in this run" in notes_of(empty["cascades"])
