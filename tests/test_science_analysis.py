@@ -202,11 +202,11 @@ def test_the_analyses_by_name() -> None:
     import agentsim.analysis as analysis
     from agentsim.analysis.drift import drift_tables
     from agentsim.analysis.escalation import compare_runs, escalation_tables
-    from agentsim.analysis.social import social_tables
+    from agentsim.analysis.social import social_compare, social_tables
     from agentsim.analysis.tournament import tournament_tables
 
     single, many = analysis.ANALYSES, analysis.COMPARISONS
     assert single == {"drift": drift_tables, "social": social_tables, "tournament": tournament_tables, "escalation": escalation_tables}
-    assert many == {"escalation": compare_runs}
+    assert many == {"escalation": compare_runs, "social": social_compare}
     with pytest.raises(AttributeError, match="no attribute 'NOPE'"):
         _ = analysis.NOPE

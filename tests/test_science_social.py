@@ -73,9 +73,24 @@ def _ctx(w, step: int, seed: int = 0, next_id: int = 0) -> StepContext:
 
 
 # -- the platform against a plain-Python one -------------------------------------------------------------------------
+# OASIS's refusal texts (camel-ai/oasis, oasis/social_platform/platform.py, class Platform), written out again here
+# so that a changed text in rules.REASONS is noticed.
+OASIS_REASONS = {
+    "repost": "Repost record already exists.",
+    "like_post": "Like record already exists.", "dislike_post": "Dislike record already exists.",
+    "like_comment": "Comment like record already exists.", "dislike_comment": "Comment dislike record already exists.",
+    "unlike_post": "Like record does not exist.", "undo_dislike_post": "Dislike record does not exist.",
+    "follow": "Follow record already exists.", "unfollow": "Follow record does not exist.",
+    "mute": "Mute record already exists.", "unmute": "No mute record exists.",
+}
+
+
 class RefPlatform:
-    """The platform's rules with Python sets: a step's actions see the step's earlier ones; posts appear at the
-    step's end, in the order asked; a vote or follow that changes nothing is a do_nothing with the reason."""
+    """OASIS's platform rules with Python sets: a step's actions see the step's earlier ones; posts appear at the
+    step's end, in the order asked. A vote, comment or repost on a repost is about the post the repost shares
+    (climbing repost chains); one repost per (user, post), and a quote counts against a later repost of the root it
+    quotes; no second like/dislike/follow/mute, no undo of nothing, no self-follow or self-mute, no unknown user.
+    A refused action changes nothing and is a `refused` event with the wanted action and the reason."""
 
     def __init__(self, ids: list[str], posts: list[dict]):
         self.ids = ids
@@ -83,7 +98,13 @@ class RefPlatform:
         self.mutes: set[tuple[int, int]] = set()
         self.likes: set[tuple[int, int]] = set()
         self.dislikes: set[tuple[int, int]] = set()
+        self.shares: set[tuple[int, int]] = set()
         self.posts = [dict(p) for p in posts]
+
+    def original(self, pid: int) -> int:
+        while self.posts[pid]["kind"] == REPOST:
+            pid = self.posts[pid]["parent"]
+        return pid
 
     def step(self, decisions: list[tuple[str, dict]], cap: int) -> tuple[list[tuple], dict[str, int]]:
         events, new, counts = [], [], {}
@@ -92,15 +113,23 @@ class RefPlatform:
                 continue
             u = self.ids.index(agent)
             act = a["action"]
-            wanted, reason = act, None
+            reason, target, about = None, None, {}
             if act in ("create_post", "repost", "quote_post", "create_comment"):
                 pid = a.get("post_id", -1)
                 kind = {"create_post": POST, "repost": REPOST, "quote_post": QUOTE, "create_comment": COMMENT}[act]
-                root = self.posts[pid]["root"] if pid >= 0 else None
-                text = self.posts[root]["text"] if act == "repost" else a["content"].strip()[:cap]
-                new.append({"author": u, "kind": kind, "parent": pid, "root": root, "text": text, "action": act})
+                if act in ("repost", "quote_post"):
+                    against = self.original(pid) if act == "repost" else self.posts[pid]["root"]
+                    if act == "repost" and (u, against) in self.shares:
+                        reason, target, about = OASIS_REASONS["repost"], f"p{pid}", {"post_id": pid}
+                    self.shares.add((u, against))
+                if act == "create_comment":
+                    pid = self.original(pid)
+                if reason is None:
+                    root = self.posts[pid]["root"] if pid >= 0 else None
+                    text = self.posts[root]["text"] if act == "repost" else a["content"].strip()[:cap]
+                    new.append({"author": u, "kind": kind, "parent": pid, "root": root, "text": text, "action": act})
             elif act in ("like_post", "like_comment", "unlike_post", "dislike_post", "dislike_comment", "undo_dislike_post"):
-                pid = a["post_id"]
+                pid = self.original(a["post_id"])
                 edges, col = (self.likes, "likes") if act in ("like_post", "like_comment", "unlike_post") else (self.dislikes, "dislikes")
                 undo = act in ("unlike_post", "undo_dislike_post")
                 if undo and (u, pid) in edges:
@@ -110,13 +139,16 @@ class RefPlatform:
                     edges.add((u, pid))
                     self.posts[pid][col] += 1
                 else:
-                    reason = f"already {'not ' if undo else ''}{col[:-1]}d"
+                    reason, target, about = OASIS_REASONS[act], f"p{pid}", {"post_id": pid}
                 if reason is None:
                     events.append((agent, act, f"p{pid}", {"post_id": pid}, self.posts[pid]["event_id"]))
             elif act in ("follow", "unfollow", "mute", "unmute"):
                 uid = a["user_id"]
+                target, about = uid, {"user_id": uid}
                 if uid not in self.ids:
                     reason = "unknown user"
+                elif uid == agent and act in ("follow", "mute"):
+                    reason = f"cannot {act} yourself"
                 else:
                     v = self.ids.index(uid)
                     edges = self.follows if act in ("follow", "unfollow") else self.mutes
@@ -126,7 +158,7 @@ class RefPlatform:
                     elif not undo and (u, v) not in edges:
                         edges.add((u, v))
                     else:
-                        reason = f"already {'not ' if undo else ''}{act.removeprefix('un')}ing"
+                        reason = OASIS_REASONS[act]
                     if reason is None:
                         events.append((agent, act, uid, None, None))
             elif act in ("search_posts", "search_user"):
@@ -134,8 +166,9 @@ class RefPlatform:
             else:
                 events.append((agent, act, None, None, None))
             if reason is not None:
-                events.append((agent, "do_nothing", None, {"wanted": wanted, "reason": reason}, None))
-                act = "do_nothing"
+                events.append((agent, "refused", target, {"wanted": act, "reason": reason, **about}, None))
+                counts[f"refused/{act}"] = counts.get(f"refused/{act}", 0) + 1
+                act = "refused"
             counts[act] = counts.get(act, 0) + 1
         for p in new:
             pid = len(self.posts)
@@ -202,6 +235,8 @@ def test_the_platform_agrees_with_a_plain_python_one(platform, data) -> None:
         named = []
         for agent, a in decisions:
             a = dict(a)
+            if "post_id" in a:  # a refused repost made fewer posts than the strategy counted
+                a["post_id"] %= len(ref.posts)
             if "user_id" in a:
                 a["user_id"] = ids[a["user_id"]] if a["user_id"] < len(ids) else "nobody"
             named.append(("ghost" if agent == len(ids) else ids[agent], a))
@@ -233,7 +268,7 @@ def test_the_platform_agrees_with_a_plain_python_one(platform, data) -> None:
                     int(w.posts.likes[i]), int(w.posts.dislikes[i])) == (
                 p["author"], p["kind"], p["parent"], p["root"], p["text"], p["likes"], p["dislikes"]), i
         m = {x.metric: x.value for x in ctx.metrics}
-        assert {k.removeprefix("actions/"): v for k, v in m.items() if k.startswith("actions/")} == counts
+        assert {k.removeprefix("actions/"): v for k, v in m.items() if k.startswith(("actions/", "refused/"))} == counts
         assert m["posts_total"] == len(ref.posts) and m["follows_total"] == len(ref.follows)
         latest = {}
         for i, p in enumerate(ref.posts):
@@ -683,7 +718,11 @@ def test_nrmse_and_growth_comparison_by_hand() -> None:
     sim = pd.DataFrame({"t": [0, 0, 1, 1, 2], "scale": [1, 3, 2, 4, 9], "depth": [0, 0, 1, 1, 1], "max_breadth": [1, 1, 1, 1, 1]})
     ref = pd.DataFrame({"t": [1, 0, 5], "scale": [3, 2, 0], "depth": [1, 0, 0], "max_breadth": [1, 1, 1]})
     c = compare_growth(sim, ref).set_index("metric")
-    assert c["points"].tolist() == [2, 2, 2] and c["nrmse"].tolist() == [0.0, 0.0, 0.0]
+    # every t of the reference: t=5 compares the simulated curve carried from its last point, t=2 (9, 1, 1)
+    assert c["points"].tolist() == [3, 3, 3]
+    assert c["nrmse"].tolist() == pytest.approx([math.sqrt((0 + 0 + 9**2) / 3) / 3, math.sqrt((0 + 0 + 1) / 3) / 1, 0.0])
+    same_end = compare_growth(sim, ref.assign(t=[1, 0, 2], scale=[3, 2, 9], depth=[1, 0, 1])).set_index("metric")
+    assert same_end["nrmse"].tolist() == [0.0, 0.0, 0.0]
     with pytest.raises(TableError, match="reference growth"):
         compare_growth(sim, ref.assign(t=[0, 0, 1]))
 
@@ -979,7 +1018,7 @@ def test_role_features_are_networkx_measures() -> None:
     g = nx.DiGraph(list(zip(edges["follower"], edges["followee"], strict=True)))
     assert f["in_degree"].to_dict() == dict(g.in_degree()) and f["out_degree"].to_dict() == dict(g.out_degree())
     assert f["betweenness"].to_dict() == pytest.approx(nx.betweenness_centrality(g))
-    assert f["clustering"].to_dict() == pytest.approx(nx.clustering(g)) and f["pagerank"].to_dict() == pytest.approx(nx.pagerank(g))
+    assert f["clustering"].to_dict() == pytest.approx(nx.clustering(g.to_undirected())) and f["pagerank"].to_dict() == pytest.approx(nx.pagerank(g))
     assert f.columns.tolist() == ["in_degree", "out_degree", "betweenness", "clustering", "pagerank"]
     sampled = role_features(edges, betweenness_k=3, seed=1)
     assert sampled.set_index("agent_id")["betweenness"].to_dict() == pytest.approx(nx.betweenness_centrality(g, k=3, seed=1))
@@ -1013,7 +1052,7 @@ def test_roles_by_hand(tmp_path: Path) -> None:
     pair = [{"agent_id": u, "kind": "user", "persona": json.dumps({"followees": [v]})} for u, v in (("x", "y"), ("y", "x"))]
     few = _social_run(tmp_path / "few", [], agents=pair)
     out = roles_table(few)
-    assert set(out) == {"silhouette"} and notes_of(out["silhouette"])[0].startswith("no roles: the follow network has 2 users")
+    assert set(out) == {"silhouette"} and notes_of(out["silhouette"])[0].startswith("no roles: 2 users; roles need at least 3")
     small = roles_table(log, ks=range(12, 14))
     assert set(small) == {"silhouette"} and notes_of(small["silhouette"]) == ["no roles: 9 users are too few for k = 12 clusters"]
 
@@ -1025,7 +1064,8 @@ def test_social_tables_of_a_run(tmp_path: Path) -> None:
                for i in (3, 3, 7)]
     log = _social_run(tmp_path, events)
     t = social_tables(log, roles=False)
-    assert list(t) == ["activity", "cascades", "power_law", "adoption", "herd", "polarization"]
+    assert list(t) == ["activity", "refusals", "cascades", "power_law", "adoption", "herd", "polarization"]
+    assert t["refusals"].empty
     casc = t["cascades"]
     assert len(casc) == 20 and casc["root"].tolist()[:2] == [3, 7] and casc["size"].tolist()[:2] == [3, 2]
     assert casc["root"].tolist()[2:] == [0, 1, 2, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]
