@@ -95,3 +95,30 @@ def write_run_log(run_dir: Path, *, events: Any = (), agents: Any = (), metrics:
 
 
 os.environ.setdefault("AGENTSIM_TEST", "1")
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A local HTTP server (http_archive.Server) on 127.0.0.1 for this test module."""
+    import threading
+
+    from http_archive import Server
+
+    s = Server()
+    threading.Thread(target=s.httpd.serve_forever, daemon=True).start()
+    yield s
+    s.httpd.shutdown()
+    s.httpd.server_close()
+
+
+@pytest.fixture()
+def data_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty user cache of this test's own; no $AGENTSIM_DATA and no dataset URL override from the environment."""
+    from agentsim.data import DATASETS
+
+    root = tmp_path / "cache"
+    monkeypatch.setenv("AGENTSIM_CACHE", str(root))
+    monkeypatch.delenv("AGENTSIM_DATA", raising=False)
+    for ds in DATASETS.values():
+        monkeypatch.delenv(ds.url_env, raising=False)
+    return root

@@ -3,7 +3,6 @@ checked file by file and installed all or nothing; the resolver's order; tests s
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -11,16 +10,11 @@ import shutil
 import socket
 import subprocess
 import sys
-import tarfile
-import threading
-import time
-from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from http_archive import Server, tar_gz
 
 from agentsim.analysis.escalation import (
     escalation_by_day,
@@ -67,93 +61,13 @@ def study_files(study_data: Path) -> dict[str, bytes]:
 
 
 def make_archive(files: dict[str, bytes], commit: str | None = COMMIT, top: str | None = None) -> bytes:
-    """A .tar.gz laid out as GitHub's codeload serves it: everything under `EscalAItion-<commit>/`, the commit in
-    the pax global header's `comment` (as `git archive` writes it). `commit=None`: neither is present."""
-    top = top or f"EscalAItion-{commit or 'main'}"
-    buf = io.BytesIO()
-    headers = {"comment": commit} if commit else {}
-    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT, pax_headers=headers, compresslevel=1) as tar:
-        d = tarfile.TarInfo(top)
-        d.type, d.mode = tarfile.DIRTYPE, 0o755
-        tar.addfile(d)
-        for rel, data in sorted({**EXTRAS, **files}.items()):
-            info = tarfile.TarInfo(f"{top}/{rel}")
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-# -- a local HTTP server ---------------------------------------------------------------------------------------------
-@dataclass
-class Route:
-    body: bytes
-    status: int = 200
-    mode: str = "full"  # full | short-length (Content-Length, then half and close) | short-close | stall
-
-
-class Server:
-    def __init__(self) -> None:
-        self.routes: dict[str, Route] = {}
-        self.hits: Counter[str] = Counter()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                server.hits[self.path] += 1
-                route = server.routes.get(self.path)
-                if route is None:
-                    self.send_error(404, "no such archive")
-                    return
-                body, half = route.body, route.body[: len(route.body) // 2]
-                self.send_response(route.status)
-                self.send_header("Content-Type", "application/x-gzip")
-                if route.mode == "short-close":  # no length: the body ends when the connection closes
-                    self.send_header("Connection", "close")
-                else:
-                    self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if route.mode == "full":
-                    self.wfile.write(body)
-                    return
-                self.wfile.write(half)
-                self.wfile.flush()
-                if route.mode == "stall":
-                    time.sleep(2.0)
-                self.close_connection = True
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.block_on_close = False
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def serve(self, path: str, body: bytes, status: int = 200, mode: str = "full") -> str:
-        self.routes[path] = Route(body, status, mode)
-        return self.base + path
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    s = Server()
-    t = threading.Thread(target=s.httpd.serve_forever, daemon=True)
-    t.start()
-    yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
+    """The study's archive as GitHub's codeload serves it, with files it does not use beside them."""
+    return tar_gz({**EXTRAS, **files}, top or f"EscalAItion-{commit or 'main'}", commit)
 
 
 @pytest.fixture()
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty user cache of this test's own; no $AGENTSIM_DATA and no URL override from the environment."""
-    root = tmp_path / "cache"
-    monkeypatch.setenv("AGENTSIM_CACHE", str(root))
-    monkeypatch.delenv("AGENTSIM_DATA", raising=False)
-    monkeypatch.delenv(DS.url_env, raising=False)
-    return root
+def cache(data_cache: Path) -> Path:
+    return data_cache
 
 
 def assert_nothing_written(cache: Path) -> None:

@@ -4,17 +4,13 @@ scenarios, and the shipped OASIS scenario (skipped, naming the fetch command, wi
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
-import tarfile
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_data_fetch import Server
+from http_archive import Server, tar_gz
 
 from agentsim.data import DataError, DataNotFound, IntegrityError, fetch, get_dataset, locate
 from agentsim.data.fetch import STAMP
@@ -39,33 +35,12 @@ OTHERS = {"README.md": b"# OASIS\n", "oasis/social_platform/platform.py": b"clas
 
 
 def archive(files: dict[str, bytes], commit: str = SHA) -> bytes:
-    top = f"oasis-{commit}"
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT, pax_headers={"comment": commit}) as tar:
-        for rel, data in sorted(files.items()):
-            info = tarfile.TarInfo(f"{top}/{rel}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    s = Server()
-    t = threading.Thread(target=s.httpd.serve_forever, daemon=True)
-    t.start()
-    yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
+    return tar_gz(files, f"oasis-{commit}", commit)
 
 
 @pytest.fixture()
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "cache"
-    monkeypatch.setenv("AGENTSIM_CACHE", str(root))
-    monkeypatch.delenv("AGENTSIM_DATA", raising=False)
-    monkeypatch.delenv(DS.url_env, raising=False)
-    return root
+def cache(data_cache: Path) -> Path:
+    return data_cache
 
 
 def test_the_oasis_dataset_is_declared_and_its_manifest_is_pending_until_pinned() -> None:
