@@ -19,7 +19,7 @@ import tarfile
 import tempfile
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -92,18 +92,8 @@ def fetch(
     if not force and target.is_dir() and not problems(dataset, target, checksums=True):
         return FetchResult(name, target, fetched=False, files=len(dataset.manifest))
     source = dataset.url(url)
-    if urlsplit(source).scheme not in ("http", "https"):
-        raise DataError(f"--url {source!r}: expected an http:// or https:// address of a .tar.gz archive")
-    made_parent = not target.parent.exists()
-    target.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}-download-", suffix=".tar.gz", dir=target.parent)
-    archive = Path(tmp_name)
-    staging: Path | None = None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            size = _download(source, out, timeout, console)
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}-staging-", dir=target.parent))
+    with _downloaded(name, source, target, timeout, console) as (archive, staging, size):
         renamed = _extract(dataset, archive, staging, source)
         bad = problems(dataset, staging, checksums=True)
         if bad:
@@ -115,12 +105,30 @@ def fetch(
             {"dataset": name, "repository": dataset.repository, "commit": dataset.pinned, "url": source, "verified": True,
              "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "renamed": renamed}, indent=1))
         _install(staging, target)
-        staging = None
-        return FetchResult(name, target, True, source, len(dataset.manifest), size, time.perf_counter() - start, renamed)
+    return FetchResult(name, target, True, source, len(dataset.manifest), size, time.perf_counter() - start, renamed)
+
+
+@contextlib.contextmanager
+def _downloaded(name: str, source: str, target: Path, timeout: float, console) -> Iterator[tuple[Path, Path, int]]:
+    """Download `source` into a temp file beside `target`; yields (archive, an empty staging folder, bytes). The
+    caller fills the staging folder and installs it (`_install`); whatever is left afterwards (the archive, a
+    staging folder not installed, the cache folder a failed first fetch made) is removed, so a failure leaves nothing."""
+    if urlsplit(source).scheme not in ("http", "https"):
+        raise DataError(f"--url {source!r}: expected an http:// or https:// address of a .tar.gz archive")
+    made_parent = not target.parent.exists()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}-download-", suffix=".tar.gz", dir=target.parent)
+    archive = Path(tmp_name)
+    staging: Path | None = None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            size = _download(source, out, timeout, console)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}-staging-", dir=target.parent))
+        yield archive, staging, size
     finally:
         archive.unlink(missing_ok=True)
         if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(staging, ignore_errors=True)  # gone already once installed
         if made_parent and not target.exists():
             with contextlib.suppress(OSError):  # only when empty: a failed first fetch leaves no trace
                 target.parent.rmdir()
@@ -280,18 +288,8 @@ def _fetch_unverified(dataset: Dataset, target: Path, commit: str, url: str | No
     """A pending dataset at a commit the user chose: the archive's commit is checked and the included files kept,
     installed as fetch() installs (all or nothing); the stamp records `"verified": false`."""
     source = url or os.environ.get(dataset.url_env) or dataset.archive_url(commit)
-    if urlsplit(source).scheme not in ("http", "https"):
-        raise DataError(f"--url {source!r}: expected an http:// or https:// address of a .tar.gz archive")
-    made_parent = not target.parent.exists()
-    target.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dataset.name}-download-", suffix=".tar.gz", dir=target.parent)
-    archive = Path(tmp_name)
-    staging: Path | None = None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            size = _download(source, out, timeout, console)
-        staging = Path(tempfile.mkdtemp(prefix=f".{dataset.name}-staging-", dir=target.parent))
+    with _downloaded(dataset.name, source, target, timeout, console) as (archive, staging, size):
         kept = 0
         try:
             with tarfile.open(archive, "r|*") as tar:
@@ -322,15 +320,7 @@ def _fetch_unverified(dataset: Dataset, target: Path, commit: str, url: str | No
             {"dataset": dataset.name, "repository": dataset.repository, "commit": commit, "url": source, "verified": False,
              "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=1))
         _install(staging, target)
-        staging = None
-        return FetchResult(dataset.name, target, True, source, kept, size, time.perf_counter() - start, {}, verified=False)
-    finally:
-        archive.unlink(missing_ok=True)
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-        if made_parent and not target.exists():
-            with contextlib.suppress(OSError):
-                target.parent.rmdir()
+    return FetchResult(dataset.name, target, True, source, kept, size, time.perf_counter() - start, {}, verified=False)
 
 
 def _copy_hashing(src: IO[bytes], dst: Path) -> str:
