@@ -380,7 +380,7 @@ def analyze(
     from agentsim.experiments.manifest import is_experiment_dir
 
     if is_experiment_dir(run_dir):
-        _analyze_experiment(run_dir, by_family, out)
+        _analyze_experiment(run_dir, by_family, out, reference, param or [])
         return
     try:
         runs = find_runs(run_dir)
@@ -450,9 +450,12 @@ def analysis_name(by_family: dict[str, Any]) -> str:
     return next(iter(by_family.values())).name
 
 
-def _analyze_experiment(exp_dir: Path, by_family: dict[str, Any], out: Path | None) -> None:
-    """`agentsim analyze EXPERIMENT_DIR ANALYSIS`: the experiment's cells compared (agentsim.experiments.compare)."""
+def _analyze_experiment(exp_dir: Path, by_family: dict[str, Any], out: Path | None, reference: Path | None,
+                        param: list[str]) -> None:
+    """`agentsim analyze EXPERIMENT_DIR ANALYSIS`: the experiment's cells compared (agentsim.experiments.compare);
+    `--reference` / `--param` as for a run (social: OASIS's alignment per condition)."""
     from agentsim.analysis.tables import TableError, notes_table
+    from agentsim.core.datafile import DataFileError
     from agentsim.experiments import load_experiment
     from agentsim.experiments.compare import compare_experiment, plot_experiment
     from agentsim.experiments.manifest import ManifestError
@@ -467,9 +470,10 @@ def _analyze_experiment(exp_dir: Path, by_family: dict[str, Any], out: Path | No
         wanted = " or ".join(sorted(by_family))
         _fail(f"{exp_dir}: an experiment of {', '.join(sorted(kinds))} runs; the {analysis_name(by_family)} analysis reads {wanted} runs")
     chosen = matched[0] if matched else next(iter(by_family.values()))
+    extra = _analysis_params(chosen, reference, param)
     try:
-        tables = compare_experiment(exp, chosen.name)
-    except (LogError, TableError, ValueError) as e:
+        tables = compare_experiment(exp, chosen.name, extra)
+    except (LogError, TableError, DataFileError, ValueError) as e:
         _fail(f"{exp_dir}: {e}")
     _print_tables(f"{chosen.name} across {exp.name}", tables)
     if out:

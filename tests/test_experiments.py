@@ -326,3 +326,38 @@ def test_ray_runs_of_an_experiment_write_the_local_runs_logs(scripted_experiment
     for c, lc in zip(read_manifest(exp_dir)["cells"], read_manifest(local)["cells"], strict=True):
         assert c["status"] == "completed"
         assert_same_log(exp_dir / c["run_dir"], local / lc["run_dir"])
+
+
+def test_a_social_experiment_scores_each_condition_against_a_reference(tmp_path: Path) -> None:
+    """`agentsim analyze EXPERIMENT_DIR social --reference FILE`: OASIS's alignment per condition, each condition's
+    NRMSE the mean of its runs' NRMSE, each run's equal to `agentsim analyze RUN social --reference` of that run."""
+    import pandas as pd
+
+    users = SCENARIOS / "social" / "examples" / "oasis_twitter_users.csv"
+    ref = SCENARIOS / "social" / "examples" / "reference_cascade.csv"
+    f = write_experiment(
+        tmp_path, base=[str(SCENARIOS / "social" / "x_information_spread.yaml")], repeats=2,
+        grid={"world.users.groups.0.scripted.p": [0.1, 0.9]},
+        set={**SCRIPTED, "steps": 5, "world.interventions": [], "world.seed_posts.count": 0, "world.time.minutes_per_step": 10,
+             "world.users": {"file": str(users), "groups": [{"name": "ic", "scripted": {"policy": "independent_cascade", "p": 0.5}}]}})
+    exp_dir = sweep_ok(str(f))
+    out = tmp_path / "report"
+    r = agentsim_cli("analyze", str(exp_dir), "social", "--reference", str(ref), "--out", str(out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    al = pd.read_csv(out / "social_alignment.csv")
+    runs = pd.read_csv(out / "social_alignment_runs.csv")
+    assert sorted(al["condition"].unique()) == ["world.users.groups.0.scripted.p=0.1", "world.users.groups.0.scripted.p=0.9"]
+    assert len(al) == 2 * 3 and set(al["runs"]) == {2} and len(runs) == 4 * 3
+    means = runs.groupby(["condition", "metric"])["nrmse"].mean()
+    for row in al.itertuples():
+        assert row.nrmse_mean == pytest.approx(means[(row.condition, row.metric)])
+    assert (out / "social_growth.png").exists() and "condition" in pd.read_csv(out / "social_growth.csv").columns
+    one = runs.iloc[0]
+    run_dir = exp_dir / next(c["run_dir"] for c in read_manifest(exp_dir)["cells"] if Path(c["run_dir"]).name == one["run"])
+    alone = agentsim_cli("analyze", str(run_dir), "social", "--reference", str(ref), "--out", str(tmp_path / "alone"))
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    single = pd.read_csv(tmp_path / "alone" / "social_alignment_runs.csv").set_index("metric")["nrmse"]
+    mine = runs[runs["run"] == one["run"]].set_index("metric")["nrmse"]
+    assert mine.to_dict() == pytest.approx(single.to_dict())
+    refused = agentsim_cli("analyze", str(exp_dir), "social", "--param", "nope=1")
+    assert refused.returncode == 2 and "nope" in refused.stderr and "Traceback" not in refused.stderr

@@ -578,7 +578,8 @@ def social_plots(tables: dict[str, pd.DataFrame], logs: list[Any], out: Path) ->
 
 
 def plot_growth(growth: pd.DataFrame, path: Any) -> Any:
-    """Scale, depth and max breadth per minute: the simulated mean with its interval over runs, and the reference."""
+    """Scale, depth and max breadth per minute: the simulated mean with its interval over runs, and the reference.
+    With a `condition` column (an experiment's conditions), one line and band per condition."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -586,16 +587,20 @@ def plot_growth(growth: pd.DataFrame, path: Any) -> Any:
 
     from agentsim.analysis.plots import _save, no_data
 
+    groups = list(growth.groupby("condition", sort=False)) if "condition" in growth else [("simulated", growth)]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for ax, m in zip(axes, ("scale", "depth", "max_breadth"), strict=True):
         if growth.empty or m not in growth:
             no_data(ax, m)
             continue
-        ax.plot(growth["minute"], growth[m], label="simulated")
-        if growth[f"{m}_low"].notna().any():
-            ax.fill_between(growth["minute"], growth[f"{m}_low"], growth[f"{m}_high"], alpha=0.2, label="95% CI over runs")
+        for label, g in groups:
+            line, = ax.plot(g["minute"], g[m], label=label)
+            if g[f"{m}_low"].notna().any():
+                ax.fill_between(g["minute"], g[f"{m}_low"], g[f"{m}_high"], alpha=0.2, color=line.get_color(),
+                                label="95% CI over runs" if len(groups) == 1 else None)
         if f"{m}_reference" in growth:
-            ax.plot(growth["minute"], growth[f"{m}_reference"], "--", label="reference")
+            ref = groups[0][1]
+            ax.plot(ref["minute"], ref[f"{m}_reference"], "--", color="black", label="reference")
         ax.set_xlabel("minutes since the source post")
         ax.set_ylabel(m.replace("_", " "))
         ax.legend(fontsize=8)

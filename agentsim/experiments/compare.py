@@ -171,9 +171,12 @@ def compare_drift(exp: Experiment, bootstrap: int = 500, confidence: float = 0.9
 
 
 # -- social ---------------------------------------------------------------------------------------------------------
-def compare_social(exp: Experiment, confidence: float = 0.95) -> dict[str, pd.DataFrame]:
+def compare_social(exp: Experiment, confidence: float = 0.95, params: dict[str, Any] | None = None) -> dict[str, pd.DataFrame]:
     """Per condition, over runs: cascade size / depth / structural virality, the power-law exponent, and the herd
-    effect per arm (mean final score of treated posts from others' votes)."""
+    effect per arm (mean final score of treated posts from others' votes); and per condition OASIS's growth curves
+    with t-intervals over runs and, with a reference (`params["reference"]`, or the scenario's
+    world.alignment.reference), the NRMSE per run and its mean with a t-interval (agentsim.analysis.alignment).
+    `params`: the alignment parameters (AlignmentParams fields), as `agentsim analyze RUN social --param`."""
     from agentsim.analysis.social import cascade_table, herd_table, power_law_table
 
     def one(log: Any) -> pd.DataFrame:
@@ -192,7 +195,27 @@ def compare_social(exp: Experiment, confidence: float = 0.95) -> dict[str, pd.Da
     herd = per_run(exp, lambda log: herd_table(log)[["treatment", "mean_others"]])
     if len(herd):
         out["herd"] = summarise(herd, ["condition", "treatment"], ["mean_others"], confidence)
-    return out
+    return out | alignment_by_condition(exp, params)
+
+
+def alignment_by_condition(exp: Experiment, params: dict[str, Any] | None = None) -> dict[str, pd.DataFrame]:
+    """agentsim.analysis.alignment.alignment_tables over the runs of each condition, stacked with the condition
+    first (tables growth, alignment, alignment_runs); each table's notes are kept, prefixed by their condition
+    where conditions differ."""
+    from agentsim.analysis.alignment import alignment_tables, params_from
+    from agentsim.analysis.tables import note, notes_of
+
+    by: dict[str, list[Any]] = {}
+    for row, log in exp.logs():
+        by.setdefault(_condition(row, exp.conditions), []).append(log)
+    parts: dict[str, list[pd.DataFrame]] = {}
+    notes: dict[str, list[str]] = {}
+    for cond, logs in by.items():
+        for title, df in alignment_tables(logs, params_from(logs[0], params)).items():
+            parts.setdefault(title, []).append(df.assign(condition=cond)[["condition", *df.columns]])
+            prefix = f"{cond}: " if len(by) > 1 else ""
+            notes.setdefault(title, []).extend(f"{prefix}{n}" for n in notes_of(df) if f"{prefix}{n}" not in notes.get(title, []))
+    return {title: note(pd.concat(frames, ignore_index=True), *notes[title]) for title, frames in parts.items()}
 
 
 COMPARISONS: dict[str, Callable[..., dict[str, pd.DataFrame]]] = {
@@ -220,11 +243,17 @@ def per_run_tables(exp: Experiment, analysis: str) -> dict[str, pd.DataFrame]:
     return {title: pd.concat(frames, ignore_index=True) for title, frames in per.items()}
 
 
-def compare_experiment(exp: Experiment, analysis: str) -> dict[str, pd.DataFrame]:
+def compare_experiment(exp: Experiment, analysis: str, params: dict[str, Any] | None = None) -> dict[str, pd.DataFrame]:
     """The across-run tables of `analysis` for an experiment, the cells table first: the comparison of cells where
-    the analysis has one (COMPARISONS), else every run's tables stacked with the cells' columns."""
+    the analysis has one (COMPARISONS), else every run's tables stacked with the cells' columns. `params`: the
+    analysis's parameters (`--reference`, `--param`), for the comparisons that take them (social)."""
     cells = exp.cells.drop(columns=["run_dir"]).assign(error=lambda d: d["error"].fillna(""))
-    tables = COMPARISONS[analysis](exp) if analysis in COMPARISONS else per_run_tables(exp, analysis)
+    if analysis not in COMPARISONS:
+        tables = per_run_tables(exp, analysis)
+    elif params:
+        tables = COMPARISONS[analysis](exp, params=params)
+    else:
+        tables = COMPARISONS[analysis](exp)
     return {"cells": cells, **tables}
 
 
@@ -232,4 +261,8 @@ def plot_experiment(analysis: str, tables: dict[str, pd.DataFrame], exp: Experim
     """The figures of `agentsim analyze EXPERIMENT_DIR ANALYSIS --out DIR`."""
     if analysis == "escalation" and len(tables["es_by_day"]):
         return [plot_escalation(tables["es_by_day"], out / "escalation_es.png", title=f"{exp.name}: escalation score per day")]
+    if analysis == "social" and "growth" in tables:
+        from agentsim.analysis.social import plot_growth
+
+        return [plot_growth(tables["growth"], out / "social_growth.png")]
     return []
