@@ -1073,3 +1073,24 @@ def test_social_tables_of_a_run(tmp_path: Path) -> None:
     assert "roles_silhouette" in with_roles
     empty = social_tables(_social_run(tmp_path / "e", []), roles=False)
     assert empty["cascades"].empty and "no posts or shares in this run" in notes_of(empty["cascades"])
+
+
+@pytest.mark.parametrize(("follows", "note_part", "has_roles"), [
+    # everyone follows everyone: one network-feature profile
+    ({u: [v for v in "abcdef" if v != u] for u in "abcdef"}, "all 6 users have the same network features", False),
+    # a directed ring: every user has one follower and one followee (and the same centralities)
+    ({u: ["bcdefa"["abcdef".index(u)]] for u in "abcdef"}, "all 6 users have the same network features", False),
+    # two profiles (a hub and its followers, isolated users): k = 2 only
+    ({**{u: ["h"] for u in "abcde"}, "h": []}, "only 2 distinct network-feature profiles", True),
+])
+def test_roles_of_networks_with_few_distinct_users(follows: dict, note_part: str, has_roles: bool) -> None:
+    """Regular networks give users identical features: roles say so instead of failing in scikit-learn
+    ("Number of labels is 1"), and only k up to the number of distinct profiles is tried."""
+    from agentsim.analysis.social import roles_from_edges
+
+    edges = pd.DataFrame([(u, v) for u, vs in follows.items() for v in vs], columns=["follower", "followee"])
+    out = roles_from_edges(edges, users=list(follows), engine="networkx")
+    assert any(note_part in n for n in notes_of(out["silhouette"])), notes_of(out["silhouette"])
+    assert ("roles" in out) == has_roles
+    if has_roles:
+        assert out["silhouette"]["k"].tolist() == [2] and out["roles"]["users"].sum() == len(follows)

@@ -465,14 +465,28 @@ def roles_from_edges(edges: pd.DataFrame, users: Any, ks: range = range(2, 7), s
         return {"silhouette": empty(["k", "silhouette"], f"no roles: {len(fit)} users; roles need at least 3", *notes)}
     X = StandardScaler().fit_transform(np.log1p(fit[ROLE_FEATURES].to_numpy(float) * [1, 1, 1e3, 1, 1e3]))
     big = len(fit) > 100_000
+    # k-means cannot make more clusters than there are distinct feature profiles, and a silhouette needs 2 to n-1
+    # clusters (sklearn's silhouette_score raises otherwise): users of a regular network (everyone follows the same
+    # number of others) often share one profile.
+    profiles = len(np.unique(X, axis=0))
+    if profiles < 2:
+        return {"silhouette": empty(["k", "silhouette"], f"no roles: all {len(fit)} users have the same network features "
+                                    f"(degrees, betweenness, clustering, PageRank)", *notes)}
     scores, labels = [], {}
     for k in ks:
         if k >= len(fit):
             break
+        if k > profiles:
+            notes.append(f"k = {k} and above not tried: the users have only {profiles} distinct network-feature profiles")
+            break
         km = (MiniBatchKMeans(n_clusters=k, n_init=3, batch_size=4096, random_state=seed) if big
               else KMeans(n_clusters=k, n_init=10, random_state=seed)).fit(X)
-        labels[k] = km.labels_
         sample = min(len(fit), SILHOUETTE_SAMPLE)
+        found = len(np.unique(km.labels_))
+        if not 2 <= found < sample:
+            notes.append(f"k = {k}: k-means found {found} cluster(s) among {sample} users; no silhouette")
+            continue
+        labels[k] = km.labels_
         scores.append({"k": k, "silhouette": float(silhouette_score(X, km.labels_, sample_size=sample, random_state=seed))})
     if big:
         notes.append(f"{len(fit):,} users: k-means by MiniBatchKMeans (3 starts)")
