@@ -420,7 +420,7 @@ def test_arms_and_satisfaction_edges() -> None:
 
 def test_drift_tables_columns_and_defaults(tmp_path: Path) -> None:
     idle = drift_tables(RunLog(write_run_log(tmp_path / "i", steps=0, status="running", spec={"steps": 4})))
-    assert idle["satisfaction"].columns.tolist() == ["arm", "turn", "rate"]
+    assert idle["satisfaction"].columns.tolist() == ["arm", "turn", "rate", "n"]
     assert idle["arms"].columns.tolist() == ["arm", "first_reminder", "satisfaction_rate"]
     assert notes_of(idle["satisfaction"])[0] == "no turns in this run"
     events = [{"step": t - 1, "agent_id": f"{c}/assistant", **_event(c, "none", t, 0.1 * t + 0.01 * i, kl_error="x" if i else None)}
