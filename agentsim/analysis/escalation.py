@@ -334,17 +334,22 @@ def import_study_logs(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 
 def escalation_plots(tables: dict[str, pd.DataFrame], logs: list, out: Path) -> list[Path]:
-    """The PNG of `agentsim analyze ... escalation --out DIR`: ES per day, one line per backend and model / scenario
-    / overrides, with its bootstrap CI band over runs; not drawn (a note on `per_day` or `es_by_day` says why)
-    when no day has a score."""
+    """The PNG of `agentsim analyze ... escalation --out DIR` (`escalation_figure`); not drawn when no day has a
+    score (a note on `es_by_day` or `per_day` says why)."""
+    behind = tables.get("es_by_day", tables.get("per_day"))
+    paths: list[Path] = []
+    draw(lambda: escalation_figure(tables, logs, out / "escalation_es.png"), out / "escalation_es.png", behind, paths)
+    return paths
+
+
+def escalation_figure(tables: dict[str, pd.DataFrame], logs: list, path: str | Path | None = None):
+    """ES per day, one line per backend and model / scenario / overrides (`compare_runs`' `label`), with its
+    bootstrap CI band over runs; titled with the scenario(s), the number of runs and the partial ones. Returns the
+    Figure; raises NothingToShow when no day has a score."""
     by_day = tables["es_by_day"] if "es_by_day" in tables else compare_runs(logs)["es_by_day"]
     # compare_runs labels groups by model, scenario and overrides: runs that differ in a --set keep their own line
     labelled = by_day if "label" in by_day else by_day.assign(label=by_day["model"].astype(str) + " / " + by_day["scenario"].astype(str))
-    behind = tables.get("es_by_day", tables.get("per_day"))
-    paths: list[Path] = []
-    draw(lambda: plot_es(labelled, out / "escalation_es.png", group="label", title=runs_title("ES per day", logs)),
-         out / "escalation_es.png", behind, paths)
-    return paths
+    return plot_es(labelled, path, group="label", title=runs_title("ES per day", logs))
 
 
 def plot_es(per_day_by_group: pd.DataFrame, path: str | Path | None = None, group: str = "model",

@@ -27,11 +27,14 @@ SCRIPTED = "scripted baseline"
 
 def model_name(model: Any) -> str:
     """A model as a reader knows it: the shipped models by name, a hub id or local path by its last part
-    (`meta-llama/Llama-3.1-8B-Instruct` -> `Llama-3.1-8B-Instruct`)."""
+    (`meta-llama/Llama-3.1-8B-Instruct` -> `Llama-3.1-8B-Instruct`); other names (`gpt-4o`, `GPT-4o (2024-08)`)
+    as they are."""
     text = str(model)
     if text in KNOWN_MODELS:
         return KNOWN_MODELS[text]
-    return PurePath(text.rstrip("/")).name or text
+    if "/" in text or "\\" in text:
+        return PurePath(text.rstrip("/")).name or text
+    return text
 
 
 def backend_model_label(entry: Mapping[str, Any]) -> str:
@@ -40,6 +43,9 @@ def backend_model_label(entry: Mapping[str, Any]) -> str:
     <the recorded run's answerer>` for replay (from the entry's `label`, `replay:<recorded label>`), the bare model
     name for an entry without a backend (runs made before run.json named it)."""
     backend, model = entry.get("backend"), entry.get("model")
+    label = str(entry.get("label") or "")
+    if label and label != str(model) and not label.startswith(("scripted:", "replay:")):
+        model = label  # a label someone gave the model (run.json's own labels are the model, scripted:, replay:)
     if backend == "scripted":
         return SCRIPTED
     if backend == "replay":
@@ -95,7 +101,7 @@ def scenario_of(log: Any) -> str:
 def runs_title(what: str, logs: Sequence[Any]) -> str:
     """A figure's title: what it shows, the scenario(s), how many runs, and how many of them are partial
     (`ES per day: invasion, 3 runs (1 partial)`)."""
-    scenarios = ", ".join(dict.fromkeys(scenario_of(log) for log in logs)) or "no scenario"
+    scenarios = ", ".join(sorted({scenario_of(log) for log in logs})) or "no scenario"
     n = len(logs)
     partial = len(partial_runs(logs))
     text = f"{what}: {scenarios}, {n} run{'s' if n != 1 else ''}"

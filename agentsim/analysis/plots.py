@@ -98,6 +98,25 @@ def _gapped(g: pd.DataFrame, x: str) -> pd.DataFrame:
     return g.set_index(xs.astype(int).to_numpy()).reindex(full).rename_axis(None).assign(**{x: full})
 
 
+def _band(ax: Any, xs: np.ndarray, lo: np.ndarray, hi: np.ndarray, ok: np.ndarray, color: Any) -> None:
+    """The interval over the points where `ok`: a band over each run of 2 or more consecutive points, an error bar
+    at a point alone (a band there would have zero width)."""
+    i = 0
+    while i < len(ok):
+        if not ok[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(ok) and ok[j + 1]:
+            j += 1
+        if j > i:
+            ax.fill_between(xs[i : j + 1], lo[i : j + 1], hi[i : j + 1], alpha=0.2, color=color, lw=0)
+        else:
+            mid = (lo[i] + hi[i]) / 2
+            ax.errorbar([xs[i]], [mid], yerr=[[mid - lo[i]], [hi[i] - mid]], fmt="none", ecolor=color, alpha=0.5, capsize=3)
+        i = j + 1
+
+
 def band_plot(
     df: pd.DataFrame, x: str, y: str, group: str, path: str | Path | None = None, *, low: str | None = "ci_low",
     high: str | None = "ci_high", n: str | None = None, interval: str = "95% CI", xlabel: str = "", ylabel: str = "",
@@ -110,10 +129,11 @@ def band_plot(
     row break the line. Returns the Figure (saved to `path` when given).
 
     Raises NothingToShow when `df` is empty, lacks the columns, or has no finite `y`."""
-    if df.empty or not {x, y, group} <= set(df.columns) or not np.isfinite(pd.to_numeric(df[y], errors="coerce")).any():
+    missing = [c for c in (x, y, group) if c not in df.columns]
+    if df.empty or missing or not np.isfinite(pd.to_numeric(df[y], errors="coerce")).any():
         from agentsim.analysis.tables import notes_of
 
-        why = "; ".join(notes_of(df)[:2]) or ("no rows" if df.empty else f"no values of {y}")
+        why = "; ".join(notes_of(df)[:2]) or ("no rows" if df.empty else f"no column {missing}" if missing else f"no values of {y}")
         raise NothingToShow(why)
     ax, own = own_axes(ax, (7, 4))
     banded = False
@@ -129,7 +149,7 @@ def band_plot(
             if counts is not None:
                 ok &= np.nan_to_num(counts) >= 2
             if ok.any():
-                ax.fill_between(g[x], g[low], g[high], where=ok, alpha=0.2, color=line.get_color(), interpolate=False)
+                _band(ax, g[x].to_numpy(float), g[low].to_numpy(float), g[high].to_numpy(float), ok, line.get_color())
                 banded = True
         if counts is not None and np.nanmax(counts, initial=0) > 1:
             top = np.nanmax(counts)
