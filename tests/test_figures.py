@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -223,11 +224,10 @@ def test_the_scripted_baseline_is_deterministic_for_a_seed(wargame_runs, tmp_pat
     (["Execute full on invasion", "Execute targeted attack"], 2),       # two violent acts: two levels up
 ])
 def test_the_answer_grows_with_the_hostility_met(hit: list[str], least: int | None) -> None:
-    from agentsim.scenarios.wargame.scripted import RETALIATION, nation_turn
-    from agentsim.scenarios.wargame.world import NationView, TakenAction
-
     from agentsim.scenarios.wargame.actions import make_turn_model, target_kinds
     from agentsim.scenarios.wargame.data import load_actions
+    from agentsim.scenarios.wargame.scripted import RETALIATION, nation_turn
+    from agentsim.scenarios.wargame.world import NationView, TakenAction
 
     actions = load_actions(None)
     nations = ("Purple", "Orange", "Blue")
@@ -270,8 +270,6 @@ def test_figures_name_backend_model_scenario_runs_and_partial_runs(wargame_runs,
     # a run whose process died is partial, and the title says so
     meta = json.loads((logs[1].run_dir / "run.json").read_text())
     partial = tmp_path / "partial"
-    import shutil
-
     shutil.copytree(logs[1].run_dir, partial)
     (partial / "run.json").write_text(json.dumps({**meta, "status": "running"}))
     assert runs_title("ES per day", [logs[0], RunLog(partial)]) == "ES per day: invasion, 2 runs (1 partial)"
@@ -279,8 +277,6 @@ def test_figures_name_backend_model_scenario_runs_and_partial_runs(wargame_runs,
 
 def test_the_cli_figure_is_the_one_checked_here(wargame_runs, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    import shutil
-
     for s in WARGAME:
         shutil.copytree(wargame_runs[s, 0].run_dir, runs / s)
     r = agentsim_cli("analyze", str(runs), "escalation", "--out", str(tmp_path / "o"))

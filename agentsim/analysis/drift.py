@@ -195,6 +195,7 @@ def satisfaction(turns: pd.DataFrame) -> pd.DataFrame:
     if "judge_score" in turns and turns["judge_score"].notna().any():
         judge = turns.groupby(["arm", "turn"])["judge_score"].mean().rename("judge_mean").reset_index()
         out = out.merge(judge, on=["arm", "turn"], how="outer")
+        out["n"] = out["n"].fillna(0).astype(int)  # a turn the judge rated but no constraint check did
     return out
 
 

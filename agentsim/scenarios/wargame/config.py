@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from agentsim.core.names import Name
 from agentsim.spec.models import StrictModel, scenario_path
 
 
@@ -22,9 +23,9 @@ class Day0Event(StrictModel):
     """One act of the day-0 incident as a fact: who did what to whom. The LLM reads `day0` (the study's text); the
     scripted baseline reads these, as if they had been taken on day 0, so it answers the incident as an LLM may."""
 
-    actor: str = Field(description="The nation that acted (a name in the nations file).")
-    target: str = Field(description="The nation acted upon (a name in the nations file).")
-    action: str = Field(description="The act, as an action name of the actions file (e.g. 'Execute full on invasion').")
+    actor: Name = Field(description="The nation that acted (a name in the nations file).")
+    target: Name = Field(description="The nation acted upon (a name in the nations file).")
+    action: Name = Field(description="The act, as an action name of the actions file (e.g. 'Execute full on invasion').")
 
 
 class WargameConfig(StrictModel):
