@@ -366,3 +366,17 @@ def test_agentsim_run_refuses_a_used_run_dir(tmp_path: Path) -> None:
     (tmp_path / "r" / "x").write_text("")
     with pytest.raises((RunError, SpecError), match="not empty|exists"):
         agentsim.run("wargame/neutral.yaml", backend="scripted", steps=1, run_dir=tmp_path / "r")
+
+
+def test_agentsim_run_works_inside_a_running_event_loop(tmp_path: Path) -> None:
+    """A Jupyter kernel runs an event loop; asyncio.run refused to start in it, so notebooks shelled out to the CLI.
+    agentsim.run inside a running loop writes the same log as outside one."""
+    import asyncio
+
+    async def in_a_cell() -> RunLog:
+        return agentsim.run("wargame/invasion.yaml", backend="scripted", steps=2, run_dir=tmp_path / "inside")
+
+    inside = asyncio.run(in_a_cell())
+    outside = agentsim.run("wargame/invasion.yaml", backend="scripted", steps=2, run_dir=tmp_path / "outside")
+    assert inside.meta["status"] == "completed" and inside.complete_steps == 2
+    assert_same_log(inside.run_dir, outside.run_dir)
