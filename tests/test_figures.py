@@ -130,6 +130,8 @@ def _bands(ax) -> list:
     ([3, 3, 3], "g (n=3)", 1, []),
     ([3, 3, 1, 3, 3], "g (n=1-3 per point)", 2, ["n=1"]),  # no band over the day of one run; that point is marked
     ([2, 1, 2], "g (n=1-2 per point)", 0, ["n=1"]),     # lone points with n >= 2: error bars, not zero-width bands
+    ([4, 4, 2, 4], "g (n=2-4 per point)", 1, ["n=2"]),  # a point on half the runs of the others is marked
+    ([4, 3, 4], "g (n=3-4 per point)", 1, []),          # ... one on nearly as many is not
 ])
 def test_each_line_says_its_n_and_bands_only_where_an_interval_exists(runs, label, bands, marked) -> None:
     fig = plot_es(_days(runs), group="label")
@@ -300,6 +302,14 @@ def test_growth_and_herd_say_n_and_the_interval() -> None:
     ax = plot_herd(herd).axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["up\n(n=4)", "control\n(n=1, no CI)"]
     assert ax.get_legend().get_title().get_text() == "bars: 95% t-interval over posts"
+
+
+def test_agents_without_a_model_are_not_in_the_label(tmp_path: Path) -> None:
+    from conftest import write_run_log
+
+    run = write_run_log(tmp_path / "r", agents=[{"agent_id": "a", "model": "x"}, {"agent_id": "voter", "model": ""}], steps=1,
+                        models={"x": {"backend": "scripted", "model": "embedded:smollm2-135m-instruct", "label": "scripted:social"}})
+    assert run_label(RunLog(run)) == "scripted baseline"
 
 
 @pytest.mark.parametrize(("entry", "label"), [

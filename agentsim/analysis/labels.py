@@ -74,7 +74,8 @@ def run_label(log: Any, kinds: Sequence[str] | None = None) -> str:
     agents = log.agents
     if len(agents) and kinds is not None and "kind" in agents:
         agents = agents[agents["kind"].isin(list(kinds))]
-    aliases = sorted(set(agents["model"])) if len(agents) and "model" in agents else []
+    # agents without a model (a platform's controlled voter, a world without LLM calls) play no part in the label
+    aliases = sorted({a for a in agents["model"] if isinstance(a, str) and a}) if len(agents) and "model" in agents else []
     models = log.meta.get("models", {}) or {}
     return " + ".join(sorted({backend_model_label(models.get(a, {"model": a})) for a in aliases})) or "unknown"
 
