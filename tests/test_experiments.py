@@ -363,6 +363,12 @@ def test_a_social_experiment_scores_each_condition_against_a_reference(tmp_path:
     for row in al.itertuples():
         assert row.nrmse_mean == pytest.approx(means[(row.condition, row.metric)])
     assert (out / "social_growth.png").exists() and "condition" in pd.read_csv(out / "social_growth.csv").columns
+    from agentsim.analysis.social import plot_growth
+
+    fig = plot_growth(pd.read_csv(out / "social_growth.csv"))  # what the PNG shows: a line per condition with its n
+    assert [x.get_label() for x in fig.axes[0].get_lines()] == [
+        "world.users.groups.0.scripted.p=0.1 (n=2)", "world.users.groups.0.scripted.p=0.9 (n=2)", "reference"]
+    assert fig.axes[0].get_legend().get_title().get_text() == "bands: 95% t-interval over runs"
     one = runs.iloc[0]
     run_dir = exp_dir / next(c["run_dir"] for c in read_manifest(exp_dir)["cells"] if Path(c["run_dir"]).name == one["run"])
     alone = agentsim_cli("analyze", str(run_dir), "social", "--reference", str(ref), "--out", str(tmp_path / "alone"))

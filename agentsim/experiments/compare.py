@@ -266,8 +266,10 @@ def plot_experiment(analysis: str, tables: dict[str, pd.DataFrame], exp: Experim
                                      title=f"{exp.name}: escalation score per day ({runs})"),
              out / "escalation_es.png", tables["es_by_day"], paths)
     if analysis == "social" and "growth" in tables:
+        from agentsim.analysis.labels import run_label
         from agentsim.analysis.social import plot_growth
 
-        draw(lambda: plot_growth(tables["growth"], out / "social_growth.png", title=f"{exp.name}: cascade growth ({runs})"),
+        who = " + ".join(sorted({run_label(log) for _, log in exp.logs()}))  # conditions name params, not who played
+        draw(lambda: plot_growth(tables["growth"], out / "social_growth.png", title=f"{exp.name}: cascade growth ({runs}; {who})"),
              out / "social_growth.png", tables["growth"], paths)
     return paths
