@@ -1,7 +1,10 @@
 """agentsim: large-scale multi-agent LLM simulations.
 
-Public API (stable): load_scenario, parse_scenario, ScenarioSpec, load_run, RunLog, register, Family, Analysis,
+Public API (stable): run, load_scenario, parse_scenario, ScenarioSpec, load_run, RunLog, register, Family, Analysis,
 load_experiment, Experiment.
+
+`agentsim.run("wargame/neutral.yaml", backend="scripted", steps=3, **{"world.max_actions_per_day": 2})` runs a
+scenario as `agentsim run` does (agentsim/runtime/entry.py: run_scenario) and returns its RunLog.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -14,10 +17,11 @@ from agentsim.spec.models import ScenarioSpec
 
 if TYPE_CHECKING:
     from agentsim.experiments.load import Experiment, load_experiment
+    from agentsim.runtime.entry import run_scenario as run
 
 __version__ = "0.1.0"
 __all__ = ["Analysis", "Experiment", "Family", "RunLog", "Scenario", "ScenarioSpec", "load_experiment", "load_run",
-           "load_scenario", "parse_scenario", "register"]
+           "load_scenario", "parse_scenario", "register", "run"]
 
 
 def __getattr__(name: str) -> Any:
@@ -26,4 +30,8 @@ def __getattr__(name: str) -> Any:
         from agentsim.experiments import load
 
         return getattr(load, name)
+    if name == "run":  # the runtime is imported when a run is asked for, not by `import agentsim`
+        from agentsim.runtime.entry import run_scenario
+
+        return run_scenario
     raise AttributeError(f"module 'agentsim' has no attribute {name!r}")

@@ -58,12 +58,10 @@ SetOpt = Annotated[list[str] | None, typer.Option(
 
 
 def _prepare(scenario: Path, sets: list[str] | None, run_dir: Path | None = None, **flags: Any) -> Any:
-    """`run` and `validate` share this: read, override, validate, check the log directory, build the world
-    (agentsim/spec/loader.py: prepare_scenario). Raises SpecError."""
-    from agentsim.spec.loader import prepare_scenario
-    from agentsim.spec.overrides import command_line_overrides
+    """`run` and `validate` share this (agentsim/runtime/entry.py: prepare, as `agentsim.run` does). Raises SpecError."""
+    from agentsim.runtime.entry import prepare
 
-    return prepare_scenario(scenario, command_line_overrides(sets or [], **flags), run_dir=run_dir)
+    return prepare(scenario, sets, run_dir, **flags)
 
 
 @app.command()
@@ -89,10 +87,12 @@ def run(
                       runtime=runtime, address=address, shards=shards)
     except SpecError as e:
         _fail(e.render())
-    spec = sc.spec
-    target = (run_dir or _new_run_dir(spec.logging.dir, spec.name, spec.seed)).absolute()
-    if target.is_dir() and any(target.iterdir()):  # a file there was refused by prepare_scenario
-        _fail(f"{target} exists and is not empty; choose another --run-dir")
+    from agentsim.runtime.entry import RunError, target_dir
+
+    try:
+        target = target_dir(sc, run_dir)
+    except RunError as e:
+        _fail(str(e), e.exit_code)
     if not quiet:
         err.print(f"Run directory: {escape(str(target))}", highlight=False, soft_wrap=True)
     extra: dict[str, Any] = {"overrides": sc.overrides}
@@ -113,56 +113,19 @@ def _parse_sets(items: list[str] | None) -> dict[str, Any]:
 
 
 def _execute(sc, run_dir: Path, replay_from: Path | None, quiet: bool, resume: bool, extra_meta: dict | None = None) -> None:
-    """Build the backends, run (or resume) the scenario in `run_dir`, print the summary."""
-    from agentsim.llm.router import build_backend
-    from agentsim.runtime.local import CHECKPOINT, LocalRuntime
+    """Run (or resume) the scenario in `run_dir` (agentsim/runtime/entry.py: execute), print the summary; a
+    RunError is the message and exit code, an interrupted run exits 130, a run without a valid answer 4."""
+    from agentsim.runtime.entry import RunError, execute
     from agentsim.runtime.progress import RunProgress
     from agentsim.runtime.summary import print_summary
 
-    spec = sc.spec
     log = (lambda m: None) if quiet else (lambda m: err.print(m, highlight=False))
-    router, policy, model_paths = None, None, {}
+    say = lambda m: err.print(escape(m), highlight=False, soft_wrap=True)  # noqa: E731
+    progress = RunProgress(sc.spec.steps, console=err, enabled=not quiet)
     try:
-        if spec.runtime.kind == "ray":
-            from agentsim.runtime.ray_runtime import ShardedPolicy, make_shards
-
-            shards, _ = make_shards(spec, sc.family.scripted_policy, str(replay_from.resolve()) if replay_from else None, log=log)
-            policy = ShardedPolicy(shards)
-        else:
-            router = build_backend(spec.models, sc.family.scripted_policy, replay_from=replay_from, log=log,
-                                   expect=spec.model_dump(mode="json"))
-            model_paths = {a: b.model_path(a) for a, b in router.backend_for_alias.items() if hasattr(b, "model_path")}
-    except BackendError as e:
+        result = execute(sc, run_dir, replay_from, resume=resume, extra_meta=extra_meta, progress=progress, log=log, say=say)
+    except RunError as e:
         _fail(str(e), code=e.exit_code)
-    progress = RunProgress(spec.steps, console=err, enabled=not quiet)
-    try:
-        runtime = LocalRuntime(sc, router, run_dir, progress=progress, model_paths=model_paths, resume=resume,
-                               extra_meta=extra_meta, policy=policy)
-    except (ValueError, KeyError, TypeError, IndexError) as e:
-        if router is not None:
-            router.close()
-        if not resume:
-            raise  # the world was built and checked before: this is a bug, keep its traceback
-        ck = run_dir / CHECKPOINT
-        _fail(f"{ck}: the checkpoint cannot be restored ({type(e).__name__}: {e}). {_CHECKPOINT_ADVICE.format(ck=ck, run_dir=run_dir)}")
-    except OSError as e:
-        if router is not None:
-            router.close()
-        _fail(f"{run_dir}: cannot write the run log there ({e.strerror or e})")
-    if resume:
-        err.print(f"Resuming {run_dir} at step {runtime.start_step + 1} of {spec.steps}", soft_wrap=True)
-    try:
-        result = runtime.run()
-    except BackendError as e:  # a backend that stopped serving mid-run: the run is resumable, no traceback
-        at = runtime.meta.get("error", {}).get("resume_at_step")
-        where = f" from the checkpoint at step {at + 1}" if at is not None else ""
-        _fail(f"{e}\nOnce it serves again, continue{where} with: agentsim resume {run_dir}", code=e.exit_code)
-    except Exception:
-        err.print(f"[red]The run failed[/red]; {run_dir} holds every completed step. Resume with: agentsim resume {run_dir}", soft_wrap=True)
-        raise
-    finally:
-        if router is not None:
-            router.close()
     if not quiet:
         print_summary(console, sc, result)
     else:
@@ -178,10 +141,6 @@ def _execute(sc, run_dir: Path, replay_from: Path | None, quiet: bool, resume: b
         err.print(f"[red]No valid answer[/red]: every agent answer of this run was invalid (see llm_calls.error in "
                   f"{result.run_dir})", soft_wrap=True)
         raise typer.Exit(4)
-
-
-_CHECKPOINT_ADVICE = ("To run it again from step 0, delete {ck} and run `agentsim resume {run_dir}` (the steps logged "
-                      "so far are written again); or start a new run with `agentsim run`.")
 
 
 _JSON_KIND = {dict: "an object", list: "a list", str: "a string", int: "an integer", type(None): "null"}
@@ -214,12 +173,13 @@ def _read_run_meta(run_dir: Path) -> dict[str, Any]:
 def _check_checkpoint(run_dir: Path) -> None:
     """A checkpoint that is there must be a whole one (agentsim/runtime/local.py: LocalRuntime._checkpoint writes
     these keys); exits 2 naming the file and what to do."""
+    from agentsim.runtime.entry import CHECKPOINT_ADVICE
     from agentsim.runtime.local import CHECKPOINT
 
     ck = run_dir / CHECKPOINT
     if not ck.exists():
         return  # killed before the first checkpoint: the run starts again from step 0
-    advice = _CHECKPOINT_ADVICE.format(ck=ck, run_dir=run_dir)
+    advice = CHECKPOINT_ADVICE.format(ck=ck, run_dir=run_dir)
     try:
         data = json.loads(ck.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -424,12 +384,24 @@ def analyze(
         out.mkdir(parents=True, exist_ok=True)
         for title, df in tables.items():
             df.to_csv(out / f"{chosen.name}_{title}.csv", index=False)
+        if chosen.plots is not None:  # before the notes: a figure not drawn leaves a note saying why
+            _plot(lambda: resolve(chosen.plots)(tables, logs, out), tables)
         notes = notes_table(tables)
         notes = _with_run_notes(notes, run_notes)
         notes.to_csv(out / f"{chosen.name}_notes.csv", index=False)  # always, so a report has the same files
-        if chosen.plots is not None:
-            resolve(chosen.plots)(tables, logs, out)
         console.print(f"wrote {out}")
+
+
+def _plot(plots: Any, tables: dict[str, Any]) -> None:
+    """Draw an analysis's figures; say on stderr which were not drawn and why (the notes they left on tables)."""
+    from agentsim.analysis.tables import notes_of
+
+    before = {title: set(notes_of(df)) for title, df in tables.items()}
+    plots()
+    for title, df in tables.items():
+        for n in notes_of(df):
+            if n not in before.get(title, set()) and " not drawn: " in n:
+                err.print(f"[yellow]note:[/yellow] {escape(n)}", highlight=False, soft_wrap=True)
 
 
 def _print_tables(prefix: str, tables: dict[str, Any]) -> None:
@@ -480,8 +452,8 @@ def _analyze_experiment(exp_dir: Path, by_family: dict[str, Any], out: Path | No
         out.mkdir(parents=True, exist_ok=True)
         for title, df in tables.items():
             df.to_csv(out / f"{chosen.name}_{title}.csv", index=False)
+        _plot(lambda: plot_experiment(chosen.name, tables, exp, out), tables)
         notes_table(tables).to_csv(out / f"{chosen.name}_notes.csv", index=False)
-        plot_experiment(chosen.name, tables, exp, out)
         console.print(f"wrote {out}")
 def _analysis_params(chosen: Any, reference: Path | None, items: list[str]) -> dict[str, Any]:
     """`--reference` and `--param KEY=VALUE` as the analysis's parameters, checked against its model (exit 2

@@ -199,19 +199,32 @@ def test_every_analysis_gives_tables_with_notes_on_degenerate_runs(family: str, 
         for title, df in tables.items():
             assert len(pd.read_csv(out / f"{name}_{title}.csv")) == len(df)
         notes = pd.read_csv(out / f"{name}_notes.csv")
-        assert notes.to_dict("records") == notes_table(tables).to_dict("records")
-        for png in PLOTS[name]:
-            assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+        drawn = notes["note"].str.contains(" not drawn: ")
+        assert notes[~drawn].to_dict("records") == notes_table(tables).to_dict("records")
+        for png in PLOTS[name]:  # a figure is drawn, or not drawn with a note saying why (never an empty figure)
+            skipped = notes[drawn & notes["note"].str.startswith(f"figure {png} not drawn: ")]
+            if (out / png).exists():
+                assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and skipped.empty, png
+            else:
+                assert len(skipped) == 1 and skipped["note"].iloc[0] in r.stderr, (png, notes)
     else:
         assert not out.exists()
 
 
-def test_social_run_whose_users_never_act_writes_no_data_plots(degenerate, tmp_path: Path) -> None:
-    """Issue 15 §4: this crashed in plot_polarization with KeyError: 'group'."""
+def test_social_run_whose_users_never_act_draws_no_empty_figure(degenerate, tmp_path: Path) -> None:
+    """Issue 15 §4: this crashed in plot_polarization with KeyError: 'group'. Issue 18 §1: a figure with nothing to
+    show is not drawn; a note says why."""
     r = _cli("analyze", str(degenerate("social", "no_events")), "social", "--out", str(tmp_path / "o"))
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
     assert "note: no authored posts by users in this run" in r.stdout
-    assert (tmp_path / "o" / "social_polarization.png").stat().st_size > 1000
+    notes = pd.read_csv(tmp_path / "o" / "social_notes.csv")
+    for png, table, why in (("social_polarization.png", "polarization", "no authored posts by users in this run"),
+                            ("social_cascade_ccdf.png", "cascades", "no cascades in this run (no reposts)"),
+                            ("social_herd.png", "herd", "no herd-effect experiment in this run")):
+        assert not (tmp_path / "o" / png).exists(), png
+        mine = notes[(notes["table"] == table) & notes["note"].str.startswith(f"figure {png} not drawn: {why}")]
+        assert len(mine) == 1, (png, notes.to_dict("records"))
+        assert f"figure {png} not drawn: {why}" in r.stderr
 
 
 def test_one_match_gives_an_undefined_interval_not_a_zero_width_one(degenerate) -> None:
@@ -493,7 +506,12 @@ def test_comparing_runs_names_the_runs_that_played_no_day(folder: tuple[str, str
     assert "note: not in this table: r0: no days played; the run completed 0 of 14 steps" in r.stdout
     by_day = pd.read_csv(tmp_path / "o" / "escalation_es_by_day.csv")
     assert len(by_day) == (2 if "one_agent" in folder else 0)
-    assert (tmp_path / "o" / "escalation_es.png").read_bytes()[:4] == b"\x89PNG"
+    if "one_agent" in folder:
+        assert (tmp_path / "o" / "escalation_es.png").read_bytes()[:4] == b"\x89PNG"
+    else:  # no run played a day: nothing to draw, and the notes say so
+        assert not (tmp_path / "o" / "escalation_es.png").exists()
+        notes = pd.read_csv(tmp_path / "o" / "escalation_notes.csv")
+        assert notes["note"].str.startswith("figure escalation_es.png not drawn: ").sum() == 1
 
 
 def test_unknown_analysis_names_the_known_ones(degenerate) -> None:

@@ -98,10 +98,16 @@ def test_bootstrap_ci_and_mean_over_runs(study_data) -> None:
     assert table.loc[table["day"] == 1, "es_mean"].item() == pytest.approx(day1)
 
 
-def test_plot_is_written(tmp_path) -> None:
-    df = pd.DataFrame({"model": ["m"] * 3, "day": [1, 2, 3], "es_mean": [1.0, 2.0, 3.0], "ci_low": [0.5, 1.5, 2.5], "ci_high": [1.5, 2.5, 3.5]})
-    out = plot_es(df, tmp_path / "es.png")
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+def test_plot_draws_the_table_and_writes_it(tmp_path) -> None:
+    df = pd.DataFrame({"model": ["m"] * 3, "day": [1, 2, 3], "runs": [4, 4, 4], "es_mean": [1.0, 2.0, 3.0],
+                       "ci_low": [0.5, 1.5, 2.5], "ci_high": [1.5, 2.5, 3.5]})
+    fig = plot_es(df, tmp_path / "es.png")
+    (ax,) = fig.axes
+    (line,) = ax.get_lines()
+    assert list(line.get_xdata()) == [1, 2, 3] and list(line.get_ydata()) == [1.0, 2.0, 3.0]
+    assert line.get_label() == "m (n=4)"
+    assert "95% bootstrap CI (BCa) over runs" in ax.get_legend().get_title().get_text()
+    assert (tmp_path / "es.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_importer_rejects_foreign_files(tmp_path) -> None:
@@ -117,10 +123,15 @@ def test_importer_rejects_foreign_files(tmp_path) -> None:
 
 # -- provenance: which runs are averaged together -----------------------------------------------------------------
 @pytest.mark.parametrize(("entry", "label"), [
-    ({"backend": "scripted", "model": "embedded:smollm2-135m-instruct"}, "scripted"),
-    ({"backend": "vllm", "model": "embedded:smollm2-135m-instruct"}, "vllm:embedded:smollm2-135m-instruct"),
-    ({"backend": "replay", "model": "meta-llama/Llama-3.1-8B-Instruct"}, "replay:meta-llama/Llama-3.1-8B-Instruct"),
-    ({"backend": "openai", "model": "gpt-4o", "label": "GPT-4o (2024-08)"}, "GPT-4o (2024-08)"),
+    ({"backend": "scripted", "model": "embedded:smollm2-135m-instruct"}, "scripted baseline"),
+    ({"backend": "scripted", "model": "embedded:smollm2-135m-instruct", "label": "scripted:wargame"}, "scripted baseline"),
+    ({"backend": "vllm", "model": "embedded:smollm2-135m-instruct"}, "SmolLM2-135M-Instruct via vLLM"),
+    ({"backend": "vllm", "model": "/models/Qwen2.5-7B-Instruct/", "label": "/models/Qwen2.5-7B-Instruct/"}, "Qwen2.5-7B-Instruct via vLLM"),
+    ({"backend": "replay", "model": "meta-llama/Llama-3.1-8B-Instruct"}, "replay of Llama-3.1-8B-Instruct"),
+    ({"backend": "replay", "model": "embedded:smollm2-135m-instruct", "label": "replay:scripted:wargame"}, "replay of scripted baseline"),
+    ({"backend": "replay", "model": "m", "label": "replay:replay:embedded:smollm2-135m-instruct"}, "replay of replay of SmolLM2-135M-Instruct"),
+    ({"backend": "openai", "model": "gpt-4o", "label": "GPT-4o (2024-08)"}, "GPT-4o (2024-08) via OpenAI API"),
+    ({"backend": "openai", "model": "gpt-4o", "label": "gpt-4o"}, "gpt-4o via OpenAI API"),
     ({"model": "old-run-without-backend"}, "old-run-without-backend"),
 ])
 def test_model_labels_name_the_backend(entry: dict, label: str) -> None:
@@ -148,7 +159,7 @@ def three_runs(tmp_path_factory) -> list[Path]:
 
 
 def test_scripted_runs_are_labelled_scripted(three_runs: list[Path]) -> None:
-    assert run_label(RunLog(three_runs[0])) == "scripted:wargame"
+    assert run_label(RunLog(three_runs[0])) == "scripted baseline"
 
 
 def test_runs_with_different_overrides_are_not_averaged_together(three_runs: list[Path]) -> None:
@@ -163,8 +174,8 @@ def test_runs_with_different_overrides_are_not_averaged_together(three_runs: lis
     for day in (1, 2, 3):
         assert plain.loc[day, "es_mean"] == pytest.approx(per[(logs[0].run_id, day)])
         assert tuned.loc[day, "es_mean"] == pytest.approx((per[(logs[1].run_id, day)] + per[(logs[2].run_id, day)]) / 2)
-    assert set(by_day["label"]) == {"scripted:wargame / neutral",
-                                    "scripted:wargame / neutral [models.default.sampling.temperature=0.2, world.history_days=1]"}
+    assert set(by_day["label"]) == {"scripted baseline / neutral",
+                                    "scripted baseline / neutral [models.default.sampling.temperature=0.2, world.history_days=1]"}
     assert len(out["run_scores"]) == 3 and set(out["run_scores"]["overrides"]) == set(by_day["overrides"])
 
 

@@ -254,6 +254,17 @@ def test_cli_analyze_of_an_experiment_compares_its_cells(scripted_experiment: tu
     summary = pd.read_csv(tmp_path / "report" / "escalation_summary.csv")
     assert set(summary["scenario"]) == {"Neutral", "Invasion"} and set(summary["runs"]) == {2}
     assert len(summary) == 4  # 2 scenarios x 2 values of world.max_actions_per_day
+    # each line names who played (a scripted run is not the model its spec names) and what else varies
+    assert set(summary["line"]) == {"scripted baseline, world.max_actions_per_day=1", "scripted baseline, world.max_actions_per_day=3"}
+    from agentsim.experiments import load_experiment
+    from agentsim.experiments.compare import compare_escalation, escalation_runs, plot_escalation
+
+    by_day = compare_escalation(escalation_runs(load_experiment(exp_dir)))["es_by_day"]
+    fig = plot_escalation(by_day, title="t")
+    panels = {ax.get_title(): sorted(x.get_label() for x in ax.get_lines() if not x.get_label().startswith("_")) for ax in fig.axes}
+    assert panels == {f"{sc} (2 runs per line at most)": ["scripted baseline, world.max_actions_per_day=1 (n=2)",
+                                                          "scripted baseline, world.max_actions_per_day=3 (n=2)"]
+                      for sc in ("Invasion", "Neutral")}
 
 
 @pytest.mark.parametrize(
@@ -352,6 +363,12 @@ def test_a_social_experiment_scores_each_condition_against_a_reference(tmp_path:
     for row in al.itertuples():
         assert row.nrmse_mean == pytest.approx(means[(row.condition, row.metric)])
     assert (out / "social_growth.png").exists() and "condition" in pd.read_csv(out / "social_growth.csv").columns
+    from agentsim.analysis.social import plot_growth
+
+    fig = plot_growth(pd.read_csv(out / "social_growth.csv"))  # what the PNG shows: a line per condition with its n
+    assert [x.get_label() for x in fig.axes[0].get_lines()] == [
+        "world.users.groups.0.scripted.p=0.1 (n=2)", "world.users.groups.0.scripted.p=0.9 (n=2)", "reference"]
+    assert fig.axes[0].get_legend().get_title().get_text() == "bands: 95% t-interval over runs"
     one = runs.iloc[0]
     run_dir = exp_dir / next(c["run_dir"] for c in read_manifest(exp_dir)["cells"] if Path(c["run_dir"]).name == one["run"])
     alone = agentsim_cli("analyze", str(run_dir), "social", "--reference", str(ref), "--out", str(tmp_path / "alone"))

@@ -42,7 +42,11 @@ def test_wargame_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
     nb = execute("wargame_escalation", None, monkeypatch)
     text = outputs(nb)
     assert "es" in text and "n_nuclear" in text
-    assert any("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+    # Issue 18: the ES figure (an agentsim Figure) and, after it, the category chart (pyplot, inline): a plot function
+    # that switched the backend to Agg made every later inline figure disappear
+    images = [i for i, c in enumerate(nb.cells) for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) == 2 and "escalation_figure" in nb.cells[images[0]].source and "dist.plot.bar" in nb.cells[images[1]].source, images
+    assert not any("subprocess" in c.source for c in nb.cells)  # runs through agentsim.run, not the CLI
 
 
 def test_experiment_notebook_draws_the_study_figure(monkeypatch: pytest.MonkeyPatch) -> None:

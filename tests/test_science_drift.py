@@ -310,7 +310,7 @@ def test_compare_arms_and_satisfaction_by_hand() -> None:
     assert a.loc["none"].drop("reduction_pct").tolist() == ["-", 5.0, 5.0, 0.5] and math.isnan(a.loc["none", "reduction_pct"])
     assert a.loc["r3"].tolist() == ["3", 2.5, 2.0, 0.75, pytest.approx(100 * (1 - 2.0 / 7.0))]
     s = satisfaction(t).set_index(["arm", "turn"])
-    assert s.loc[("r3", 3)].tolist() == [1.0, 3.0] and s.loc[("none", 3)].tolist() == [0.0, 3.0]
+    assert s.loc[("r3", 3)].tolist() == [1.0, 1, 3.0] and s.loc[("none", 3)].tolist() == [0.0, 1, 3.0]  # rate, n, judge_mean
     assert "judge_mean" not in satisfaction(t.drop(columns="judge_score"))
     partial = satisfaction(t.assign(satisfied=[True, None, None, None] * 2))
     assert partial[["arm", "turn", "rate"]].dropna().to_numpy().tolist() == [["none", 1, 1.0], ["r3", 1, 1.0]]
@@ -414,13 +414,14 @@ def test_arms_and_satisfaction_edges() -> None:
                                              "satisfied": True, "judge_score": 5.0}])])
     assert compare_arms(with_base).set_index("arm")["reduction_pct"].dropna().tolist() == []  # the base drifts 0: no %
     s = satisfaction(with_base)
-    assert s.columns.tolist() == ["arm", "turn", "rate", "judge_mean"]
+    assert s.columns.tolist() == ["arm", "turn", "rate", "n", "judge_mean"]
     assert s.set_index(["arm", "turn"]).loc[("r1", 2), "judge_mean"] == 2.0 and math.isnan(s.set_index(["arm", "turn"]).loc[("r1", 2), "rate"])
+    assert s.set_index(["arm", "turn"]).loc[("r1", 2), "n"] == 0 and s.set_index(["arm", "turn"]).loc[("none", 2), "n"] == 1
 
 
 def test_drift_tables_columns_and_defaults(tmp_path: Path) -> None:
     idle = drift_tables(RunLog(write_run_log(tmp_path / "i", steps=0, status="running", spec={"steps": 4})))
-    assert idle["satisfaction"].columns.tolist() == ["arm", "turn", "rate"]
+    assert idle["satisfaction"].columns.tolist() == ["arm", "turn", "rate", "n"]
     assert idle["arms"].columns.tolist() == ["arm", "first_reminder", "satisfaction_rate"]
     assert notes_of(idle["satisfaction"])[0] == "no turns in this run"
     events = [{"step": t - 1, "agent_id": f"{c}/assistant", **_event(c, "none", t, 0.1 * t + 0.01 * i, kl_error="x" if i else None)}

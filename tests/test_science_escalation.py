@@ -369,8 +369,8 @@ def test_compare_runs_averages_runs_of_one_condition_and_scores_each_by_its_mean
     assert plain["es_mean"].tolist() == [22.0, 5.0] and plain["runs"].tolist() == [2, 2]
     assert tuned["es_mean"].tolist() == [0.0, 14.0] and tuned["runs"].tolist() == [1, 1]
     assert set(by_day["overrides"]) == {"", "world.history_days=1"}
-    assert set(by_day["model"]) == {"vllm:m1"} and set(by_day["scenario"]) == {"neutral"}
-    assert set(by_day["label"]) == {"vllm:m1 / neutral", "vllm:m1 / neutral [world.history_days=1]"}
+    assert set(by_day["model"]) == {"m1 via vLLM"} and set(by_day["scenario"]) == {"neutral"}
+    assert set(by_day["label"]) == {"m1 via vLLM / neutral", "m1 via vLLM / neutral [world.history_days=1]"}
     per = out["per_run_day"]
     assert len(per) == 6 and set(per.columns) >= {"run", "model", "scenario", "overrides", "day", "es"}
     assert per.set_index(["run", "day"]).loc[("r2", 1), "es"] == 30.0
@@ -407,11 +407,11 @@ def test_a_run_that_played_no_day_is_named_in_the_comparison(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(("entry", "label"), [
-    ({"label": "L", "backend": "vllm", "model": "m"}, "L"),
-    ({"backend": "scripted", "model": "m"}, "scripted"),
-    ({"backend": "openai", "model": "gpt"}, "openai:gpt"),
+    ({"label": "L", "backend": "vllm", "model": "m"}, "L via vLLM"),
+    ({"backend": "scripted", "model": "m"}, "scripted baseline"),
+    ({"backend": "openai", "model": "gpt"}, "gpt via OpenAI API"),
     ({"model": "bare"}, "bare"),
-    ({"label": "", "backend": "vllm", "model": "m"}, "vllm:m"),
+    ({"label": "", "backend": "vllm", "model": "m"}, "m via vLLM"),
 ])
 def test_model_labels(entry: dict, label: str) -> None:
     assert model_label(entry) == label
@@ -423,7 +423,7 @@ def test_run_label_names_the_nations_models(tmp_path: Path) -> None:
     run = write_run_log(tmp_path / "r", agents=agents, steps=1,
                         models={"x": {"backend": "vllm", "model": "mx"}, "y": {"backend": "scripted", "model": "my"},
                                 "wm": {"backend": "vllm", "model": "big"}})
-    assert run_label(RunLog(run)) == "scripted+vllm:mx"
+    assert run_label(RunLog(run)) == "mx via vLLM + scripted baseline"
     bare = write_run_log(tmp_path / "bare", agents=[{"agent_id": "A", "model": "alias"}], steps=1)
     assert run_label(RunLog(bare)) == "alias"
     nobody = write_run_log(tmp_path / "nobody", steps=1)

@@ -285,7 +285,7 @@ def alignment_tables(logs: list[Any], params: AlignmentParams) -> dict[str, pd.D
                              "give a reference in minutes, or runs of one minutes_per_step")
         ref = reference_curve(unit, ref_table, next(iter(steps.values())), params.window_minutes)
     minutes = curves[0]["minute"]
-    growth = pd.DataFrame({"minute": minutes})
+    growth = pd.DataFrame({"minute": minutes, "runs": len(curves)})  # runs: n behind every point (a figure's n)
     why = []
     for m in METRICS:
         stack = np.vstack([c[m].to_numpy() for c in curves])

@@ -238,25 +238,28 @@ def fit_power_law(sizes: np.ndarray, xmin: float | None = None) -> tuple[dict[st
     }, fit
 
 
-def plot_ccdf(sizes: np.ndarray, path: Path | str | None = None, ax: Any = None) -> Any:
-    """Empirical CCDF of cascade sizes with the fitted power law over its tail; "no data" with no cascades."""
-    from agentsim.analysis.plots import no_data, own_axes, save_own
+def plot_ccdf(sizes: np.ndarray, path: Path | str | None = None, ax: Any = None, title: str = "") -> Any:
+    """Empirical CCDF of cascade sizes (n = cascades, in the legend) with the fitted power law over its tail.
+    Returns the Figure; raises NothingToShow without cascades."""
+    from agentsim.analysis.plots import NothingToShow, own_axes, save_own
 
-    ax, own = own_axes(ax, path)
     x = np.sort(np.asarray(sizes, float))
     if not x.size:
-        no_data(ax, "no cascades in this run")
-        return save_own(ax, own, path)
+        raise NothingToShow("no cascades in this run (no reposts)")
+    ax, own = own_axes(ax)
     ccdf = 1.0 - np.arange(x.size) / x.size
-    ax.loglog(x, ccdf, ".", ms=3, label="cascades")
+    ax.loglog(x, ccdf, ".", ms=3, label=f"cascades (n={x.size})")
     try:
         res, fit = fit_power_law(x)
         tail = x[x >= res["xmin"]]
         share = tail.size / x.size
         xs = np.unique(tail)
-        ax.loglog(xs, share * (xs / res["xmin"]) ** (1 - res["alpha"]), "--", label=f"power law α={res['alpha']:.2f}, xmin={res['xmin']:.0f}")
+        ax.loglog(xs, share * (xs / res["xmin"]) ** (1 - res["alpha"]), "--",
+                  label=f"power law α={res['alpha']:.2f}, xmin={res['xmin']:.0f} (n_tail={tail.size})")
     except ValueError:
         pass
+    if title:
+        ax.set_title(title, fontsize=10)
     ax.set_xlabel("cascade size")
     ax.set_ylabel("P(size ≥ x)")
     ax.legend()

@@ -20,12 +20,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from agentsim.analysis import stats
-from agentsim.analysis.plots import band_plot
+from agentsim.analysis.labels import run_label, runs_title
+from agentsim.analysis.plots import band_plot, draw
 from agentsim.analysis.stats import interval_notes, mean_t_interval
 from agentsim.analysis.tables import empty, note, note_empty_tables
 
@@ -184,19 +186,23 @@ def compare_arms(turns: pd.DataFrame, value: str = "d_mc") -> pd.DataFrame:
 
 
 def satisfaction(turns: pd.DataFrame) -> pd.DataFrame:
-    """Constraint-satisfaction rate (and mean judge score, when a judge rated the replies) per arm and turn."""
+    """Constraint-satisfaction rate (and mean judge score, when a judge rated the replies) per arm and turn, with `n`
+    the conversations rated at that turn."""
     t = turns[turns["satisfied"].notna()]
-    out = t.groupby(["arm", "turn"])["satisfied"].agg(lambda s: float(np.mean(s.astype(float)))).rename("rate").reset_index()
+    g = t.groupby(["arm", "turn"])["satisfied"]
+    out = g.agg(lambda s: float(np.mean(s.astype(float)))).rename("rate").reset_index()
+    out["n"] = g.size().to_numpy()  # conversations rated at this turn
     if "judge_score" in turns and turns["judge_score"].notna().any():
         judge = turns.groupby(["arm", "turn"])["judge_score"].mean().rename("judge_mean").reset_index()
         out = out.merge(judge, on=["arm", "turn"], how="outer")
+        out["n"] = out["n"].fillna(0).astype(int)  # a turn the judge rated but no constraint check did
     return out
 
 
 def drift_tables(log, bootstrap: int = 500) -> dict[str, pd.DataFrame]:
     events = log.events
     if not (events["action"] == "turn").any():  # nothing played yet (killed before its first turn)
-        out = {"satisfaction": empty(["arm", "turn", "rate"], "no turns in this run"),
+        out = {"satisfaction": empty(["arm", "turn", "rate", "n"], "no turns in this run"),
                "arms": empty(["arm", "first_reminder", "satisfaction_rate"], "no turns in this run")}
         return note_empty_tables(out, log)
     turns = turns_table(events)
@@ -217,18 +223,32 @@ def drift_tables(log, bootstrap: int = 500) -> dict[str, pd.DataFrame]:
 
 
 def drift_plots(tables: dict[str, pd.DataFrame], logs: list, out: Path) -> list[Path]:
-    """The PNGs of `agentsim analyze RUN drift --out DIR`: D_t per arm (when measured) and satisfaction."""
-    paths = []
+    """The PNGs of `agentsim analyze RUN drift --out DIR`: D_t per arm, Monte-Carlo and top-k (when measured), and
+    constraint satisfaction per arm; a figure with nothing to show is not drawn (a note on its table says why)."""
+    paths: list[Path] = []
+    who = f" ({run_label(logs[0])})" if logs else ""
+    title = runs_title("Drift D_t per arm", logs) + who if logs else "Drift D_t per arm"
     if "curves_mc" in tables:
-        paths += [plot_curves(tables["curves_mc"], out / "drift_d_mc.png"),
-                  plot_curves(tables["curves_topk"], out / "drift_d_topk.png", value="d_topk")]
-    return paths + [plot_satisfaction(tables["satisfaction"], out / "drift_satisfaction.png")]
+        draw(lambda: plot_curves(tables["curves_mc"], out / "drift_d_mc.png", title=title.replace("D_t", "D_t (Monte-Carlo)")),
+             out / "drift_d_mc.png", tables["curves_mc"], paths)
+        draw(lambda: plot_curves(tables["curves_topk"], out / "drift_d_topk.png", value="d_topk", title=title.replace("D_t", "D_t (top-k)")),
+             out / "drift_d_topk.png", tables["curves_topk"], paths)
+    sat_title = (runs_title("Constraint satisfaction per arm", logs) + who) if logs else ""
+    draw(lambda: plot_satisfaction(tables["satisfaction"], out / "drift_satisfaction.png", title=sat_title),
+         out / "drift_satisfaction.png", tables["satisfaction"], paths)
+    return paths
 
 
-def plot_curves(curve: pd.DataFrame, path: str | Path, value: str = "d_mc", title: str = "Drift D_t per arm") -> Path:
-    return band_plot(curve, "turn", f"{value}_mean", "arm", path, ylabel=f"{value} (mean, 95% CI)", title=title)
+def plot_curves(curve: pd.DataFrame, path: str | Path | None = None, value: str = "d_mc", title: str = "Drift D_t per arm",
+                ax: Any = None) -> Any:
+    """Mean D_t per arm and turn (`curves`: n, <value>_mean, ci_low, ci_high) with its t-interval over the
+    conversations of each point. Returns the Figure; raises NothingToShow without a measured turn."""
+    return band_plot(curve, "turn", f"{value}_mean", "arm", path, n="n", interval="95% t-interval over conversations",
+                     xlabel="turn", ylabel=f"{value} (nats/token, mean)", title=title, ax=ax)
 
 
-def plot_satisfaction(sat: pd.DataFrame, path: str | Path) -> Path:
-    return band_plot(sat, "turn", "rate", "arm", path, low=None, high=None, ylabel="constraint satisfaction rate",
-                     ylim=(-0.05, 1.05), marker="s")
+def plot_satisfaction(sat: pd.DataFrame, path: str | Path | None = None, title: str = "", ax: Any = None) -> Any:
+    """Constraint-satisfaction rate per arm and turn (no interval). Returns the Figure; raises NothingToShow
+    without a rated turn."""
+    return band_plot(sat, "turn", "rate", "arm", path, low=None, high=None, n="n" if "n" in sat else None,
+                     xlabel="turn", ylabel="constraint satisfaction rate", title=title, ylim=(-0.05, 1.05), marker="s", ax=ax)

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from agentsim.analysis.plots import band_plot
+from agentsim.analysis.labels import backend_model_label, runs_title
+from agentsim.analysis.labels import run_label as _run_label
+from agentsim.analysis.plots import band_plot, draw
 from agentsim.analysis.stats import bootstrap_ci, interval_notes, mean_bootstrap  # noqa: F401 (bootstrap_ci: imported from here by users)
 from agentsim.analysis.tables import note, note_empty_tables, notes_of
 
@@ -332,36 +334,42 @@ def import_study_logs(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 
 def escalation_plots(tables: dict[str, pd.DataFrame], logs: list, out: Path) -> list[Path]:
-    """The PNG of `agentsim analyze ... escalation --out DIR`: ES per day with its CI band over runs."""
+    """The PNG of `agentsim analyze ... escalation --out DIR` (`escalation_figure`); not drawn when no day has a
+    score (a note on `es_by_day` or `per_day` says why)."""
+    behind = tables.get("es_by_day", tables.get("per_day"))
+    paths: list[Path] = []
+    draw(lambda: escalation_figure(tables, logs, out / "escalation_es.png"), out / "escalation_es.png", behind, paths)
+    return paths
+
+
+def escalation_figure(tables: dict[str, pd.DataFrame], logs: list, path: str | Path | None = None):
+    """ES per day, one line per backend and model / scenario / overrides (`compare_runs`' `label`), with its
+    bootstrap CI band over runs; titled with the scenario(s), the number of runs and the partial ones. Returns the
+    Figure; raises NothingToShow when no day has a score."""
     by_day = tables["es_by_day"] if "es_by_day" in tables else compare_runs(logs)["es_by_day"]
-    title = f"ES per day ({len(logs)} run{'s' if len(logs) > 1 else ''})"
     # compare_runs labels groups by model, scenario and overrides: runs that differ in a --set keep their own line
     labelled = by_day if "label" in by_day else by_day.assign(label=by_day["model"].astype(str) + " / " + by_day["scenario"].astype(str))
-    return [plot_es(labelled, out / "escalation_es.png", group="label", title=title)]
+    return plot_es(labelled, path, group="label", title=runs_title("ES per day", logs))
 
 
-def plot_es(per_day_by_group: pd.DataFrame, path: str | Path, group: str = "model", title: str = "Escalation score") -> Path:
-    """ES over days per group with its CI band, saved as PNG."""
-    return band_plot(per_day_by_group, "day", "es_mean", group, path, xlabel="day", ylabel="ES (mean over runs)", title=title)
+def plot_es(per_day_by_group: pd.DataFrame, path: str | Path | None = None, group: str = "model",
+            title: str = "Escalation score", ax=None):
+    """ES over days per group (`es_over_runs` / `compare_runs` rows: runs, es_mean, ci_low, ci_high) with its
+    bootstrap CI band where a day rests on 2 or more runs; legend entries give the runs per day. Returns the
+    Figure (saved to `path` when given); raises NothingToShow when no day has a score."""
+    return band_plot(per_day_by_group, "day", "es_mean", group, path, n="runs", interval="95% bootstrap CI (BCa) over runs",
+                     xlabel="day", ylabel="ES (mean over runs)", title=title, ax=ax)
 
 
 def model_label(entry: dict) -> str:
-    """How one model alias of run.json is named in comparisons: its `label` when it has one; `scripted` for the
-    scripted backend (the rule-based baseline, whatever model the spec names); else `backend:model`."""
-    if entry.get("label"):
-        return str(entry["label"])
-    backend, model = entry.get("backend"), entry.get("model")
-    if backend == "scripted":
-        return "scripted"
-    return f"{backend}:{model}" if backend else str(model)
+    """How one model alias of run.json is named in comparisons (agentsim.analysis.labels.backend_model_label):
+    `scripted baseline`, `<model> via vLLM`, `replay of ...`."""
+    return backend_model_label(entry)
 
 
 def run_label(log) -> str:
-    """The model(s) that played the nations of a run, by backend and model name (aliases differ between files)."""
-    agents = log.agents
-    aliases = sorted(set(agents.loc[agents["kind"] == "nation", "model"])) if len(agents) else []
-    models = log.meta.get("models", {})
-    return "+".join(sorted({model_label(models.get(a, {"model": a})) for a in aliases})) or "unknown"
+    """The backend and model(s) that played the nations of a run (agentsim.analysis.labels.run_label)."""
+    return _run_label(log, ("nation",))
 
 
 #: Overrides that do not make a run another condition: the seed (runs of one condition differ in it: that is what

@@ -1,86 +1,173 @@
-"""Plot helpers shared by the analyses (matplotlib, headless).
+"""Plot helpers shared by the analyses: matplotlib `Figure` objects, never pyplot's global state.
 
-No data, one rule: a plot of an empty table is still written, as a figure that says "no data" and why
-(`no_data`), so a report folder always has the same files and a reader sees the reason where the plot would be."""
+Figures are made with `matplotlib.figure.Figure` and saved with `Figure.savefig`, so no function here selects a
+backend (`matplotlib.use`) or registers a figure with pyplot: in a notebook, the inline backend keeps drawing every
+later figure, and a figure drawn here is shown with `display(fig)` (or as a cell's last value). A caller that
+passes `ax` (a notebook cell's axes) gets its own axes drawn on and nothing saved.
+
+Honest uncertainty (`band_plot`): every line's legend entry gives n (the runs, arms or conversations behind each
+point: `n=3`, or `n=1-3 per point`); a line whose points all rest on one
+observation says `n=1, no CI` and has no band (not a zero-width one); a band is drawn only over points with n >= 2
+(an error bar at a lone one); points on n=1 or on at most half the line's largest n are marked `n=k`;
+a line is broken, not drawn across, at a step without data; the interval method is the legend's title.
+
+Nothing to show, one rule: a figure with nothing to show is not drawn. The plotting function raises
+`NothingToShow` with the reason; `draw` (used by the analyses' `--out` plots) catches it and puts
+"<file> not drawn: <reason>" on the table behind the figure, so it reaches `<analysis>_notes.csv` and stderr.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-
-def band_plot(
-    df: pd.DataFrame, x: str, y: str, group: str, path: str | Path, *, low: str | None = "ci_low", high: str | None = "ci_high",
-    xlabel: str = "", ylabel: str = "", title: str = "", ylim: tuple[float, float] | None = None, marker: str = "o",
-) -> Path:
-    """One line per group, with its interval band when `low`/`high` are given; saved as PNG. An empty `df` (or
-    one without the columns) gives a "no data" figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    if df.empty or not {x, y, group} <= set(df.columns):
-        from agentsim.analysis.tables import notes_of
-
-        no_data(ax, title or f"{y} by {group}", "\n".join(notes_of(df)[:2]))
-        return _save(fig, path)
-    for key, g in df.groupby(group):
-        ax.plot(g[x], g[y], marker=marker, label=str(key))
-        if low and high:
-            ax.fill_between(g[x], g[low], g[high], alpha=0.2)
-    ax.set_xlabel(xlabel or x)
-    ax.set_ylabel(ylabel or y)
-    if title:
-        ax.set_title(title)
-    if ylim:
-        ax.set_ylim(*ylim)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+#: Resolution of the PNGs written by `--out`.
+DPI = 150
 
 
-def _save(fig: Any, path: str | Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+class NothingToShow(ValueError):
+    """A figure has nothing to show; the message says why. Nothing was drawn or written."""
 
 
-def no_data(ax: Any, what: str, why: str = "") -> Any:
-    """Mark `ax` as a plot with nothing to show: "no data" and what/why in the middle, no ticks."""
-    ax.text(0.5, 0.5, f"no data\n{what}" + (f"\n{why}" if why else ""), ha="center", va="center", transform=ax.transAxes,
-            fontsize=11, color="0.35", wrap=True)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    return ax
+def new_figure(figsize: tuple[float, float] = (7, 4), nrows: int = 1, ncols: int = 1, **subplots: Any) -> tuple[Any, Any]:
+    """A `Figure` (no pyplot, no backend chosen) and its axes (one Axes, or an array as `Figure.subplots` gives)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.subplots(nrows, ncols, **subplots)
 
 
-def own_axes(ax: Any, path: str | Path | None, figsize: tuple[float, float] = (5, 4)) -> tuple[Any, bool]:
-    """The axes to draw on: the caller's (a notebook cell), or a new figure, headless when it goes to a file."""
+def own_axes(ax: Any, figsize: tuple[float, float] = (5, 4)) -> tuple[Any, bool]:
+    """The axes to draw on: the caller's (a notebook cell's), or those of a new `Figure`; and whether it is ours."""
     if ax is not None:
         return ax, False
-    import matplotlib
+    return new_figure(figsize)[1], True
 
+
+def save(fig: Any, path: str | Path | None) -> Any:
+    """Write `fig` to `path` (PNG, or the format of its suffix; folders created) when given; returns `fig`."""
     if path:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(figsize=figsize)[1], True
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=DPI)
+    return fig
 
 
 def save_own(ax: Any, own: bool, path: str | Path | None) -> Any:
-    """Save and close a figure this module made (never the caller's)."""
-    if own and path:
-        import matplotlib.pyplot as plt
+    """Save the figure of `ax` when this module made it (never a caller's); returns the Figure."""
+    return save(ax.figure, path) if own else ax.figure
 
-        ax.figure.tight_layout()
-        ax.figure.savefig(path, dpi=120)
-        plt.close(ax.figure)
-    return ax
+
+def draw(plot: Callable[[], Any], path: Path, table: pd.DataFrame | None, paths: list[Path]) -> Path | None:
+    """Run `plot()` (which writes `path`); if it has nothing to show, note "<file> not drawn: <why>" on `table`
+    instead (agentsim.analysis.tables.note). Appends `path` to `paths` when written; returns it or None."""
+    from agentsim.analysis.tables import note
+
+    try:
+        plot()
+    except NothingToShow as e:
+        if table is not None:
+            note(table, f"figure {path.name} not drawn: {e}")
+        return None
+    paths.append(path)
+    return path
+
+
+def _n_label(n: np.ndarray) -> str:
+    n = n[~np.isnan(n)].astype(int)
+    if not n.size:
+        return ""
+    lo, hi = int(n.min()), int(n.max())
+    if hi <= 1:
+        return "n=1, no CI"
+    return f"n={hi}" if lo == hi else f"n={lo}-{hi} per point"
+
+
+def _gapped(g: pd.DataFrame, x: str) -> pd.DataFrame:
+    """`g` sorted by `x`; with whole-number steps, the steps without a row inserted as NaN so the line breaks there."""
+    g = g.sort_values(x)
+    xs = pd.to_numeric(g[x], errors="coerce")
+    if len(g) < 2 or xs.isna().any() or not np.allclose(xs, np.round(xs)):
+        return g
+    full = np.arange(int(xs.min()), int(xs.max()) + 1)
+    if len(full) == len(g):
+        return g
+    return g.set_index(xs.astype(int).to_numpy()).reindex(full).rename_axis(None).assign(**{x: full})
+
+
+def _band(ax: Any, xs: np.ndarray, lo: np.ndarray, hi: np.ndarray, ok: np.ndarray, color: Any) -> None:
+    """The interval over the points where `ok`: a band over each run of 2 or more consecutive points, an error bar
+    at a point alone (a band there would have zero width)."""
+    i = 0
+    while i < len(ok):
+        if not ok[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(ok) and ok[j + 1]:
+            j += 1
+        if j > i:
+            ax.fill_between(xs[i : j + 1], lo[i : j + 1], hi[i : j + 1], alpha=0.2, color=color, lw=0)
+        else:
+            mid = (lo[i] + hi[i]) / 2
+            ax.errorbar([xs[i]], [mid], yerr=[[mid - lo[i]], [hi[i] - mid]], fmt="none", ecolor=color, alpha=0.5, capsize=3)
+        i = j + 1
+
+
+def band_plot(
+    df: pd.DataFrame, x: str, y: str, group: str, path: str | Path | None = None, *, low: str | None = "ci_low",
+    high: str | None = "ci_high", n: str | None = None, interval: str = "95% CI", xlabel: str = "", ylabel: str = "",
+    title: str = "", ylim: tuple[float, float] | None = None, marker: str = "o", ax: Any = None,
+    integer_x: bool = True,
+) -> Any:
+    """One line per `group` over `x`, with its interval band (`low`/`high`) where the point rests on n >= 2
+    (column `n`: observations per point; without it every point counts as n >= 2 when it has an interval).
+    Legend entries say n (`_n_label`); the legend's title names the interval method (`interval`). Steps without a
+    row break the line. Returns the Figure (saved to `path` when given).
+
+    Raises NothingToShow when `df` is empty, lacks the columns, or has no finite `y`."""
+    missing = [c for c in (x, y, group) if c not in df.columns]
+    if df.empty or missing or not np.isfinite(pd.to_numeric(df[y], errors="coerce")).any():
+        from agentsim.analysis.tables import notes_of
+
+        why = "; ".join(notes_of(df)[:2]) or ("no rows" if df.empty else f"no column {missing}" if missing else f"no values of {y}")
+        raise NothingToShow(why)
+    ax, own = own_axes(ax, (7, 4))
+    banded = False
+    for key, g in df.groupby(group, sort=True):
+        g = _gapped(g, x)
+        counts = pd.to_numeric(g[n], errors="coerce").to_numpy(float) if n and n in g else None
+        label = str(key)
+        if counts is not None and _n_label(counts):
+            label += f" ({_n_label(counts)})"
+        line, = ax.plot(g[x], g[y], marker=marker, ms=4, label=label)
+        if low and high and low in g and high in g:
+            ok = np.isfinite(pd.to_numeric(g[low], errors="coerce").to_numpy(float))
+            if counts is not None:
+                ok &= np.nan_to_num(counts) >= 2
+            if ok.any():
+                _band(ax, g[x].to_numpy(float), g[low].to_numpy(float), g[high].to_numpy(float), ok, line.get_color())
+                banded = True
+        if counts is not None and np.nanmax(counts, initial=0) > 1:
+            top = np.nanmax(counts)
+            for xv, yv, c in zip(g[x], g[y], counts, strict=True):
+                if np.isfinite(c) and (c < 2 or c <= top / 2) and np.isfinite(yv):  # the points resting on little
+                    ax.annotate(f"n={int(c)}", (xv, yv), textcoords="offset points", xytext=(0, 5), fontsize=6,
+                                ha="center", color=line.get_color())
+    ax.set_xlabel(xlabel or x)
+    ax.set_ylabel(ylabel or y)
+    if integer_x:
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if title:
+        ax.set_title(title, fontsize=10)
+    if ylim:
+        ax.set_ylim(*ylim)
+    ax.legend(fontsize=8, title=f"bands: {interval}" if banded else ("no interval bands" if low and high else None),
+              title_fontsize=8)
+    return save_own(ax, own, path)

@@ -575,73 +575,94 @@ def social_compare(logs: list[Any], params: dict[str, Any] | None = None) -> dic
 
 
 def social_plots(tables: dict[str, pd.DataFrame], logs: list[Any], out: Path) -> list[Path]:
-    """The PNGs of `agentsim analyze RUN social --out DIR`: cascade-size CCDF, herd effect, polarization curve
-    ("no data" figures where their tables are empty)."""
+    """The PNGs of `agentsim analyze RUN social --out DIR`: cascade-size CCDF, herd effect, polarization curve (one
+    run), and the growth curves (with a reference, or over a folder of runs). A figure with nothing to show (a run
+    without reposts has no CCDF) is not drawn; a note on its table says why."""
     from agentsim.analysis.cascades import plot_ccdf
+    from agentsim.analysis.labels import run_label, runs_title
+    from agentsim.analysis.plots import draw
 
     log = logs[0]
-    paths = []
+    who = f" ({run_label(log)})"
+    paths: list[Path] = []
     if "herd" in tables:  # one run's tables (a folder of runs has the comparison tables only)
-        paths = [out / "social_cascade_ccdf.png", out / "social_herd.png", out / "social_polarization.png"]
-        plot_ccdf(cascade_table(log)["size"].to_numpy(), paths[0])
-        plot_herd(tables["herd"], paths[1])
-        plot_polarization(log, paths[2])
+        sizes = cascade_table(log)["size"].to_numpy()
+        behind = tables.get("cascades", tables.get("power_law"))
+        draw(lambda: plot_ccdf(sizes, out / "social_cascade_ccdf.png", title=runs_title("Cascade sizes", logs) + who),
+             out / "social_cascade_ccdf.png", behind, paths)
+        draw(lambda: plot_herd(tables["herd"], out / "social_herd.png", title=runs_title("Herd effect", logs) + who),
+             out / "social_herd.png", tables["herd"], paths)
+        draw(lambda: plot_polarization(log, out / "social_polarization.png", title=runs_title("Opinion extremity of posts per group", logs) + who),
+             out / "social_polarization.png", tables.get("polarization"), paths)
     if "growth" in tables:
-        paths.append(plot_growth(tables["growth"], out / "social_growth.png"))
+        draw(lambda: plot_growth(tables["growth"], out / "social_growth.png", title=runs_title("Cascade growth", logs) + who),
+             out / "social_growth.png", tables["growth"], paths)
     return paths
 
 
-def plot_growth(growth: pd.DataFrame, path: Any) -> Any:
-    """Scale, depth and max breadth per minute: the simulated mean with its interval over runs, and the reference.
-    With a `condition` column (an experiment's conditions), one line and band per condition."""
-    import matplotlib
+def plot_growth(growth: pd.DataFrame, path: Any = None, title: str = "") -> Any:
+    """Scale, depth and max breadth per minute: the simulated mean with its t-interval over runs (where a minute
+    rests on 2 or more runs; legend entries give n), and the reference. With a `condition` column (an
+    experiment's conditions), one line and band per condition. Returns the Figure; raises NothingToShow when
+    the table is empty."""
+    from agentsim.analysis.plots import NothingToShow, _n_label, new_figure, save
+    from agentsim.analysis.tables import notes_of
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from agentsim.analysis.plots import _save, no_data
-
+    if growth.empty or not {"minute", "scale"} <= set(growth.columns):
+        raise NothingToShow("; ".join(notes_of(growth)[:2]) or "no growth curve")
     groups = list(growth.groupby("condition", sort=False)) if "condition" in growth else [("simulated", growth)]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig, axes = new_figure((13, 3.8), 1, 3)
+    banded = False
     for ax, m in zip(axes, ("scale", "depth", "max_breadth"), strict=True):
-        if growth.empty or m not in growth:
-            no_data(ax, m)
-            continue
         for label, g in groups:
-            line, = ax.plot(g["minute"], g[m], label=label)
-            if g[f"{m}_low"].notna().any():
-                ax.fill_between(g["minute"], g[f"{m}_low"], g[f"{m}_high"], alpha=0.2, color=line.get_color(),
-                                label="95% CI over runs" if len(groups) == 1 else None)
+            n = g["runs"].to_numpy(float) if "runs" in g else np.full(len(g), np.nan)
+            text = f"{label} ({_n_label(n)})" if _n_label(n) else str(label)
+            line, = ax.plot(g["minute"], g[m], label=text)
+            ok = g[f"{m}_low"].notna().to_numpy() & (np.nan_to_num(n, nan=2) >= 2)
+            if ok.any():
+                ax.fill_between(g["minute"], g[f"{m}_low"], g[f"{m}_high"], where=ok, alpha=0.2, color=line.get_color())
+                banded = True
         if f"{m}_reference" in growth:
             ref = groups[0][1]
             ax.plot(ref["minute"], ref[f"{m}_reference"], "--", color="black", label="reference")
         ax.set_xlabel("minutes since the source post")
         ax.set_ylabel(m.replace("_", " "))
-        ax.legend(fontsize=8)
-    return _save(fig, path)
+        ax.legend(fontsize=8, title="bands: 95% t-interval over runs" if banded else "no interval bands", title_fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save(fig, path)
 
 
-def plot_herd(herd: pd.DataFrame, path: Any = None, ax: Any = None) -> Any:
-    """Mean final score by arm with 95% intervals (everyone's votes, and everyone's but the controlled voter's)."""
-    from agentsim.analysis.plots import no_data, own_axes, save_own
+def plot_herd(herd: pd.DataFrame, path: Any = None, ax: Any = None, title: str = "") -> Any:
+    """Mean final score by arm with 95% t-intervals over the arm's treated posts (everyone's votes, and
+    everyone's but the controlled voter's); tick labels give n (posts). An arm of one post has no interval.
+    Returns the Figure; raises NothingToShow without treated posts."""
+    from agentsim.analysis.plots import NothingToShow, own_axes, save_own
+    from agentsim.analysis.tables import notes_of
 
-    ax, own = own_axes(ax, path)
     if herd.empty:
-        no_data(ax, "herd effect", "no treated posts in this run")
-        return save_own(ax, own, path)
+        raise NothingToShow("; ".join(notes_of(herd)[:1]) or "no treated posts in this run")
+    ax, own = own_axes(ax)
     x = np.arange(len(herd))
     for off, (m, lo, hi, label) in zip((-0.15, 0.15), (("mean_score", "low", "high", "all votes"), ("mean_others", "low_others", "high_others", "others' votes")), strict=True):
-        ax.errorbar(x + off, herd[m], yerr=[herd[m] - herd[lo], herd[hi] - herd[m]], fmt="o", capsize=4, label=label)
+        err = np.vstack([herd[m] - herd[lo], herd[hi] - herd[m]]).astype(float)
+        ax.errorbar(x + off, herd[m], yerr=np.nan_to_num(err), fmt="o", capsize=4, label=label)
     ax.axhline(0, color="grey", lw=0.5)
-    ax.set_xticks(x, herd["treatment"])
+    posts = herd["posts"].astype(int) if "posts" in herd else None
+    ticks = [f"{t}\n(n={p}{', no CI' if p < 2 else ''})" for t, p in zip(herd["treatment"], posts, strict=True)] if posts is not None else list(herd["treatment"])
+    ax.set_xticks(x, ticks)
     ax.set_ylabel("final score (likes - dislikes)")
-    ax.legend()
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(title="bars: 95% t-interval over posts", title_fontsize=8, fontsize=8)
     return save_own(ax, own, path)
 
 
-def plot_polarization(log: Any, path: Any = None) -> Any:
+def plot_polarization(log: Any, path: Any = None, title: str = "Opinion extremity of posts per group", ax: Any = None) -> Any:
+    """Mean |stance| of posts per group and step with its bootstrap CI over the step's posts (n: posts). Returns
+    the Figure; raises NothingToShow without authored posts."""
     from agentsim.analysis.plots import band_plot
 
     curve = polarization_curve(log)
-    return band_plot(curve, x="step", y="extremity", low="low", high="high", group="group", path=path,
-                     title="Opinion extremity of posts per group", ylabel="|stance|")
+    return band_plot(curve, x="step", y="extremity", low="low", high="high", group="group", path=path, n="posts",
+                     interval="95% bootstrap CI (BCa) over posts", title=title, xlabel="step", ylabel="|stance|", ax=ax)

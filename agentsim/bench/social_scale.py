@@ -151,23 +151,17 @@ def run_roles(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), k: int = 5,
 
 
 def _roles_figure(rows: list[dict[str, Any]], path: Path) -> Path:
-    import matplotlib
+    from agentsim.analysis.plots import new_figure, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_figure((6, 4))
     for engine in dict.fromkeys(r["engine"] for r in rows):
         pts = [(r["users"], r["seconds"]) for r in rows if r["engine"] == engine and r["seconds"] == r["seconds"]]
         if pts:
-            ax.loglog(*zip(*pts, strict=True), "o-", label=engine)
+            ax.loglog(*zip(*pts, strict=True), "o-", label=f"{engine} (1 timing per size)")
     ax.set_xlabel("users (5 follows each)")
     ax.set_ylabel("roles analysis, seconds")
     ax.set_title("Roles analysis time (features + k-means)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
     return path

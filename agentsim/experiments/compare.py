@@ -53,17 +53,18 @@ def summarise(df: pd.DataFrame, by: list[str], values: list[str], confidence: fl
 # -- escalation (Rivera et al.) -------------------------------------------------------------------------------------
 def escalation_runs(exp: Experiment) -> pd.DataFrame:
     """One row per run and day: scenario, condition (the line of the figure), seed, day, es, total, nuclear actions."""
-    from agentsim.analysis.escalation import escalation_tables
+    from agentsim.analysis.escalation import escalation_tables, run_label
 
     def one(log: Any) -> pd.DataFrame:
         t = escalation_tables(log)["per_day"]
         scenario = log.meta.get("world", {}).get("scenario") or log.spec.get("name", "")
-        return t.assign(scenario=str(scenario).capitalize())
+        return t.assign(scenario=str(scenario).capitalize(), who=run_label(log))
 
     df = per_run(exp, one)
-    # The line of the figure is what varies besides the scenario; the panel is the scenario.
-    line = [c for c in exp.params if c not in ("world.scenario",)]
-    df["line"] = [", ".join(str(r[c]) for c in line) if line else "all runs" for _, r in df.iterrows()]
+    # The line of the figure is who played (backend and model: a scripted run is not the model its spec names) and
+    # what else varies; the panel is the scenario.
+    line = [c for c in exp.params if c != "world.scenario" and not (c.startswith("models.") and c.endswith((".model", ".backend")))]
+    df["line"] = [", ".join([r["who"], *(f"{c}={r[c]}" for c in line)]) for _, r in df.iterrows()]
     return df
 
 
@@ -92,29 +93,25 @@ def compare_escalation(runs: pd.DataFrame, confidence: float = 0.95) -> dict[str
     return {"es_by_day": by_day, "summary": summary, "per_run": per_run}
 
 
-def plot_escalation(es_by_day: pd.DataFrame, path: str | Path, title: str = "Escalation score per day") -> Path:
-    """One panel per scenario, one line per model / condition, with its interval band (Rivera et al.'s figure)."""
-    from matplotlib.figure import Figure
+def plot_escalation(es_by_day: pd.DataFrame, path: str | Path | None = None, title: str = "Escalation score per day") -> Any:
+    """One panel per scenario, one line per model / condition, with its t-interval band over runs where a day rests
+    on 2 or more runs (Rivera et al.'s figure); legend entries give n, a line of single runs says "n=1, no CI".
+    Returns the Figure (saved to `path` when given); raises NothingToShow when no day has a score."""
+    from agentsim.analysis.plots import NothingToShow, band_plot, new_figure, save
 
-    scenarios = list(dict.fromkeys(es_by_day["scenario"]))
-    fig = Figure(figsize=(4.2 * len(scenarios), 3.6), layout="constrained")
-    axes = fig.subplots(1, len(scenarios), sharey=True, squeeze=False)[0]
-    for ax, sc in zip(axes, scenarios, strict=True):
+    scenarios = list(dict.fromkeys(es_by_day["scenario"])) if "scenario" in es_by_day else []
+    if es_by_day.empty or not scenarios or not es_by_day["es_mean"].notna().any():
+        raise NothingToShow("no day with an escalation score in these runs")
+    fig, axes = new_figure((4.2 * len(scenarios), 3.8), 1, len(scenarios), sharey=True, squeeze=False)
+    for ax, sc in zip(axes[0], scenarios, strict=True):
         d = es_by_day[es_by_day["scenario"] == sc]
-        for line, g in d.groupby("line", sort=True):
-            g = g.sort_values("day")
-            runs = int(g["runs"].max())
-            ax.plot(g["day"], g["es_mean"], marker="o", ms=3, label=f"{line} (n={runs})")
-            if runs > 1:
-                ax.fill_between(g["day"], g["es_low"], g["es_high"], alpha=0.2)
-        ax.set_title(sc)
-        ax.set_xlabel("day")
-    axes[0].set_ylabel("ES (mean over runs)")
-    axes[-1].legend(fontsize=7, loc="best")
-    fig.suptitle(f"{title} (bands: 95% t-interval over runs)")
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    return path
+        if not d["es_mean"].notna().any():
+            ax.set_title(f"{sc}: no scored day", fontsize=9)
+            continue
+        band_plot(d, "day", "es_mean", "line", low="es_low", high="es_high", n="runs", interval="95% t-interval over runs",
+                  xlabel="day", ylabel="ES (mean over runs)", title=f"{sc} ({int(d['runs'].max())} runs per line at most)", ax=ax)
+    fig.suptitle(title, fontsize=10)
+    return save(fig, path)
 
 
 # -- tournament -----------------------------------------------------------------------------------------------------
@@ -259,10 +256,20 @@ def compare_experiment(exp: Experiment, analysis: str, params: dict[str, Any] | 
 
 def plot_experiment(analysis: str, tables: dict[str, pd.DataFrame], exp: Experiment, out: Path) -> list[Path]:
     """The figures of `agentsim analyze EXPERIMENT_DIR ANALYSIS --out DIR`."""
-    if analysis == "escalation" and len(tables["es_by_day"]):
-        return [plot_escalation(tables["es_by_day"], out / "escalation_es.png", title=f"{exp.name}: escalation score per day")]
+    from agentsim.analysis.plots import draw
+
+    paths: list[Path] = []
+    done = exp.cells["status"].eq("completed").sum() if "status" in exp.cells else len(exp.cells)
+    runs = f"{done} of {len(exp.cells)} runs completed" if done != len(exp.cells) else f"{done} runs"
+    if analysis == "escalation":
+        draw(lambda: plot_escalation(tables["es_by_day"], out / "escalation_es.png",
+                                     title=f"{exp.name}: escalation score per day ({runs})"),
+             out / "escalation_es.png", tables["es_by_day"], paths)
     if analysis == "social" and "growth" in tables:
+        from agentsim.analysis.labels import run_label
         from agentsim.analysis.social import plot_growth
 
-        return [plot_growth(tables["growth"], out / "social_growth.png")]
-    return []
+        who = " + ".join(sorted({run_label(log) for _, log in exp.logs()}))  # conditions name params, not who played
+        draw(lambda: plot_growth(tables["growth"], out / "social_growth.png", title=f"{exp.name}: cascade growth ({runs}; {who})"),
+             out / "social_growth.png", tables["growth"], paths)
+    return paths

@@ -293,7 +293,15 @@ class LocalRuntime:
         self.progress.note("Ctrl-C: stopping after this step (press Ctrl-C again to stop now)")
 
     def run(self) -> RunResult:
-        """Run to the end in this thread's own event loop; Ctrl-C stops after the current step (see `_on_sigint`)."""
+        """Run to the end in this thread's own event loop; Ctrl-C stops after the current step (see `_on_sigint`).
+        Where this thread's event loop is already running (a Jupyter kernel: `agentsim.run` in a notebook cell),
+        in a new loop on a worker thread (`_run_beside_loop`)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            return self._run_beside_loop()
         in_main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, self._on_sigint) if in_main else None
         try:
@@ -303,6 +311,21 @@ class LocalRuntime:
         finally:
             if in_main:
                 signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+    def _run_beside_loop(self) -> RunResult:
+        """`arun` in its own event loop on a worker thread, this thread waiting (asyncio.run refuses to start inside
+        a running loop). An interrupt while waiting (the kernel's Ctrl-C) stops the run after the current step, as
+        Ctrl-C does in a terminal; the log still ends on a whole step."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="agentsim-run") as pool:
+            done = pool.submit(asyncio.run, self.arun())
+            while True:
+                try:
+                    return done.result()
+                except KeyboardInterrupt:
+                    self.stop_requested = True
+                    self.progress.note("interrupted: stopping after this step")
 
     async def arun(self) -> RunResult:
         """Run to the end inside a running event loop, beside other runs (an experiment runs several at once

@@ -66,7 +66,32 @@ def _uses_population_model(spec: Any, config: WargameConfig) -> bool:
 def _check(spec: Any, config: WargameConfig) -> list[tuple[list[str | int], str]]:
     from agentsim.spec.loader import alias_problems
 
-    return alias_problems(spec, [(["world", "world_model", "model"], config.world_model.model)])
+    return alias_problems(spec, [(["world", "world_model", "model"], config.world_model.model)]) + _day0_problems(config)
+
+
+def _day0_problems(config: WargameConfig) -> list[tuple[list[str | int], str]]:
+    """world.day0_events name nations and actions of the scenario's files (their own problems are _names')."""
+    from agentsim.core.datafile import DataFileError
+    from agentsim.scenarios.wargame.data import load_actions, load_nations
+
+    if not config.day0_events:
+        return []
+    try:
+        nations = [n.name for n in load_nations(config.nations_file)]
+        actions = [a.name for a in load_actions(config.actions_file)]
+    except DataFileError:
+        return []
+    out: list[tuple[list[str | int], str]] = []
+    for i, ev in enumerate(config.day0_events):
+        loc: list[str | int] = ["world", "day0_events", i]
+        for field in ("actor", "target"):
+            if getattr(ev, field) not in nations:
+                out.append((loc + [field], f"unknown nation {getattr(ev, field)!r}; nations: {', '.join(nations)}"))
+        if ev.action not in actions:
+            out.append((loc + ["action"], f"unknown action {ev.action!r}; see the actions file (world.actions_file)"))
+        elif ev.actor == ev.target:
+            out.append((loc + ["target"], f"{ev.actor} acts on itself; a day-0 incident is one nation acting on another"))
+    return out
 
 
 def _file_formats() -> tuple[FileFormat, ...]:

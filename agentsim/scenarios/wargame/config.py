@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from agentsim.core.names import Name
 from agentsim.spec.models import StrictModel, scenario_path
 
 
@@ -18,11 +19,26 @@ class WorldModelSpec(StrictModel):
     max_words: int = Field(150, ge=10, le=1000, description="Summaries are cut to this many words.")
 
 
+class Day0Event(StrictModel):
+    """One act of the day-0 incident as a fact: who did what to whom. The LLM reads `day0` (the study's text); the
+    scripted baseline reads these, as if they had been taken on day 0, so it answers the incident as an LLM may."""
+
+    actor: Name = Field(description="The nation that acted (a name in the nations file).")
+    target: Name = Field(description="The nation acted upon (a name in the nations file).")
+    action: Name = Field(description="The act, as an action name of the actions file (e.g. 'Execute full on invasion').")
+
+
 class WargameConfig(StrictModel):
     """Nations choose diplomatic and military actions each day, after Rivera et al. (2024)."""
 
     scenario: str = Field("neutral", description="Label of the situation (neutral, invasion, cyberattack, ...).")
     day0: str = Field("", description="Day-0 text: the incident that opens the scenario ('' for none).")
+    day0_events: list[Day0Event] = Field(
+        default_factory=list,
+        description="The day-0 incident as acts (actor, target, action). Not shown to LLMs (they read `day0`); the "
+        "scripted baseline reads them as the hostile acts of day 0, so its day 1 answers the incident (README, "
+        "'The scripted wargame baseline').",
+    )
     nations_file: Path | None = Field(
         None, description="YAML with the nations (default: the study's 8 nations); relative to the scenario file."
     )

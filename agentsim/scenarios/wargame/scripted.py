@@ -1,9 +1,18 @@
-"""Rule-based nations: a seeded tit-for-tat baseline driven by each nation's static aggression ratings.
+"""Rule-based nations: a seeded tit-for-tat baseline driven by each nation's static aggression ratings and by the
+hostility it has met.
 
-A nation hit by escalating actions yesterday retaliates against the aggressor with probability rising with its
-willingness to use force, and otherwise seeks arbitration or peace talks; an unprovoked nation postures with
-probability rising with its aggression and otherwise builds relations. Cheap, deterministic for a seed, and a
-reference point for how far an LLM population departs from simple reciprocity.
+The rule (documented in the README, "The scripted wargame baseline"): a nation reads the escalating actions taken
+against it on the day before (on day 1: the scenario's day-0 incident, `world.day0_events`). Per aggressor, with
+`hit` = the escalation points of those acts (Rivera et al.'s weights: non-violent 12, violent 28, nuclear 60):
+
+- it retaliates with probability min(1, 0.25 + 0.6 * force + hit / 60), else seeks arbitration, talks or arms;
+- a retaliation is drawn from criticism < trade restrictions < cutting relations < cyberattack < targeted attack,
+  at level floor(u * (1 + 4 * aggression)) + floor(hit / 28) (u uniform in [0, 1)): a violent act raises the answer
+  one level, a nuclear strike two;
+- its remaining actions posture with probability 0.15 + 0.5 * aggression (+0.3 when attacked), else cooperate.
+
+So the incident of the scenario changes day 1, and the tit-for-tat it starts changes the days after; the same seed
+gives the same run. Cheap, and a reference point for how far an LLM population departs from simple reciprocity.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from agentsim.analysis.escalation import WEIGHTS, category_of, weight_of
 from agentsim.scenarios.wargame.world import NationView, WorldModelView
 
 RETALIATION = (
@@ -61,13 +71,15 @@ def nation_turn(view: NationView, rng: np.random.Generator) -> Any:
     for enemy in aggressors:
         if len(actions) >= view.max_actions:
             break
-        if rng.random() < 0.25 + 0.6 * force:
-            severity = min(int(rng.random() * (1 + 4 * aggression)), len(retaliation) - 1)
-            actions.append({"action_name": retaliation[severity], "target_nation": enemy})
+        hit = sum(weight_of(category_of(a.name)) for a in view.hostile_last_day if a.actor == enemy)
+        if rng.random() < min(1.0, 0.25 + 0.6 * force + hit / WEIGHTS["nuclear"]):
+            level = int(rng.random() * (1 + 4 * aggression)) + hit // WEIGHTS["violent_escalation"]
+            actions.append({"action_name": retaliation[min(level, len(retaliation) - 1)], "target_nation": enemy})
         else:
             actions.append({"action_name": defence[int(rng.integers(len(defence)))], "target_nation": enemy})
+    wary = 0.3 if aggressors else 0.0
     while len(actions) < min(view.max_actions, 1 + int(rng.integers(0, 3))):
-        pool = _only(POSTURING if rng.random() < 0.15 + 0.5 * aggression else COOPERATION, allowed)
+        pool = _only(POSTURING if rng.random() < 0.15 + 0.5 * aggression + wary else COOPERATION, allowed)
         name = pool[int(rng.integers(len(pool)))]
         # self-directed actions name the actor (as the study asks for Wait); the rest another nation
         target = view.name if view.target_kinds.get(name) == "any" else others[int(rng.integers(len(others)))]
@@ -87,7 +99,7 @@ def nation_turn(view: NationView, rng: np.random.Generator) -> Any:
 
 
 def world_model_summary(view: WorldModelView, rng: np.random.Generator) -> str:
-    from agentsim.analysis.escalation import ESCALATING, category_of
+    from agentsim.analysis.escalation import ESCALATING
 
     hostile = [a for a in view.actions if category_of(a.name) in ESCALATING]
     coop = [a for a in view.actions if category_of(a.name) == "de_escalation"]

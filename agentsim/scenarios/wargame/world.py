@@ -196,8 +196,12 @@ class WargameWorld:
             parts.append(block)
         return "\n\n".join(parts)
 
+    def _day0_acts(self) -> list[TakenAction]:
+        """world.day0_events as acts of day 0 (for the scripted baseline; LLMs read the day-0 text)."""
+        return [TakenAction(0, e.actor, e.target, e.action) for e in self.config.day0_events]
+
     def _observe_nation(self, name: str, day: int, states: str) -> Observation:
-        last = self.history[-1] if self.history else []
+        last = self.history[-1] if self.history else self._day0_acts()
         hostile = tuple(a for a in last if a.target == name and a.actor != name and category_of(a.name) in ESCALATING)
         friendly = tuple(a for a in last if a.target == name and a.actor != name and a not in hostile)
         i = self.index[name]
