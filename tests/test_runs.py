@@ -25,8 +25,8 @@ def agentsim_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProces
     return subprocess.run([sys.executable, "-m", "agentsim", *args], capture_output=True, text=True, timeout=timeout)
 
 
-def run_ok(*args: str) -> subprocess.CompletedProcess[str]:
-    r = agentsim_cli("run", *args)
+def run_ok(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    r = agentsim_cli("run", *args, timeout=timeout)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     return r
 
