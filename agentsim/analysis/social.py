@@ -18,8 +18,10 @@ from agentsim.analysis.tables import (
     captured_warnings,
     check_table,
     empty,
+    not_applicable,
     note,
     note_empty_tables,
+    note_incomplete_runs,
     notes_of,
 )
 
@@ -118,6 +120,23 @@ def exposure_intervals(adoptions: pd.DataFrame, edges: pd.DataFrame, end_step: i
     return counts[["id", "start", "stop", "exposure", "event"]].reset_index(drop=True)
 
 
+#: Events per covariate below which a regression fit is flagged as unstable: the rule of thumb of 10 events per
+#: variable (Peduzzi et al. 1995, "Importance of events per independent variable in proportional hazards regression
+#: analysis II", J Clin Epidemiol 48(12):1503-1510; for logistic regression Peduzzi et al. 1996, J Clin Epidemiol
+#: 49(12):1373-1379): with fewer, coefficients are biased and their intervals unreliable.
+EVENTS_PER_COVARIATE = 10
+
+
+def few_events_note(what: str, events: int, covariates: int) -> str:
+    """The unstable-fit warning for a fit on fewer than EVENTS_PER_COVARIATE events per covariate ("" otherwise)."""
+    need = EVENTS_PER_COVARIATE * covariates
+    if events >= need:
+        return ""
+    return (f"unstable fit: {what} rests on {events} event{'s' if events != 1 else ''} for {covariates} covariate"
+            f"{'s' if covariates != 1 else ''}, fewer than the {EVENTS_PER_COVARIATE} events per covariate ({need}) a stable "
+            "fit needs by the usual rule of thumb (Peduzzi et al. 1995); read its estimate and interval as rough")
+
+
 def fit_exposure_hazard(intervals: pd.DataFrame) -> dict[str, float]:
     """Cox proportional hazards with time-varying exposure (lifelines CoxTimeVaryingFitter): the hazard ratio
     per additional adopting followee with its 95% CI, and the time-dependent concordance of the fitted risk.
@@ -131,9 +150,10 @@ def fit_exposure_hazard(intervals: pd.DataFrame) -> dict[str, float]:
         ctv.fit(intervals, id_col="id", start_col="start", stop_col="stop", event_col="event", show_progress=False)
     s = ctv.summary.loc["exposure"]
     c = time_dependent_concordance(intervals, float(ctv.params_["exposure"]))
+    few = few_events_note("the Cox model (1 covariate: exposure)", int(intervals["event"].sum()), 1)
     return {"hazard_ratio": float(s["exp(coef)"]), "hr_low": float(s["exp(coef) lower 95%"]), "hr_high": float(s["exp(coef) upper 95%"]),
             "p": float(s["p"]), "concordance": float(c), "subjects": int(intervals["id"].nunique()), "events": int(intervals["event"].sum()),
-            "notes": [f"Cox fit (lifelines): {w}" for w in warned]}
+            "notes": [f"Cox fit (lifelines): {w}" for w in warned] + ([few] if few else [])}
 
 
 def check_intervals(intervals: pd.DataFrame) -> pd.DataFrame:
@@ -179,7 +199,9 @@ def saturation_test(intervals: pd.DataFrame) -> dict[str, float]:
         res = sm.Logit(df["event"].astype(float), X).fit(disp=0)
     return {"coef_exposure": float(res.params["exposure"]), "coef_exposure2": float(res.params["e2"]),
             "p_exposure2": float(res.pvalues["e2"]), "saturating": bool(res.params["e2"] < 0 and res.pvalues["e2"] < 0.05),
-            "notes": [f"saturation test (statsmodels): {w}" for w in warned]}
+            "notes": [f"saturation test (statsmodels): {w}" for w in warned]
+            + [n for n in [few_events_note("the saturation test (logistic; 2 covariates: exposure, exposure²; events of the rarer outcome)",
+                                              int(min(df["event"].sum(), len(df) - df["event"].sum())), 2)] if n]}
 
 
 #: Most (follower, source) exposure rows the adoption model builds from source posts; above it, cascades are sampled.
@@ -248,8 +270,15 @@ HERD_COLUMNS = ["treatment", "posts", "mean_score", "low", "high", "mean_others"
 
 def herd_table(log: Any) -> pd.DataFrame:
     """Final score (likes - dislikes) of treated posts by arm, with mean and 95% t-interval; also the score
-    from everyone but the controlled voter (the herd effect proper). See `herd_from_events`."""
-    return herd_from_events(log.df("events", ["agent_id", "action", "target", "payload"]))
+    from everyone but the controlled voter (the herd effect proper). See `herd_from_events`. A run whose scenario
+    has no herd-effect intervention (herd_votes, counterfactual_posts) gets the empty table marked as not applying
+    (`not_applicable`: hidden in the terminal, its note in --out)."""
+    herd = herd_from_events(log.df("events", ["agent_id", "action", "target", "payload"]))
+    kinds = {i.get("kind") for i in ((log.spec.get("world") or {}).get("interventions") or []) if isinstance(i, dict)}
+    if herd.empty and not kinds & {"herd_votes", "counterfactual_posts"}:
+        return not_applicable(empty(HERD_COLUMNS), "no herd-effect experiment in this run: the scenario has no herd_votes or "
+                                                   "counterfactual_posts intervention")
+    return herd
 
 
 def _treatment_of(payload: Any, row: Any) -> str:
@@ -535,14 +564,14 @@ def _alignment(logs: list[Any], params: dict[str, Any] | None) -> dict[str, pd.D
 
 
 def social_tables(log: Any, roles: bool = True, params: dict[str, Any] | None = None) -> dict[str, pd.DataFrame]:
-    """activity, refusals, cascades (the 20 largest), power_law, adoption, herd, polarization and (with `roles`)
+    """activity, refusals, cascades (every cascade, largest first; the terminal shows the first rows), power_law, adoption, herd, polarization and (with `roles`)
     roles_silhouette and roles; with a reference (`params` {"reference": ...}, or the run's world.alignment), growth,
     alignment and alignment_runs (analysis/alignment.py). Empty tables carry a note saying why (`notes_of`)."""
     cascades = cascade_table(log)
-    top = cascades.sort_values(["size", "root"], ascending=[False, True]).head(20)
+    ranked = cascades.sort_values(["size", "root"], ascending=[False, True]).reset_index(drop=True)
     if cascades.empty:
-        note(top, "no posts or shares in this run")
-    out = {"activity": activity_table(log), "refusals": refusals_table(log), "cascades": top,
+        note(ranked, "no posts or shares in this run")
+    out = {"activity": activity_table(log), "refusals": refusals_table(log), "cascades": ranked,
            "power_law": power_law_table(cascades), "adoption": adoption_table(log), "herd": herd_table(log),
            "polarization": polarization_table(log)}
     if roles:
@@ -571,6 +600,7 @@ def social_compare(logs: list[Any], params: dict[str, Any] | None = None) -> dic
                      "reposts": int((ev["action"] == "repost").sum()), "refused": int((ev["action"] == "refused").sum())})
     out = {"runs": pd.DataFrame(rows)}
     out.update(alignment_tables(logs, params_from(logs[0], params)))
+    note_incomplete_runs(out, logs)
     return out
 
 
