@@ -20,9 +20,15 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from agentsim.analysis.display import MISSING, format_number, header
-from agentsim.analysis.drift import compare_arms
+from agentsim.analysis.drift import compare_arms, fit_recurrence
 from agentsim.analysis.escalation import compare_runs, escalation_tables
-from agentsim.analysis.social import fit_exposure_hazard, herd_from_events, herd_table, saturation_test
+from agentsim.analysis.social import (
+    fit_exposure_hazard,
+    herd_from_events,
+    herd_table,
+    power_law_table,
+    saturation_test,
+)
 from agentsim.analysis.tables import notes_of, why_not_applicable
 from agentsim.cli import app
 from agentsim.logs.reader import RunLog
@@ -176,12 +182,46 @@ def test_cox_fit_on_few_events_is_flagged_unstable(events, warned):
     few = [n for n in out["notes"] if n.startswith("unstable fit")]
     assert bool(few) is warned
     if warned:
-        assert f"{events} events for 1 covariate" in few[0] and "Peduzzi" in few[0]
+        assert f"{events} events for 1 parameter" in few[0] and "Peduzzi" in few[0]
 
 
 def test_saturation_test_on_few_events_is_flagged_unstable():
     sat = saturation_test(_intervals(12))
-    assert any("unstable fit: the saturation test" in n and "2 covariates" in n for n in sat["notes"])
+    assert any("unstable fit: the saturation test" in n and "for 2 parameters" in n for n in sat["notes"])
+
+
+@pytest.mark.parametrize(("sizes", "warned"), [
+    ([1] * 30 + [2] * 10 + [3] * 5 + [5, 8, 13], True),
+    (list(np.floor(1 / (1 - np.random.default_rng(0).random(400)) ** 1.2).astype(int)), False),
+])
+def test_power_law_on_a_short_tail_is_flagged_unstable(sizes, warned):
+    table = power_law_table(pd.DataFrame({"size": sizes}))
+    few = [n for n in notes_of(table) if n.startswith("unstable fit: the power law")]
+    assert bool(few) is warned and bool(table["n_tail"].iloc[0] < 50) is warned
+    if warned:
+        assert f"rests on {table['n_tail'].iloc[0]} cascade size" in few[0]
+
+
+def _conversations(n: int, turns: int = 6, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in range(n):
+        d = 1.0
+        for t in range(1, turns + 1):
+            d = d + 0.3 * (0.5 - d) + rng.normal(0, 0.05)
+            rows.append({"conversation": f"c{c}", "arm": "none", "turn": t, "reminder": False, "d_mc": d})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(("conversations", "warned"), [(1, True), (3, True), (4, False), (10, False)])
+def test_recurrence_fit_on_few_transitions_is_flagged_unstable(conversations, warned):
+    fit = fit_recurrence(_conversations(conversations), bootstrap=0)
+    n = int(fit["transitions"].iloc[0])
+    assert n == 5 * conversations
+    few = [x for x in notes_of(fit) if x.startswith("unstable fit: the recurrence")]
+    assert bool(few) is warned
+    if warned:
+        assert f"rests on {n} transitions for 2 parameters" in few[0]
 
 
 def test_n_equals_one_has_no_interval_and_says_so():
@@ -196,6 +236,12 @@ def test_n_equals_one_has_no_interval_and_says_so():
     up = herd[herd["treatment"] == "up"].iloc[0]
     assert up["posts"] == 1 and np.isnan(up["low"]) and np.isnan(up["high"])
     assert any("got 1" in n and "up: all votes" in n for n in notes_of(herd))
+
+
+def test_one_run_per_group_has_no_interval_over_runs(tmp_path):
+    by_day = compare_runs([RunLog(_wargame_log(tmp_path / "one"))])["es_by_day"]
+    assert by_day["runs"].eq(1).all() and by_day["ci_low"].isna().all()
+    assert any("needs at least 2 observations per sample; got 1" in n for n in notes_of(by_day))
 
 
 def _turns(after: dict[str, float]) -> pd.DataFrame:

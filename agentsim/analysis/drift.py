@@ -28,7 +28,7 @@ import pandas as pd
 from agentsim.analysis import stats
 from agentsim.analysis.labels import run_label, runs_title
 from agentsim.analysis.plots import band_plot, draw
-from agentsim.analysis.stats import interval_notes, mean_t_interval
+from agentsim.analysis.stats import few_events_note, interval_notes, mean_t_interval
 from agentsim.analysis.tables import empty, not_applicable, note, note_empty_tables
 
 NO_TOKENS = "the reply has no tokens: no measurement"
@@ -162,7 +162,10 @@ def fit_recurrence(turns: pd.DataFrame, value: str = "d_mc", bootstrap: int = 50
     out = pd.DataFrame(rows).assign(transitions=fit.n)
     if ci is not None and ci.note:
         note(out, f"CIs over conversations: {ci.note}")
-    return out
+    # Least squares of Delta D on 1, D_t (and r_t when a reminder was given): 2 or 3 coefficients.
+    coefficients = 3 if tr["r"].any() else 2
+    few = few_events_note(f"the recurrence (least squares; {coefficients} coefficients)", fit.n, coefficients, unit="transition")
+    return note(out, few) if few else out
 
 
 def compare_arms(turns: pd.DataFrame, value: str = "d_mc") -> pd.DataFrame:

@@ -12,7 +12,13 @@ import pandas as pd
 
 from agentsim.analysis.cascades import cascade_metrics, cascade_nodes, fit_power_law
 from agentsim.analysis.stance import LexiconStance
-from agentsim.analysis.stats import diff_of_means, interval_notes, mean_bootstrap, mean_t_interval
+from agentsim.analysis.stats import (
+    diff_of_means,
+    few_events_note,
+    interval_notes,
+    mean_bootstrap,
+    mean_t_interval,
+)
 from agentsim.analysis.tables import (
     TableError,
     captured_warnings,
@@ -48,6 +54,10 @@ POWER_LAW_COLUMNS = ["alpha", "sigma", "xmin", "ks_distance", "n", "n_tail", "R_
                      "R_vs_exponential", "p_vs_exponential"]
 
 
+#: Fewest observations in the tail for a power-law fit not flagged as unstable (see power_law_table).
+POWER_LAW_MIN_TAIL = 50
+
+
 def power_law_table(cascades: pd.DataFrame) -> pd.DataFrame:
     """The power-law fit of the cascade sizes as one row; empty, with a note, when there is nothing to fit.
     powerlaw's warnings become notes."""
@@ -56,6 +66,12 @@ def power_law_table(cascades: pd.DataFrame) -> pd.DataFrame:
     except ValueError as e:
         return empty(POWER_LAW_COLUMNS, f"no power-law fit: {e}")
     notes = res.pop("notes")
+    if res["n_tail"] < POWER_LAW_MIN_TAIL:
+        # Clauset, Shalizi & Newman 2009, "Power-law distributions in empirical data", SIAM Review 51(4):661-703,
+        # section 3: the maximum-likelihood alpha is biased on small samples; about 50 observations in the tail
+        # are needed for it to be trusted, and the goodness-of-fit and likelihood-ratio tests have little power below.
+        notes.append(f"unstable fit: the power law rests on {res['n_tail']} cascade size(s) at or above xmin, fewer than the "
+                     f"~{POWER_LAW_MIN_TAIL} Clauset et al. (2009) need for a trustworthy alpha and likelihood-ratio tests")
     return note(pd.DataFrame([res]), *notes)
 
 
@@ -118,23 +134,6 @@ def exposure_intervals(adoptions: pd.DataFrame, edges: pd.DataFrame, end_step: i
     counts["event"] = (last & counts["adopted_at"].notna()).astype(int)
     counts["id"] = pd.factorize(counts["cascade"].astype(str) + "|" + counts["agent_id"].astype(str))[0]
     return counts[["id", "start", "stop", "exposure", "event"]].reset_index(drop=True)
-
-
-#: Events per covariate below which a regression fit is flagged as unstable: the rule of thumb of 10 events per
-#: variable (Peduzzi et al. 1995, "Importance of events per independent variable in proportional hazards regression
-#: analysis II", J Clin Epidemiol 48(12):1503-1510; for logistic regression Peduzzi et al. 1996, J Clin Epidemiol
-#: 49(12):1373-1379): with fewer, coefficients are biased and their intervals unreliable.
-EVENTS_PER_COVARIATE = 10
-
-
-def few_events_note(what: str, events: int, covariates: int) -> str:
-    """The unstable-fit warning for a fit on fewer than EVENTS_PER_COVARIATE events per covariate ("" otherwise)."""
-    need = EVENTS_PER_COVARIATE * covariates
-    if events >= need:
-        return ""
-    return (f"unstable fit: {what} rests on {events} event{'s' if events != 1 else ''} for {covariates} covariate"
-            f"{'s' if covariates != 1 else ''}, fewer than the {EVENTS_PER_COVARIATE} events per covariate ({need}) a stable "
-            "fit needs by the usual rule of thumb (Peduzzi et al. 1995); read its estimate and interval as rough")
 
 
 def fit_exposure_hazard(intervals: pd.DataFrame) -> dict[str, float]:
