@@ -290,17 +290,21 @@ def test_every_table_of_an_incomplete_run_says_so(tmp_path, status, done, steps,
         assert any(n.startswith("run: incomplete run") for n in notes_of(df)) is incomplete
 
 
-def test_incomplete_run_in_the_terminal_and_notes_csv(tmp_path):
-    run = _run(SCENARIOS / "drift/customer_service.yaml", tmp_path / "run", "--steps", "3")
+@pytest.mark.parametrize(("scenario", "run_args", "analysis"), [(f[0], f[1], f[2]) for f in FAMILIES], ids=[f[2] for f in FAMILIES])
+def test_incomplete_run_in_the_terminal_and_notes_csv(tmp_path, scenario, run_args, analysis):
+    """Every family: a run whose run.json says it stopped early has the note on every table, printed and in --out."""
+    run = _run(SCENARIOS / scenario, tmp_path / "run", *run_args)
     meta = json.loads((run / "run.json").read_text())
-    meta.update(status="interrupted", spec={**meta["spec"], "steps": 8})
+    done = meta["steps_completed"]
+    meta.update(status="interrupted", spec={**meta["spec"], "steps": done + 5})
     (run / "run.json").write_text(json.dumps(meta))
-    out = _analyze(str(run), "drift", "--out", str(tmp_path / "out"))
-    line = "incomplete run: the run completed 3 of 8 steps (status 'interrupted'); its tables cover steps 1 to 3 only"
-    notes = pd.read_csv(tmp_path / "out" / "drift_notes.csv")
-    tables = {p.stem.removeprefix("drift_") for p in (tmp_path / "out").glob("drift_*.csv")} - {"notes"}
+    out = _analyze(str(run), analysis, "--out", str(tmp_path / "out"))
+    line = (f"incomplete run: the run completed {done} of {done + 5} steps (status 'interrupted'); its tables cover "
+            f"steps 1 to {done} only")
+    notes = pd.read_csv(tmp_path / "out" / f"{analysis}_notes.csv")
+    tables = {p.stem.removeprefix(f"{analysis}_") for p in (tmp_path / "out").glob(f"{analysis}_*.csv")} - {"notes"}
     assert set(notes.loc[notes["note"] == line, "table"]) == tables
-    shown = [t for t in tables if f"drift: {t}\n" in out]
+    shown = [t for t in tables if f"{analysis}: {t}\n" in out]
     assert out.count(line) == len(shown) and shown
 
 
