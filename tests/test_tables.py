@@ -356,3 +356,14 @@ def test_herd_table_applies_when_the_scenario_has_a_herd_experiment(tmp_path):
     plain = RunLog(write_run_log(tmp_path / "plain", agents=[{"agent_id": "u1", "kind": "user"}],
                                  events=[{"step": 0, "agent_id": "u1", "action": "create_post"}]))
     assert why_not_applicable(herd_table(plain))
+
+
+def test_end_of_run_summary_says_how_many_more_cascades(tmp_path):
+    """The summary shows the 5 largest cascades (no longer a silent nlargest(5)) and how many more the run has."""
+    r = subprocess.run([sys.executable, "-m", "agentsim", "run", str(SCENARIOS / "social/x_information_spread.yaml"), "--backend",
+                        "scripted", "--steps", "3", "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    roots = _social_roots(RunLog(tmp_path / "run"))
+    assert roots > 5
+    after = r.stdout.split("Largest repost cascades", 1)[1]
+    assert f"{roots - 5} more rows (5 of {roots} shown)" in after.split("Action counts", 1)[0]

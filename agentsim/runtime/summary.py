@@ -74,7 +74,8 @@ def print_summary(console: Console, scenario: Scenario, result: RunResult) -> No
             if why := why_not_applicable(df):  # e.g. drift's D_t table of a scripted run: nothing was scored
                 hidden.append(f"{title} ({why})")
                 continue
-            console.print(df_table(df, title))
+            # A family may ask for fewer rows (attrs "rows_shown"); the table then says how many more there are.
+            console.print(df_table(df, title, max_rows=int(df.attrs.get("rows_shown", 40))))
         if hidden:
             console.print(f"[dim]hidden (do not apply to this run): {escape('; '.join(hidden))}[/dim]", highlight=False, soft_wrap=True)
     events = log.events
