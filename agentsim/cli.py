@@ -323,6 +323,8 @@ def analyze(
                                                         "scale, depth, max_breadth; or OASIS's real_world_prop_data folder with --param topic=NAME).")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", help="An analysis parameter KEY=VALUE (repeatable; values are YAML), "
                                                                     "e.g. --param scale=events --param normalise=range (social).")] = None,
+    rows: Annotated[int, typer.Option(min=1, help="Rows shown per table in the terminal (a cut table says how many more; "
+                                                  "--out always writes every row).")] = ROWS_SHOWN,
 ) -> None:
     """Run an analysis on a run's log (or on every run of its family under a directory) and print or save its
     tables; notes under a table say why it is empty or what is undefined."""
@@ -340,7 +342,7 @@ def analyze(
     from agentsim.experiments.manifest import is_experiment_dir
 
     if is_experiment_dir(run_dir):
-        _analyze_experiment(run_dir, by_family, out, reference, param or [])
+        _analyze_experiment(run_dir, by_family, out, reference, param or [], rows)
         return
     try:
         runs = find_runs(run_dir)
@@ -379,7 +381,7 @@ def analyze(
         _fail(str(e))
     except KeyError as e:
         _fail(f"{run_dir}: the log lacks what the {chosen.name} analysis needs ({e})")
-    _print_tables(chosen.name, tables)
+    _print_tables(chosen.name, tables, rows)
     if out:
         out.mkdir(parents=True, exist_ok=True)
         for title, df in tables.items():
@@ -404,18 +406,26 @@ def _plot(plots: Any, tables: dict[str, Any]) -> None:
                 err.print(f"[yellow]note:[/yellow] {escape(n)}", highlight=False, soft_wrap=True)
 
 
-def _print_tables(prefix: str, tables: dict[str, Any]) -> None:
-    from agentsim.analysis.tables import notes_of
+def _print_tables(prefix: str, tables: dict[str, Any], rows: int = ROWS_SHOWN) -> None:
+    """Each table with its notes; at most `rows` rows each ("N more rows" under a cut one: --out writes them all).
+    Tables that do not apply to the run (analysis/tables.py: not_applicable) are not printed; one line names them
+    and why (their notes are in --out's notes CSV)."""
+    from agentsim.analysis.tables import notes_of, why_not_applicable
     from agentsim.runtime.summary import df_table
 
+    hidden = []
     for title, df in tables.items():
+        if why := why_not_applicable(df):
+            hidden.append(f"{title} ({why})")
+            continue
         # The title on its own line: rich wraps a table's title to the table's width.
-        console.print(f"[italic]{prefix}: {title}[/italic]", highlight=False, soft_wrap=True)
-        console.print(df_table(df, "", max_rows=ROWS_SHOWN))
-        if len(df) > ROWS_SHOWN:
-            console.print(f"  ({ROWS_SHOWN} of {len(df)} rows shown; --out writes them all)", highlight=False)
+        console.print(f"[italic]{escape(prefix)}: {escape(title)}[/italic]", highlight=False, soft_wrap=True)
+        console.print(df_table(df, "", max_rows=rows, more_hint="; --out writes them all"))
         for n in notes_of(df):
-            console.print(f"  [yellow]note:[/yellow] {n}", highlight=False, soft_wrap=True)
+            if n != why_not_applicable(df):
+                console.print(f"  [yellow]note:[/yellow] {escape(n)}", highlight=False, soft_wrap=True)
+    if hidden:
+        console.print(f"[dim]hidden (do not apply to this run): {escape('; '.join(hidden))}[/dim]", highlight=False, soft_wrap=True)
 
 
 def analysis_name(by_family: dict[str, Any]) -> str:
@@ -423,7 +433,7 @@ def analysis_name(by_family: dict[str, Any]) -> str:
 
 
 def _analyze_experiment(exp_dir: Path, by_family: dict[str, Any], out: Path | None, reference: Path | None,
-                        param: list[str]) -> None:
+                        param: list[str], rows: int = ROWS_SHOWN) -> None:
     """`agentsim analyze EXPERIMENT_DIR ANALYSIS`: the experiment's cells compared (agentsim.experiments.compare);
     `--reference` / `--param` as for a run (social: OASIS's alignment per condition)."""
     from agentsim.analysis.tables import TableError, notes_table
@@ -447,7 +457,7 @@ def _analyze_experiment(exp_dir: Path, by_family: dict[str, Any], out: Path | No
         tables = compare_experiment(exp, chosen.name, extra)
     except (LogError, TableError, DataFileError, ValueError) as e:
         _fail(f"{exp_dir}: {e}")
-    _print_tables(f"{chosen.name} across {exp.name}", tables)
+    _print_tables(f"{chosen.name} across {exp.name}", tables, rows)
     if out:
         out.mkdir(parents=True, exist_ok=True)
         for title, df in tables.items():

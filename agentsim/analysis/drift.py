@@ -28,8 +28,8 @@ import pandas as pd
 from agentsim.analysis import stats
 from agentsim.analysis.labels import run_label, runs_title
 from agentsim.analysis.plots import band_plot, draw
-from agentsim.analysis.stats import interval_notes, mean_t_interval
-from agentsim.analysis.tables import empty, note, note_empty_tables
+from agentsim.analysis.stats import few_events_note, interval_notes, mean_t_interval
+from agentsim.analysis.tables import empty, not_applicable, note, note_empty_tables
 
 NO_TOKENS = "the reply has no tokens: no measurement"
 NO_REPLY = "no reply"
@@ -162,7 +162,10 @@ def fit_recurrence(turns: pd.DataFrame, value: str = "d_mc", bootstrap: int = 50
     out = pd.DataFrame(rows).assign(transitions=fit.n)
     if ci is not None and ci.note:
         note(out, f"CIs over conversations: {ci.note}")
-    return out
+    # Least squares of Delta D on 1, D_t (and r_t when a reminder was given): 2 or 3 coefficients.
+    coefficients = 3 if tr["r"].any() else 2
+    few = few_events_note(f"the recurrence (least squares; {coefficients} coefficients)", fit.n, coefficients, unit="transition")
+    return note(out, few) if few else out
 
 
 def compare_arms(turns: pd.DataFrame, value: str = "d_mc") -> pd.DataFrame:
@@ -182,7 +185,16 @@ def compare_arms(turns: pd.DataFrame, value: str = "d_mc") -> pd.DataFrame:
             ref = base[base["turn"] >= start][value].mean()
             row["reduction_pct"] = 100.0 * (1.0 - after / ref) if ref and not np.isnan(ref) else np.nan
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if "reduction_pct" in out:
+        over = out[out["reduction_pct"] > 100]
+        if len(over):
+            # A reduction above 100 % means the arm's mean is below zero: the Monte Carlo estimate of one reply can be
+            # negative (module docstring), a KL divergence cannot. It is noise around a small D_t, not "more than none".
+            note(out, "reduction over 100 % for " + ", ".join(f"{a} ({r:.0f} %)" for a, r in zip(over["arm"], over["reduction_pct"], strict=True))
+                 + f": the arm's mean {value} after its first reminder is negative, which a KL divergence cannot be (noisy "
+                 "Monte Carlo estimates); read it as a reduction to about zero, not beyond")
+    return out
 
 
 def satisfaction(turns: pd.DataFrame) -> pd.DataFrame:
@@ -209,17 +221,19 @@ def drift_tables(log, bootstrap: int = 500) -> dict[str, pd.DataFrame]:
     ok, why = kl_available(turns)
     out: dict[str, pd.DataFrame] = {"satisfaction": satisfaction(turns), "measurement": measurement(turns)}
     if not ok:
-        out["kl"] = empty(["d_mc", "d_topk"], f"D_t unavailable: {why}")
+        out["kl"] = not_applicable(empty(["d_mc", "d_topk"]), f"D_t unavailable: {why}")
         out["arms"] = compare_arms(turns).drop(columns=[c for c in ("d_mc_mean", "d_mc_after_reminder", "reduction_pct") if c in compare_arms(turns)])
-        return out
+        return note_empty_tables(out, log)
     out["curves_mc"] = curves(turns, "d_mc")
     out["curves_topk"] = curves(turns, "d_topk")
+    if turns["d_topk"].isna().all():
+        not_applicable(out["curves_topk"], "no top-k D_t was measured in this run (the Monte Carlo D_t is in curves_mc)")
     out["arms"] = compare_arms(turns)
     try:
         out["recurrence"] = fit_recurrence(turns, "d_mc", bootstrap=bootstrap)
     except ValueError as e:
         out["recurrence"] = empty(["parameter", "estimate", "ci_low", "ci_high", "transitions"], str(e))
-    return out
+    return note_empty_tables(out, log)
 
 
 def drift_plots(tables: dict[str, pd.DataFrame], logs: list, out: Path) -> list[Path]:

@@ -26,7 +26,7 @@ from agentsim.analysis.labels import backend_model_label, runs_title
 from agentsim.analysis.labels import run_label as _run_label
 from agentsim.analysis.plots import band_plot, draw
 from agentsim.analysis.stats import bootstrap_ci, interval_notes, mean_bootstrap  # noqa: F401 (bootstrap_ci: imported from here by users)
-from agentsim.analysis.tables import note, note_empty_tables, notes_of
+from agentsim.analysis.tables import note, note_empty_tables, note_incomplete_runs, notes_of
 
 CATEGORY_ACTIONS: dict[str, tuple[str, ...]] = {
     "nuclear": ("Execute full nuclear attack", "Execute tactical nuclear strike"),
@@ -413,6 +413,7 @@ def compare_runs(logs, mode: str = "canonical", confidence: float = 0.95) -> dic
     out = {"per_run_day": per_run_day, "es_by_day": by_day, "run_scores": scores}
     for df in out.values():  # a run that played no day is in no row: say which
         note(df, *(f"not in this table: {i}" for i in idle))
+    note_incomplete_runs(out, logs)
     return out
 
 

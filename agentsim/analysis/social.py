@@ -12,14 +12,22 @@ import pandas as pd
 
 from agentsim.analysis.cascades import cascade_metrics, cascade_nodes, fit_power_law
 from agentsim.analysis.stance import LexiconStance
-from agentsim.analysis.stats import diff_of_means, interval_notes, mean_bootstrap, mean_t_interval
+from agentsim.analysis.stats import (
+    diff_of_means,
+    few_events_note,
+    interval_notes,
+    mean_bootstrap,
+    mean_t_interval,
+)
 from agentsim.analysis.tables import (
     TableError,
     captured_warnings,
     check_table,
     empty,
+    not_applicable,
     note,
     note_empty_tables,
+    note_incomplete_runs,
     notes_of,
 )
 
@@ -46,6 +54,10 @@ POWER_LAW_COLUMNS = ["alpha", "sigma", "xmin", "ks_distance", "n", "n_tail", "R_
                      "R_vs_exponential", "p_vs_exponential"]
 
 
+#: Fewest observations in the tail for a power-law fit not flagged as unstable (see power_law_table).
+POWER_LAW_MIN_TAIL = 50
+
+
 def power_law_table(cascades: pd.DataFrame) -> pd.DataFrame:
     """The power-law fit of the cascade sizes as one row; empty, with a note, when there is nothing to fit.
     powerlaw's warnings become notes."""
@@ -54,6 +66,12 @@ def power_law_table(cascades: pd.DataFrame) -> pd.DataFrame:
     except ValueError as e:
         return empty(POWER_LAW_COLUMNS, f"no power-law fit: {e}")
     notes = res.pop("notes")
+    if res["n_tail"] < POWER_LAW_MIN_TAIL:
+        # Clauset, Shalizi & Newman 2009, "Power-law distributions in empirical data", SIAM Review 51(4):661-703,
+        # section 3: the maximum-likelihood alpha is biased on small samples; about 50 observations in the tail
+        # are needed for it to be trusted, and the goodness-of-fit and likelihood-ratio tests have little power below.
+        notes.append(f"unstable fit: the power law rests on {res['n_tail']} cascade size(s) at or above xmin, fewer than the "
+                     f"~{POWER_LAW_MIN_TAIL} Clauset et al. (2009) need for a trustworthy alpha and likelihood-ratio tests")
     return note(pd.DataFrame([res]), *notes)
 
 
@@ -131,9 +149,10 @@ def fit_exposure_hazard(intervals: pd.DataFrame) -> dict[str, float]:
         ctv.fit(intervals, id_col="id", start_col="start", stop_col="stop", event_col="event", show_progress=False)
     s = ctv.summary.loc["exposure"]
     c = time_dependent_concordance(intervals, float(ctv.params_["exposure"]))
+    few = few_events_note("the Cox model (1 covariate: exposure)", int(intervals["event"].sum()), 1)
     return {"hazard_ratio": float(s["exp(coef)"]), "hr_low": float(s["exp(coef) lower 95%"]), "hr_high": float(s["exp(coef) upper 95%"]),
             "p": float(s["p"]), "concordance": float(c), "subjects": int(intervals["id"].nunique()), "events": int(intervals["event"].sum()),
-            "notes": [f"Cox fit (lifelines): {w}" for w in warned]}
+            "notes": [f"Cox fit (lifelines): {w}" for w in warned] + ([few] if few else [])}
 
 
 def check_intervals(intervals: pd.DataFrame) -> pd.DataFrame:
@@ -179,7 +198,9 @@ def saturation_test(intervals: pd.DataFrame) -> dict[str, float]:
         res = sm.Logit(df["event"].astype(float), X).fit(disp=0)
     return {"coef_exposure": float(res.params["exposure"]), "coef_exposure2": float(res.params["e2"]),
             "p_exposure2": float(res.pvalues["e2"]), "saturating": bool(res.params["e2"] < 0 and res.pvalues["e2"] < 0.05),
-            "notes": [f"saturation test (statsmodels): {w}" for w in warned]}
+            "notes": [f"saturation test (statsmodels): {w}" for w in warned]
+            + [n for n in [few_events_note("the saturation test (logistic; 2 covariates: exposure, exposure²; events of the rarer outcome)",
+                                              int(min(df["event"].sum(), len(df) - df["event"].sum())), 2)] if n]}
 
 
 #: Most (follower, source) exposure rows the adoption model builds from source posts; above it, cascades are sampled.
@@ -248,8 +269,15 @@ HERD_COLUMNS = ["treatment", "posts", "mean_score", "low", "high", "mean_others"
 
 def herd_table(log: Any) -> pd.DataFrame:
     """Final score (likes - dislikes) of treated posts by arm, with mean and 95% t-interval; also the score
-    from everyone but the controlled voter (the herd effect proper). See `herd_from_events`."""
-    return herd_from_events(log.df("events", ["agent_id", "action", "target", "payload"]))
+    from everyone but the controlled voter (the herd effect proper). See `herd_from_events`. A run whose scenario
+    has no herd-effect intervention (herd_votes, counterfactual_posts) gets the empty table marked as not applying
+    (`not_applicable`: hidden in the terminal, its note in --out)."""
+    herd = herd_from_events(log.df("events", ["agent_id", "action", "target", "payload"]))
+    kinds = {i.get("kind") for i in ((log.spec.get("world") or {}).get("interventions") or []) if isinstance(i, dict)}
+    if herd.empty and not kinds & {"herd_votes", "counterfactual_posts"}:
+        return not_applicable(empty(HERD_COLUMNS), "no herd-effect experiment in this run: the scenario has no herd_votes or "
+                                                   "counterfactual_posts intervention")
+    return herd
 
 
 def _treatment_of(payload: Any, row: Any) -> str:
@@ -535,14 +563,14 @@ def _alignment(logs: list[Any], params: dict[str, Any] | None) -> dict[str, pd.D
 
 
 def social_tables(log: Any, roles: bool = True, params: dict[str, Any] | None = None) -> dict[str, pd.DataFrame]:
-    """activity, refusals, cascades (the 20 largest), power_law, adoption, herd, polarization and (with `roles`)
+    """activity, refusals, cascades (every cascade, largest first; the terminal shows the first rows), power_law, adoption, herd, polarization and (with `roles`)
     roles_silhouette and roles; with a reference (`params` {"reference": ...}, or the run's world.alignment), growth,
     alignment and alignment_runs (analysis/alignment.py). Empty tables carry a note saying why (`notes_of`)."""
     cascades = cascade_table(log)
-    top = cascades.sort_values(["size", "root"], ascending=[False, True]).head(20)
+    ranked = cascades.sort_values(["size", "root"], ascending=[False, True]).reset_index(drop=True)
     if cascades.empty:
-        note(top, "no posts or shares in this run")
-    out = {"activity": activity_table(log), "refusals": refusals_table(log), "cascades": top,
+        note(ranked, "no posts or shares in this run")
+    out = {"activity": activity_table(log), "refusals": refusals_table(log), "cascades": ranked,
            "power_law": power_law_table(cascades), "adoption": adoption_table(log), "herd": herd_table(log),
            "polarization": polarization_table(log)}
     if roles:
@@ -571,6 +599,7 @@ def social_compare(logs: list[Any], params: dict[str, Any] | None = None) -> dic
                      "reposts": int((ev["action"] == "repost").sum()), "refused": int((ev["action"] == "refused").sum())})
     out = {"runs": pd.DataFrame(rows)}
     out.update(alignment_tables(logs, params_from(logs[0], params)))
+    note_incomplete_runs(out, logs)
     return out
 
 

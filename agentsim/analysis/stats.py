@@ -126,6 +126,25 @@ def mean_t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float
     return m, Interval(float(lo), float(hi))
 
 
+#: Events (or observations) per estimated parameter below which a regression fit is flagged as unstable: the rule of
+#: thumb of 10 events per variable (Peduzzi et al. 1995, "Importance of events per independent variable in
+#: proportional hazards regression analysis II", J Clin Epidemiol 48(12):1503-1510; for logistic regression Peduzzi
+#: et al. 1996, J Clin Epidemiol 49(12):1373-1379; for linear models Harrell, Regression Modeling Strategies, 2nd ed.
+#: 2015, section 4.4, 10-20 observations per parameter): with fewer, estimates are biased and intervals unreliable.
+EVENTS_PER_COVARIATE = 10
+
+
+def few_events_note(what: str, events: int, covariates: int, unit: str = "event") -> str:
+    """The unstable-fit warning for a fit of `covariates` parameters on fewer than EVENTS_PER_COVARIATE `unit`s per
+    parameter ("" otherwise): "unstable fit: the Cox model (...) rests on 4 events for 1 parameter, fewer than ..."."""
+    need = EVENTS_PER_COVARIATE * covariates
+    if events >= need:
+        return ""
+    return (f"unstable fit: {what} rests on {events} {unit}{'s' if events != 1 else ''} for {covariates} parameter"
+            f"{'s' if covariates != 1 else ''}, fewer than the {EVENTS_PER_COVARIATE} {unit}s per parameter ({need}) a stable "
+            "fit needs by the usual rule of thumb (Peduzzi et al. 1995); read its estimates and intervals as rough")
+
+
 def interval_notes(what: str, notes: Sequence[tuple[str, str]]) -> list[str]:
     """One line per distinct reason, listing where it applied: [(where, note), ...] -> ["<what> <note> (<where>, ...)"]."""
     by: dict[str, list[str]] = {}

@@ -73,17 +73,58 @@ def run_progress_note(log: Any) -> str:
     return text
 
 
-def note_empty_tables(tables: Mapping[str, pd.DataFrame], log: Any) -> Mapping[str, pd.DataFrame]:
-    """Add how far the run got (`run_progress_note`) to every empty table of an analysis whose run did not
-    complete; returns `tables`."""
+def run_incomplete(log: Any) -> str:
+    """"" for a run that ran all its steps (status completed, or no_valid_answers: every step ran); otherwise the
+    note every table of its analyses carries: "incomplete run: the run completed 3 of 14 steps (status
+    'interrupted'); its tables cover steps 1 to 3 only". A log without run.json is taken as it is ("")."""
     meta = log.meta
     done, steps = meta.get("steps_completed"), (meta.get("spec") or {}).get("steps")
-    finished = meta.get("status") == "completed" and (steps is None or done == steps)
-    progress = "" if finished else run_progress_note(log)
+    if done is None:
+        return ""
+    finished = meta.get("status") in ("completed", "no_valid_answers") and (not isinstance(steps, int) or done >= steps)
+    if finished:
+        return ""
+    cover = "no step" if not done else "step 1 only" if done == 1 else f"steps 1 to {done} only"
+    return f"incomplete run: {run_progress_note(log)}; its tables cover {cover}"
+
+
+def note_empty_tables(tables: Mapping[str, pd.DataFrame], log: Any) -> Mapping[str, pd.DataFrame]:
+    """For a run that did not complete (`run_incomplete`): every table of the analysis says so and through which
+    step, and every empty one also how far the run got (`run_progress_note`); returns `tables`."""
+    incomplete = run_incomplete(log)
+    if not incomplete:
+        return tables
+    progress = run_progress_note(log)
     for df in tables.values():
         if df.empty and progress:
             note(df, progress)
+        note(df, incomplete)
     return tables
+
+
+def note_incomplete_runs(tables: Mapping[str, pd.DataFrame], logs: Sequence[Any]) -> Mapping[str, pd.DataFrame]:
+    """The analysis of several runs: every table names each run that did not complete (`run_incomplete`)."""
+    lines = [f"{log.run_dir.name}: {why}" for log in logs if (why := run_incomplete(log))]
+    for df in tables.values():
+        note(df, *lines)
+    return tables
+
+
+# -- tables that do not apply --------------------------------------------------------------------------------------
+HIDDEN = "not_applicable"
+
+
+def not_applicable(df: pd.DataFrame, reason: str) -> pd.DataFrame:
+    """Mark `df` as a table that does not apply to this run (a herd table of a run without a herd experiment); the
+    reason is also a note, so `--out`'s notes CSV says why. The terminal hides such tables and lists them in one line
+    (`agentsim analyze`); `--out` still writes them. Returns `df`."""
+    df.attrs[HIDDEN] = reason
+    return note(df, reason)
+
+
+def why_not_applicable(df: pd.DataFrame) -> str:
+    """The reason a table does not apply to its run ("" when it does)."""
+    return str(df.attrs.get(HIDDEN, ""))
 
 
 @contextmanager

@@ -34,7 +34,9 @@ def _summary(log: Any) -> dict[str, Any]:
     out = {"Actions per step": activity_table(log)}
     cascades = cascade_table(log)
     if len(cascades):
-        out["Largest repost cascades"] = cascades.nlargest(5, "size")
+        largest = cascades.sort_values(["size", "root"], ascending=[False, True]).reset_index(drop=True)
+        largest.attrs["rows_shown"] = 5  # the summary shows the 5 largest and says how many more there are
+        out["Largest repost cascades"] = largest
     from agentsim.analysis.social import refusals_table
 
     refused = refusals_table(log)
