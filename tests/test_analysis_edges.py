@@ -506,7 +506,7 @@ def test_comparing_runs_names_the_runs_that_played_no_day(folder: tuple[str, str
         shutil.copytree(degenerate("wargame", kind), runs / f"r{i}")
     r = _analyze(str(runs), "escalation", "--out", str(tmp_path / "o"))
     assert r.exit_code == 0, r.stderr
-    assert "note: not in this table: r0: no days played; the run completed 0 of 14 steps" in r.stdout
+    assert "note: not in this table: r0: no days played; incomplete run: the run completed 0 of 14 steps" in r.stdout
     by_day = pd.read_csv(tmp_path / "o" / "escalation_es_by_day.csv")
     assert len(by_day) == (2 if "one_agent" in folder else 0)
     if "one_agent" in folder:

@@ -89,15 +89,12 @@ def run_incomplete(log: Any) -> str:
 
 
 def note_empty_tables(tables: Mapping[str, pd.DataFrame], log: Any) -> Mapping[str, pd.DataFrame]:
-    """For a run that did not complete (`run_incomplete`): every table of the analysis says so and through which
-    step, and every empty one also how far the run got (`run_progress_note`); returns `tables`."""
+    """For a run that did not complete (`run_incomplete`): every table of the analysis, empty or not, says so, how
+    far the run got and through which step its tables go (one note); returns `tables`."""
     incomplete = run_incomplete(log)
     if not incomplete:
         return tables
-    progress = run_progress_note(log)
     for df in tables.values():
-        if df.empty and progress:
-            note(df, progress)
         note(df, incomplete)
     return tables
 
