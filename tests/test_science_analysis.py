@@ -210,3 +210,107 @@ def test_the_analyses_by_name() -> None:
     assert many == {"escalation": compare_runs, "social": social_compare}
     with pytest.raises(AttributeError, match="no attribute 'NOPE'"):
         _ = analysis.NOPE
+
+
+@pytest.mark.parametrize(("message", "limit", "expected"), [
+    ("one  line\n\tof   prose", 300, "one line of prose"),
+    # a code example is dropped with the sentence that introduces it
+    ("Fit failed. For example, try the following code: >>> fit(x)", 300, "Fit failed."),
+    ("Is it separated? Try this: >>> fit(x, y)", 300, "Is it separated?"),
+    ("Separation found. See >>> print(x)", 300, "Separation found. See"),  # no colon: only the code goes
+    ("Try: >>> fit(x)", 300, "Try:"),  # nothing before the introducing sentence: it stays
+    ("a b. c d. e: >>> x", 300, "a b. c d."),  # the last sentence before the colon goes, not the first
+    ("abcdefghij", 10, "abcdefghij"),  # exactly at the limit: kept whole
+    ("abcdefghijk", 10, "abcdefghi…"),
+    ("abcdefgh jk", 10, "abcdefgh…"),  # cut, then the trailing space removed before the ellipsis
+])
+def test_warnings_become_one_readable_line(message: str, limit: int, expected: str) -> None:
+    from agentsim.analysis.tables import _readable
+
+    assert _readable(message, limit) == expected
+
+
+@pytest.mark.parametrize(("bad", "expected"), [
+    ([3], "row 13"),
+    ([0, 4], "rows 10, 14"),
+    ([0, 1, 2, 3, 4, 5, 6], "rows 10, 11, 12, 13, 14 (and 2 more)"),
+    ([0, 1, 2, 3, 4], "rows 10, 11, 12, 13, 14"),
+])
+def test_table_errors_name_the_rows_by_label(bad: list[int], expected: str) -> None:
+    df = pd.DataFrame({"x": [1.0] * 8}, index=range(10, 18))
+    df.loc[[10 + i for i in bad], "x"] = None
+    with pytest.raises(TableError) as e:
+        check_table(df, "t", {"x": "number"})
+    assert str(e.value) == f"t: column 'x' has nulls at {expected}"
+
+
+def test_interval_defaults_are_the_documented_ones() -> None:
+    """Called without options, every interval helper is scipy's 95 % BCa interval over 2000 resamples drawn from
+    seed 0 (t-intervals: 95 %), computed here by scipy directly."""
+    x = np.array([0.3, 1.2, 0.7, 2.5, 0.1, 0.9, 1.7, 1.1])
+    y = np.array([1.3, 2.2, 0.4, 3.5, 2.0])
+    ref = sps.bootstrap((x,), np.mean, n_resamples=2000, confidence_level=0.95,
+                        random_state=np.random.default_rng(0)).confidence_interval
+    for ci in (stats.bootstrap((x,), np.mean), stats.mean_bootstrap(x)):
+        assert (ci.low, ci.high) == (pytest.approx(ref.low, abs=1e-12), pytest.approx(ref.high, abs=1e-12))
+    assert stats.bootstrap_ci(x) == (pytest.approx(ref.low, abs=1e-12), pytest.approx(ref.high, abs=1e-12))
+    d = stats.diff_of_means(x, y)
+    ref_d = sps.bootstrap((x, y), lambda a, b, axis=-1: np.mean(b, axis=axis) - np.mean(a, axis=axis), n_resamples=2000,
+                          confidence_level=0.95, random_state=np.random.default_rng(0)).confidence_interval
+    assert (d.low, d.high) == (pytest.approx(ref_d.low, abs=1e-12), pytest.approx(ref_d.high, abs=1e-12))
+    t = sps.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=sps.sem(x))
+    assert stats.mean_ci(x) == (pytest.approx(x.mean()), pytest.approx(t[0]), pytest.approx(t[1]))
+    # and the confidence asked for is the one used
+    narrow = stats.diff_of_means(x, y, confidence=0.5)
+    ref_n = sps.bootstrap((x, y), lambda a, b, axis=-1: np.mean(b, axis=axis) - np.mean(a, axis=axis), n_resamples=2000,
+                          confidence_level=0.5, random_state=np.random.default_rng(0)).confidence_interval
+    assert (narrow.low, narrow.high) == (pytest.approx(ref_n.low, abs=1e-12), pytest.approx(ref_n.high, abs=1e-12))
+
+
+@pytest.mark.parametrize(("sizes", "defined", "note"), [
+    ((), False, "got 0"),
+    ((1,), False, "got 1"),
+    ((2,), True, ""),
+    ((5, 1), False, "got 1"),
+    ((2, 3), True, ""),
+])
+def test_a_bootstrap_needs_two_observations_per_sample(sizes: tuple[int, ...], defined: bool, note: str) -> None:
+    samples = tuple(np.arange(n, dtype=float) * (k + 1) for k, n in enumerate(sizes))
+    stat = (lambda *s, axis=-1: sum(np.mean(v, axis=axis) for v in s)) if sizes else np.mean
+    ci = stats.bootstrap(samples, stat, n_resamples=50, method="percentile")
+    assert ci.defined is defined
+    assert (note in ci.note) if note else not ci.note.startswith("undefined")
+    if not defined:
+        assert isinstance(ci.low, float) and math.isnan(ci.low) and math.isnan(ci.high)
+        shaped = stats.bootstrap(samples, stat, output_shape=(3,))
+        assert shaped.low.shape == shaped.high.shape == (3,) and np.isnan(shaped.low).all()
+
+
+def test_values_given_as_python_lists_with_none_are_missing_values() -> None:
+    """None in a list of values is a missing value (dropped), as NaN is."""
+    with_none = [1.0, None, 4.0, 2.0, 7.0]
+    clean = np.array([1.0, 4.0, 2.0, 7.0])
+    assert stats.mean_ci(with_none) == stats.mean_ci(clean)
+    assert stats.mean_t_interval(with_none)[1] == stats.mean_t_interval(clean)[1]
+    assert stats.mean_bootstrap(with_none, n_resamples=100) == stats.mean_bootstrap(clean, n_resamples=100)
+    assert stats.mean_t_interval([3, 3, 3]) == (3.0, stats.Interval(3.0, 3.0, "zero width: all values are equal"))
+
+
+@pytest.mark.parametrize(("n", "shown"), [
+    (8, "p0, p1, p2, p3, p4, p5, p6, p7"),
+    (9, "p0, p1, p2, p3, p4, p5, p6, p7 and 1 more"),
+])
+def test_interval_notes_list_eight_places_then_count(n: int, shown: str) -> None:
+    assert stats.interval_notes("CI", [(f"p{i}", "why") for i in range(n)]) == [f"CI why ({shown})"]
+
+
+@pytest.mark.parametrize(("text", "score"), [
+    # mean polarity (1 + 1 - 1) / 3 times the boost 0.5 + 0.25 x intensifiers, counted up to two
+    ("good good bad", 0.5 / 3),
+    ("very good good bad", 0.75 / 3),
+    ("very very good good bad", 1.0 / 3),
+    ("very very very good good bad", 1.0 / 3),
+    ("very very very very bad", -1.0),
+])
+def test_intensifiers_count_up_to_two(text: str, score: float) -> None:
+    assert LexiconStance(["good"], ["bad"], ["very"]).score(text) == pytest.approx(score)
