@@ -153,6 +153,9 @@ def test_captured_warnings_are_readable_lines() -> None:
     (pd.DataFrame({"a": [1.0, 2.5]}), {"a": "int"}, {}, r"column 'a' must hold whole numbers; row 1 holds 2.5 \(float\)"),
     (pd.DataFrame({"a": ["x", 3]}), {"a": "str"}, {}, "must hold strings; row 1 holds 3"),
     (pd.DataFrame({"a": [1, "y"]}), {"a": "number"}, {}, "must hold numbers; row 1 holds 'y'"),
+    # a column of text only (the fast path for strings must not pass it as numbers)
+    (pd.DataFrame({"a": ["x", "y"]}), {"a": "number"}, {}, "must hold numbers; rows 0, 1 hold 'x'"),
+    (pd.DataFrame({"a": pd.Series(["x", "2"], dtype="string")}), {"a": "int"}, {}, "must hold whole numbers; row 0 holds 'x'"),
     (pd.DataFrame({"a": [True, False]}), {"a": "int"}, {}, r"must hold whole numbers; rows 0, 1 hold True \(bool\)"),
     (pd.DataFrame({"a": [1, 2, 1], "b": [1, 1, 1]}), {"a": "int", "b": "int"}, {"unique": ["a", "b"]},
      r"a/b must be unique; repeated value\(s\) \[\(1, 1\)\] at rows 0, 2"),
