@@ -842,3 +842,28 @@ def test_bad_match_logs_name_the_rows(scores, pairs, message: str) -> None:
     with pytest.raises(TableError) as e:
         bradley_terry(m)
     assert message in str(e.value) and str(e.value).startswith("match log: ")
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ([("match", "a", "b", json.dumps({"round": 1, "score_a": 1.0})), ("match", "a", "b", json.dumps({"round": 2, "score_a": "x"}))],
+     "events table: 'match' event at row 1: score_a must be a number"),
+    ([("match", "a", "b", json.dumps({"round": 1, "score_a": 1.0})), ("match", "a", None, json.dumps({"round": 2, "score_a": 1}))],
+     "events table ('match' events): column 'target' has nulls at row 1"),
+    ([("match", "a", "b", json.dumps({"round": 1, "score_a": 1.0})), ("bye", "c", None, json.dumps({"pts": 1}))],
+     "events table: 'bye' event at row 1: payload lacks ['points']"),
+    ([("bye", "c", None, "{not json")], "events table: 'bye' event at row 0: payload is not JSON"),
+])
+def test_bad_events_are_named_by_kind_and_row(rows, message: str) -> None:
+    with pytest.raises(TableError) as e:
+        standings(_events(rows))
+    assert str(e.value).startswith(message)
+
+
+@pytest.mark.parametrize(("scores", "note"), [
+    ([1.0], "strength CI undefined: a bootstrap needs at least 2 observations per sample; got 1 (1 match)"),
+    ([0.5, 0.5, 0.5], "strength CI zero width: every resample gives the same value (the observations do not vary) (3 matches)"),
+    ([0.5, 0.5], "strength CI zero width: every resample gives the same value (the observations do not vary) (2 matches)"),
+])
+def test_bradley_terry_interval_notes_say_how_many_matches(scores: list[float], note: str) -> None:
+    m = pd.DataFrame({"a": ["x"] * len(scores), "b": ["y"] * len(scores), "score_a": scores})
+    assert notes_of(bradley_terry(m, bootstrap=20))[0] == note
