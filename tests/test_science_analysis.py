@@ -153,6 +153,12 @@ def test_captured_warnings_are_readable_lines() -> None:
     (pd.DataFrame({"a": [1.0, 2.5]}), {"a": "int"}, {}, r"column 'a' must hold whole numbers; row 1 holds 2.5 \(float\)"),
     (pd.DataFrame({"a": ["x", 3]}), {"a": "str"}, {}, "must hold strings; row 1 holds 3"),
     (pd.DataFrame({"a": [1, "y"]}), {"a": "number"}, {}, "must hold numbers; row 1 holds 'y'"),
+    # whole-column dtypes the fast paths see: text is not numbers, numbers are not text, booleans are neither
+    (pd.DataFrame({"a": [True, False]}), {"a": "number"}, {}, r"must hold numbers; rows 0, 1 hold True \(bool\)"),
+    (pd.DataFrame({"a": [1, 2]}), {"a": "str"}, {}, r"must hold strings; rows 0, 1 hold 1 \(int\)"),
+    (pd.DataFrame({"a": [1.5, "z"]}), {"a": "float"}, {}, "must hold numbers; row 1 holds 'z'"),
+    (pd.DataFrame({"a": [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6]}), {"a": "int"}, {"unique": ["a"]},
+     r"repeated value\(s\) \[1, 2, 3, 4, 5\] at rows"),
     # a column of text only (the fast path for strings must not pass it as numbers)
     (pd.DataFrame({"a": ["x", "y"]}), {"a": "number"}, {}, "must hold numbers; rows 0, 1 hold 'x'"),
     (pd.DataFrame({"a": pd.Series(["x", "2"], dtype="string")}), {"a": "int"}, {}, "must hold whole numbers; row 0 holds 'x'"),
@@ -317,3 +323,27 @@ def test_interval_notes_list_eight_places_then_count(n: int, shown: str) -> None
 ])
 def test_intensifiers_count_up_to_two(text: str, score: float) -> None:
     assert LexiconStance(["good"], ["bad"], ["very"]).score(text) == pytest.approx(score)
+
+
+def test_a_matrix_statistic_gets_a_matrix_of_intervals() -> None:
+    """Outputs of any shape: scipy's interval for each entry, and zero width only where every resample agrees."""
+    def stat(i: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.stack([np.stack([np.mean(i, axis), np.zeros(i.shape[:-1])]), np.stack([np.max(i, axis), np.min(i, axis)])])
+
+    x = np.arange(6.0)
+    ci = stats.bootstrap((x,), stat, output_shape=(2, 2), n_resamples=200, method="percentile", seed=4)
+    ref = sps.bootstrap((x,), stat, n_resamples=200, method="percentile", random_state=np.random.default_rng(4)).confidence_interval
+    assert ci.low.shape == ci.high.shape == (2, 2)
+    assert ci.low[0, 1] == ci.high[0, 1] == 0.0 and ci.note.startswith("zero width")
+    for k in ((0, 0), (1, 0), (1, 1)):
+        assert (ci.low[k], ci.high[k]) == (pytest.approx(ref.low[k]), pytest.approx(ref.high[k]))
+    undefined = stats.bootstrap((x[:1],), stat, output_shape=(2, 2))
+    assert undefined.low.shape == (2, 2) and np.isnan(undefined.high).all()
+
+
+def test_an_interval_scipy_cannot_compute_is_nan_with_scipys_reason() -> None:
+    """BCa of the median of [1, 1, 1, 1, 1, 1, 9]: every jackknife value is 1, so the acceleration is 0/0; scipy
+    warns and gives NaN, and the note carries its warning as one readable line."""
+    ci = stats.bootstrap((np.array([1.0] * 6 + [9.0]),), np.median, n_resamples=500)
+    assert math.isnan(ci.low) and math.isnan(ci.high) and not ci.defined
+    assert ci.note.startswith("DegenerateDataWarning: The BCa confidence interval cannot be calculated.")
