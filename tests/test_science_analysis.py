@@ -347,3 +347,11 @@ def test_an_interval_scipy_cannot_compute_is_nan_with_scipys_reason() -> None:
     ci = stats.bootstrap((np.array([1.0] * 6 + [9.0]),), np.median, n_resamples=500)
     assert math.isnan(ci.low) and math.isnan(ci.high) and not ci.defined
     assert ci.note.startswith("DegenerateDataWarning: The BCa confidence interval cannot be calculated.")
+
+
+def test_text_in_a_categorical_column_is_text() -> None:
+    """A column whose dtype is not a string dtype is checked value by value (no fast path): text passes as text."""
+    df = pd.DataFrame({"c": pd.Categorical(["a", "b", None]), "n": pd.Categorical([1, 2, 2])})
+    assert check_table(df, "t", {"c": "str", "n": "int"}, nullable=["c"]) is df
+    with pytest.raises(TableError, match="column 'n' must hold strings; rows 0, 1, 2 hold 1"):
+        check_table(df, "t", {"n": "str"})
