@@ -455,3 +455,29 @@ def test_duckdb_reads_a_run_whose_path_has_a_quote(tmp_path: Path) -> None:
     con = RunLog(run).duckdb()
     assert con.execute("SELECT count(*), max(step) FROM events").fetchone() == (6, 2)
     assert con.execute("SELECT sum(value) FROM metrics").fetchone() == (3.0,)
+
+
+def test_an_unrecorded_part_of_a_table_without_steps_is_recorded_without_steps(tmp_path: Path) -> None:
+    run = tmp_path / "r"
+    w = RunLogWriter(run, flush_rows=1)
+    w.append("events", [_ev(0, 0)])
+    w.end_step(0)
+    pq.write_table(pa.table({"agent_id": ["a", "b"]}), run / "agents" / "part-000000.parquet")
+    RunLogWriter(run).truncate_to({"events": 1, "agents": 1}, next_step=1)
+    assert read_manifest(run / MANIFEST).committed["agents"] == [PartRecord("agents", "part-000000.parquet", 2, None)]
+
+
+def test_duckdb_views_of_older_parts_and_of_a_damaged_log(tmp_path: Path) -> None:
+    """Parts of an older minor schema version (a column missing) are read through the view with NULLs in that
+    column, whole, next to current parts; a part whose rows disagree with its record is refused."""
+    run = _run(tmp_path)
+    old = run / "events" / "part-000000.parquet"
+    t = pq.read_table(old)
+    pq.write_table(t.drop(["request_id"]).replace_schema_metadata(
+        {b"agentsim.schema_version": b"1.0", b"agentsim.table": b"events"}), old)
+    con = RunLog(run).duckdb()
+    assert con.execute("SELECT count(*), count(request_id), max(step) FROM events").fetchone() == (6, 0, 2)
+    assert con.execute("SELECT step FROM events ORDER BY event_id").fetchall() == [(0,), (0,), (1,), (1,), (2,), (2,)]
+    pq.write_table(t.slice(0, 1), old)
+    with pytest.raises(LogError, match="1 rows, but parts.jsonl records part-000000.parquet"):
+        RunLog(run).duckdb()
