@@ -697,6 +697,7 @@ def test_empty_tournament_tables_have_the_columns_of_full_ones(tmp_path: Path) -
             assert empty[name].empty and notes_of(empty[name]) == [why], name
     # the resamples asked for are the ones drawn; ranks are whole numbers
     pd.testing.assert_frame_equal(live_full["ratings"], rating_tables(match_log(live.events), bootstrap=50)["ratings"])
+    pd.testing.assert_frame_equal(tournament_tables(live)["ratings"], rating_tables(match_log(live.events))["ratings"])
     assert live_full["ratings"][["ci_low", "ci_high"]].notna().all().all()
     assert csd_full["expected_scores"]["rank"].dtype.kind == "i"
 
@@ -704,9 +705,10 @@ def test_empty_tournament_tables_have_the_columns_of_full_ones(tmp_path: Path) -
 def test_expected_score_ranks_share_the_best_place_on_ties_and_other_metrics_make_no_csd_table(tmp_path: Path) -> None:
     """Ranks by expected score, ties sharing the best place ("min": 1, 1, 3), and only expected_score metrics make
     the expected_scores table: a live run with other metrics has none."""
-    metrics = [{"step": 0, "metric": "expected_score", "value": v, "agent_id": a} for a, v in (("a", 2.0), ("b", 2.0), ("c", 1.0))]
+    metrics = [{"step": 0, "metric": "expected_score", "value": v, "agent_id": a}
+               for a, v in (("a", 2.0), ("b", 2.0), ("c", 2.0), ("d", 1.0))]
     t = tournament_tables(RunLog(write_run_log(tmp_path / "c", metrics=metrics, spec={"world": {"mode": "csd"}})))
-    assert dict(zip(t["expected_scores"]["model"], t["expected_scores"]["rank"], strict=True)) == {"a": 1, "b": 1, "c": 3}
+    assert dict(zip(t["expected_scores"]["model"], t["expected_scores"]["rank"], strict=True)) == {"a": 1, "b": 1, "c": 1, "d": 4}
     other = [{"step": 0, "metric": "answers", "value": 3.0, "agent_id": "x"}]
     live = tournament_tables(RunLog(write_run_log(tmp_path / "l", metrics=other, steps=1, spec={"world": {"mode": "live"}})))
     assert set(live) == {"standings", "ratings", "rank_agreement"}
@@ -867,3 +869,25 @@ def test_bad_events_are_named_by_kind_and_row(rows, message: str) -> None:
 def test_bradley_terry_interval_notes_say_how_many_matches(scores: list[float], note: str) -> None:
     m = pd.DataFrame({"a": ["x"] * len(scores), "b": ["y"] * len(scores), "score_a": scores})
     assert notes_of(bradley_terry(m, bootstrap=20))[0] == note
+
+
+def test_player_ids_of_mixed_types_are_rated() -> None:
+    """Match logs take any hashable player id (a table column of kind "any"): ids of mixed types sort by their text."""
+    m = pd.DataFrame({"a": [1, "x", 1, 2], "b": ["x", 2, 2, "x"], "score_a": [1.0, 0.5, 0.0, 1.0]})
+    t = rating_tables(m, bootstrap=20)
+    assert set(t["ratings"]["player"]) == {1, 2, "x"} and t["rank_agreement"]["players"].tolist() == [3, 3, 3]
+    tb = tiebreaks(list(m.itertuples(index=False, name=None)), {1: 1.0, 2: 2.5, "x": 0.5})
+    assert tb[1]["buchholz"] == 0.5 + 2.5 and tb["x"]["sonneborn_berger"] == 0.5 * 2.5
+    with pytest.raises(TableError, match=r"player\(s\) \[3, 'y'\]"):
+        tiebreaks([(3, "y", 1.0), (1, 2, 0.5)], {1: 1.0, 2: 1.0})
+
+
+def test_ratings_with_their_default_resamples_and_seed() -> None:
+    """The defaults are part of a published number: 200 resamples from seed 0 (rating_tables, tournament_tables)
+    and seed 0 for a bootstrap asked of bradley_terry."""
+    m = pd.DataFrame({"a": ["x", "y", "z", "x", "y", "z"], "b": ["y", "z", "x", "z", "x", "y"],
+                      "score_a": [1.0, 0.5, 0.0, 1.0, 1.0, 0.5]})
+    pd.testing.assert_frame_equal(rating_tables(m)["ratings"], rating_tables(m, bootstrap=200, seed=0)["ratings"])
+    pd.testing.assert_frame_equal(bradley_terry(m, bootstrap=30), bradley_terry(m, bootstrap=30, seed=0))
+    assert not bradley_terry(m, bootstrap=30).equals(bradley_terry(m, bootstrap=30, seed=1))
+
