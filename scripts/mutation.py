@@ -452,8 +452,8 @@ def main(argv: list[str] | None = None) -> int:
         if t.survivors:
             print(f"{name}: {len(t.survivors)} survivors, with diffs, in {(base / name / 'survivors.txt').relative_to(ROOT)}")
         if t.partial:
-            print(f"{name}: partial, {len(t.not_run)} of {len(t.status)} mutants not run yet (an interrupted run; "
-                  f"`--keep {name}` checks them)")
+            print(f"{name}: partial, {len(t.not_run)} of {len(t.status)} mutants not run yet (an interrupted run, or "
+                  f"functions changed since; `--survivors {name}` checks them)")
     report = base / "report.txt"
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(table(results) + "\n")
