@@ -229,6 +229,11 @@ def test_the_analyses_by_name() -> None:
     ("Separation found. See >>> print(x)", 300, "Separation found. See"),  # no colon: only the code goes
     ("Try: >>> fit(x)", 300, "Try:"),  # nothing before the introducing sentence: it stays
     ("a b. c d. e: >>> x", 300, "a b. c d."),  # the last sentence before the colon goes, not the first
+    ("Is it? Really? Try: >>> x", 300, "Is it? Really?"),  # the last question, not the first
+    ("Why? : >>> x", 300, "Why?"),  # a sentence ending right before the colon
+    ("Done. : >>> x", 300, "Done."),
+    ("A. Try: >>> x", 300, "A."),  # a one-letter sentence
+    (". Try: >>> x", 300, ". Try:"),  # a stop at the very start is not a sentence
     ("abcdefghij", 10, "abcdefghij"),  # exactly at the limit: kept whole
     ("abcdefghijk", 10, "abcdefghi…"),
     ("abcdefgh jk", 10, "abcdefgh…"),  # cut, then the trailing space removed before the ellipsis
