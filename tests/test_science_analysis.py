@@ -360,3 +360,19 @@ def test_text_in_a_categorical_column_is_text() -> None:
     assert check_table(df, "t", {"c": "str", "n": "int"}, nullable=["c"]) is df
     with pytest.raises(TableError, match="column 'n' must hold strings; rows 0, 1, 2 hold 1"):
         check_table(df, "t", {"n": "str"})
+
+
+def test_a_paired_bootstrap_resamples_rows_together() -> None:
+    """paired: the samples are columns of one table, resampled by row (scipy's paired=True), which for a difference
+    of paired means is narrower than resampling each column on its own when the columns move together."""
+    a = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])
+    b = a + np.array([0.1, -0.2, 0.15, 0.05, -0.1, 0.2, 0.0, -0.05])
+
+    def diff(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.mean(y - x, axis=axis)
+
+    paired = stats.bootstrap((a, b), diff, paired=True, n_resamples=300, seed=5)
+    ref = sps.bootstrap((a, b), diff, paired=True, n_resamples=300, random_state=np.random.default_rng(5)).confidence_interval
+    assert (paired.low, paired.high) == (pytest.approx(ref.low), pytest.approx(ref.high))
+    apart = stats.bootstrap((a, b), lambda x, y, axis=-1: np.mean(y, axis=axis) - np.mean(x, axis=axis), n_resamples=300, seed=5)
+    assert paired.high - paired.low < (apart.high - apart.low) / 5
