@@ -1073,3 +1073,37 @@ def test_social_tables_of_a_run(tmp_path: Path) -> None:
     assert "roles_silhouette" in with_roles
     empty = social_tables(_social_run(tmp_path / "e", []), roles=False)
     assert empty["cascades"].empty and "no posts or shares in this run" in notes_of(empty["cascades"])
+
+
+def test_counterfactual_posts_by_hand(tmp_path: Path) -> None:
+    """OASIS's counterfactual herd-effect posts (its reddit counterfactual_36.json): from `from_step` on, `per_step`
+    items a step, in file order, posted by the controlled poster and voted once by the controlled voter as each
+    item's pre-assigned arm says (up: like, down: dislike, control: none), each with its `treatment` event."""
+    groups = ["up", "down", "control", "up", "down"]
+    cf = tmp_path / "cf.json"
+    cf.write_text(json.dumps([{"RS": {"title": "None", "selftext": f"c{i}"}, "RC_1": {"body": f"claim {i}", "group": g}}
+                              for i, g in enumerate(groups)]))
+    w = _world(tmp_path, **{"world.interventions": [
+        {"kind": "counterfactual_posts", "file": str(cf), "per_step": 2, "from_step": 1}]})
+    poster, voter = (w.user_index(n) for n in sorted(w.controlled, key=w.controlled.get))
+    assert (poster, voter) == (6, 7)
+    next_id, posted = 0, []
+    for step, want in ((0, []), (1, [0, 1]), (2, [2, 3]), (3, [4]), (4, [])):
+        ctx = _ctx(w, step, next_id=next_id)
+        w._platform(ctx)
+        next_id = ctx.next_event_id
+        made = [json.loads(e.payload) for e in ctx.events if e.action == "create_post"]
+        assert [m["content"] for m in made] == [f"claim {i}" for i in want], step
+        assert all(e.agent_id == w.user_id(poster) for e in ctx.events if e.action == "create_post")
+        treated = [json.loads(e.payload) for e in ctx.events if e.action == "treatment"]
+        assert [t["treatment"] for t in treated] == [groups[i] for i in want]
+        assert [t["post_id"] for t in treated] == [m["post_id"] for m in made]
+        votes = sorted((e.action, e.target) for e in ctx.events if e.action in ("like_post", "dislike_post"))
+        assert votes == sorted((("like_post" if groups[i] == "up" else "dislike_post"), f"p{m['post_id']}")
+                               for i, m in zip(want, made, strict=True) if groups[i] != "control")
+        assert all(e.agent_id == w.user_id(voter) for e in ctx.events if e.action in ("treatment", "like_post", "dislike_post"))
+        posted += [(i, m["post_id"]) for i, m in zip(want, made, strict=True)]
+    for i, p in posted:
+        assert (int(w.posts.likes[p]), int(w.posts.dislikes[p])) == {"up": (1, 0), "down": (0, 1), "control": (0, 0)}[groups[i]]
+        assert bool(w.likes.contains(voter, p)) == (groups[i] == "up") and bool(w.dislikes.contains(voter, p)) == (groups[i] == "down")
+        assert int(w.posts.author[p]) == poster
