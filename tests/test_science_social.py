@@ -1107,3 +1107,64 @@ def test_counterfactual_posts_by_hand(tmp_path: Path) -> None:
         assert (int(w.posts.likes[p]), int(w.posts.dislikes[p])) == {"up": (1, 0), "down": (0, 1), "control": (0, 0)}[groups[i]]
         assert bool(w.likes.contains(voter, p)) == (groups[i] == "up") and bool(w.dislikes.contains(voter, p)) == (groups[i] == "down")
         assert int(w.posts.author[p]) == poster
+
+
+def test_the_action_schema_offers_each_action_as_an_alternative() -> None:
+    """The schema handed to guided decoding lists the actions under anyOf (disjoint branches: xgrammar represents
+    anyOf exactly, oneOf only approximately), with no discriminator left over."""
+    schema = ANSWER.model_json_schema()
+    assert "oneOf" not in schema and "discriminator" not in schema
+    assert len(schema["anyOf"]) == len(ALL_ACTIONS)
+
+
+def test_who_acts_follows_each_group_s_activity_by_hour(tmp_path: Path) -> None:
+    """A group's activity (flat, or one probability per hour of the simulated day) decides who acts in a step."""
+    nine_only = [0.0] * 9 + [1.0] + [0.0] * 14
+    w = _world(tmp_path, users=8, **{"world.users.groups": [
+        {"name": "always", "share": 1, "interests": ["a"], "stance": 0.0, "activity": {"probability": 1.0}},
+        {"name": "at_nine", "share": 1, "interests": ["b"], "stance": 0.0, "activity": {"hourly": nine_only}}]})
+    names = [g.name for g in w.pop.groups]
+    always = np.flatnonzero(w.pop.group == names.index("always"))
+    at_nine = np.flatnonzero(w.pop.group == names.index("at_nine"))
+    assert len(always) and len(at_nine)
+    # the scenario starts at 08:00 with 60-minute steps: step 1 is 09:00, step 2 is 10:00
+    assert w.active_users(_ctx(w, 0)).tolist() == always.tolist()
+    assert w.active_users(_ctx(w, 1)).tolist() == sorted(always.tolist() + at_nine.tolist())
+    assert w.active_users(_ctx(w, 2)).tolist() == always.tolist()
+    assert w.active_users(_ctx(w, 25)).tolist() == sorted(always.tolist() + at_nine.tolist())  # 09:00 the next day
+
+
+def test_comments_under_a_post_are_the_newest_k(tmp_path: Path) -> None:
+    w = _world(tmp_path, **{"world.recommender.comments_per_post": 2})
+    ctx = _ctx(w, 1)
+    p, q = (int(i) for i in w._add_posts(ctx, [0, 1], [POST, POST], [-1, -1], ["p", "q"], ["create_post"] * 2, [None] * 2))
+    cs = [int(w._add_posts(ctx, [a], [COMMENT], [parent], [f"c{i}"], ["create_comment"], [None])[0])
+          for i, (a, parent) in enumerate([(2, p), (3, p), (4, q), (5, p)])]
+    assert w._comments({p, q}) == {p: [cs[3], cs[1]], q: [cs[2]]}
+    assert w._comments({q}) == {q: [cs[2]]} and w._comments(set()) == {}
+    (tmp_path / "none").mkdir()
+    w0 = _world(tmp_path / "none", **{"world.recommender.comments_per_post": 0})
+    c0 = _ctx(w0, 1)
+    p0 = int(w0._add_posts(c0, [0], [POST], [-1], ["p"], ["create_post"], [None])[0])
+    w0._add_posts(c0, [1], [COMMENT], [p0], ["c"], ["create_comment"], [None])
+    assert w0._comments({p0}) == {}
+
+
+def test_herd_votes_stop_after_their_last_step_and_votes_point_at_their_post(tmp_path: Path) -> None:
+    """herd_votes treats the posts of steps from_step..to_step, each in the next step; each vote's parent is the
+    post's event."""
+    w = _world(tmp_path, **{"world.interventions": [
+        {"kind": "herd_votes", "from_step": 0, "to_step": 1, "arms": ["up", "down"], "voter": "bot"}]})
+    ids, next_id = w.pop.ids, 0
+    treated_by_step = {}
+    for step in range(4):
+        ctx = _ctx(w, step, seed=step, next_id=next_id)
+        w._platform(ctx)
+        treated_by_step[step] = [e.target for e in ctx.events if e.action == "treatment"]
+        for e in ctx.events:
+            if e.action in ("like_post", "dislike_post"):
+                assert e.parent_event_id == int(w.posts.event_id[json.loads(e.payload)["post_id"]])
+        w._apply_users(ctx, [Decision(ids[step], ANSWER.model_validate({"action": "create_post", "content": f"s{step}"}),
+                                      "", True, "r", 1)])
+        next_id = ctx.next_event_id
+    assert treated_by_step == {0: [], 1: ["p0"], 2: ["p1"], 3: []}
