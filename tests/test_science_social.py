@@ -1168,3 +1168,28 @@ def test_herd_votes_stop_after_their_last_step_and_votes_point_at_their_post(tmp
                                       "", True, "r", 1)])
         next_id = ctx.next_event_id
     assert treated_by_step == {0: [], 1: ["p0"], 2: ["p1"], 3: []}
+
+
+def test_taking_a_vote_back_by_hand(tmp_path: Path) -> None:
+    """A like (dislike) taken back removes the user's vote and one from the post's count, the same step or later;
+    other posts and users keep theirs. An invalid answer changes nothing, whatever action it names."""
+    w = _world(tmp_path)
+    ids = w.pop.ids
+    ctx0 = _ctx(w, 0)
+    w._apply_users(ctx0, [Decision(ids[i], ANSWER.model_validate({"action": "create_post", "content": f"p{i}"}), "", True, "r", 1)
+                          for i in range(2)])
+
+    def act(step: int, *answers: tuple[int, str, int], valid: bool = True):
+        ctx = _ctx(w, step, next_id=step * 100)
+        w._apply_users(ctx, [Decision(ids[u], ANSWER.model_validate({"action": a, "post_id": p}), "", valid, "r", 1)
+                             for u, a, p in answers])
+        return [(e.agent_id, e.action) for e in ctx.events]
+
+    act(1, (2, "like_post", 0), (3, "like_post", 0), (2, "dislike_post", 1), (4, "like_post", 1))
+    assert (w.posts.likes[:2].tolist(), w.posts.dislikes[:2].tolist()) == ([2, 1], [0, 1])
+    assert act(2, (2, "unlike_post", 0), (2, "undo_dislike_post", 1)) == [(ids[2], "unlike_post"), (ids[2], "undo_dislike_post")]
+    assert (w.posts.likes[:2].tolist(), w.posts.dislikes[:2].tolist()) == ([1, 1], [0, 0])
+    assert not w.likes.contains(2, 0) and w.likes.contains(3, 0) and w.likes.contains(4, 1) and not w.dislikes.contains(2, 1)
+    act(3, (5, "like_post", 1), (5, "unlike_post", 1))  # within one step
+    assert w.posts.likes[:2].tolist() == [1, 1] and not w.likes.contains(5, 1)
+    assert act(4, (5, "like_post", 0), valid=False) == [] and w.posts.likes[:2].tolist() == [1, 1]
