@@ -1193,3 +1193,22 @@ def test_taking_a_vote_back_by_hand(tmp_path: Path) -> None:
     act(3, (5, "like_post", 1), (5, "unlike_post", 1))  # within one step
     assert w.posts.likes[:2].tolist() == [1, 1] and not w.likes.contains(5, 1)
     assert act(4, (5, "like_post", 0), valid=False) == [] and w.posts.likes[:2].tolist() == [1, 1]
+
+
+def test_seed_posts_from_a_file_and_drawn_by_hand(tmp_path: Path) -> None:
+    """Seed posts of a file come first, in time order, at their timestamps (a minute before the start without one),
+    as posts by their authors, their text as given; then `count` scripted posts, cut at max_post_chars."""
+    long = "x" * 60
+    (tmp_path / "posts.csv").write_text("author,content,timestamp\nu3,later,2024-03-04T07:30:00Z\n"
+                                        f"u1,{long},2024-03-04T07:00:00Z\nu2,no time,\n")
+    w = _world(tmp_path, **{"world.seed_posts": {"file": str(tmp_path / "posts.csv"), "count": 3}})
+    start = w.config.time.start_epoch
+    ctx = _ctx(w, 0)
+    w._platform(ctx)
+    made = [(e.agent_id, json.loads(e.payload)) for e in ctx.events if e.action == "create_post"]
+    assert [(a, p["content"]) for a, p in made[:3]] == [("u1", long), ("u3", "later"), ("u2", "no time")]
+    assert w.posts.time[:3].tolist() == [start - 3600.0, start - 1800.0, start - 60.0]
+    assert [int(w.posts.author[i]) for i in range(3)] == [1, 3, 2]
+    assert len(made) == 6 and all(p["kind"] == "post" for _, p in made)
+    assert w.posts.kind[:6].tolist() == [POST] * 6 and w.posts.parent[:6].tolist() == [-1] * 6
+    assert all(0 < len(w.posts.text[i]) <= 40 for i in range(3, 6))
