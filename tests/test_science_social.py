@@ -1212,3 +1212,37 @@ def test_seed_posts_from_a_file_and_drawn_by_hand(tmp_path: Path) -> None:
     assert len(made) == 6 and all(p["kind"] == "post" for _, p in made)
     assert w.posts.kind[:6].tolist() == [POST] * 6 and w.posts.parent[:6].tolist() == [-1] * 6
     assert all(0 < len(w.posts.text[i]) <= 40 for i in range(3, 6))
+
+
+def test_the_interest_feed_uses_profile_plus_latest_post(tmp_path: Path) -> None:
+    """The interest source scores posts for the user's profile vector plus the embedding of the user's latest post
+    (normalised), as OASIS's interest recommender does with a user's profile and recent posts; a user who never
+    posted is scored by the profile alone. Checked against recommend.interest given that vector by hand."""
+    w = _world(tmp_path, **{"world.recommender.sources": [{"kind": "interest", "slots": 3}],
+                           "world.recommender.candidates": 1000, "world.recommender.window_minutes": 600})
+    ids = w.pop.ids
+    ctx0 = _ctx(w, 0)
+    topics = ["bike lanes and cycling", "traffic jams downtown", "housing prices", "new jobs at the plant",
+              "climate policy vote", "election news tonight"]
+    w._apply_users(ctx0, [Decision(ids[i], ANSWER.model_validate({"action": "create_post", "content": topics[i]}), "", True, "r", 1)
+                          for i in range(6)])
+    ctx = _ctx(w, 1)
+    users = np.arange(6)
+    got = w.feeds(users, ctx)
+    pool = w._pool(ctx.sim_time)
+    rc = w.config.recommender
+    for u in users.tolist():
+        vec = w.pop.vec[u] + w.posts.emb.a[int(w.latest_post[u])]
+        vec = (vec / np.linalg.norm(vec))[None, :]
+        rows = recommend.interest(np.array([u]), vec, pool, w.posts, ctx.sim_time, rc.recency_half_life_minutes * 60.0,
+                                  rc.candidates, 11, np.random.default_rng(0))[0].tolist()
+        assert got[u] == [p for p in rows if p >= 0 and int(w.posts.author[p]) != u][:3], u
+    # the random source: distinct posts of the pool, none of one's own, as many as its slots
+    (tmp_path / "fresh").mkdir()
+    fresh = _world(tmp_path / "fresh", **{"world.recommender.sources": [{"kind": "random", "slots": 2}]})
+    c0 = _ctx(fresh, 0)
+    fresh._apply_users(c0, [Decision(fresh.pop.ids[i], ANSWER.model_validate({"action": "create_post", "content": f"p{i}"}), "", True, "r", 1)
+                            for i in range(4)])
+    feeds = fresh.feeds(np.arange(6), _ctx(fresh, 1, seed=3))
+    assert all(len(f) == 2 and len(set(f)) == 2 and all(0 <= p < 4 and int(fresh.posts.author[p]) != u for p in f)
+               for u, f in enumerate(feeds))
