@@ -1246,3 +1246,30 @@ def test_the_interest_feed_uses_profile_plus_latest_post(tmp_path: Path) -> None
     feeds = fresh.feeds(np.arange(6), _ctx(fresh, 1, seed=3))
     assert all(len(f) == 2 and len(set(f)) == 2 and all(0 <= p < 4 and int(fresh.posts.author[p]) != u for p in f)
                for u, f in enumerate(feeds))
+
+
+def test_the_judge_rates_new_posts_but_not_reposts_and_its_ratings_point_at_them(tmp_path: Path) -> None:
+    """Every `every` steps the judge sees the posts new since it last judged (reposts excluded: they repeat a
+    post), is told the -5..5 scale, and each valid rating becomes a judge_stance event whose parent is the post's
+    event and whose request id is the judge call's."""
+    from agentsim.scenarios.social.world import JUDGE_ID, StanceRating
+
+    w = _world(tmp_path, **{"world.judge": {"enabled": True, "every": 2, "sample": 100, "topic": "bikes"}})
+    ids = w.pop.ids
+    ctx0 = _ctx(w, 0)
+    w._apply_users(ctx0, [Decision(ids[i], ANSWER.model_validate({"action": "create_post", "content": f"p{i}"}), "", True, "r", 1)
+                          for i in range(3)])
+    ctx1 = _ctx(w, 1)
+    assert w._observe_judge(ctx1) == []  # not a judging step
+    w._apply_users(ctx1, [Decision(ids[3], ANSWER.model_validate({"action": "repost", "post_id": 0}), "", True, "r", 1)])
+    ctx2 = _ctx(w, 2)
+    obs = w._observe_judge(ctx2)
+    assert [o.data.post_id for o in obs] == [0, 1, 2] and all(o.agent_id == JUDGE_ID for o in obs)
+    system = obs[0].messages[0]["content"]
+    assert "bikes" in system and "-5 (strongly against)" in system and "5 (strongly in favour)" in system
+    assert obs[1].messages[1]["content"] == "Post: p1"
+    w._apply_judge(ctx2, [Decision(JUDGE_ID, StanceRating(stance=s), "", valid, f"req{i}", 1)
+                          for i, (s, valid) in enumerate([(3, True), (-2, False), (-5, True)])])
+    rated = [(e.target, json.loads(e.payload)["stance"], e.parent_event_id, e.request_id) for e in ctx2.events if e.action == "judge_stance"]
+    assert rated == [("p0", 3, int(w.posts.event_id[0]), "req0"), ("p2", -5, int(w.posts.event_id[2]), "req2")]
+    assert [o.data.post_id for o in w._observe_judge(_ctx(w, 4))] == []  # nothing new since
