@@ -10,19 +10,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
 from agentsim.analysis.alignment import (
     AlignmentParams,
+    alignment_tables,
     growth_minutes,
     nrmse,
     read_reference,
     reference_curve,
 )
 from agentsim.analysis.cascades import cascade_nodes, compare_growth
-from agentsim.analysis.social import exposure_intervals, graph_engine, role_features
+from agentsim.analysis.social import exposure_intervals, graph_engine, role_features, social_compare
 from agentsim.core.datafile import DataFileError
+from agentsim.logs.reader import RunLog
 
-from conftest import SCENARIOS, write_scenario
+from conftest import SCENARIOS, write_run_log, write_scenario
 from test_runs import agentsim_cli, run_ok
 
 X = SCENARIOS / "social" / "x_information_spread.yaml"
@@ -277,3 +280,69 @@ def test_a_user_s_share_counts_at_the_end_of_its_step() -> None:
     ev = pd.DataFrame({"event_id": [1, 2, 3], "sim_time": [0.0, 0.0, 600.0], "request_id": [None, "r1", "r2"]})
     assert event_minutes(ev, 10.0).tolist() == [0.0, 600.0, 1200.0]
     assert event_minutes(ev, None).tolist() == [0.0, 0.0, 600.0]
+
+
+def _cascade_run(tmp_path: Path, name: str, shares: list[tuple[int, int, str, int]], minutes_per_step: float = 1.0,
+                 alignment: dict | None = None):
+    """A run written by the log writer: u0's source post at step 0 (a platform event, no request: it keeps the
+    step's start time), then shares (event_id, parent, agent, step) answered by users (a request: they count at
+    the end of their step)."""
+    rows = [{"event_id": 0, "step": 0, "sim_time": 0.0, "agent_id": "u0", "action": "create_post", "phase": "platform"}]
+    rows += [{"event_id": e, "step": s, "sim_time": 60.0 * minutes_per_step * s, "agent_id": a, "action": "repost",
+              "parent_event_id": p, "request_id": f"r{e}", "phase": "users"} for e, p, a, s in shares]
+    world = {"time": {"minutes_per_step": minutes_per_step}}
+    if alignment:
+        world["alignment"] = alignment
+    return RunLog(write_run_log(tmp_path / name, events=rows, world=world))
+
+
+def test_alignment_tables_of_two_runs_by_hand(tmp_path: Path) -> None:
+    """Two runs against a reference in minutes, OASIS's definitions (users, source level out of breadth, / max):
+    each run's curve by hand, the mean curve and its t-interval over the runs, the NRMSE of each run, their mean
+    with its t-interval, and the NRMSE of the mean curve."""
+    # run a: u1 shares at step 0 (minute 1), u2 shares u1's share at step 2 (minute 3): depth 2
+    a = _cascade_run(tmp_path, "a", [(1, 0, "u1", 0), (2, 1, "u2", 2)])
+    # run b: u1 and u2 share the source at step 1 (minute 2)
+    b = _cascade_run(tmp_path, "b", [(1, 0, "u1", 1), (2, 0, "u2", 1)])
+    ref_file = tmp_path / "ref.csv"
+    ref_file.write_text("minute,scale,depth,max_breadth\n0,1,0,0\n2,3,1,2\n")
+    params = AlignmentParams(reference=ref_file, window_minutes=5)
+    want = {  # minute: (scale, depth, breadth)
+        "a": [(1, 0, 0), (2, 1, 1), (2, 1, 1), (3, 2, 1), (3, 2, 1)],
+        "b": [(1, 0, 0), (1, 0, 0), (3, 1, 2), (3, 1, 2), (3, 1, 2)],
+    }
+    ref = {"scale": [1, 1, 3, 3, 3], "depth": [0, 0, 1, 1, 1], "max_breadth": [0, 0, 2, 2, 2]}
+    t = alignment_tables([a, b], params)
+    growth = t["growth"]
+    assert growth["minute"].tolist() == [0, 1, 2, 3, 4]
+    for j, m in enumerate(("scale", "depth", "max_breadth")):
+        curves = np.array([[row[j] for row in want[r]] for r in ("a", "b")], float)
+        assert growth[m].tolist() == pytest.approx(curves.mean(axis=0).tolist())
+        assert growth[f"{m}_reference"].tolist() == ref[m]
+        for k in range(5):
+            col = curves[:, k]
+            if col[0] != col[1]:
+                lo, hi = sps.t.interval(0.95, 1, loc=col.mean(), scale=sps.sem(col))
+                assert (growth[f"{m}_low"][k], growth[f"{m}_high"][k]) == (pytest.approx(lo), pytest.approx(hi))
+            else:
+                assert growth[f"{m}_low"][k] == growth[f"{m}_high"][k] == col[0]
+        r = np.array(ref[m], float)
+        per = [float(np.sqrt(np.mean((c - r) ** 2)) / r.max()) for c in curves]
+        runs = t["alignment_runs"][t["alignment_runs"]["metric"] == m]
+        assert runs["run"].tolist() == ["a", "b"] and runs["nrmse"].tolist() == pytest.approx(per)
+        row = t["alignment"].set_index("metric").loc[m]
+        assert row["nrmse_mean"] == pytest.approx(np.mean(per)) and row["runs"] == 2
+        assert row["nrmse_mean_curve"] == pytest.approx(float(np.sqrt(np.mean((curves.mean(axis=0) - r) ** 2)) / r.max()))
+        lo, hi = sps.t.interval(0.95, 1, loc=np.mean(per), scale=sps.sem(per))
+        assert (row["low"], row["high"]) == (pytest.approx(lo), pytest.approx(hi))
+    assert list(t["alignment"].columns) == ["metric", "nrmse_mean_curve", "nrmse_mean", "low", "high", "runs"]
+    assert list(t["alignment_runs"].columns) == ["run", "metric", "nrmse"]
+    # the same through the runs' comparison, with the scenario's alignment settings taken from the run
+    c = _cascade_run(tmp_path, "c", [(1, 0, "u1", 0), (2, 1, "u2", 2)], alignment={"reference": str(ref_file), "window_minutes": 5})
+    cmp = social_compare([c, c])
+    assert cmp["alignment_runs"]["nrmse"].tolist()[:1] == pytest.approx([t["alignment_runs"]["nrmse"].tolist()[0]])
+    # without a reference: the curves, and empty score tables with the reason
+    none = alignment_tables([a], AlignmentParams(window_minutes=5))
+    assert none["growth"]["scale"].tolist() == [1, 2, 2, 3, 3] and none["alignment"].empty and none["alignment_runs"].empty
+    assert list(none["alignment"].columns) == list(t["alignment"].columns)
+    assert list(none["alignment_runs"].columns) == list(t["alignment_runs"].columns)
