@@ -346,3 +346,12 @@ def test_alignment_tables_of_two_runs_by_hand(tmp_path: Path) -> None:
     assert none["growth"]["scale"].tolist() == [1, 2, 2, 3, 3] and none["alignment"].empty and none["alignment_runs"].empty
     assert list(none["alignment"].columns) == list(t["alignment"].columns)
     assert list(none["alignment_runs"].columns) == list(t["alignment_runs"].columns)
+
+
+@pytest.mark.parametrize("value", [[], ["1", 2], [1, True], {"a": 1}, 3.0])
+def test_a_real_cascade_pickle_must_be_a_non_empty_list_of_numbers(tmp_path: Path, value) -> None:
+    root = tmp_path / "real"
+    (root / "real_data_scale").mkdir(parents=True)
+    (root / "real_data_scale" / "t.pkl").write_bytes(pickle.dumps(value))
+    with pytest.raises(DataFileError, match="expected a non-empty list of numbers"):
+        read_reference(AlignmentParams(reference=root, topic="t"))
