@@ -283,7 +283,7 @@ def test_a_user_s_share_counts_at_the_end_of_its_step() -> None:
 
 
 def _cascade_run(tmp_path: Path, name: str, shares: list[tuple[int, int, str, int]], minutes_per_step: float = 1.0,
-                 alignment: dict | None = None):
+                 alignment: dict | None = None, **meta):
     """A run written by the log writer: u0's source post at step 0 (a platform event, no request: it keeps the
     step's start time), then shares (event_id, parent, agent, step) answered by users (a request: they count at
     the end of their step)."""
@@ -293,7 +293,7 @@ def _cascade_run(tmp_path: Path, name: str, shares: list[tuple[int, int, str, in
     world = {"time": {"minutes_per_step": minutes_per_step}}
     if alignment:
         world["alignment"] = alignment
-    return RunLog(write_run_log(tmp_path / name, events=rows, world=world))
+    return RunLog(write_run_log(tmp_path / name, events=rows, world=world, **meta))
 
 
 def test_alignment_tables_of_two_runs_by_hand(tmp_path: Path) -> None:
@@ -341,6 +341,13 @@ def test_alignment_tables_of_two_runs_by_hand(tmp_path: Path) -> None:
     c = _cascade_run(tmp_path, "c", [(1, 0, "u1", 0), (2, 1, "u2", 2)], alignment={"reference": str(ref_file), "window_minutes": 5})
     cmp = social_compare([c, c])
     assert cmp["alignment_runs"]["nrmse"].tolist()[:1] == pytest.approx([t["alignment_runs"]["nrmse"].tolist()[0]])
+    # the runs' table: cascades, the largest one's size and depth, shares and refusals, per run
+    b = _cascade_run(tmp_path, "b2", [(1, 0, "u1", 1), (2, 0, "u2", 1)], seed=3)
+    d = _cascade_run(tmp_path, "d", [(1, 0, "u1", 0), (2, 1, "u2", 2), (3, 0, "u3", 1)], seed=7)
+    runs = social_compare([b, d], {"window_minutes": 5})["runs"]
+    assert runs.to_dict("records") == [
+        {"run": "b2", "seed": 3, "cascades": 1, "largest_size": 3, "largest_depth": 1, "reposts": 2, "refused": 0},
+        {"run": "d", "seed": 7, "cascades": 1, "largest_size": 4, "largest_depth": 2, "reposts": 3, "refused": 0}]
     # without a reference: the curves, and empty score tables with the reason
     none = alignment_tables([a], AlignmentParams(window_minutes=5))
     assert none["growth"]["scale"].tolist() == [1, 2, 2, 3, 3] and none["alignment"].empty and none["alignment_runs"].empty
