@@ -362,3 +362,34 @@ def test_a_real_cascade_pickle_must_be_a_non_empty_list_of_numbers(tmp_path: Pat
     (root / "real_data_scale" / "t.pkl").write_bytes(pickle.dumps(value))
     with pytest.raises(DataFileError, match="expected a non-empty list of numbers"):
         read_reference(AlignmentParams(reference=root, topic="t"))
+
+
+def test_which_cascade_is_scored_and_how_the_run_s_end_is_noted(tmp_path: Path) -> None:
+    """cascade: source (the run's first post), largest, or a root event id (any other id is refused, naming the
+    roots); a run that ends inside the window is noted as padded; the table notes describe the definitions used."""
+    from agentsim.analysis.alignment import choose_root, run_curve
+    from agentsim.analysis.tables import TableError
+
+    # two cascades: u0's source post (event 0, one share) and u5's post (event 3, two shares)
+    rows = [(1, 0, "u1", 0)]
+    log = _cascade_run(tmp_path, "r", rows)
+    extra = [{"event_id": 3, "step": 1, "sim_time": 60.0, "agent_id": "u5", "action": "create_post", "request_id": "q3"},
+             {"event_id": 4, "step": 1, "sim_time": 60.0, "agent_id": "u6", "action": "repost", "parent_event_id": 3, "request_id": "q4"},
+             {"event_id": 5, "step": 2, "sim_time": 120.0, "agent_id": "u7", "action": "repost", "parent_event_id": 3, "request_id": "q5"}]
+    ev = log.df("events", ["event_id", "step", "sim_time", "agent_id", "action", "parent_event_id", "request_id"])
+    ev = pd.concat([ev, pd.DataFrame(extra)], ignore_index=True)
+    nodes = cascade_nodes(ev)
+    assert (choose_root(nodes, "source"), choose_root(nodes, "largest"), choose_root(nodes, 3)) == (0, 3, 3)
+    with pytest.raises(TableError, match=r"cascade 4: not a root event id of this run \(roots: \[0, 3\]"):
+        choose_root(nodes, 4)
+    assert choose_root(nodes.iloc[0:0], "source") is None
+    curve, notes = run_curve(log, AlignmentParams(window_minutes=10))
+    assert curve["scale"].tolist()[:3] == [1, 2, 2] and len(curve) == 10
+    assert notes == ["r: cascade of event 0 (source), 2 node(s)",
+                     "r: the run ends 1 minutes after the source post; its curves are carried at their last values to minute 9, "
+                     "as OASIS pads them"]
+    assert run_curve(log, AlignmentParams(window_minutes=2))[1] == ["r: cascade of event 0 (source), 2 node(s)"]
+    oasis, other = AlignmentParams().describe(), AlignmentParams(scale="events", breadth="with_root", normalise="range").describe()
+    assert "unique users, source author included (OASIS)" in oasis and "source level excluded (OASIS)" in oasis
+    assert "reference max (OASIS)" in oasis and "minutes 0..149" in oasis
+    assert "shares + 1 (events)" in other and "source level included" in other and "range (max - min)" in other
