@@ -1273,3 +1273,20 @@ def test_the_judge_rates_new_posts_but_not_reposts_and_its_ratings_point_at_them
     rated = [(e.target, json.loads(e.payload)["stance"], e.parent_event_id, e.request_id) for e in ctx2.events if e.action == "judge_stance"]
     assert rated == [("p0", 3, int(w.posts.event_id[0]), "req0"), ("p2", -5, int(w.posts.event_id[2]), "req2")]
     assert [o.data.post_id for o in w._observe_judge(_ctx(w, 4))] == []  # nothing new since
+
+
+def test_a_user_may_name_followees_who_are_nowhere_in_the_feed(tmp_path: Path) -> None:
+    """The users one may act on (follow, unfollow, mute, unmute) are the feed's authors and commenters, one's
+    followees and muted users, and search results: each source adds users, none narrows the others."""
+    w = _world(tmp_path, users=8, **{"world.time.activity": {"probability": 1.0}, "world.recommender.comments_per_post": 1,
+                                     "world.recommender.sources": [{"kind": "hot", "slots": 5}]})
+    ids = w.pop.ids
+    ctx = _ctx(w, 0)
+    w._add_posts(ctx, [1], [POST], [-1], ["original"], ["create_post"], [None])
+    w._add_posts(ctx, [2], [COMMENT], [0], ["a comment"], ["create_comment"], [None])
+    w.follows.add(pair_keys(np.array([0, 0]), np.array([6, 2])))
+    w.mutes.add(pair_keys(np.array([0]), np.array([7])))
+    w.info[0] = ("Results of your search", (ids[3],))
+    obs = {o.agent_id: o for o in w._observe_users(_ctx(w, 0))}
+    assert obs[ids[0]].validation_context["users"] == {ids[1], ids[2], ids[3], ids[6], ids[7]}
+    assert obs[ids[5]].validation_context["users"] == {ids[1], ids[2]}
