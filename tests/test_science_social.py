@@ -1290,3 +1290,12 @@ def test_a_user_may_name_followees_who_are_nowhere_in_the_feed(tmp_path: Path) -
     obs = {o.agent_id: o for o in w._observe_users(_ctx(w, 0))}
     assert obs[ids[0]].validation_context["users"] == {ids[1], ids[2], ids[3], ids[6], ids[7]}
     assert obs[ids[5]].validation_context["users"] == {ids[1], ids[2]}
+
+
+def test_a_user_search_among_fewer_than_three_users_lists_each_once(tmp_path: Path) -> None:
+    w = _world(tmp_path, users=2)
+    ctx = _ctx(w, 0)
+    w._search(ctx, [(0, "search_user", "anyone", "r")])
+    text, named = w.info[0]
+    assert named == (w.pop.ids[1],) and text.count("@") == 1
+    assert [json.loads(e.payload) for e in ctx.events] == [{"query": "anyone", "results": 1}]
