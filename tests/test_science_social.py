@@ -1299,3 +1299,24 @@ def test_a_user_search_among_fewer_than_three_users_lists_each_once(tmp_path: Pa
     text, named = w.info[0]
     assert named == (w.pop.ids[1],) and text.count("@") == 1
     assert [json.loads(e.payload) for e in ctx.events] == [{"query": "anyone", "results": 1}]
+
+
+def test_the_refusals_table_by_hand(tmp_path: Path) -> None:
+    """Refused actions counted by wanted action and reason (OASIS's error texts), with how many users met each;
+    most refused first, then by the wanted action's name."""
+    from agentsim.analysis.social import refusals_table
+
+    def refused(step: int, who: str, wanted: str, reason: str) -> dict:
+        return {"step": step, "agent_id": who, "action": "refused", "payload": json.dumps({"wanted": wanted, "reason": reason})}
+
+    again, like = "Repost record already exists.", "Like record already exists."
+    log = _social_run(tmp_path, [refused(0, "a", "repost", again), refused(1, "a", "repost", again), refused(1, "b", "repost", again),
+                                 refused(1, "c", "like_post", like), refused(2, "c", "follow", "cannot follow yourself"),
+                                 {"step": 2, "agent_id": "a", "action": "repost", "payload": json.dumps({"post_id": 0})}])
+    t = refusals_table(log)
+    assert t.to_dict("records") == [
+        {"wanted": "repost", "reason": again, "refused": 3, "users": 2},
+        {"wanted": "follow", "reason": "cannot follow yourself", "refused": 1, "users": 1},
+        {"wanted": "like_post", "reason": like, "refused": 1, "users": 1}]
+    none = refusals_table(_social_run(tmp_path / "none", [{"step": 0, "agent_id": "a", "action": "repost", "payload": None}]))
+    assert none.empty and list(none.columns) == ["wanted", "reason", "refused", "users"] and notes_of(none)
