@@ -239,6 +239,11 @@ def run_mutmut(module: Module, work: Path, max_children: int, names: list[str] |
     env["PYTHONPATH"] = str(work / "mutants")
     env.setdefault("MPLBACKEND", "Agg")
     env.setdefault("AGENTSIM_DATA", str(study_data_root()))
+    # mutmut forks one process per mutant from a parent that has already run the tests: a BLAS or OpenMP thread
+    # pool started there can leave a lock held in the child, which then waits forever (0 CPU, a futex) and is
+    # reported as a timeout. One thread each avoids the pools (and oversubscribing two cores).
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+        env.setdefault(var, "1")
     mutmut = Path(sys.executable).with_name("mutmut")
     cmd = [str(mutmut), "run", "--max-children", str(max_children), *(names or [])]
     shown = " ".join(cmd[1:4]) + (f" <{len(names)} mutant names>" if names else "")
