@@ -395,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="reuse earlier results (re-test only changed functions)")
     p.add_argument("--survivors", action="store_true",
                    help="re-test only the mutants that survived the last run of each module (after adding tests); implies --keep")
+    p.add_argument("--timeouts", action="store_true",
+                   help="with --survivors, re-test the mutants that timed out too (a timeout counts as killed, but a hung "
+                   "mutant process is not a failing test)")
     p.add_argument("--ref", help="test the agentsim/, tests/ and scenarios/ of this git ref instead of the working tree")
     p.add_argument("--max-children", type=int, default=1, help="mutants tested at once (default 1)")
     p.add_argument("--sample", type=float, help="test this fraction of each module's mutants, chosen by a hash of their "
@@ -431,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.survivors:
                 last = tally(module, work, {})
                 names = last.survivors + last.not_run  # the unchecked ones need a result too
+                if args.timeouts:
+                    names += [n for n, st in last.status.items() if st == TIMEOUT]
                 if not names:
                     print("  no survivors to re-test")
                     results[name] = tally(module, work, equivalent)
