@@ -1320,3 +1320,20 @@ def test_the_refusals_table_by_hand(tmp_path: Path) -> None:
         {"wanted": "like_post", "reason": like, "refused": 1, "users": 1}]
     none = refusals_table(_social_run(tmp_path / "none", [{"step": 0, "agent_id": "a", "action": "repost", "payload": None}]))
     assert none.empty and list(none.columns) == ["wanted", "reason", "refused", "users"] and notes_of(none)
+
+
+def test_concordance_counts_every_adoption_the_first_too() -> None:
+    """Three subjects: a adopts first, at 1, with exposure 0 while b (1) and c (0.5) are at risk: two discordant
+    pairs; c adopts at 2 (0.5) while b (0) is at risk: one concordant. C = 1 / 3 (without a's adoption it would
+    be 1 / 1)."""
+    iv = pd.DataFrame({"id": ["a", "b", "c", "b", "c"], "start": [0.0, 0.0, 0.0, 1.0, 1.0], "stop": [1.0, 1.0, 1.0, 3.0, 2.0],
+                       "exposure": [0.0, 1.0, 0.5, 0.0, 0.5], "event": [1, 0, 0, 0, 1]})
+    assert time_dependent_concordance(iv, 1.0) == pytest.approx(ref_concordance(iv, 1.0)) == pytest.approx(1 / 3)
+    assert time_dependent_concordance(iv, -1.0) == pytest.approx(2 / 3)
+
+
+def test_nrmse_divides_by_the_reference_s_max_by_default() -> None:
+    from agentsim.analysis.alignment import nrmse
+
+    ref, sim = np.array([2.0, 4.0, 6.0]), np.array([3.0, 4.0, 6.0])
+    assert nrmse(sim, ref) == pytest.approx(math.sqrt(1 / 3) / 6.0) == nrmse(sim, ref, "max")
