@@ -779,7 +779,10 @@ def test_adoption_table_of_a_run_by_hand(tmp_path: Path) -> None:
 
     iv = pd.DataFrame([(0, 0, 2, 1, 1), (1, 0, 2, 1, 0), (1, 2, 4, 2, 1), (2, 0, 4, 1, 0)],
                       columns=["id", "start", "stop", "exposure", "event"])
-    assert t["hazard_ratio"].item() == pytest.approx(fit_exposure_hazard(iv)["hazard_ratio"])
+    fit = fit_exposure_hazard(iv)
+    for col in ("hazard_ratio", "hr_low", "hr_high", "p", "concordance"):
+        assert t[col].item() == pytest.approx(fit[col]), col
+    assert 0.0 < fit["p"] < 1.0 and fit["hr_low"] < fit["hazard_ratio"] < fit["hr_high"]
     few = adoption_table(_social_run(tmp_path / "few", events[:3], agents=agents))
     assert few.empty and notes_of(few)[0].startswith("no hazard model: 1 adoption(s) after exposure, at 1 exposure level(s)")
     none = adoption_table(_social_run(tmp_path / "none", events[:1], agents=agents))
