@@ -19,8 +19,10 @@ which tests call which function, then forks one process per mutant and runs only
 order, so a fast known-answer test that fails first ends the run). Results stay in mutants/*.meta; --keep reuses
 them (mutmut re-tests only mutants of functions whose source changed), the default starts afresh.
 
-Score = (killed + timeout) / (mutants - equivalent). "no tests" (a function none of the selected tests calls)
-counts against the score like a survivor. Equivalent mutants (they cannot change behaviour) are listed with the
+Score = (killed + timeout) / (mutants - equivalent - not run). "no tests" (a function none of the selected tests
+calls) counts against the score like a survivor. "not run": mutants mutmut has not checked yet (a run interrupted
+or still going); they are neither killed nor survivors, and a module with any of them is marked partial (its score
+covers only the mutants checked; `--keep` or `--survivors` checks the rest). Equivalent mutants (they cannot change behaviour) are listed with the
 reason in tests/mutation/equivalent.toml; an entry names the mutant and the text of its mutated line, and an entry
 whose mutant no longer makes that change (the code moved and mutmut renumbered) is reported as stale and not used.
 """
@@ -48,6 +50,7 @@ COPY = ("agentsim", "tests", "scenarios", "pyproject.toml")
 
 # mutmut's exit codes -> our columns (mutmut.stats.status_by_exit_code: 1 and 3 are failures of the tests).
 KILLED, TIMEOUT, SURVIVED, NO_TESTS, OTHER = "killed", "timeout", "survived", "no tests", "other"
+NOT_RUN = "not run"  # mutmut's exit code None: the mutant exists but no test run has checked it yet
 STATUS = {1: KILLED, 3: KILLED, 0: SURVIVED, 5: NO_TESTS, 33: NO_TESTS, 36: TIMEOUT, -24: TIMEOUT, 24: TIMEOUT,
           152: TIMEOUT, 255: TIMEOUT}
 
@@ -87,13 +90,25 @@ class Tally:
         return [n for n, s in self.status.items() if s in (SURVIVED, NO_TESTS, OTHER) and n not in self.equivalent]
 
     @property
+    def not_run(self) -> list[str]:
+        return [n for n, s in self.status.items() if s == NOT_RUN]
+
+    @property
+    def partial(self) -> bool:
+        """Some mutants were never checked: the score covers only those that were."""
+        return bool(self.not_run)
+
+    @property
     def score(self) -> float | None:
-        denominator = len(self.status) - len(self.equivalent)
+        """Percentage of the checked, non-equivalent mutants that the tests killed (None: none checked)."""
+        denominator = len(self.status) - len(self.equivalent) - len(self.not_run)
         return 100.0 * self.count(KILLED, TIMEOUT) / denominator if denominator else None
 
     def row(self, name: str) -> list[str | int]:
+        score = f"{self.score:.1f} %" if self.score is not None else "-" if self.status else "never run"
         return [name, len(self.status), self.count(KILLED), self.count(TIMEOUT), self.count(SURVIVED, OTHER),
-                self.count(NO_TESTS), len(self.equivalent), f"{self.score:.1f} %" if self.score is not None else "-",
+                self.count(NO_TESTS), len(self.equivalent), len(self.not_run),
+                f"{score} partial" if self.partial else score,
                 f"{self.seconds / 60:.1f}" if self.seconds is not None else "-"]
 
 
@@ -224,6 +239,11 @@ def run_mutmut(module: Module, work: Path, max_children: int, names: list[str] |
     env["PYTHONPATH"] = str(work / "mutants")
     env.setdefault("MPLBACKEND", "Agg")
     env.setdefault("AGENTSIM_DATA", str(study_data_root()))
+    # mutmut forks one process per mutant from a parent that has already run the tests: a BLAS or OpenMP thread
+    # pool started there can leave a lock held in the child, which then waits forever (0 CPU, a futex) and is
+    # reported as a timeout. One thread each avoids the pools (and oversubscribing two cores).
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+        env.setdefault(var, "1")
     mutmut = Path(sys.executable).with_name("mutmut")
     cmd = [str(mutmut), "run", "--max-children", str(max_children), *(names or [])]
     shown = " ".join(cmd[1:4]) + (f" <{len(names)} mutant names>" if names else "")
@@ -268,7 +288,7 @@ def tally(module: Module, work: Path, equivalent: dict[str, dict[str, str]], fra
         for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
             if (selected is not None and name not in selected) or not in_sample(name, fraction):
                 continue
-            t.status[name] = STATUS.get(code, OTHER) if code is not None else OTHER
+            t.status[name] = STATUS.get(code, OTHER) if code is not None else NOT_RUN
     survivors = t.survivors
     if survivors:
         diffs = mutant_diffs(work, survivors)
@@ -320,7 +340,8 @@ def total_of(results: dict[str, Tally]) -> Tally:
 
 
 def table(results: dict[str, Tally]) -> str:
-    cols = ["module", "mutants", "killed", "timeout", "survived", "no tests", "equivalent", "score", "minutes"]
+    cols = ["module", "mutants", "killed", "timeout", "survived", "no tests", "equivalent", "not run", "score",
+            "minutes"]
     rows = [t.row(name) for name, t in results.items()] + [total_of(results).row("TOTAL")]
     widths = [max(len(str(r[i])) for r in [cols, *rows]) for i in range(len(cols))]
     lines = [" | ".join(str(c).ljust(w) for c, w in zip(cols, widths, strict=True))]
@@ -374,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="reuse earlier results (re-test only changed functions)")
     p.add_argument("--survivors", action="store_true",
                    help="re-test only the mutants that survived the last run of each module (after adding tests); implies --keep")
+    p.add_argument("--timeouts", action="store_true",
+                   help="with --survivors, re-test the mutants that timed out too (a timeout counts as killed, but a hung "
+                   "mutant process is not a failing test)")
     p.add_argument("--ref", help="test the agentsim/, tests/ and scenarios/ of this git ref instead of the working tree")
     p.add_argument("--max-children", type=int, default=1, help="mutants tested at once (default 1)")
     p.add_argument("--sample", type=float, help="test this fraction of each module's mutants, chosen by a hash of their "
@@ -409,13 +433,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {name}: {', '.join(module.mutate)}", flush=True)
             if args.survivors:
                 last = tally(module, work, {})
-                names = last.survivors
+                names = last.survivors + last.not_run  # the unchecked ones need a result too
+                if args.timeouts:
+                    names += [n for n, st in last.status.items() if st == TIMEOUT]
                 if not names:
                     print("  no survivors to re-test")
                     results[name] = tally(module, work, equivalent)
                     continue
                 prepare(module, settings, work, args.ref, keep=True)
-                print(f"  re-testing {len(names)} survivors of the last run")
+                print(f"  re-testing {len(last.survivors)} survivors and {len(last.not_run)} unchecked mutants of the last run")
                 seconds = run_mutmut(module, work, args.max_children, names, timing="seconds-survivors.txt")
                 print(f"  done in {seconds / 60:.1f} min", flush=True)
                 results[name] = tally(module, work, equivalent)
@@ -435,12 +461,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: stale entries in {EQUIVALENT.relative_to(ROOT)} (not counted): {', '.join(t.stale)}")
         if t.survivors:
             print(f"{name}: {len(t.survivors)} survivors, with diffs, in {(base / name / 'survivors.txt').relative_to(ROOT)}")
+        if t.partial:
+            print(f"{name}: partial, {len(t.not_run)} of {len(t.status)} mutants not run yet (an interrupted run, or "
+                  f"functions changed since; `--survivors {name}` checks them)")
     report = base / "report.txt"
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(table(results) + "\n")
     total = total_of(results)
+    if args.fail_under is not None and total.partial:
+        print(f"total score is partial ({len(total.not_run)} mutants not run): it cannot show {args.fail_under} %")
+        return 1
     if args.fail_under is not None and (total.score or 0.0) < args.fail_under:
-        print(f"total score {total.score:.1f} % is below {args.fail_under} %")
+        print(f"total score {total.score or 0.0:.1f} % is below {args.fail_under} %")
         return 1
     return 0
 

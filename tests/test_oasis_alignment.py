@@ -10,19 +10,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
 from agentsim.analysis.alignment import (
     AlignmentParams,
+    alignment_tables,
     growth_minutes,
     nrmse,
     read_reference,
     reference_curve,
 )
 from agentsim.analysis.cascades import cascade_nodes, compare_growth
-from agentsim.analysis.social import exposure_intervals, graph_engine, role_features
+from agentsim.analysis.social import exposure_intervals, graph_engine, role_features, social_compare
 from agentsim.core.datafile import DataFileError
+from agentsim.logs.reader import RunLog
 
-from conftest import SCENARIOS, write_scenario
+from conftest import SCENARIOS, write_run_log, write_scenario
 from test_runs import agentsim_cli, run_ok
 
 X = SCENARIOS / "social" / "x_information_spread.yaml"
@@ -277,3 +280,116 @@ def test_a_user_s_share_counts_at_the_end_of_its_step() -> None:
     ev = pd.DataFrame({"event_id": [1, 2, 3], "sim_time": [0.0, 0.0, 600.0], "request_id": [None, "r1", "r2"]})
     assert event_minutes(ev, 10.0).tolist() == [0.0, 600.0, 1200.0]
     assert event_minutes(ev, None).tolist() == [0.0, 0.0, 600.0]
+
+
+def _cascade_run(tmp_path: Path, name: str, shares: list[tuple[int, int, str, int]], minutes_per_step: float = 1.0,
+                 alignment: dict | None = None, **meta):
+    """A run written by the log writer: u0's source post at step 0 (a platform event, no request: it keeps the
+    step's start time), then shares (event_id, parent, agent, step) answered by users (a request: they count at
+    the end of their step)."""
+    rows = [{"event_id": 0, "step": 0, "sim_time": 0.0, "agent_id": "u0", "action": "create_post", "phase": "platform"}]
+    rows += [{"event_id": e, "step": s, "sim_time": 60.0 * minutes_per_step * s, "agent_id": a, "action": "repost",
+              "parent_event_id": p, "request_id": f"r{e}", "phase": "users"} for e, p, a, s in shares]
+    world = {"time": {"minutes_per_step": minutes_per_step}}
+    if alignment:
+        world["alignment"] = alignment
+    return RunLog(write_run_log(tmp_path / name, events=rows, world=world, **meta))
+
+
+def test_alignment_tables_of_two_runs_by_hand(tmp_path: Path) -> None:
+    """Two runs against a reference in minutes, OASIS's definitions (users, source level out of breadth, / max):
+    each run's curve by hand, the mean curve and its t-interval over the runs, the NRMSE of each run, their mean
+    with its t-interval, and the NRMSE of the mean curve."""
+    # run a: u1 shares at step 0 (minute 1), u2 shares u1's share at step 2 (minute 3): depth 2
+    a = _cascade_run(tmp_path, "a", [(1, 0, "u1", 0), (2, 1, "u2", 2)])
+    # run b: u1 and u2 share the source at step 1 (minute 2)
+    b = _cascade_run(tmp_path, "b", [(1, 0, "u1", 1), (2, 0, "u2", 1)])
+    ref_file = tmp_path / "ref.csv"
+    ref_file.write_text("minute,scale,depth,max_breadth\n0,1,0,0\n2,3,1,2\n")
+    params = AlignmentParams(reference=ref_file, window_minutes=5)
+    want = {  # minute: (scale, depth, breadth)
+        "a": [(1, 0, 0), (2, 1, 1), (2, 1, 1), (3, 2, 1), (3, 2, 1)],
+        "b": [(1, 0, 0), (1, 0, 0), (3, 1, 2), (3, 1, 2), (3, 1, 2)],
+    }
+    ref = {"scale": [1, 1, 3, 3, 3], "depth": [0, 0, 1, 1, 1], "max_breadth": [0, 0, 2, 2, 2]}
+    t = alignment_tables([a, b], params)
+    growth = t["growth"]
+    assert growth["minute"].tolist() == [0, 1, 2, 3, 4]
+    for j, m in enumerate(("scale", "depth", "max_breadth")):
+        curves = np.array([[row[j] for row in want[r]] for r in ("a", "b")], float)
+        assert growth[m].tolist() == pytest.approx(curves.mean(axis=0).tolist())
+        assert growth[f"{m}_reference"].tolist() == ref[m]
+        for k in range(5):
+            col = curves[:, k]
+            if col[0] != col[1]:
+                lo, hi = sps.t.interval(0.95, 1, loc=col.mean(), scale=sps.sem(col))
+                assert (growth[f"{m}_low"][k], growth[f"{m}_high"][k]) == (pytest.approx(lo), pytest.approx(hi))
+            else:
+                assert growth[f"{m}_low"][k] == growth[f"{m}_high"][k] == col[0]
+        r = np.array(ref[m], float)
+        per = [float(np.sqrt(np.mean((c - r) ** 2)) / r.max()) for c in curves]
+        runs = t["alignment_runs"][t["alignment_runs"]["metric"] == m]
+        assert runs["run"].tolist() == ["a", "b"] and runs["nrmse"].tolist() == pytest.approx(per)
+        row = t["alignment"].set_index("metric").loc[m]
+        assert row["nrmse_mean"] == pytest.approx(np.mean(per)) and row["runs"] == 2
+        assert row["nrmse_mean_curve"] == pytest.approx(float(np.sqrt(np.mean((curves.mean(axis=0) - r) ** 2)) / r.max()))
+        lo, hi = sps.t.interval(0.95, 1, loc=np.mean(per), scale=sps.sem(per))
+        assert (row["low"], row["high"]) == (pytest.approx(lo), pytest.approx(hi))
+    assert list(t["alignment"].columns) == ["metric", "nrmse_mean_curve", "nrmse_mean", "low", "high", "runs"]
+    assert list(t["alignment_runs"].columns) == ["run", "metric", "nrmse"]
+    # the same through the runs' comparison, with the scenario's alignment settings taken from the run
+    c = _cascade_run(tmp_path, "c", [(1, 0, "u1", 0), (2, 1, "u2", 2)], alignment={"reference": str(ref_file), "window_minutes": 5})
+    cmp = social_compare([c, c])
+    assert cmp["alignment_runs"]["nrmse"].tolist()[:1] == pytest.approx([t["alignment_runs"]["nrmse"].tolist()[0]])
+    # the runs' table: cascades, the largest one's size and depth, shares and refusals, per run
+    b = _cascade_run(tmp_path, "b2", [(1, 0, "u1", 1), (2, 0, "u2", 1)], seed=3)
+    d = _cascade_run(tmp_path, "d", [(1, 0, "u1", 0), (2, 1, "u2", 2), (3, 0, "u3", 1)], seed=7)
+    runs = social_compare([b, d], {"window_minutes": 5})["runs"]
+    assert runs.to_dict("records") == [
+        {"run": "b2", "seed": 3, "cascades": 1, "largest_size": 3, "largest_depth": 1, "reposts": 2, "refused": 0},
+        {"run": "d", "seed": 7, "cascades": 1, "largest_size": 4, "largest_depth": 2, "reposts": 3, "refused": 0}]
+    # without a reference: the curves, and empty score tables with the reason
+    none = alignment_tables([a], AlignmentParams(window_minutes=5))
+    assert none["growth"]["scale"].tolist() == [1, 2, 2, 3, 3] and none["alignment"].empty and none["alignment_runs"].empty
+    assert list(none["alignment"].columns) == list(t["alignment"].columns)
+    assert list(none["alignment_runs"].columns) == list(t["alignment_runs"].columns)
+
+
+@pytest.mark.parametrize("value", [[], ["1", 2], [1, True], {"a": 1}, 3.0])
+def test_a_real_cascade_pickle_must_be_a_non_empty_list_of_numbers(tmp_path: Path, value) -> None:
+    root = tmp_path / "real"
+    (root / "real_data_scale").mkdir(parents=True)
+    (root / "real_data_scale" / "t.pkl").write_bytes(pickle.dumps(value))
+    with pytest.raises(DataFileError, match="expected a non-empty list of numbers"):
+        read_reference(AlignmentParams(reference=root, topic="t"))
+
+
+def test_which_cascade_is_scored_and_how_the_run_s_end_is_noted(tmp_path: Path) -> None:
+    """cascade: source (the run's first post), largest, or a root event id (any other id is refused, naming the
+    roots); a run that ends inside the window is noted as padded; the table notes describe the definitions used."""
+    from agentsim.analysis.alignment import choose_root, run_curve
+    from agentsim.analysis.tables import TableError
+
+    # two cascades: u0's source post (event 0, one share) and u5's post (event 3, two shares)
+    rows = [(1, 0, "u1", 0)]
+    log = _cascade_run(tmp_path, "r", rows)
+    extra = [{"event_id": 3, "step": 1, "sim_time": 60.0, "agent_id": "u5", "action": "create_post", "request_id": "q3"},
+             {"event_id": 4, "step": 1, "sim_time": 60.0, "agent_id": "u6", "action": "repost", "parent_event_id": 3, "request_id": "q4"},
+             {"event_id": 5, "step": 2, "sim_time": 120.0, "agent_id": "u7", "action": "repost", "parent_event_id": 3, "request_id": "q5"}]
+    ev = log.df("events", ["event_id", "step", "sim_time", "agent_id", "action", "parent_event_id", "request_id"])
+    ev = pd.concat([ev, pd.DataFrame(extra)], ignore_index=True)
+    nodes = cascade_nodes(ev)
+    assert (choose_root(nodes, "source"), choose_root(nodes, "largest"), choose_root(nodes, 3)) == (0, 3, 3)
+    with pytest.raises(TableError, match=r"cascade 4: not a root event id of this run \(roots: \[0, 3\]"):
+        choose_root(nodes, 4)
+    assert choose_root(nodes.iloc[0:0], "source") is None
+    curve, notes = run_curve(log, AlignmentParams(window_minutes=10))
+    assert curve["scale"].tolist()[:3] == [1, 2, 2] and len(curve) == 10
+    assert notes == ["r: cascade of event 0 (source), 2 node(s)",
+                     "r: the run ends 1 minutes after the source post; its curves are carried at their last values to minute 9, "
+                     "as OASIS pads them"]
+    assert run_curve(log, AlignmentParams(window_minutes=2))[1] == ["r: cascade of event 0 (source), 2 node(s)"]
+    oasis, other = AlignmentParams().describe(), AlignmentParams(scale="events", breadth="with_root", normalise="range").describe()
+    assert "unique users, source author included (OASIS)" in oasis and "source level excluded (OASIS)" in oasis
+    assert "reference max (OASIS)" in oasis and "minutes 0..149" in oasis
+    assert "shares + 1 (events)" in other and "source level included" in other and "range (max - min)" in other

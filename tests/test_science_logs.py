@@ -320,14 +320,14 @@ class _StopAfter:
             self.runtime.stop_requested = True
 
 
-def _runtime(tmp_path: Path, run_dir: Path, progress=None, resume: bool = False):
+def _runtime(tmp_path: Path, run_dir: Path, progress=None, resume: bool = False, **overrides):
     from agentsim.llm.router import build_backend
     from agentsim.runtime.local import LocalRuntime
     from agentsim.spec.loader import load_scenario
 
     f = write_scenario(tmp_path, SCENARIOS / "social" / "x_information_spread.yaml", steps=4,
                        **{"world.users.count": 12, "world.seed_posts.count": 4, "runtime.checkpoint_every": 2,
-                          "world.time.activity": {"probability": 0.6}})
+                          "world.time.activity": {"probability": 0.6}, **overrides})
     sc = load_scenario(f, backend="scripted")
     return LocalRuntime(sc, build_backend(sc.spec.models, sc.family.scripted_policy), run_dir, progress=progress, resume=resume)
 
@@ -405,3 +405,79 @@ def test_seeds_by_an_independent_hash() -> None:
     first = rng.random(3)
     restore_rng(rng, json.loads(json.dumps(state)))
     assert rng.random(3).tolist() == first.tolist()
+
+
+def test_old_array_files_go_and_kept_checkpoints_stay(tmp_path: Path) -> None:
+    """A checkpoint replaces the previous one's array file; with keep_checkpoints each is also copied aside as the
+    state at the start of its step (checkpoints/step-NNNNNN.json and .npz)."""
+    from agentsim.runtime.branch import kept_path, kept_steps
+
+    rt = _runtime(tmp_path, tmp_path / "r", **{"runtime.keep_checkpoints": True})
+    rt.run()
+    run = tmp_path / "r"
+    assert sorted(p.name for p in run.glob("checkpoint-*.npz")) == ["checkpoint-000004.npz"]
+    assert kept_steps(run) == [2, 4]
+    for step in (2, 4):
+        kept = json.loads(kept_path(run, step).read_text())
+        assert kept["next_step"] == step and kept["world_arrays"] == f"step-{step:06d}.npz"
+        assert (run / "checkpoints" / kept["world_arrays"]).is_file()
+
+
+def test_a_resumed_run_keeps_its_models_and_says_when_it_resumed(tmp_path: Path) -> None:
+    stop = _StopAfter(1)
+    cut = _runtime(tmp_path, tmp_path / "cut", progress=stop)
+    stop.runtime = cut
+    assert cut.run().status == "interrupted"
+    before = json.loads((tmp_path / "cut" / "run.json").read_text())
+    _runtime(tmp_path, tmp_path / "cut", resume=True)
+    after = json.loads((tmp_path / "cut" / "run.json").read_text())
+    assert before["models"] and after["models"] == before["models"]
+    assert [sorted(r) for r in after["resumed"]] == [["at", "from_step"]] and after["resumed"][0]["from_step"] == 2
+
+
+def test_what_counts_as_a_run_directory(tmp_path: Path) -> None:
+    """A run directory has run.json (a run that wrote nothing yet) or an events folder (a run whose run.json was
+    lost); a folder of runs lists the subfolders with run.json. By default a run is read checked."""
+    only_meta, only_events = tmp_path / "m", tmp_path / "e"
+    only_meta.mkdir()
+    (only_meta / "run.json").write_text("{}")
+    (only_events / "events").mkdir(parents=True)
+    assert find_runs(only_meta) == [only_meta] and find_runs(only_events) == [only_events]
+    assert find_runs(tmp_path) == [only_meta]
+    run = _run(tmp_path / "x")
+    (run / "events" / "part-000001.parquet").unlink()
+    with pytest.raises(LogError, match="missing"):
+        load_run(run).table("events")
+
+
+def test_duckdb_reads_a_run_whose_path_has_a_quote(tmp_path: Path) -> None:
+    run = _run(tmp_path / "o'brien's runs")
+    con = RunLog(run).duckdb()
+    assert con.execute("SELECT count(*), max(step) FROM events").fetchone() == (6, 2)
+    assert con.execute("SELECT sum(value) FROM metrics").fetchone() == (3.0,)
+
+
+def test_an_unrecorded_part_of_a_table_without_steps_is_recorded_without_steps(tmp_path: Path) -> None:
+    run = tmp_path / "r"
+    w = RunLogWriter(run, flush_rows=1)
+    w.append("events", [_ev(0, 0)])
+    w.end_step(0)
+    pq.write_table(pa.table({"agent_id": ["a", "b"]}), run / "agents" / "part-000000.parquet")
+    RunLogWriter(run).truncate_to({"events": 1, "agents": 1}, next_step=1)
+    assert read_manifest(run / MANIFEST).committed["agents"] == [PartRecord("agents", "part-000000.parquet", 2, None)]
+
+
+def test_duckdb_views_of_older_parts_and_of_a_damaged_log(tmp_path: Path) -> None:
+    """Parts of an older minor schema version (a column missing) are read through the view with NULLs in that
+    column, whole, next to current parts; a part whose rows disagree with its record is refused."""
+    run = _run(tmp_path)
+    old = run / "events" / "part-000000.parquet"
+    t = pq.read_table(old)
+    pq.write_table(t.drop(["request_id"]).replace_schema_metadata(
+        {b"agentsim.schema_version": b"1.0", b"agentsim.table": b"events"}), old)
+    con = RunLog(run).duckdb()
+    assert con.execute("SELECT count(*), count(request_id), max(step) FROM events").fetchone() == (6, 0, 2)
+    assert con.execute("SELECT step FROM events ORDER BY event_id").fetchall() == [(0,), (0,), (1,), (1,), (2,), (2,)]
+    pq.write_table(t.slice(0, 1), old)
+    with pytest.raises(LogError, match="1 rows, but parts.jsonl records part-000000.parquet"):
+        RunLog(run).duckdb()

@@ -779,7 +779,10 @@ def test_adoption_table_of_a_run_by_hand(tmp_path: Path) -> None:
 
     iv = pd.DataFrame([(0, 0, 2, 1, 1), (1, 0, 2, 1, 0), (1, 2, 4, 2, 1), (2, 0, 4, 1, 0)],
                       columns=["id", "start", "stop", "exposure", "event"])
-    assert t["hazard_ratio"].item() == pytest.approx(fit_exposure_hazard(iv)["hazard_ratio"])
+    fit = fit_exposure_hazard(iv)
+    for col in ("hazard_ratio", "hr_low", "hr_high", "p", "concordance"):
+        assert t[col].item() == pytest.approx(fit[col]), col
+    assert 0.0 < fit["p"] < 1.0 and fit["hr_low"] < fit["hazard_ratio"] < fit["hr_high"]
     few = adoption_table(_social_run(tmp_path / "few", events[:3], agents=agents))
     assert few.empty and notes_of(few)[0].startswith("no hazard model: 1 adoption(s) after exposure, at 1 exposure level(s)")
     none = adoption_table(_social_run(tmp_path / "none", events[:1], agents=agents))
@@ -1094,3 +1097,267 @@ def test_roles_of_networks_with_few_distinct_users(follows: dict, note_part: str
     assert ("roles" in out) == has_roles
     if has_roles:
         assert out["silhouette"]["k"].tolist() == [2] and out["roles"]["users"].sum() == len(follows)
+
+
+def test_counterfactual_posts_by_hand(tmp_path: Path) -> None:
+    """OASIS's counterfactual herd-effect posts (its reddit counterfactual_36.json): from `from_step` on, `per_step`
+    items a step, in file order, posted by the controlled poster and voted once by the controlled voter as each
+    item's pre-assigned arm says (up: like, down: dislike, control: none), each with its `treatment` event."""
+    groups = ["up", "down", "control", "up", "down"]
+    cf = tmp_path / "cf.json"
+    cf.write_text(json.dumps([{"RS": {"title": "None", "selftext": f"c{i}"}, "RC_1": {"body": f"claim {i}", "group": g}}
+                              for i, g in enumerate(groups)]))
+    w = _world(tmp_path, **{"world.interventions": [
+        {"kind": "counterfactual_posts", "file": str(cf), "per_step": 2, "from_step": 1}]})
+    poster, voter = (w.user_index(n) for n in sorted(w.controlled, key=w.controlled.get))
+    assert (poster, voter) == (6, 7)
+    next_id, posted = 0, []
+    for step, want in ((0, []), (1, [0, 1]), (2, [2, 3]), (3, [4]), (4, [])):
+        ctx = _ctx(w, step, next_id=next_id)
+        w._platform(ctx)
+        next_id = ctx.next_event_id
+        made = [json.loads(e.payload) for e in ctx.events if e.action == "create_post"]
+        assert [m["content"] for m in made] == [f"claim {i}" for i in want], step
+        assert all(e.agent_id == w.user_id(poster) for e in ctx.events if e.action == "create_post")
+        treated = [json.loads(e.payload) for e in ctx.events if e.action == "treatment"]
+        assert [t["treatment"] for t in treated] == [groups[i] for i in want]
+        assert [t["post_id"] for t in treated] == [m["post_id"] for m in made]
+        votes = sorted((e.action, e.target) for e in ctx.events if e.action in ("like_post", "dislike_post"))
+        assert votes == sorted((("like_post" if groups[i] == "up" else "dislike_post"), f"p{m['post_id']}")
+                               for i, m in zip(want, made, strict=True) if groups[i] != "control")
+        assert all(e.agent_id == w.user_id(voter) for e in ctx.events if e.action in ("treatment", "like_post", "dislike_post"))
+        posted += [(i, m["post_id"]) for i, m in zip(want, made, strict=True)]
+    for i, p in posted:
+        assert (int(w.posts.likes[p]), int(w.posts.dislikes[p])) == {"up": (1, 0), "down": (0, 1), "control": (0, 0)}[groups[i]]
+        assert bool(w.likes.contains(voter, p)) == (groups[i] == "up") and bool(w.dislikes.contains(voter, p)) == (groups[i] == "down")
+        assert int(w.posts.author[p]) == poster
+
+
+def test_the_action_schema_offers_each_action_as_an_alternative() -> None:
+    """The schema handed to guided decoding lists the actions under anyOf (disjoint branches: xgrammar represents
+    anyOf exactly, oneOf only approximately), with no discriminator left over."""
+    schema = ANSWER.model_json_schema()
+    assert "oneOf" not in schema and "discriminator" not in schema
+    assert len(schema["anyOf"]) == len(ALL_ACTIONS)
+
+
+def test_who_acts_follows_each_group_s_activity_by_hour(tmp_path: Path) -> None:
+    """A group's activity (flat, or one probability per hour of the simulated day) decides who acts in a step."""
+    nine_only = [0.0] * 9 + [1.0] + [0.0] * 14
+    w = _world(tmp_path, users=8, **{"world.users.groups": [
+        {"name": "always", "share": 1, "interests": ["a"], "stance": 0.0, "activity": {"probability": 1.0}},
+        {"name": "at_nine", "share": 1, "interests": ["b"], "stance": 0.0, "activity": {"hourly": nine_only}}]})
+    names = [g.name for g in w.pop.groups]
+    always = np.flatnonzero(w.pop.group == names.index("always"))
+    at_nine = np.flatnonzero(w.pop.group == names.index("at_nine"))
+    assert len(always) and len(at_nine)
+    # the scenario starts at 08:00 with 60-minute steps: step 1 is 09:00, step 2 is 10:00
+    assert w.active_users(_ctx(w, 0)).tolist() == always.tolist()
+    assert w.active_users(_ctx(w, 1)).tolist() == sorted(always.tolist() + at_nine.tolist())
+    assert w.active_users(_ctx(w, 2)).tolist() == always.tolist()
+    assert w.active_users(_ctx(w, 25)).tolist() == sorted(always.tolist() + at_nine.tolist())  # 09:00 the next day
+
+
+def test_comments_under_a_post_are_the_newest_k(tmp_path: Path) -> None:
+    w = _world(tmp_path, **{"world.recommender.comments_per_post": 2})
+    ctx = _ctx(w, 1)
+    p, q = (int(i) for i in w._add_posts(ctx, [0, 1], [POST, POST], [-1, -1], ["p", "q"], ["create_post"] * 2, [None] * 2))
+    cs = [int(w._add_posts(ctx, [a], [COMMENT], [parent], [f"c{i}"], ["create_comment"], [None])[0])
+          for i, (a, parent) in enumerate([(2, p), (3, p), (4, q), (5, p)])]
+    assert w._comments({p, q}) == {p: [cs[3], cs[1]], q: [cs[2]]}
+    assert w._comments({q}) == {q: [cs[2]]} and w._comments(set()) == {}
+    (tmp_path / "none").mkdir()
+    w0 = _world(tmp_path / "none", **{"world.recommender.comments_per_post": 0})
+    c0 = _ctx(w0, 1)
+    p0 = int(w0._add_posts(c0, [0], [POST], [-1], ["p"], ["create_post"], [None])[0])
+    w0._add_posts(c0, [1], [COMMENT], [p0], ["c"], ["create_comment"], [None])
+    assert w0._comments({p0}) == {}
+
+
+def test_herd_votes_stop_after_their_last_step_and_votes_point_at_their_post(tmp_path: Path) -> None:
+    """herd_votes treats the posts of steps from_step..to_step, each in the next step; each vote's parent is the
+    post's event."""
+    w = _world(tmp_path, **{"world.interventions": [
+        {"kind": "herd_votes", "from_step": 0, "to_step": 1, "arms": ["up", "down"], "voter": "bot"}]})
+    ids, next_id = w.pop.ids, 0
+    treated_by_step = {}
+    for step in range(4):
+        ctx = _ctx(w, step, seed=step, next_id=next_id)
+        w._platform(ctx)
+        treated_by_step[step] = [e.target for e in ctx.events if e.action == "treatment"]
+        for e in ctx.events:
+            if e.action in ("like_post", "dislike_post"):
+                assert e.parent_event_id == int(w.posts.event_id[json.loads(e.payload)["post_id"]])
+        w._apply_users(ctx, [Decision(ids[step], ANSWER.model_validate({"action": "create_post", "content": f"s{step}"}),
+                                      "", True, "r", 1)])
+        next_id = ctx.next_event_id
+    assert treated_by_step == {0: [], 1: ["p0"], 2: ["p1"], 3: []}
+
+
+def test_taking_a_vote_back_by_hand(tmp_path: Path) -> None:
+    """A like (dislike) taken back removes the user's vote and one from the post's count, the same step or later;
+    other posts and users keep theirs. An invalid answer changes nothing, whatever action it names."""
+    w = _world(tmp_path)
+    ids = w.pop.ids
+    ctx0 = _ctx(w, 0)
+    w._apply_users(ctx0, [Decision(ids[i], ANSWER.model_validate({"action": "create_post", "content": f"p{i}"}), "", True, "r", 1)
+                          for i in range(2)])
+
+    def act(step: int, *answers: tuple[int, str, int], valid: bool = True):
+        ctx = _ctx(w, step, next_id=step * 100)
+        w._apply_users(ctx, [Decision(ids[u], ANSWER.model_validate({"action": a, "post_id": p}), "", valid, "r", 1)
+                             for u, a, p in answers])
+        return [(e.agent_id, e.action) for e in ctx.events]
+
+    act(1, (2, "like_post", 0), (3, "like_post", 0), (2, "dislike_post", 1), (4, "like_post", 1))
+    assert (w.posts.likes[:2].tolist(), w.posts.dislikes[:2].tolist()) == ([2, 1], [0, 1])
+    assert act(2, (2, "unlike_post", 0), (2, "undo_dislike_post", 1)) == [(ids[2], "unlike_post"), (ids[2], "undo_dislike_post")]
+    assert (w.posts.likes[:2].tolist(), w.posts.dislikes[:2].tolist()) == ([1, 1], [0, 0])
+    assert not w.likes.contains(2, 0) and w.likes.contains(3, 0) and w.likes.contains(4, 1) and not w.dislikes.contains(2, 1)
+    act(3, (5, "like_post", 1), (5, "unlike_post", 1))  # within one step
+    assert w.posts.likes[:2].tolist() == [1, 1] and not w.likes.contains(5, 1)
+    assert act(4, (5, "like_post", 0), valid=False) == [] and w.posts.likes[:2].tolist() == [1, 1]
+
+
+def test_seed_posts_from_a_file_and_drawn_by_hand(tmp_path: Path) -> None:
+    """Seed posts of a file come first, in time order, at their timestamps (a minute before the start without one),
+    as posts by their authors, their text as given; then `count` scripted posts, cut at max_post_chars."""
+    long = "x" * 60
+    (tmp_path / "posts.csv").write_text("author,content,timestamp\nu3,later,2024-03-04T07:30:00Z\n"
+                                        f"u1,{long},2024-03-04T07:00:00Z\nu2,no time,\n")
+    w = _world(tmp_path, **{"world.seed_posts": {"file": str(tmp_path / "posts.csv"), "count": 3}})
+    start = w.config.time.start_epoch
+    ctx = _ctx(w, 0)
+    w._platform(ctx)
+    made = [(e.agent_id, json.loads(e.payload)) for e in ctx.events if e.action == "create_post"]
+    assert [(a, p["content"]) for a, p in made[:3]] == [("u1", long), ("u3", "later"), ("u2", "no time")]
+    assert w.posts.time[:3].tolist() == [start - 3600.0, start - 1800.0, start - 60.0]
+    assert [int(w.posts.author[i]) for i in range(3)] == [1, 3, 2]
+    assert len(made) == 6 and all(p["kind"] == "post" for _, p in made)
+    assert w.posts.kind[:6].tolist() == [POST] * 6 and w.posts.parent[:6].tolist() == [-1] * 6
+    assert all(0 < len(w.posts.text[i]) <= 40 for i in range(3, 6))
+
+
+def test_the_interest_feed_uses_profile_plus_latest_post(tmp_path: Path) -> None:
+    """The interest source scores posts for the user's profile vector plus the embedding of the user's latest post
+    (normalised), as OASIS's interest recommender does with a user's profile and recent posts; a user who never
+    posted is scored by the profile alone. Checked against recommend.interest given that vector by hand."""
+    w = _world(tmp_path, **{"world.recommender.sources": [{"kind": "interest", "slots": 3}],
+                           "world.recommender.candidates": 1000, "world.recommender.window_minutes": 600})
+    ids = w.pop.ids
+    ctx0 = _ctx(w, 0)
+    topics = ["bike lanes and cycling", "traffic jams downtown", "housing prices", "new jobs at the plant",
+              "climate policy vote", "election news tonight"]
+    w._apply_users(ctx0, [Decision(ids[i], ANSWER.model_validate({"action": "create_post", "content": topics[i]}), "", True, "r", 1)
+                          for i in range(6)])
+    ctx = _ctx(w, 1)
+    users = np.arange(6)
+    got = w.feeds(users, ctx)
+    pool = w._pool(ctx.sim_time)
+    rc = w.config.recommender
+    for u in users.tolist():
+        vec = w.pop.vec[u] + w.posts.emb.a[int(w.latest_post[u])]
+        vec = (vec / np.linalg.norm(vec))[None, :]
+        rows = recommend.interest(np.array([u]), vec, pool, w.posts, ctx.sim_time, rc.recency_half_life_minutes * 60.0,
+                                  rc.candidates, 11, np.random.default_rng(0))[0].tolist()
+        assert got[u] == [p for p in rows if p >= 0 and int(w.posts.author[p]) != u][:3], u
+    # the random source: distinct posts of the pool, none of one's own, as many as its slots
+    (tmp_path / "fresh").mkdir()
+    fresh = _world(tmp_path / "fresh", **{"world.recommender.sources": [{"kind": "random", "slots": 2}]})
+    c0 = _ctx(fresh, 0)
+    fresh._apply_users(c0, [Decision(fresh.pop.ids[i], ANSWER.model_validate({"action": "create_post", "content": f"p{i}"}), "", True, "r", 1)
+                            for i in range(4)])
+    feeds = fresh.feeds(np.arange(6), _ctx(fresh, 1, seed=3))
+    assert all(len(f) == 2 and len(set(f)) == 2 and all(0 <= p < 4 and int(fresh.posts.author[p]) != u for p in f)
+               for u, f in enumerate(feeds))
+
+
+def test_the_judge_rates_new_posts_but_not_reposts_and_its_ratings_point_at_them(tmp_path: Path) -> None:
+    """Every `every` steps the judge sees the posts new since it last judged (reposts excluded: they repeat a
+    post), is told the -5..5 scale, and each valid rating becomes a judge_stance event whose parent is the post's
+    event and whose request id is the judge call's."""
+    from agentsim.scenarios.social.world import JUDGE_ID, StanceRating
+
+    w = _world(tmp_path, **{"world.judge": {"enabled": True, "every": 2, "sample": 100, "topic": "bikes"}})
+    ids = w.pop.ids
+    ctx0 = _ctx(w, 0)
+    w._apply_users(ctx0, [Decision(ids[i], ANSWER.model_validate({"action": "create_post", "content": f"p{i}"}), "", True, "r", 1)
+                          for i in range(3)])
+    ctx1 = _ctx(w, 1)
+    assert w._observe_judge(ctx1) == []  # not a judging step
+    w._apply_users(ctx1, [Decision(ids[3], ANSWER.model_validate({"action": "repost", "post_id": 0}), "", True, "r", 1)])
+    ctx2 = _ctx(w, 2)
+    obs = w._observe_judge(ctx2)
+    assert [o.data.post_id for o in obs] == [0, 1, 2] and all(o.agent_id == JUDGE_ID for o in obs)
+    system = obs[0].messages[0]["content"]
+    assert "bikes" in system and "-5 (strongly against)" in system and "5 (strongly in favour)" in system
+    assert obs[1].messages[1]["content"] == "Post: p1"
+    w._apply_judge(ctx2, [Decision(JUDGE_ID, StanceRating(stance=s), "", valid, f"req{i}", 1)
+                          for i, (s, valid) in enumerate([(3, True), (-2, False), (-5, True)])])
+    rated = [(e.target, json.loads(e.payload)["stance"], e.parent_event_id, e.request_id) for e in ctx2.events if e.action == "judge_stance"]
+    assert rated == [("p0", 3, int(w.posts.event_id[0]), "req0"), ("p2", -5, int(w.posts.event_id[2]), "req2")]
+    assert [o.data.post_id for o in w._observe_judge(_ctx(w, 4))] == []  # nothing new since
+
+
+def test_a_user_may_name_followees_who_are_nowhere_in_the_feed(tmp_path: Path) -> None:
+    """The users one may act on (follow, unfollow, mute, unmute) are the feed's authors and commenters, one's
+    followees and muted users, and search results: each source adds users, none narrows the others."""
+    w = _world(tmp_path, users=8, **{"world.time.activity": {"probability": 1.0}, "world.recommender.comments_per_post": 1,
+                                     "world.recommender.sources": [{"kind": "hot", "slots": 5}]})
+    ids = w.pop.ids
+    ctx = _ctx(w, 0)
+    w._add_posts(ctx, [1], [POST], [-1], ["original"], ["create_post"], [None])
+    w._add_posts(ctx, [2], [COMMENT], [0], ["a comment"], ["create_comment"], [None])
+    w.follows.add(pair_keys(np.array([0, 0]), np.array([6, 2])))
+    w.mutes.add(pair_keys(np.array([0]), np.array([7])))
+    w.info[0] = ("Results of your search", (ids[3],))
+    obs = {o.agent_id: o for o in w._observe_users(_ctx(w, 0))}
+    assert obs[ids[0]].validation_context["users"] == {ids[1], ids[2], ids[3], ids[6], ids[7]}
+    assert obs[ids[5]].validation_context["users"] == {ids[1], ids[2]}
+
+
+def test_a_user_search_among_fewer_than_three_users_lists_each_once(tmp_path: Path) -> None:
+    w = _world(tmp_path, users=2)
+    ctx = _ctx(w, 0)
+    w._search(ctx, [(0, "search_user", "anyone", "r")])
+    text, named = w.info[0]
+    assert named == (w.pop.ids[1],) and text.count("@") == 1
+    assert [json.loads(e.payload) for e in ctx.events] == [{"query": "anyone", "results": 1}]
+
+
+def test_the_refusals_table_by_hand(tmp_path: Path) -> None:
+    """Refused actions counted by wanted action and reason (OASIS's error texts), with how many users met each;
+    most refused first, then by the wanted action's name."""
+    from agentsim.analysis.social import refusals_table
+
+    def refused(step: int, who: str, wanted: str, reason: str) -> dict:
+        return {"step": step, "agent_id": who, "action": "refused", "payload": json.dumps({"wanted": wanted, "reason": reason})}
+
+    again, like = "Repost record already exists.", "Like record already exists."
+    log = _social_run(tmp_path, [refused(0, "a", "repost", again), refused(1, "a", "repost", again), refused(1, "b", "repost", again),
+                                 refused(1, "c", "like_post", like), refused(2, "c", "follow", "cannot follow yourself"),
+                                 {"step": 2, "agent_id": "a", "action": "repost", "payload": json.dumps({"post_id": 0})}])
+    t = refusals_table(log)
+    assert t.to_dict("records") == [
+        {"wanted": "repost", "reason": again, "refused": 3, "users": 2},
+        {"wanted": "follow", "reason": "cannot follow yourself", "refused": 1, "users": 1},
+        {"wanted": "like_post", "reason": like, "refused": 1, "users": 1}]
+    none = refusals_table(_social_run(tmp_path / "none", [{"step": 0, "agent_id": "a", "action": "repost", "payload": None}]))
+    assert none.empty and list(none.columns) == ["wanted", "reason", "refused", "users"] and notes_of(none)
+
+
+def test_concordance_counts_every_adoption_the_first_too() -> None:
+    """Three subjects: a adopts first, at 1, with exposure 0 while b (1) and c (0.5) are at risk: two discordant
+    pairs; c adopts at 2 (0.5) while b (0) is at risk: one concordant. C = 1 / 3 (without a's adoption it would
+    be 1 / 1)."""
+    iv = pd.DataFrame({"id": ["a", "b", "c", "b", "c"], "start": [0.0, 0.0, 0.0, 1.0, 1.0], "stop": [1.0, 1.0, 1.0, 3.0, 2.0],
+                       "exposure": [0.0, 1.0, 0.5, 0.0, 0.5], "event": [1, 0, 0, 0, 1]})
+    assert time_dependent_concordance(iv, 1.0) == pytest.approx(ref_concordance(iv, 1.0)) == pytest.approx(1 / 3)
+    assert time_dependent_concordance(iv, -1.0) == pytest.approx(2 / 3)
+
+
+def test_nrmse_divides_by_the_reference_s_max_by_default() -> None:
+    from agentsim.analysis.alignment import nrmse
+
+    ref, sim = np.array([2.0, 4.0, 6.0]), np.array([3.0, 4.0, 6.0])
+    assert nrmse(sim, ref) == pytest.approx(math.sqrt(1 / 3) / 6.0) == nrmse(sim, ref, "max")

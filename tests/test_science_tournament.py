@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from agentsim.analysis.ratings import bradley_terry, elo, points, rank_agreement, rating_tables, tiebreaks
@@ -675,3 +675,219 @@ def test_prisoners_dilemma_payoffs_by_hand(a_moves: str, b_moves: str, payoffs: 
     [m] = [json.loads(e.payload) for e in ctx.events if e.action == "match"]
     assert (m["payoff_a"], m["payoff_b"], m["score_a"]) == (*payoffs, score_a)
     assert w.score == {"p0": score_a, "p1": 1.0 - score_a}
+
+
+def test_empty_tournament_tables_have_the_columns_of_full_ones(tmp_path: Path) -> None:
+    """A run killed before its first result gives the tables a complete run gives, with the same columns in the
+    same order (a reader concatenating runs must not get misnamed columns), each with a note saying why it is empty."""
+    metrics = [{"step": 0, "metric": m, "value": v, "agent_id": a} for a, es, se in (("a", 2.0, 0.1), ("b", 1.0, 0.2))
+               for m, v in (("expected_score", es), ("std_error", se))]
+    csd_full = tournament_tables(RunLog(write_run_log(tmp_path / "cf", metrics=metrics, spec={"world": {"mode": "csd"}})))
+    csd_empty = tournament_tables(RunLog(write_run_log(tmp_path / "ce", steps=1, spec={"world": {"mode": "csd"}})))
+    match = [{"step": 0, "agent_id": x, "action": "match", "target": y, "payload": json.dumps({"round": r, "score_a": s})}
+             for x, y, r, s in (("x", "y", 1, 1.0), ("y", "z", 2, 0.0), ("z", "x", 3, 0.5))]
+    live = RunLog(write_run_log(tmp_path / "lf", events=match, spec={"world": {"mode": "live"}}))
+    live_full = tournament_tables(live, bootstrap=50)
+    live_empty = tournament_tables(RunLog(write_run_log(tmp_path / "le", steps=1, spec={"world": {"mode": "live"}})))
+    for full, empty, why in ((csd_full, csd_empty, "no expected scores in this run"),
+                             (live_full, live_empty, "no matches in this run")):
+        assert set(empty) == set(full)
+        for name in empty:
+            assert list(empty[name].columns) == list(full[name].columns), name
+            assert empty[name].empty and notes_of(empty[name]) == [why], name
+    # the resamples asked for are the ones drawn; ranks are whole numbers
+    pd.testing.assert_frame_equal(live_full["ratings"], rating_tables(match_log(live.events), bootstrap=50)["ratings"])
+    pd.testing.assert_frame_equal(tournament_tables(live)["ratings"], rating_tables(match_log(live.events))["ratings"])
+    assert live_full["ratings"][["ci_low", "ci_high"]].notna().all().all()
+    assert csd_full["expected_scores"]["rank"].dtype.kind == "i"
+
+
+def test_expected_score_ranks_share_the_best_place_on_ties_and_other_metrics_make_no_csd_table(tmp_path: Path) -> None:
+    """Ranks by expected score, ties sharing the best place ("min": 1, 1, 3), and only expected_score metrics make
+    the expected_scores table: a live run with other metrics has none."""
+    metrics = [{"step": 0, "metric": "expected_score", "value": v, "agent_id": a}
+               for a, v in (("a", 2.0), ("b", 2.0), ("c", 2.0), ("d", 1.0))]
+    t = tournament_tables(RunLog(write_run_log(tmp_path / "c", metrics=metrics, spec={"world": {"mode": "csd"}})))
+    assert dict(zip(t["expected_scores"]["model"], t["expected_scores"]["rank"], strict=True)) == {"a": 1, "b": 1, "c": 1, "d": 4}
+    other = [{"step": 0, "metric": "answers", "value": 3.0, "agent_id": "x"}]
+    live = tournament_tables(RunLog(write_run_log(tmp_path / "l", metrics=other, steps=1, spec={"world": {"mode": "live"}})))
+    assert set(live) == {"standings", "ratings", "rank_agreement"}
+
+
+def _bt_reference(a: list[str], b: list[str], score_a: list[float], players: list[str], ridge: float) -> np.ndarray:
+    """Bradley-Terry by a general-purpose optimiser, one match at a time: maximise
+    sum over matches of s log sigmoid(ta - tb) + (1 - s) log sigmoid(tb - ta) - ridge |t|^2, centred."""
+    from scipy import optimize, special
+
+    idx = {p: i for i, p in enumerate(players)}
+    ia, ib, s = np.array([idx[x] for x in a]), np.array([idx[x] for x in b]), np.asarray(score_a, float)
+
+    def minus_loglik(t: np.ndarray) -> float:
+        d = t[ia] - t[ib]
+        return -float(np.sum(s * special.log_expit(d) + (1 - s) * special.log_expit(-d))) + ridge * float(t @ t)
+
+    t = optimize.minimize(minus_loglik, np.zeros(len(players)), method="BFGS", options={"gtol": 1e-10}).x
+    return t - t.mean()
+
+
+BT_FIELDS = [
+    # (a, b, score_a): mixed results; an unbeaten and a winless player (finite only through the ridge); draws
+    (["x", "y", "z", "x", "y"], ["y", "z", "x", "z", "x"], [1.0, 1.0, 0.5, 0.0, 0.5]),
+    (["x", "x", "z", "y"], ["y", "z", "w", "w"], [1.0, 1.0, 0.5, 1.0]),
+    (["p", "q", "r", "p", "s", "q"], ["q", "r", "s", "s", "r", "p"], [0.5, 1.0, 0.0, 1.0, 0.5, 0.0]),
+]
+
+
+@pytest.mark.parametrize("ridge", [1e-4, 0.3])
+@pytest.mark.parametrize("field", BT_FIELDS)
+def test_bradley_terry_agrees_with_a_general_optimiser(field, ridge: float) -> None:
+    """Strengths against scipy's BFGS on the written-out likelihood (Newton's steps, its stopping rule and the
+    ridge are the code's; the optimum is not)."""
+    a, b, s = field
+    players = sorted(set(a) | set(b))
+    bt = bradley_terry(pd.DataFrame({"a": a, "b": b, "score_a": s}), ridge=ridge).set_index("player")["strength"]
+    assert bt[players].to_numpy() == pytest.approx(_bt_reference(a, b, s, players, ridge), abs=2e-4)
+
+
+@pytest.mark.parametrize(("confidence", "seed"), [(0.9, 3), (0.5, 11)])
+def test_bradley_terry_intervals_agree_with_scipy_fitting_each_resample_alone(confidence: float, seed: int) -> None:
+    """The interval against scipy.stats.bootstrap fitting each resample alone by the general optimiser: checks the
+    batched fit of all resamples at once, and the resamples, confidence and seed handed to scipy. Twelve matches:
+    a resample equal to the whole field (a tie with the estimate, where BCa turns on the last bit) is unlikely."""
+    from scipy import stats as sps
+
+    a = ["x", "y", "z", "w", "x", "y", "x", "z", "w", "y", "z", "w"]
+    b = ["y", "z", "w", "x", "z", "w", "w", "x", "y", "x", "y", "z"]
+    s = [1.0, 0.5, 1.0, 0.0, 1.0, 0.0, 0.5, 0.0, 1.0, 1.0, 0.5, 0.0]
+    players = sorted(set(a))
+
+    def fit(rows: np.ndarray) -> np.ndarray:
+        rows = rows.astype(int)
+        return _bt_reference([a[i] for i in rows], [b[i] for i in rows], [s[i] for i in rows], players, 0.05)
+
+    got = bradley_terry(pd.DataFrame({"a": a, "b": b, "score_a": s}), bootstrap=40, confidence=confidence, seed=seed,
+                        ridge=0.05).set_index("player")
+    want = sps.bootstrap((np.arange(len(s)),), fit, confidence_level=confidence, n_resamples=40, vectorized=False,
+                         method="BCa", random_state=np.random.default_rng(seed)).confidence_interval
+    assert got.loc[players, "ci_low"].to_numpy() == pytest.approx(want.low, abs=1e-4)
+    assert got.loc[players, "ci_high"].to_numpy() == pytest.approx(want.high, abs=1e-4)
+
+
+_RESULTS = st.lists(st.tuples(st.sampled_from("pqrst"), st.sampled_from("pqrst"), st.sampled_from([0.0, 0.5, 1.0])),
+                    max_size=12).map(lambda rs: [r for r in rs if r[0] != r[1]])
+_BYES = st.lists(st.tuples(st.sampled_from("pqrstu"), st.sampled_from([0.5, 1.0])), max_size=4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(results=_RESULTS, byes=_BYES)
+# q and s tie on points and Buchholz and are split by Sonneborn-Berger against their names' order; u only sat out
+@example(results=[("p", "q", 0.0), ("p", "r", 0.0), ("q", "s", 0.0)], byes=[("u", 1.0), ("r", 0.5)])
+def test_standings_agree_with_a_plain_python_reference(results, byes) -> None:
+    """Points are conserved (a match hands out one point, a bye its points to the player who sat out, also to one
+    who never played), Buchholz and Sonneborn-Berger as written in FIDE's handbook (byes count for neither), and
+    the order: points, then Buchholz, then Sonneborn-Berger, all descending, then the name."""
+    rows = [("match", a, b, json.dumps({"round": i, "score_a": s})) for i, (a, b, s) in enumerate(results)]
+    rows += [("bye", who, None, json.dumps({"points": p})) for who, p in byes]
+    got = standings(_events(rows))
+    pts: dict[str, float] = {}
+    for a, b, s in results:
+        pts[a], pts[b] = pts.get(a, 0.0) + s, pts.get(b, 0.0) + (1 - s)
+    for who, p in byes:
+        pts[who] = pts.get(who, 0.0) + p
+    if not pts:
+        assert got.empty and list(got.columns) == ["place", "player", "points", "buchholz", "sonneborn_berger"]
+        return
+    buchholz = {p: sum(pts[b] for a, b, _ in results if a == p) + sum(pts[a] for a, b, _ in results if b == p) for p in pts}
+    sb = {p: sum(s * pts[b] for a, b, s in results if a == p) + sum((1 - s) * pts[a] for a, b, s in results if b == p)
+          for p in pts}
+    order = sorted(pts, key=lambda p: (-pts[p], -buchholz[p], -sb[p], p))
+    assert list(got.columns) == ["place", "player", "points", "buchholz", "sonneborn_berger"]
+    assert got["player"].tolist() == order and got["place"].tolist() == list(range(1, len(order) + 1))
+    assert got["points"].tolist() == [pts[p] for p in order]
+    assert got["buchholz"].tolist() == pytest.approx([buchholz[p] for p in order])
+    assert got["sonneborn_berger"].tolist() == pytest.approx([sb[p] for p in order])
+    assert got["points"].sum() == pytest.approx(len(results) + sum(p for _, p in byes))
+
+
+@pytest.mark.parametrize(("x", "y", "tau"), [
+    # two players are enough to rank: they agree (+1) or disagree (-1); a flat rating or one common player is NaN
+    ({"p": 1.0, "q": 2.0}, {"p": 5.0, "q": 7.0}, 1.0),
+    ({"p": 1.0, "q": 2.0}, {"p": 7.0, "q": 5.0}, -1.0),
+    # tau-b with a tie in x: 2 concordant pairs of 3, over sqrt((3 - 1) * 3)
+    ({"p": 1.0, "q": 1.0, "r": 2.0}, {"p": 1.0, "q": 2.0, "r": 3.0}, 2 / math.sqrt(6)),
+    ({"p": 3.0, "q": 3.0}, {"p": 1.0, "q": 2.0}, math.nan),
+    ({"p": 1.0, "q": 2.0}, {"p": 4.0, "q": 4.0}, math.nan),
+    ({"p": 1.0, "q": 2.0}, {"q": 4.0, "r": 1.0}, math.nan),
+])
+def test_rank_agreement_of_two_players_and_of_flat_ratings(x: dict, y: dict, tau: float) -> None:
+    t = rank_agreement({"x": pd.Series(x), "y": pd.Series(y)})
+    got_tau, got_rho = t["kendall_tau"].item(), t["spearman_rho"].item()
+    assert isinstance(got_tau, float) and isinstance(got_rho, float)
+    if math.isnan(tau):
+        assert math.isnan(got_tau) and math.isnan(got_rho) and notes_of(t)
+    else:
+        assert got_tau == pytest.approx(tau) and not notes_of(t)
+
+
+@pytest.mark.parametrize(("scores", "pairs", "message"), [
+    ([1.0, 0.5, 2.0, 0.0], None, "row 12 has 2.0"),
+    ([1.0, 0.5, 0.0, 0.25], None, "row 13 has 0.25"),
+    (None, [("x", "y"), ("y", "y"), ("x", "z"), ("z", "z")], "row 11 (y vs y), row 13 (z vs z)"),
+    (None, [("x", "x")] * 7, "row 10 (x vs x), row 11 (x vs x), row 12 (x vs x), row 13 (x vs x), row 14 (x vs x) and 2 more"),
+])
+def test_bad_match_logs_name_the_rows(scores, pairs, message: str) -> None:
+    """The error names the first bad row by its index label (not its position), and at most five self-play rows."""
+    pairs = pairs or [("x", "y")] * len(scores)
+    scores = scores or [1.0] * len(pairs)
+    m = pd.DataFrame({"a": [a for a, _ in pairs], "b": [b for _, b in pairs], "score_a": scores},
+                     index=range(10, 10 + len(pairs)))
+    with pytest.raises(TableError) as e:
+        bradley_terry(m)
+    assert message in str(e.value) and str(e.value).startswith("match log: ")
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ([("match", "a", "b", json.dumps({"round": 1, "score_a": 1.0})), ("match", "a", "b", json.dumps({"round": 2, "score_a": "x"}))],
+     "events table: 'match' event at row 1: score_a must be a number"),
+    ([("match", "a", "b", json.dumps({"round": 1, "score_a": 1.0})), ("match", "a", None, json.dumps({"round": 2, "score_a": 1}))],
+     "events table ('match' events): column 'target' has nulls at row 1"),
+    ([("match", "a", "b", json.dumps({"round": 1, "score_a": 1.0})), ("bye", "c", None, json.dumps({"pts": 1}))],
+     "events table: 'bye' event at row 1: payload lacks ['points']"),
+    ([("bye", "c", None, "{not json")], "events table: 'bye' event at row 0: payload is not JSON"),
+])
+def test_bad_events_are_named_by_kind_and_row(rows, message: str) -> None:
+    with pytest.raises(TableError) as e:
+        standings(_events(rows))
+    assert str(e.value).startswith(message)
+
+
+@pytest.mark.parametrize(("scores", "note"), [
+    ([1.0], "strength CI undefined: a bootstrap needs at least 2 observations per sample; got 1 (1 match)"),
+    ([0.5, 0.5, 0.5], "strength CI zero width: every resample gives the same value (the observations do not vary) (3 matches)"),
+    ([0.5, 0.5], "strength CI zero width: every resample gives the same value (the observations do not vary) (2 matches)"),
+])
+def test_bradley_terry_interval_notes_say_how_many_matches(scores: list[float], note: str) -> None:
+    m = pd.DataFrame({"a": ["x"] * len(scores), "b": ["y"] * len(scores), "score_a": scores})
+    assert notes_of(bradley_terry(m, bootstrap=20))[0] == note
+
+
+def test_player_ids_of_mixed_types_are_rated() -> None:
+    """Match logs take any hashable player id (a table column of kind "any"): ids of mixed types sort by their text."""
+    m = pd.DataFrame({"a": [1, "x", 1, 2], "b": ["x", 2, 2, "x"], "score_a": [1.0, 0.5, 0.0, 1.0]})
+    t = rating_tables(m, bootstrap=20)
+    assert set(t["ratings"]["player"]) == {1, 2, "x"} and t["rank_agreement"]["players"].tolist() == [3, 3, 3]
+    tb = tiebreaks(list(m.itertuples(index=False, name=None)), {1: 1.0, 2: 2.5, "x": 0.5})
+    assert tb[1]["buchholz"] == 0.5 + 2.5 and tb["x"]["sonneborn_berger"] == 0.5 * 2.5
+    with pytest.raises(TableError, match=r"player\(s\) \[3, 'y'\]"):
+        tiebreaks([(3, "y", 1.0), (1, 2, 0.5)], {1: 1.0, 2: 1.0})
+
+
+def test_ratings_with_their_default_resamples_and_seed() -> None:
+    """The defaults are part of a published number: 200 resamples from seed 0 (rating_tables, tournament_tables)
+    and seed 0 for a bootstrap asked of bradley_terry."""
+    m = pd.DataFrame({"a": ["x", "y", "z", "x", "y", "z"], "b": ["y", "z", "x", "z", "x", "y"],
+                      "score_a": [1.0, 0.5, 0.0, 1.0, 1.0, 0.5]})
+    pd.testing.assert_frame_equal(rating_tables(m)["ratings"], rating_tables(m, bootstrap=200, seed=0)["ratings"])
+    pd.testing.assert_frame_equal(bradley_terry(m, bootstrap=30), bradley_terry(m, bootstrap=30, seed=0))
+    assert not bradley_terry(m, bootstrap=30).equals(bradley_terry(m, bootstrap=30, seed=1))
+

@@ -24,7 +24,8 @@ def check_matches(matches: pd.DataFrame) -> pd.DataFrame:
     bad = ~matches["score_a"].isin([0, 0.5, 1]).to_numpy()
     if bad.any():
         i = int(np.argmax(bad))
-        raise TableError(f"match log: score_a must be 0, 0.5 or 1; row {matches.index[i]} has {matches['score_a'].iloc[i]!r}")
+        # str, not repr: numpy 2's repr would show the user np.float64(2.0)
+        raise TableError(f"match log: score_a must be 0, 0.5 or 1; row {matches.index[i]} has {matches['score_a'].iloc[i]}")
     same = (matches["a"] == matches["b"]).to_numpy()
     if same.any():
         rows = [f"row {matches.index[i]} ({matches['a'].iloc[i]} vs {matches['b'].iloc[i]})" for i in np.flatnonzero(same)[:5]]
