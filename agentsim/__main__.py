@@ -1,3 +1,3 @@
-from agentsim.cli import app
+from agentsim.cli import main
 
-app(prog_name="agentsim")
+main()

@@ -20,8 +20,9 @@ app = typer.Typer(help="Large-scale multi-agent LLM simulations.", no_args_is_he
 models_app = typer.Typer(help="Manage model weights (the embedded default model).", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 # Piped output (CI logs, files) gets a wide console so tables are not cut at 80 columns.
-console = Console() if sys.stdout.isatty() else Console(width=160)
-err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=160)
+# emoji=False: ":x:" in a user's name or file must print as written, not as an emoji.
+console = Console(emoji=False) if sys.stdout.isatty() else Console(width=160, emoji=False)
+err = Console(stderr=True, emoji=False) if sys.stderr.isatty() else Console(stderr=True, width=160, emoji=False)
 
 
 class BackendChoice(StrEnum):
@@ -762,8 +763,24 @@ def data_path(name: Annotated[str, typer.Argument(help="Dataset name (`agentsim 
     print(place.path)
 
 
-def main() -> None:  # pragma: no cover
-    app()
+def main() -> None:
+    """The `agentsim` command: the typer app, with the last guard against a traceback for what is the machine's or
+    the user's (a path the system refuses: too long, a file where a folder should be, no permission, no space; memory
+    a scenario asks for that is not there). AGENTSIM_DEBUG=1 shows the traceback instead."""
+    import os
+
+    try:
+        app(prog_name="agentsim")
+    except (OSError, MemoryError) as e:
+        if os.environ.get("AGENTSIM_DEBUG") or (isinstance(e, OSError) and not e.filename):
+            raise
+        if isinstance(e, MemoryError):
+            why = "out of memory (the scenario asks for more than this machine has: fewer agents, or a bigger machine)"
+        else:
+            why = f"{e.filename}: {e.strerror or e}"
+        err.print(f"[red]error:[/red] {escape(why)}", highlight=False, soft_wrap=True)
+        err.print("(AGENTSIM_DEBUG=1 shows where it happened)", highlight=False)
+        raise SystemExit(2) from None
 
 
 @app.command()
@@ -840,7 +857,7 @@ def bench_sweep(
 @app.command()
 def branch(
     parent: Annotated[Path, typer.Argument(help="The run to branch from (it must have kept its checkpoints).")],
-    at: Annotated[int, typer.Option("--at", min=1, help="The step the branch starts at: steps before it are the parent's.")],
+    at: Annotated[int, typer.Option("--at", min=1, help="How many of the parent's steps the branch keeps: steps 1..N are the parent's, the changes apply from step N+1.")],
     set_: Annotated[list[str] | None, typer.Option("--set", help="What changes from that step on: --set population.overrides.Red=big (repeatable).")] = None,
     backend: Annotated[BackendChoice | None, typer.Option(help="Use this backend for every model alias from the branch point on.")] = None,
     run_dir: Annotated[Path | None, typer.Option(help="Exact run directory to create (default: beside the parent, named after it).")] = None,
@@ -857,5 +874,5 @@ def branch(
         sc = prepare_branch(parent, at, overrides, target, backend=backend.value if backend else None)
     except BranchError as e:
         _fail(str(e))
-    err.print(f"Branch of {parent} at step {at}: {target}", soft_wrap=True)
+    err.print(f"Branch of {parent} after its step {at} (changes from step {at + 1}): {target}", soft_wrap=True)
     _execute(sc, target, None, quiet, resume=True)

@@ -73,7 +73,7 @@ def test_a_branch_can_switch_a_nation_to_another_model(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--at", "9"), "no checkpoint at the start of step 9; steps it can branch at: 1, 2, 3, 4"),
+        (("--at", "9"), "no checkpoint after step 9; --at values it can branch at (steps kept): 1, 2, 3"),
         (("--at", "2", "--set", "world.nope=1"), "unknown field 'nope'"),
         (("--at", "2", "--set", "kind=social"), "cannot change its kind"),
         (("--at", "4"), "nothing left to run"),
@@ -122,4 +122,4 @@ def test_an_experiment_grids_over_branches_of_one_parent(tmp_path: Path) -> None
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"kind": "experiment", "name": "bad", "branch": {"run": "parent", "at": 9}}))
     r = agentsim_cli("sweep", str(bad), "--quiet")
-    assert r.returncode == 2 and "no checkpoint at the start of step 9" in r.stderr
+    assert r.returncode == 2 and "no checkpoint after step 9" in r.stderr

@@ -226,3 +226,23 @@ def test_bad_files_are_named_by_validate_and_run(kind: str, field: dict[str, Any
         code, out = cli(*args)
         assert code == 2 and "Traceback" not in out, out
         assert re.search(message, " ".join(out.split())), out
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo"])
+@pytest.mark.parametrize("f", FORMATS, ids=lambda f: f.name)
+def test_every_format_refuses_a_device_or_pipe_at_once(f: FileFormat, special: str, tmp_path: Path) -> None:
+    """A data path naming /dev/zero or a FIFO was read without end (the process grew until the kernel killed it);
+    every format's reader refuses what is not a regular file, naming it."""
+    import os
+    import signal
+
+    path = Path(special)
+    if special == "fifo":
+        path = tmp_path / "pipe"
+        os.mkfifo(path)
+    signal.alarm(20)  # a reader that blocks on the pipe would hang the suite
+    try:
+        with pytest.raises((DataFileError, SpecError), match="not a regular file"):
+            f.read(path)
+    finally:
+        signal.alarm(0)

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 import agentsim
 from agentsim.analysis import ANALYSES
 from agentsim.logs.reader import LogError, RunLog
 from agentsim.logs.schema import DETERMINISTIC_TABLES, SCHEMA_VERSION
 
-from conftest import write_scenario
+from conftest import SCENARIOS, write_scenario
 
 
 def agentsim_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -303,3 +304,29 @@ def test_resume_of_a_run_written_before_parts_jsonl(tmp_path: Path) -> None:
     next(iter(sorted((killed / "events").glob("part-*.parquet")))).unlink()
     with pytest.raises(LogError, match="part-000000.parquet"):
         RunLog(killed).table("events")
+
+
+def test_a_run_or_experiment_being_written_is_not_written_by_a_second_process(tmp_path: Path) -> None:
+    """Two processes writing one run (a resume started twice, or while the run goes on) interleaved their parts and
+    commits and left a log that no longer reads; the second one is now refused, and the directory is untouched."""
+    import os
+
+    from agentsim.logs.writer import lock_directory
+
+    held = tmp_path / "busy"
+    held.mkdir()
+    fd = lock_directory(held)  # this process plays the one still writing
+    try:
+        r = agentsim_cli("run", "wargame/neutral.yaml", "--backend", "scripted", "--steps", "1", "--run-dir", str(held), "--quiet")
+        assert r.returncode == 2 and "another agentsim process is writing this run" in r.stderr, r.stderr[-2000:]
+        assert "Traceback" not in r.stderr and list(held.iterdir()) == []
+        exp = tmp_path / "exp.yaml"
+        exp.write_text(yaml.safe_dump({"kind": "experiment", "name": "e", "base": [str(SCENARIOS / "wargame" / "neutral.yaml")],
+                                       "set": {"steps": 1, "models.default.backend": "scripted"}}))
+        r = agentsim_cli("sweep", str(exp), "--dir", str(held), "--quiet")
+        assert r.returncode == 2 and "another agentsim process is writing this experiment" in r.stderr, r.stderr[-2000:]
+        assert list(held.iterdir()) == []
+    finally:
+        os.close(fd)
+    run_ok("wargame/neutral.yaml", "--backend", "scripted", "--steps", "1", "--run-dir", str(held), "--quiet")
+    assert (held / "run.json").exists()

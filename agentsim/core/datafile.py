@@ -59,6 +59,12 @@ class DataFileError(ValueError):
 
 
 # -- reading ------------------------------------------------------------------------------------------------------
+def check_regular_file(p: Path, what: str) -> None:
+    """Data files are regular files: /dev/zero, a FIFO or a socket would be read without end (memory, or a hang)."""
+    if p.exists() and not p.is_dir() and not p.is_file():
+        raise DataFileError(p, [f"{p}: not a regular file (a device, pipe or socket); give the path of a {what}"])
+
+
 def read_table(path: str | Path, what: str) -> tuple[list[str], list[dict[str, Any]]]:
     """A CSV (UTF-8, header row; a byte-order mark is allowed) or Parquet table as (columns, rows).
 
@@ -68,6 +74,7 @@ def read_table(path: str | Path, what: str) -> tuple[list[str], list[dict[str, A
     p = Path(path)
     if not p.exists():
         raise DataFileError(p, [f"{p}: file not found"])
+    check_regular_file(p, what)
     if p.suffix.lower() in PARQUET_SUFFIXES:
         return _read_parquet(p, what)
     try:
@@ -121,6 +128,7 @@ def _read_parquet(p: Path, what: str) -> tuple[list[str], list[dict[str, Any]]]:
 def read_jsonl(path: str | Path, what: str) -> list[Any]:
     """One JSON value per non-empty line."""
     p = Path(path)
+    check_regular_file(p, what)
     out = []
     problems = []
     try:

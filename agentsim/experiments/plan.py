@@ -226,7 +226,9 @@ def _branch_parent(spec: ExperimentSpec, path: Path, lines: LineIndex) -> list[_
         raise SpecError(str(path), [SpecProblem("branch.run", f"{run}: not a run directory with a readable run.json", where)]) from None
     kept = kept_steps(run)
     if spec.branch.at not in kept:
-        why = (f"it kept no checkpoint at the start of step {spec.branch.at}; steps it can branch at: {', '.join(map(str, kept))}"
+        ends = int(data.get("steps", 0)) if isinstance(data, dict) else 0
+        why = (f"it kept no checkpoint after step {spec.branch.at}; at values it can branch at (steps kept): "
+               f"{', '.join(str(k) for k in kept if not ends or k < ends)}"
                if kept else "it kept no checkpoints (run it with runtime.keep_checkpoints: true)")
         raise SpecError(str(path), [SpecProblem("branch.at", f"{run}: {why}", lines.line_of(["branch", "at"]))])
     source = meta.get("source") or str(run / "run.json")

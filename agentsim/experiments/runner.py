@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import signal
 import threading
@@ -25,6 +26,7 @@ from agentsim.experiments.manifest import DONE, ManifestError, new_manifest, rea
 from agentsim.experiments.plan import Cell, Plan
 from agentsim.experiments.pool import EnginePool
 from agentsim.experiments.progress import ExperimentProgress
+from agentsim.logs.writer import DirectoryInUse, lock_directory
 from agentsim.runtime.meta import now, stamped_dir
 
 
@@ -117,6 +119,19 @@ def run_experiment(
         exp_dir, resumed = experiment_dir_for(plan, new=new)
     else:
         resumed = (exp_dir / "experiment.json").exists()
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    try:  # two sweeps of one experiment would both write its manifest and its runs
+        lock = lock_directory(exp_dir, "experiment")
+    except DirectoryInUse as e:
+        raise ManifestError(f"{exp_dir}: {e.strerror}") from None
+    try:
+        return _run_locked(plan, exp_dir, resumed, replay_from, console, quiet)
+    finally:
+        os.close(lock)
+
+
+def _run_locked(plan: Plan, exp_dir: Path, resumed: bool, replay_from: Path | None, console: Console,
+                quiet: bool) -> ExperimentResult:
     manifest = _open(plan, exp_dir)
     sources = _replay_sources(replay_from)
     runner = _Runner(plan, exp_dir, manifest, sources, console, quiet)

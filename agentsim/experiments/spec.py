@@ -45,7 +45,7 @@ class BranchSpec(StrictModel):
     """The parent run of an experiment over counterfactual branches, and the step they start at."""
 
     run: Path = Field(..., description="The parent run directory (relative to the experiment file); it kept its checkpoints.")
-    at: int = Field(..., ge=1, strict=True, description="The step the branches start at: the steps before it are the parent's.")
+    at: int = Field(..., ge=1, strict=True, description="How many of the parent's steps the branches keep: steps 1..at are the parent's, the changes apply from step at+1.")
 
 
 class ExperimentSpec(StrictModel):

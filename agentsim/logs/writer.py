@@ -9,10 +9,12 @@ same complete step.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import tempfile
+import weakref
 from collections.abc import Callable
 from dataclasses import fields, is_dataclass
 from functools import lru_cache
@@ -156,6 +158,28 @@ class TableWriter:
 STEP_TABLES = tuple(name for name, schema in TABLES.items() if "step" in schema.names)
 
 
+class DirectoryInUse(OSError):
+    """Another process holds the directory's lock (`lock_directory`)."""
+
+
+def lock_directory(path: Path, what: str = "run") -> int:
+    """Take an exclusive advisory lock on directory `path` (flock on the directory itself, so nothing is added to
+    it) and return its descriptor; the lock lasts until the descriptor is closed or the process ends (a SIGKILL
+    too). Two processes writing one run (a resume started twice, or while the run goes on) would interleave their
+    parts and commits; the second one is refused with DirectoryInUse instead."""
+    import errno
+    import fcntl
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DirectoryInUse(errno.EBUSY, f"another agentsim process is writing this {what}; let it finish (or stop it), "
+                                          "then run the command again", str(path)) from None
+    return fd
+
+
 class RunLogWriter:
     """Owns the tables of one run directory and their record in parts.jsonl.
 
@@ -166,6 +190,8 @@ class RunLogWriter:
     def __init__(self, run_dir: Path, flush_rows: int = 50_000):
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = _Held(lock_directory(run_dir))
+        weakref.finalize(self, self._lock.close)  # a writer dropped without release() (an experiment's finished run)
         self.manifest = run_dir / MANIFEST
         self.tables = {name: TableWriter(run_dir, name, schema, flush_rows, self._record) for name, schema in TABLES.items()}
         self.records: dict[str, list[PartRecord]] = {name: [] for name in TABLES}
@@ -174,6 +200,10 @@ class RunLogWriter:
         self.through = {name: -1 for name in STEP_TABLES}
         self._committed: int | None = None
         self._uncommitted = 0
+
+    def release(self) -> None:
+        """Give up the run directory's lock (another writer of this process takes over, e.g. a branch's runtime)."""
+        self._lock.close()
 
     # -- the record -----------------------------------------------------------------------------------------------
     def _append_line(self, line: str) -> None:
@@ -281,3 +311,16 @@ def _record_from_file(table: str, path: Path) -> PartRecord:
     except Exception as e:
         raise LogError(f"{path}: unreadable Parquet part ({e})") from e
     return PartRecord(table, path.name, rows, steps)
+
+
+class _Held:
+    """A lock's descriptor, closed once however often close() is called."""
+
+    def __init__(self, fd: int):
+        self.fd: int | None = fd
+
+    def close(self) -> None:
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            with contextlib.suppress(OSError):
+                os.close(fd)

@@ -76,8 +76,8 @@ def prepare_branch(parent: Path, at: int, overrides: dict[str, Any], run_dir: Pa
         raise BranchError(f"{parent} kept no checkpoints; run it with --set runtime.keep_checkpoints=true "
                           "(and runtime.checkpoint_every=1 to branch at any step)")
     if at not in kept:
-        raise BranchError(f"{parent} has no checkpoint at the start of step {at}; steps it can branch at: "
-                          f"{', '.join(map(str, kept))}")
+        raise BranchError(f"{parent} has no checkpoint after step {at}; --at values it can branch at (steps kept): "
+                          f"{', '.join(str(k) for k in kept if k < steps) or 'none before its end'}")
     if at >= steps and "steps" not in overrides:
         raise BranchError(f"step {at} is the end of {parent} ({steps} steps): nothing left to run; give --set steps=N with N > {at}")
     if "kind" in overrides and overrides["kind"] != spec_data.get("kind"):
@@ -106,6 +106,7 @@ def prepare_branch(parent: Path, at: int, overrides: dict[str, Any], run_dir: Pa
         writer = RunLogWriter(run_dir)
         writer.append_table("agents", agents_table(sc.family.create_world(sc.spec, sc.world)))
         parts["agents"] = writer.positions()["agents"]
+        writer.release()  # the branch's runtime writes from here on
         ck["parts"] = parts
         if ck.get("world_arrays"):
             name = f"checkpoint-{at:06d}.npz"

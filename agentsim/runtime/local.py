@@ -371,6 +371,7 @@ class LocalRuntime:
             step_latency_s=_percentiles(self.step_wall),
         )
         self._save_meta()
+        self.writer.release()  # written through: another process may resume or branch it now
         self._finished = RunResult(self.run_dir, status, self.meta["steps_completed"], wall, dict(self.totals))
         return self._finished
 

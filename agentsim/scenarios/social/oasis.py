@@ -32,7 +32,13 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from agentsim.core.datafile import DataFileError, drop_blank_optionals, read_table, validate_rows
+from agentsim.core.datafile import (
+    DataFileError,
+    check_regular_file,
+    drop_blank_optionals,
+    read_table,
+    validate_rows,
+)
 from agentsim.core.names import Name
 
 Format = Literal["agentsim", "oasis_twitter", "oasis_reddit"]
@@ -171,6 +177,7 @@ def read_json_list(path: str | Path, what: str) -> list[Any]:
     p = Path(path)
     if not p.exists():
         raise DataFileError(p, [f"{p}: file not found"])
+    check_regular_file(p, what)
     try:
         text = p.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
