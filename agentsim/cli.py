@@ -457,7 +457,7 @@ def _analyze_experiment(exp_dir: Path, by_family: dict[str, Any], out: Path | No
     try:
         tables = compare_experiment(exp, chosen.name, extra)
     except (LogError, TableError, DataFileError, ValueError) as e:
-        _fail(f"{exp_dir}: {e}")
+        _fail(str(e) if str(e).startswith(str(exp_dir)) else f"{exp_dir}: {e}")
     _print_tables(f"{chosen.name} across {exp.name}", tables, rows)
     if out:
         out.mkdir(parents=True, exist_ok=True)

@@ -378,3 +378,31 @@ def test_a_social_experiment_scores_each_condition_against_a_reference(tmp_path:
     assert mine.to_dict() == pytest.approx(single.to_dict())
     refused = agentsim_cli("analyze", str(exp_dir), "social", "--param", "nope=1")
     assert refused.returncode == 2 and "nope" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_comparisons_say_which_intervals_are_undefined_and_which_runs_are_missing(scripted_experiment: tuple[Path, Path],
+                                                                                   tmp_path: Path) -> None:
+    """An experiment's summary tables dropped the notes of their intervals (one run: undefined; equal values: zero
+    width) and said nothing of runs that were not completed; both are now notes of the tables."""
+    import shutil
+
+    import pandas as pd
+
+    from agentsim.analysis.tables import notes_of
+    from agentsim.experiments import load_experiment
+    from agentsim.experiments.compare import compare_experiment, summarise
+
+    df = pd.DataFrame({"run_id": ["a", "b", "c"], "g": ["x", "y", "y"], "v": [1.0, 2.0, 2.0]})
+    notes = notes_of(summarise(df, ["g"], ["v"]))
+    assert any("needs at least 2 values" in n and "v at x" in n for n in notes), notes
+    assert any("zero width" in n and "v at y" in n for n in notes), notes
+    copy = tmp_path / "exp"
+    shutil.copytree(scripted_experiment[1], copy)
+    m = json.loads((copy / "experiment.json").read_text())
+    m["cells"][0]["status"] = "interrupted"
+    (copy / "experiment.json").write_text(json.dumps(m))
+    tables = compare_experiment(load_experiment(copy), "escalation")
+    want = "incomplete experiment: 1 of 8 runs are not completed (1 interrupted); these tables cover the completed runs only"
+    assert all(want in notes_of(t) for name, t in tables.items() if name != "cells")  # cells show each status
+    assert all("incomplete experiment" not in n for t in compare_experiment(load_experiment(scripted_experiment[1]), "escalation").values()
+               for n in notes_of(t))

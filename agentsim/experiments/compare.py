@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from agentsim.analysis.stats import mean_ci
 from agentsim.experiments.load import Experiment
+from agentsim.experiments.manifest import DONE
 
 
 def _condition(row: pd.Series, conditions: list[str]) -> str:
@@ -38,16 +38,22 @@ def per_run(exp: Experiment, fn: Callable[[Any], pd.DataFrame]) -> pd.DataFrame:
 
 
 def summarise(df: pd.DataFrame, by: list[str], values: list[str], confidence: float = 0.95) -> pd.DataFrame:
-    """Mean and t-interval over runs of each value, per group (t: the runs of a condition are few)."""
-    rows = []
+    """Mean and t-interval over runs of each value, per group (t: the runs of a condition are few). Intervals that
+    are undefined (one run) or of zero width (equal values) are said in the table's notes, by group and value."""
+    from agentsim.analysis.stats import interval_notes, mean_t_interval
+    from agentsim.analysis.tables import note
+
+    rows, why = [], []
     for key, g in df.groupby(by, sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         row: dict[str, Any] = dict(zip(by, key, strict=True)) | {"runs": g["run_id"].nunique() if "run_id" in g else len(g)}
         for v in values:
-            m, lo, hi = mean_ci(g[v].to_numpy(dtype=float), confidence)
-            row |= {f"{v}_mean": m, f"{v}_low": lo, f"{v}_high": hi}
+            m, ci = mean_t_interval(g[v].to_numpy(dtype=float), confidence)
+            row |= {f"{v}_mean": m, f"{v}_low": float(ci.low), f"{v}_high": float(ci.high)}
+            if ci.note:
+                why.append((f"{v} at {', '.join(map(str, key))}", ci.note))
         rows.append(row)
-    return pd.DataFrame(rows)
+    return note(pd.DataFrame(rows), *interval_notes(f"{confidence:.0%} t-interval over runs", why))
 
 
 # -- escalation (Rivera et al.) -------------------------------------------------------------------------------------
@@ -251,6 +257,15 @@ def compare_experiment(exp: Experiment, analysis: str, params: dict[str, Any] | 
         tables = COMPARISONS[analysis](exp, params=params)
     else:
         tables = COMPARISONS[analysis](exp)
+    from agentsim.analysis.tables import note
+
+    unfinished = exp.cells[exp.cells["status"] != DONE] if "status" in exp.cells else exp.cells.iloc[:0]
+    if len(unfinished):
+        counts = unfinished["status"].value_counts()
+        line = (f"incomplete experiment: {len(unfinished)} of {len(exp.cells)} runs are not completed "
+                f"({', '.join(f'{n} {s}' for s, n in counts.items())}); these tables cover the completed runs only")
+        for df in tables.values():
+            note(df, line)
     return {"cells": cells, **tables}
 
 
