@@ -330,3 +330,24 @@ def test_a_run_or_experiment_being_written_is_not_written_by_a_second_process(tm
         os.close(fd)
     run_ok("wargame/neutral.yaml", "--backend", "scripted", "--steps", "1", "--run-dir", str(held), "--quiet")
     assert (held / "run.json").exists()
+
+
+@pytest.mark.parametrize(("calls", "llm_calls", "tokens", "seconds", "want"), [
+    (18, 0, 0, 1.0, "no LLM (scripted/replay)"),      # scripted or replay only: no tokens/s at all
+    (0, 0, 0, 1.0, "0.0 tokens/s"),                    # nothing answered yet
+    (10, 10, 250, 2.0, "125.0 tokens/s"),
+    (10, 4, 100, 1.0, "100.0 tokens/s"),               # mixed: the LLM's tokens only (the caller counts them)
+])
+def test_progress_rate_is_llm_tokens_or_says_no_llm(calls: int, llm_calls: int, tokens: int, seconds: float, want: str) -> None:
+    from agentsim.runtime.progress import rate_text
+
+    assert rate_text(calls, llm_calls, tokens, seconds) == want
+
+
+def test_a_scripted_runs_progress_bar_reports_no_llm(tmp_path: Path) -> None:
+    import os
+
+    r = subprocess.run([sys.executable, "-m", "agentsim", "run", "wargame/neutral.yaml", "--backend", "scripted", "--steps", "2",
+                        "--run-dir", str(tmp_path / "r")], capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "no LLM (scripted/replay)" in r.stderr and "tok/s" not in r.stderr and "tokens/s" not in r.stderr

@@ -15,14 +15,14 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from agentsim.runtime.progress import RunProgress
+from agentsim.runtime.progress import RunProgress, rate_text
 
 
 class ExperimentProgress:
     def __init__(self, runs: int, steps: int, console: Console | None = None, enabled: bool = True):
         self.runs = runs
         self.done = self.running = self.failed = self.interrupted = 0
-        self.calls = self.tokens = 0
+        self.calls = self.llm_calls = self.tokens = 0
         self.t0 = time.perf_counter()
         self._console = console
         self._progress: Progress | None = None
@@ -36,7 +36,7 @@ class ExperimentProgress:
                 TextColumn("runs {task.fields[done]}/{task.fields[runs]} done, {task.fields[running]} running, "
                            "{task.fields[failed]} failed"),
                 TextColumn("{task.fields[calls]} LLM calls"),
-                TextColumn("{task.fields[tps]:.1f} tok/s"),
+                TextColumn("{task.fields[rate]}"),
                 TimeElapsedColumn(),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
@@ -58,7 +58,7 @@ class ExperimentProgress:
     def _fields(self) -> dict[str, Any]:
         dt = max(time.perf_counter() - self.t0, 1e-9)
         return {"done": self.done, "runs": self.runs, "running": self.running, "failed": self.failed,
-                "calls": self.calls, "tps": self.tokens / dt}
+                "calls": self.calls, "rate": rate_text(self.calls, self.llm_calls, self.tokens, dt)}
 
     def _refresh(self) -> None:
         if self._progress is not None and self._task is not None:
@@ -101,8 +101,9 @@ class _CellProgress(RunProgress):
         self.parent = parent
         self.label = label
 
-    def advance_calls(self, calls: int, completion_tokens: int) -> None:
+    def advance_calls(self, calls: int, completion_tokens: int, llm_calls: int | None = None) -> None:
         self.parent.calls += calls
+        self.parent.llm_calls += calls if llm_calls is None else llm_calls
         self.parent.tokens += completion_tokens
         self.parent._refresh()
 
