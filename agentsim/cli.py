@@ -81,6 +81,10 @@ def run(
     set_: SetOpt = None,
 ) -> None:
     """Run a scenario and write its log."""
+    from agentsim.experiments import is_experiment_file
+
+    if is_experiment_file(scenario):
+        _fail(f"{scenario} is an experiment file (kind: experiment): run its cells with `agentsim sweep {scenario}`")
     if backend is BackendChoice.replay and replay_from is None:
         _fail("--backend replay needs --replay-from RUN_DIR (a run whose answers to replay)")
     try:
@@ -800,7 +804,16 @@ def sweep(
     from agentsim.experiments.manifest import ManifestError
     from agentsim.experiments.report import print_experiment
     from agentsim.spec.overrides import parse_set
+    from agentsim.spec.shipped import resolve_scenario
+    from agentsim.spec.yamlio import read_yaml
 
+    try:
+        kind = read_yaml(resolve_scenario(experiment), "experiment file").data.get("kind")
+    except (SpecError, AttributeError):
+        kind = None  # plan_experiment names what is wrong with the file
+    if kind is not None and kind != "experiment":
+        _fail(f"{experiment} is a {kind} scenario, not an experiment: run it with `agentsim run {experiment}`, or name it "
+              "under `base:` of an experiment file (kind: experiment)")
     try:
         sets = [parse_set(item) for item in set_ or []]
         plan = plan_experiment(experiment, sets, backend=backend.value if backend else None, repeats=repeats,

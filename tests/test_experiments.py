@@ -406,3 +406,23 @@ def test_comparisons_say_which_intervals_are_undefined_and_which_runs_are_missin
     assert all(want in notes_of(t) for name, t in tables.items() if name != "cells")  # cells show each status
     assert all("incomplete experiment" not in n for t in compare_experiment(load_experiment(scripted_experiment[1]), "escalation").values()
                for n in notes_of(t))
+
+
+@pytest.mark.parametrize(("command", "target", "message"), [
+    ("run", "wargame/study.yaml", "is an experiment file (kind: experiment): run its cells with `agentsim sweep"),
+    ("sweep", "wargame/neutral.yaml", "is a wargame scenario, not an experiment: run it with `agentsim run"),
+    ("sweep", "social/reddit_herd_effect.yaml", "is a social scenario, not an experiment"),
+])
+def test_a_scenario_and_an_experiment_each_name_the_command_they_need(command: str, target: str, message: str) -> None:
+    r = agentsim_cli(command, target, "--quiet")
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+
+
+def test_shipped_experiments_and_bases_by_name(tmp_path: Path) -> None:
+    """`agentsim validate wargame/study.yaml` (the shipped study by name, as run and sweep take it) and an experiment
+    whose base names a shipped scenario."""
+    r = agentsim_cli("validate", "wargame/study.yaml")
+    assert r.returncode == 0 and "experiment 'escalation-study', 30 runs" in r.stdout, r.stderr[-2000:]
+    f = write_experiment(tmp_path, base=["wargame/neutral.yaml"], set={**SCRIPTED, "steps": 1})
+    plan = plan_experiment(f)
+    assert plan.cells[0].base == "neutral" and plan.cells[0].base_file.exists()

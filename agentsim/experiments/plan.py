@@ -48,9 +48,9 @@ class Plan:
 
 
 def is_experiment_file(path: str | Path) -> bool:
-    """True for a YAML file whose `kind` is `experiment` (cheap: reads the file, builds nothing)."""
+    """True for a YAML file (or a shipped one by name) whose `kind` is `experiment` (cheap: reads it, builds nothing)."""
     try:
-        data = _read_yaml(Path(path), "experiment file")
+        data = _read_yaml(resolve_scenario(path), "experiment file")
     except SpecError:
         return False
     return isinstance(data, dict) and data.get("kind") == EXPERIMENT_KIND
@@ -198,6 +198,8 @@ def _base_files(spec: ExperimentSpec, path: Path, lines: LineIndex) -> list[_Bas
     problems, bases = [], []
     for i, rel in enumerate(spec.base):
         file = rel if rel.is_absolute() else path.parent / rel
+        if not file.exists():  # a shipped scenario by name (wargame/neutral.yaml), as `agentsim run` takes it
+            file = resolve_scenario(rel) if resolve_scenario(rel).exists() else file
         try:
             data = _read_yaml(file, "scenario file")
             if not isinstance(data, dict):
