@@ -167,6 +167,16 @@ def toml_list(items: list[str]) -> str:
     return "[" + ", ".join(json.dumps(x) for x in items) + "]"
 
 
+def copy_tree(work: Path) -> None:
+    """The working tree's COPY entries into `work` (no byte code)."""
+    for name in COPY:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(src, work / name)
+
+
 def prepare(module: Module, settings: Settings, work: Path, ref: str | None, keep: bool) -> None:
     """The module's folder: the tree to test (working tree or `ref`) and mutmut's configuration."""
     if work.exists() and not keep:
@@ -177,12 +187,7 @@ def prepare(module: Module, settings: Settings, work: Path, ref: str | None, kee
         if target.is_dir():
             shutil.rmtree(target)
     if ref is None:
-        for name in COPY:
-            src = ROOT / name
-            if src.is_dir():
-                shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-            else:
-                shutil.copy2(src, work / name)
+        copy_tree(work)
     else:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, *COPY], check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
@@ -360,12 +365,7 @@ def check_issue_mutants(path: Path = ISSUE) -> int:
     for e in entries:
         if work.exists():
             shutil.rmtree(work)
-        for name in COPY:
-            src = ROOT / name
-            if src.is_dir():
-                shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-            else:
-                shutil.copy2(src, work / name)
+        copy_tree(work)
         target = work / e["file"]
         text = target.read_text()
         if text.count(e["old"]) != 1:
