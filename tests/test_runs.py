@@ -309,13 +309,11 @@ def test_resume_of_a_run_written_before_parts_jsonl(tmp_path: Path) -> None:
 def test_a_run_or_experiment_being_written_is_not_written_by_a_second_process(tmp_path: Path) -> None:
     """Two processes writing one run (a resume started twice, or while the run goes on) interleaved their parts and
     commits and left a log that no longer reads; the second one is now refused, and the directory is untouched."""
-    import os
-
     from agentsim.logs.writer import lock_directory
 
     held = tmp_path / "busy"
     held.mkdir()
-    fd = lock_directory(held)  # this process plays the one still writing
+    lock = lock_directory(held)  # this process plays the one still writing
     try:
         r = agentsim_cli("run", "wargame/neutral.yaml", "--backend", "scripted", "--steps", "1", "--run-dir", str(held), "--quiet")
         assert r.returncode == 2 and "another agentsim process is writing this run" in r.stderr, r.stderr[-2000:]
@@ -327,7 +325,7 @@ def test_a_run_or_experiment_being_written_is_not_written_by_a_second_process(tm
         assert r.returncode == 2 and "another agentsim process is writing this experiment" in r.stderr, r.stderr[-2000:]
         assert list(held.iterdir()) == []
     finally:
-        os.close(fd)
+        lock.close()
     run_ok("wargame/neutral.yaml", "--backend", "scripted", "--steps", "1", "--run-dir", str(held), "--quiet")
     assert (held / "run.json").exists()
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import signal
 import threading
@@ -127,7 +126,7 @@ def run_experiment(
     try:
         return _run_locked(plan, exp_dir, resumed, replay_from, console, quiet)
     finally:
-        os.close(lock)
+        lock.close()
 
 
 def _run_locked(plan: Plan, exp_dir: Path, resumed: bool, replay_from: Path | None, console: Console,

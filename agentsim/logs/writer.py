@@ -162,14 +162,24 @@ class DirectoryInUse(OSError):
     """Another process holds the directory's lock (`lock_directory`)."""
 
 
-def lock_directory(path: Path, what: str = "run") -> int:
+#: Directories this process holds locked: realpath -> the lock (its holders share it; see lock_directory).
+_LOCKED: dict[str, _Held] = {}
+
+
+def lock_directory(path: Path, what: str = "run") -> _Held:
     """Take an exclusive advisory lock on directory `path` (flock on the directory itself, so nothing is added to
-    it) and return its descriptor; the lock lasts until the descriptor is closed or the process ends (a SIGKILL
-    too). Two processes writing one run (a resume started twice, or while the run goes on) would interleave their
-    parts and commits; the second one is refused with DirectoryInUse instead."""
+    it); the lock lasts until every holder in this process has called `close()` on what this returns, or the process
+    ends (a SIGKILL too). Two processes writing one run (a resume started twice, or while the run goes on) would
+    interleave their parts and commits; the second one is refused with DirectoryInUse instead. Within one process
+    the holders share the lock (a branch hands its directory to its runtime; a test resumes in process)."""
     import errno
     import fcntl
 
+    key = os.path.realpath(path)
+    held = _LOCKED.get(key)
+    if held is not None and held.fd is not None:
+        held.holders += 1
+        return held
     fd = os.open(path, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -177,7 +187,8 @@ def lock_directory(path: Path, what: str = "run") -> int:
         os.close(fd)
         raise DirectoryInUse(errno.EBUSY, f"another agentsim process is writing this {what}; let it finish (or stop it), "
                                           "then run the command again", str(path)) from None
-    return fd
+    _LOCKED[key] = held = _Held(fd, key)
+    return held
 
 
 class RunLogWriter:
@@ -190,8 +201,8 @@ class RunLogWriter:
     def __init__(self, run_dir: Path, flush_rows: int = 50_000):
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = _Held(lock_directory(run_dir))
-        weakref.finalize(self, self._lock.close)  # a writer dropped without release() (an experiment's finished run)
+        self._lock = _Release(lock_directory(run_dir))
+        weakref.finalize(self, self._lock)  # a writer dropped without release() (an experiment's finished run)
         self.manifest = run_dir / MANIFEST
         self.tables = {name: TableWriter(run_dir, name, schema, flush_rows, self._record) for name, schema in TABLES.items()}
         self.records: dict[str, list[PartRecord]] = {name: [] for name in TABLES}
@@ -203,7 +214,7 @@ class RunLogWriter:
 
     def release(self) -> None:
         """Give up the run directory's lock (another writer of this process takes over, e.g. a branch's runtime)."""
-        self._lock.close()
+        self._lock()
 
     # -- the record -----------------------------------------------------------------------------------------------
     def _append_line(self, line: str) -> None:
@@ -314,13 +325,31 @@ def _record_from_file(table: str, path: Path) -> PartRecord:
 
 
 class _Held:
-    """A lock's descriptor, closed once however often close() is called."""
+    """A directory lock of this process: its descriptor and how many holders share it (closed by the last)."""
 
-    def __init__(self, fd: int):
+    def __init__(self, fd: int, key: str):
         self.fd: int | None = fd
+        self.key = key
+        self.holders = 1
 
     def close(self) -> None:
-        if self.fd is not None:
+        if self.fd is None:
+            return
+        self.holders -= 1
+        if self.holders == 0:
             fd, self.fd = self.fd, None
+            _LOCKED.pop(self.key, None)
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+class _Release:
+    """One holder's release of a shared lock, done once however often it is called."""
+
+    def __init__(self, held: _Held):
+        self.held: _Held | None = held
+
+    def __call__(self) -> None:
+        if self.held is not None:
+            held, self.held = self.held, None
+            held.close()
