@@ -28,6 +28,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from agentsim.core.names import check_name
 from agentsim.spec.errors import LineIndex, explain
+from agentsim.spec.yamlio import is_special_file
 
 MAX_PROBLEMS = 20
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -60,8 +61,8 @@ class DataFileError(ValueError):
 
 # -- reading ------------------------------------------------------------------------------------------------------
 def check_regular_file(p: Path, what: str) -> None:
-    """Data files are regular files: /dev/zero, a FIFO or a socket would be read without end (memory, or a hang)."""
-    if p.exists() and not p.is_dir() and not p.is_file():
+    """Data files are regular files (spec.yamlio.is_special_file): DataFileError naming the path otherwise."""
+    if is_special_file(p):
         raise DataFileError(p, [f"{p}: not a regular file (a device, pipe or socket); give the path of a {what}"])
 
 

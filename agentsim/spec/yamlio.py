@@ -176,11 +176,15 @@ def parse_yaml(text: str, source: str, limits: YamlLimits = DEFAULT_LIMITS) -> Y
         loader.dispose()
 
 
+def is_special_file(path: Path) -> bool:
+    """A device, FIFO or socket: reading one never ends or never stops growing (/dev/zero), so no user file may be one."""
+    return path.exists() and not path.is_dir() and not path.is_file()
+
+
 def read_text_file(path: Path, what: str = "file") -> str:
     """The UTF-8 text of a user's file, or a SpecError that says why it cannot be read (missing, a directory,
     not text, no permission, not a regular file)."""
-    if path.exists() and not path.is_dir() and not path.is_file():
-        # /dev/zero, a FIFO, a socket: reading one never ends or never stops growing
+    if is_special_file(path):
         raise SpecError(str(path), [SpecProblem("", f"not a regular file (a device, pipe or socket); give the path of a {what}")])
     try:
         raw = path.read_bytes()
