@@ -19,7 +19,7 @@ from typing import Any
 
 from agentsim.llm.router import BackendRouter
 from agentsim.llm.types import Backend, LLMRequest, LLMResult
-from agentsim.spec.models import ModelSpec
+from agentsim.spec.models import NON_LLM_BACKENDS, ModelSpec
 
 #: Loop turns without a new request before a partial batch goes to the engine. Runs reach their next request
 #: within a few turns (fan-out tasks, gather); more only delays a batch nobody else will join.
@@ -140,7 +140,7 @@ class EnginePool:
 
         if not self.share:
             return build_backend(models, scripted_policy, replay_from=replay_from, log=self.log)
-        own = {a: m for a, m in models.items() if m.backend in ("scripted", "replay")}
+        own = {a: m for a, m in models.items() if m.backend in NON_LLM_BACKENDS}
         router = build_backend(own, scripted_policy, replay_from=replay_from, log=self.log) if own else BackendRouter({})
         backends: dict[str, Backend] = dict(router.backend_for_alias)
         for alias, m in models.items():

