@@ -789,6 +789,69 @@ def test_adoption_table_of_a_run_by_hand(tmp_path: Path) -> None:
     assert none.empty and notes_of(none)[0] == "no hazard model: no reposts or quotes in this run"
 
 
+def _two_mirrored_cascades() -> tuple[list[dict], list[dict]]:
+    """Two cascades with the same shape (the by-hand one above), each source followed by one non-adopter (d)."""
+    agents, events = [], []
+    for k in ("", "2"):
+        x, a, b, c, d = (f"{u}{k}" for u in ("x", "a", "b", "c", "d"))
+        agents += [{"agent_id": u, "kind": "user", "persona": json.dumps({"followees": f})}
+                   for u, f in ((x, []), (a, []), (b, [a]), (c, [a, b]), (d, [a, x]))]
+        root = len(events)
+        events += [{"step": 0, "agent_id": x, "action": "create_post"},
+                   {"step": 1, "agent_id": a, "action": "repost", "parent_event_id": root},
+                   {"step": 3, "agent_id": b, "action": "repost", "parent_event_id": root + 1},
+                   {"step": 5, "agent_id": c, "action": "quote_post", "parent_event_id": root}]
+    return agents, events
+
+
+def test_the_source_exposure_cap_samples_whole_cascades_and_keeps_only_their_adoptions(tmp_path: Path, monkeypatch) -> None:
+    from agentsim.analysis import social
+
+    agents, events = _two_mirrored_cascades()
+    both = adoption_table(_social_run(tmp_path / "both", events, agents=agents))
+    one = adoption_table(_social_run(tmp_path / "one", events[:4], agents=agents))
+    assert both["events"].item() == 2 * one["events"].item() == 4
+    assert both["subjects"].item() == 2 * one["subjects"].item()
+    # Each source has one follower (d): a cap of one source-exposure row keeps exactly one whole cascade, and only
+    # that cascade's adoptions; the two are mirror images, so the fit is the one-cascade fit.
+    monkeypatch.setattr(social, "MAX_SOURCE_EXPOSURES", 1)
+    capped = adoption_table(_social_run(tmp_path / "capped", events, agents=agents))
+    for col in ("events", "subjects", "hazard_ratio", "hr_low", "hr_high", "p", "concordance"):
+        assert capped[col].item() == pytest.approx(one[col].item()), col
+    assert any("seeded sample of 1 of 2 cascades" in n and "1 source-exposure rows" in n for n in notes_of(capped))
+    assert not any("seeded sample" in n for n in notes_of(one))
+
+
+@pytest.mark.parametrize("cap", [0, 1, 2, 3, 5, 6, 100])
+def test_exposure_sources_keep_whole_cascades_under_the_cap(cap: int, monkeypatch) -> None:
+    from agentsim.analysis import social
+
+    monkeypatch.setattr(social, "MAX_SOURCE_EXPOSURES", cap)
+    # Five platform posts (no request: seen from their own step) and one user post (seen from the next step);
+    # their authors have 1, 2, 0, 3, 1 and 2 followers: 9 source-exposure rows in all.
+    authors = ["p", "q", "r", "s", "t", "u"]
+    followers = {"p": 1, "q": 2, "r": 0, "s": 3, "t": 1, "u": 2}
+    ev = pd.DataFrame({"event_id": range(6), "step": [0, 0, 2, 3, 4, 4], "agent_id": authors,
+                       "action": ["create_post"] * 6, "parent_event_id": [np.nan] * 6,
+                       "request_id": [None, None, None, None, None, "r5"]})
+    edges = pd.DataFrame([(f"f{i}{a}", a) for a in authors for i in range(followers[a])], columns=["follower", "followee"])
+    nodes = cascade_nodes(ev)
+    src, note = social.exposure_sources(nodes, ev, edges, seed=3)
+    weight = src["agent_id"].map(followers)
+    if cap >= 9:
+        assert note == "" and src["cascade"].tolist() == list(range(6))
+    else:
+        assert weight.sum() <= cap and f"seeded sample of {len(src)} of 6 cascades" in note
+        # the sample is a prefix of one seeded order: no cascade left out would still fit
+        order = np.random.default_rng(3).permutation(6)
+        expect = sorted(order[np.cumsum([followers[authors[i]] for i in order]) <= cap].tolist())
+        assert src["cascade"].tolist() == expect
+        again, _ = social.exposure_sources(nodes, ev, edges, seed=3)
+        assert again.equals(src)
+    steps = dict(zip(src["cascade"], src["step"], strict=True))
+    assert all(steps[c] == [0, 0, 2, 3, 4, 5][c] for c in steps)  # the user's post (r5) is seen from step 5
+
+
 def test_herd_effect_by_hand() -> None:
     tr = lambda post, arm: {"agent_id": "bot", "action": "treatment", "target": post, "payload": json.dumps({"treatment": arm})}  # noqa: E731
     vote = lambda who, action, post: {"agent_id": who, "action": action, "target": post, "payload": None}  # noqa: E731
