@@ -235,6 +235,28 @@ def test_a_snapshot_stops_at_the_last_complete_step(tmp_path: Path) -> None:
     assert RunLog(run).events["step"].max() == 2
 
 
+@pytest.mark.parametrize("columns", [None, ["step"], ["event_id"], ["action", "agent_id"], ["event_id", "step"],
+                                     ["payload", "event_id", "phase"]])
+def test_any_columns_of_a_run_being_written_stop_at_the_last_complete_step(tmp_path: Path, columns) -> None:
+    run = _run(tmp_path, steps=2, final=False)
+    w = RunLogWriter(run, flush_rows=100)
+    w.truncate_to({"events": 2, "metrics": 2, "agents": 1}, next_step=2)
+    w.append("events", [_ev(2, 4), _ev(2, 5)])
+    w.append("metrics", [{"step": 2, "metric": "m", "value": 2.0}])
+    w.end_step(2)  # buffered, not flushed
+    w.append("events", [_ev(3, 6), _ev(3, 7)])
+    w.flush()  # one events part holds steps 2-3; step 2 is complete, step 3 (no metrics yet) is not
+    assert read_manifest(run / MANIFEST).through_step == 2
+    assert pq.read_table(run / "events" / "part-000002.parquet").column("step").to_pylist() == [2, 2, 3, 3]
+    full = RunLog(run).table("events")
+    assert full.column("event_id").to_pylist() == [0, 1, 2, 3, 4, 5]
+    # Reading some columns (without `step` too) gives the same rows: the limit is applied before the selection.
+    t = RunLog(run).table("events", columns)
+    assert t.num_rows == 6 and t.column_names == (columns or TABLES["events"].names)
+    assert t.equals(full.select(t.column_names))
+    assert RunLog(run).duckdb().execute("SELECT count(*) FROM events").fetchone() == (6,)
+
+
 def test_a_damaged_log_is_refused_or_read_around(tmp_path: Path) -> None:
     run = _run(tmp_path)
     (run / "events" / "part-000001.parquet").unlink()
