@@ -25,6 +25,22 @@ console = Console(emoji=False) if sys.stdout.isatty() else Console(width=160, em
 err = Console(stderr=True, emoji=False) if sys.stderr.isatty() else Console(stderr=True, width=160, emoji=False)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from agentsim import __version__
+
+        console.print(f"agentsim {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print agentsim's version and exit.")] = False,
+) -> None:
+    """Large-scale multi-agent LLM simulations."""
+
+
 class BackendChoice(StrEnum):
     vllm = "vllm"
     openai = "openai"

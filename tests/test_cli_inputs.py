@@ -359,3 +359,13 @@ def test_schema_still_works() -> None:
     assert r.exit_code == 0
     schema = json.loads(r.stdout)
     assert "Relative to the scenario file's folder when written in the file" in schema["$defs"]["LoggingSpec"]["properties"]["dir"]["description"]
+
+
+def test_version_prints_the_installed_version() -> None:
+    from importlib.metadata import version
+
+    import agentsim
+
+    r = CliRunner().invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.strip() == f"agentsim {agentsim.__version__}"
+    assert agentsim.__version__ == version("agentsim")
