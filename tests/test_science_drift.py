@@ -307,8 +307,10 @@ def test_compare_arms_and_satisfaction_by_hand() -> None:
                          "satisfied": bool(sat[t - 1]), "judge_score": float(t)})
     t = pd.DataFrame(rows)
     a = compare_arms(t).set_index("arm")
-    assert a.loc["none"].drop("reduction_pct").tolist() == ["-", 5.0, 5.0, 0.5] and math.isnan(a.loc["none", "reduction_pct"])
-    assert a.loc["r3"].tolist() == ["3", 2.5, 2.0, 0.75, pytest.approx(100 * (1 - 2.0 / 7.0))]
+    assert pd.isna(a.loc["none", "first_reminder"]) and math.isnan(a.loc["none", "reduction_pct"])
+    assert a.loc["none"].drop(["first_reminder", "reduction_pct"]).tolist() == [5.0, 5.0, 0.5]
+    assert a.loc["r3"].tolist() == [3, 2.5, 2.0, 0.75, pytest.approx(100 * (1 - 2.0 / 7.0))]
+    assert str(a["first_reminder"].dtype) == "Int64"  # numeric in the CSV: an empty cell, not "-", where none was given
     s = satisfaction(t).set_index(["arm", "turn"])
     assert s.loc[("r3", 3)].tolist() == [1.0, 1, 3.0] and s.loc[("none", 3)].tolist() == [0.0, 1, 3.0]  # rate, n, judge_mean
     assert "judge_mean" not in satisfaction(t.drop(columns="judge_score"))
@@ -409,7 +411,7 @@ def test_arms_and_satisfaction_edges() -> None:
     t = pd.DataFrame(rows)
     arms = compare_arms(t)
     assert arms.columns.tolist() == ["arm", "first_reminder", "d_mc_mean", "d_mc_after_reminder", "satisfaction_rate"]
-    assert arms["first_reminder"].tolist() == ["2", "2"] and arms["satisfaction_rate"].isna().all()  # no arm without reminders
+    assert arms["first_reminder"].tolist() == [2, 2] and arms["satisfaction_rate"].isna().all()  # no arm without reminders
     with_base = pd.concat([t, pd.DataFrame([{"conversation": "n-0", "arm": "none", "turn": 2, "reminder": False, "d_mc": 0.0,
                                              "satisfied": True, "judge_score": 5.0}])])
     assert compare_arms(with_base).set_index("arm")["reduction_pct"].dropna().tolist() == []  # the base drifts 0: no %

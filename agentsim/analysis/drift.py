@@ -178,14 +178,16 @@ def compare_arms(turns: pd.DataFrame, value: str = "d_mc") -> pd.DataFrame:
     for arm, g in turns.groupby("arm"):
         start = int(first.get(arm, 1))
         after = g[g["turn"] >= start][value].mean()
-        row = {"arm": arm, "first_reminder": str(int(first[arm])) if arm in first.index else "-",
+        row = {"arm": arm, "first_reminder": int(first[arm]) if arm in first.index else pd.NA,
                f"{value}_mean": g[value].mean(), f"{value}_after_reminder": after,
                "satisfaction_rate": g["satisfied"].astype(float).mean() if g["satisfied"].notna().any() else np.nan}
         if base is not None and arm in first.index:
             ref = base[base["turn"] >= start][value].mean()
             row["reduction_pct"] = 100.0 * (1.0 - after / ref) if ref and not np.isnan(ref) else np.nan
         rows.append(row)
-    out = pd.DataFrame(rows)
+    # The turn of the first reminder is an integer, missing (not "-") for an arm without reminders: the CSV keeps
+    # it numeric and the terminal shows a missing value as "–" (analysis/display.py).
+    out = pd.DataFrame(rows).astype({"first_reminder": "Int64"})
     if "reduction_pct" in out:
         over = out[out["reduction_pct"] > 100]
         if len(over):
