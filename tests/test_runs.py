@@ -109,6 +109,35 @@ def test_replay_of_a_different_scenario_stops_with_a_clear_error_not_a_crash(scr
     assert meta["status"] == "backend_unavailable" and meta["error"]["outage"] == "unrecorded"
 
 
+@pytest.mark.parametrize(("overrides", "named"), [
+    ({"steps": 16}, "differs in steps"),           # the wargame's prompt names the number of days
+    ({"steps": 3}, "differs in steps"),
+    ({"world.max_actions_per_day": 2}, "differs in world.max_actions_per_day"),
+])
+def test_a_replay_that_asks_other_questions_names_what_differs(scripted_run: Path, tmp_path: Path, overrides: dict,
+                                                               named: str) -> None:
+    f = write_scenario(tmp_path, **overrides)
+    r = agentsim_cli("run", str(f), "--backend", "replay", "--replay-from", str(scripted_run), "--run-dir", str(tmp_path / "x"))
+    assert r.returncode == 3 and "Traceback" not in r.stderr
+    assert named in r.stderr and "agentsim resume" not in r.stderr  # a resume would ask the same unrecorded question
+
+
+def test_a_replay_past_its_source_says_so(scripted_run: Path) -> None:
+    import asyncio
+
+    from agentsim.llm.replay import ReplayBackend
+    from agentsim.llm.types import LLMRequest
+    from agentsim.spec.models import SamplingSpec
+
+    backend = ReplayBackend(scripted_run)
+    assert backend.last_step == 13
+    req = lambda step: LLMRequest("r", "Blue", "default", "m", [{"role": "user", "content": "x"}], SamplingSpec(), 1, step=step)  # noqa: E731
+    past, last = asyncio.run(backend.generate([req(14), req(13)]))
+    assert past.outage == last.outage == "unrecorded"
+    assert "step 14 is past the recorded run's last answered step (13)" in past.error
+    assert "past the recorded run" not in last.error
+
+
 def test_bad_replay_source_is_a_clear_error(tmp_path: Path) -> None:
     f = write_scenario(tmp_path)
     r = agentsim_cli("run", str(f), "--backend", "replay", "--replay-from", str(tmp_path / "nope"))

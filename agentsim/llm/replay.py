@@ -14,8 +14,9 @@ from typing import Any
 
 from agentsim.llm.types import LLMRequest, LLMResult, ReplaySourceError
 
-# Spec fields that do not change what a run asks its models.
-_NOT_IN_REQUESTS = ("logging", "runtime", "steps", "name", "policy")
+# Spec fields that do not change what a run asks its models. Not `steps`: a wargame's prompt names the number of
+# days, so a replay with another number of steps asks other questions from its first step on.
+_NOT_IN_REQUESTS = ("logging", "runtime", "name", "policy")
 
 
 def _flat(x: Any, prefix: str = "") -> dict[str, Any]:
@@ -84,6 +85,9 @@ class ReplayBackend:
             )
         self.source = str(run_dir)
         self._answers: dict[tuple[str, int], LLMResult] = {}
+        steps = calls.column("step").to_pylist() if "step" in cols else []
+        #: The last step the recorded run has answers for (-1: none).
+        self.last_step = max(steps, default=-1)
         rows = calls.select(
             ["request_hash", "seed", "completion_text", "prompt_tokens", "completion_tokens", "finish_reason", "latency_s", "logprobs"]
             + (["cached_tokens"] if "cached_tokens" in cols else [])
@@ -110,10 +114,13 @@ class ReplayBackend:
         for r in requests:
             rec = self._answers.get((r.content_hash(), r.seed))
             if rec is None:
+                beyond = (f"; step {r.step} is past the recorded run's last answered step ({self.last_step}): a replay "
+                          f"can run at most as many steps as its source" if r.step > self.last_step else "")
                 out.append(
                     LLMResult(
                         r.request_id, "", 0, 0, "error", 0.0,
-                        error=f"{self._miss} (hash {r.content_hash()}, seed {r.seed})", retryable=False, outage="unrecorded",
+                        error=f"{self._miss}{beyond} (hash {r.content_hash()}, seed {r.seed})", retryable=False,
+                        outage="unrecorded",
                     )
                 )
             else:

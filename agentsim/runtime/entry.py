@@ -114,6 +114,10 @@ def execute(sc: Any, run_dir: Path, replay_from: Path | None = None, *, resume: 
     except BackendError as e:  # a backend that stopped serving mid-run: the run is resumable
         at = runtime.meta.get("error", {}).get("resume_at_step")
         where = f" from the checkpoint at step {at + 1}" if at is not None else ""
+        if getattr(e, "outage", None) == "unrecorded":
+            # A replay that asks what its source never recorded asks it again on resume: no point advising it.
+            raise RunError(f"{e}\n{run_dir} keeps the steps replayed so far; replay a run of the same scenario, "
+                           "seed and steps to go further", e.exit_code) from e
         raise RunError(f"{e}\nOnce it serves again, continue{where} with: agentsim resume {run_dir}", e.exit_code) from e
     except Exception:
         say(f"The run failed; {run_dir} holds every completed step. Resume with: agentsim resume {run_dir}")
