@@ -254,6 +254,7 @@ def validate(
     seed: SeedOpt = None,
     steps: StepsOpt = None,
     out: OutOpt = None,
+    run_dir: Annotated[Path | None, typer.Option(help="The run directory `run --run-dir` would create: checked too.")] = None,
     runtime: RuntimeOpt = None,
     address: AddressOpt = None,
     shards: ShardsOpt = None,
@@ -278,11 +279,18 @@ def validate(
                 console.print(f"[green]ok[/green] {escape(str(f))}: experiment '{plan.spec.name}', {len(plan.cells)} runs "
                               f"({escape(', '.join(bases))}), at most {plan.spec.max_concurrent_runs} at once", highlight=False, soft_wrap=True)
             continue
+        from agentsim.runtime.entry import RunError, target_dir
+
         try:
-            sc = _prepare(f, set_, backend=backend.value if backend else None, seed=seed, steps=steps, out=out,
+            sc = _prepare(f, set_, run_dir, backend=backend.value if backend else None, seed=seed, steps=steps, out=out,
                           runtime=runtime, address=address, shards=shards)
+            if run_dir is not None:
+                target_dir(sc, run_dir)  # `run` refuses a --run-dir that is not empty
         except SpecError as e:
             err.print(f"[red]invalid[/red] {escape(e.render())}", highlight=False, soft_wrap=True)
+            bad += 1
+        except RunError as e:
+            err.print(f"[red]invalid[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
             bad += 1
         else:
             console.print(f"[green]ok[/green] {escape(str(f))}: {sc.spec.kind} '{sc.spec.name}', {sc.spec.steps} steps, "

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -203,9 +204,14 @@ def check_log_dir(sc: Scenario, run_dir: Path | None = None) -> None:
             msg = (f"{target} is a file, not a directory" if part == target
                    else f"{target} is inside {part}, which is a file, not a directory")
             raise SpecError(str(sc.source or sc.spec.name), [SpecProblem(field_name, msg + note, line)])
-        if not os.access(part, os.W_OK | os.X_OK):
+        # Try it: os.access says yes to root everywhere, and a read-only or virtual file system (/proc, a full
+        # disk, a read-only mount) refuses only when asked. The probe directory is removed at once.
+        try:
+            shutil.rmtree(tempfile.mkdtemp(prefix=".agentsim-probe-", dir=part))
+        except OSError as e:
+            why = "no permission" if isinstance(e, PermissionError) else (e.strerror or type(e).__name__).lower()
             raise SpecError(str(sc.source or sc.spec.name), [SpecProblem(
-                field_name, f"no permission to create the run log in {part}{note}", line)])
+                field_name, f"cannot create the run log in {part}: {why}{note}", line)]) from None
         return
 
 
