@@ -616,3 +616,21 @@ def test_compare_runs_passes_its_confidence_on(tmp_path: Path) -> None:
     assert narrow["ci_high"] - narrow["ci_low"] < wide["ci_high"] - wide["ci_low"]
     ref = es_over_runs(compare_runs(logs)["per_run_day"], group=["model", "scenario", "overrides"], confidence=0.5).iloc[0]
     assert (narrow["ci_low"], narrow["ci_high"]) == (ref["ci_low"], ref["ci_high"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["A", "B", "C"]),
+                               st.sampled_from(ACTIONS + ["Bake a cake", "invalid"])), max_size=40))
+def test_every_count_of_actions_agrees_on_messages(rows) -> None:
+    """Per day, per category and per run, the counts of applied actions are the same actions: messages counted once
+    as status quo; unknown actions in no category; invalid answers in none of them."""
+    ev = pd.DataFrame(rows, columns=["step", "agent_id", "action"]).assign(phase="nations", target="A", payload=None)
+    d = escalation_by_day(ev, n_nations=3, days=[1, 2, 3, 4])
+    applied = ev[ev["action"] != "invalid"]
+    unknown = applied.groupby("step").size().reindex(range(4), fill_value=0) - applied[applied["action"].isin(ACTIONS)].groupby(
+        "step").size().reindex(range(4), fill_value=0)
+    assert (d["n_actions"] + d["n_messages"]).tolist() == (d[[f"n_{c}" for c in REF_WEIGHT]].sum(axis=1) + unknown.to_numpy()).tolist()
+    assert d["n_messages"].tolist() == [int(((applied["step"] == s) & (applied["action"] == "Message")).sum()) for s in range(4)]
+    assert int((d["n_actions"] + d["n_messages"]).sum()) == len(applied) == int(category_distribution(ev)["count"].sum())
+    assert nuclear_counts(ev)["actions"].tolist() == [len(applied)]
+    assert d["n_status_quo"].sum() == applied["action"].isin(["Wait", "Message"]).sum()

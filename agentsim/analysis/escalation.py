@@ -171,6 +171,11 @@ def escalation_by_day(
     """One row per day: raw total, ES_t = total / nations, per-category sums and counts, action/message counts, and
     what was not applied or not measured:
 
+    - `n_messages`: the day's messages; `n_actions`: its other applied actions. A message is one of the study's 27
+      actions (status quo, 0 points), so `n_status_quo` counts it, and `category_distribution` and `nuclear_counts`
+      count it among all actions: n_actions + n_messages = the sum of the `n_<category>` columns plus the actions
+      of unknown category, and summed over days it is `nuclear_counts`' `actions`.
+
     - `n_invalid`: nations whose answer was refused (after the policy's retries); `answered` = nations - n_invalid.
       A day on which no nation answered validly has no score: `es` is NaN and `no_valid_answers` is True (its
       `total` of 0 is what was applied, not a measured calm).
@@ -250,6 +255,7 @@ def category_distribution(events: pd.DataFrame, mode: str = "canonical") -> pd.D
 
 
 def nuclear_counts(events: pd.DataFrame, by: str = "run") -> pd.DataFrame:
+    """Applied actions (messages included, as the study counts them) and nuclear ones, per `by` (one row if absent)."""
     ev = _nation_actions(events)
     nuc = ev[[category_of(a) == "nuclear" for a in ev["action"]]]
     if by in ev.columns:
