@@ -426,3 +426,25 @@ def test_shipped_experiments_and_bases_by_name(tmp_path: Path) -> None:
     f = write_experiment(tmp_path, base=["wargame/neutral.yaml"], set={**SCRIPTED, "steps": 1})
     plan = plan_experiment(f)
     assert plan.cells[0].base == "neutral" and plan.cells[0].base_file.exists()
+
+
+def test_the_cells_table_says_who_played_each_cell(tmp_path: Path) -> None:
+    """A grid over models run with --backend scripted was played by the scripted baseline, not the models it names."""
+    from agentsim.experiments.report import cells_frame, played_by
+
+    f = write_experiment(tmp_path, grid={"models.default.model": ["embedded:smollm2-135m-instruct", "embedded:tiny-random-llama"]},
+                         set={"steps": 1})
+    r = sweep(str(f), "--backend", "scripted")
+    assert r.returncode == 0, r.stderr[-2000:]
+    header = next(line for line in r.stdout.splitlines() if "models.default.model" in line)
+    assert "played by" in header and r.stdout.count("scripted baseline") == 2
+    exp = Path(r.stdout.split("Experiment: ")[-1].split()[0])
+    manifest = json.loads((exp / "experiment.json").read_text())
+    assert cells_frame(manifest, exp)["played by"].tolist() == ["scripted baseline"] * 2
+    assert "played by" not in cells_frame(manifest)  # without the directory there is nothing to read
+    run = exp / manifest["cells"][0]["run_dir"]
+    meta = json.loads((run / "run.json").read_text())
+    meta["models"]["default"].update(backend="vllm", model="/models/Qwen2.5-7B-Instruct", label="/models/Qwen2.5-7B-Instruct")
+    (run / "run.json").write_text(json.dumps(meta))
+    assert played_by(run) == "Qwen2.5-7B-Instruct via vLLM"
+    assert played_by(tmp_path / "not-started") == ""
