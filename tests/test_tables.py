@@ -367,3 +367,17 @@ def test_end_of_run_summary_says_how_many_more_cascades(tmp_path):
     assert roots > 5
     after = r.stdout.split("Largest repost cascades", 1)[1]
     assert f"{roots - 5} more rows (5 of {roots} shown)" in after.split("Action counts", 1)[0]
+
+
+@pytest.mark.parametrize(("values", "shown"), [
+    ([0.7, -0.7, 3e-13], ["0.7", "-0.7", "0"]),            # a centred strength: rounding error around zero
+    ([1.2, -0.4, -8e-13, 1.5e-12], ["1.2", "-0.4", "0", "1.500e-12"]),  # noise is relative to the column's scale
+    ([0.5, 1e-13], ["0.5", "1.000e-13"]),                  # a p-value column (no negatives): tiny values are data
+    ([1e-14, -2e-14], ["1.000e-14", "-2.000e-14"]),        # all tiny: nothing is noise relative to the rest
+    ([float("nan"), -1.0, 1e-15], ["–", "-1", "0"]),
+])
+def test_rounding_error_around_zero_shows_as_zero_only_in_signed_columns(values: list[float], shown: list[str]) -> None:
+    from agentsim.analysis.display import column_formatter
+
+    s = pd.Series(values)
+    assert [column_formatter(s)(v) for v in s] == shown

@@ -107,4 +107,25 @@ def column_formatter(s: pd.Series, sig: int = SIG) -> Callable[[Any], str]:
         return lambda v: MISSING if is_missing(v) else str(bool(v))
     if types.is_integer_dtype(s.dtype):
         return lambda v: MISSING if is_missing(v) else str(int(v))
+    noise = cancellation_noise(s)
+    if noise:
+        return lambda v: "0" if not is_missing(v) and isinstance(v, Real | np.floating) and abs(float(v)) < noise else format_number(v, sig)
     return lambda v: format_number(v, sig)
+
+
+#: Relative size of rounding error left where signed quantities cancel (a centred strength, a symmetric interval):
+#: about 10^4 float64 epsilons.
+NOISE = 1e-12
+
+
+def cancellation_noise(s: pd.Series) -> float:
+    """The magnitude below which a value of a SIGNED float column is rounding error around zero (`NOISE` times the
+    column's largest magnitude), shown as "0"; 0.0 (keep every value) for a column without negative values:
+    p-values, rates and sizes are not sums that cancel, and their tiny values are data."""
+    if not pd.api.types.is_float_dtype(s.dtype):
+        return 0.0
+    x = s.to_numpy(dtype=float, na_value=np.nan)
+    x = x[np.isfinite(x)]
+    if not len(x) or x.min() >= 0:
+        return 0.0
+    return NOISE * float(np.abs(x).max())
