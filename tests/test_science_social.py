@@ -1137,6 +1137,10 @@ def test_social_tables_of_a_run(tmp_path: Path) -> None:
     assert casc["root"].tolist()[2:] == [i for i in range(25) if i not in (3, 7)]  # every cascade, not the 20 largest
     with_roles = social_tables(log)
     assert "roles_silhouette" in with_roles
+    assert "roles" in with_roles  # every user with its features and role, the roles' sizes adding up
+    users = with_roles["roles_users"]
+    assert sorted(users["agent_id"]) == ["a", "b", "c"] and users["role"].notna().all()
+    assert users["role"].value_counts().sort_index().tolist() == with_roles["roles"]["users"].tolist()
     empty = social_tables(_social_run(tmp_path / "e", []), roles=False)
     assert empty["cascades"].empty and "no posts or shares in this run" in notes_of(empty["cascades"])
 

@@ -564,7 +564,7 @@ def _alignment(logs: list[Any], params: dict[str, Any] | None) -> dict[str, pd.D
 
 def social_tables(log: Any, roles: bool = True, params: dict[str, Any] | None = None) -> dict[str, pd.DataFrame]:
     """activity, refusals, cascades (every cascade, largest first; the terminal shows the first rows), power_law, adoption, herd, polarization and (with `roles`)
-    roles_silhouette and roles; with a reference (`params` {"reference": ...}, or the run's world.alignment), growth,
+    roles_silhouette, roles (the profile of each role) and roles_users (every user's features and role); with a reference (`params` {"reference": ...}, or the run's world.alignment), growth,
     alignment and alignment_runs (analysis/alignment.py). Empty tables carry a note saying why (`notes_of`)."""
     cascades = cascade_table(log)
     ranked = cascades.sort_values(["size", "root"], ascending=[False, True]).reset_index(drop=True)
@@ -578,6 +578,7 @@ def social_tables(log: Any, roles: bool = True, params: dict[str, Any] | None = 
         out["roles_silhouette"] = r["silhouette"]
         if "roles" in r:
             out["roles"] = r["roles"]
+            out["roles_users"] = r["features"]  # each user's network features and role: who is a hub, a bridge
     out.update(_alignment([log], params))
     note_empty_tables(out, log)
     return out
