@@ -378,3 +378,10 @@ def test_a_scripted_runs_progress_bar_reports_no_llm(tmp_path: Path) -> None:
                         "--run-dir", str(tmp_path / "r")], capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
     assert r.returncode == 0, r.stderr[-2000:]
     assert "no LLM (scripted/replay)" in r.stderr and "tok/s" not in r.stderr and "tokens/s" not in r.stderr
+
+
+def test_every_backend_without_an_llm_has_its_summary_sentence() -> None:
+    from agentsim.runtime.summary import NO_LLM
+    from agentsim.spec.models import NON_LLM_BACKENDS
+
+    assert set(NO_LLM) == NON_LLM_BACKENDS

@@ -13,6 +13,7 @@ from agentsim.analysis.tables import why_not_applicable
 from agentsim.logs.reader import RunLog
 from agentsim.runtime.local import RunResult
 from agentsim.spec.loader import Scenario
+from agentsim.spec.models import NON_LLM_BACKENDS
 
 
 def more_rows(shown: int, total: int) -> str:
@@ -42,6 +43,8 @@ def df_table(df: pd.DataFrame, title: str, max_rows: int = 40, more_hint: str = 
 #: agentsim/llm/scripted.py ScriptedBackend; replay: the recorded run's counts, answered from a file without generating).
 NO_LLM = {"scripted": "scripted backend: no LLM (its counts are words, not tokens)",
           "replay": "replay backend: recorded answers, no LLM ran (token counts are the recorded run's)"}
+# Keyed by spec.models.NON_LLM_BACKENDS, the one list of such backends: a backend added there needs its sentence
+# here (tests/test_runs.py checks).
 
 
 def backends_of(scenario: Scenario) -> dict[str, str]:
@@ -52,10 +55,10 @@ def backends_of(scenario: Scenario) -> dict[str, str]:
 def token_line(totals: dict, tokens_by_model: dict[str, dict], backends: dict[str, str], wall_s: float) -> str:
     """The tokens part of the end-of-run line. Tokens/s only over the aliases an LLM served (vllm, openai): a
     scripted or replayed answer has no generation speed. A run without any LLM says so instead."""
-    llm = [a for a, b in backends.items() if b not in NO_LLM]
+    llm = [a for a, b in backends.items() if b not in NON_LLM_BACKENDS]
     prompt, tok = totals.get("prompt_tokens", 0), totals.get("completion_tokens", 0)
     if not llm:
-        kinds = sorted(set(backends.values()) & set(NO_LLM)) or ["scripted"]
+        kinds = sorted(set(backends.values()) & NON_LLM_BACKENDS) or ["scripted"]
         return "; ".join(NO_LLM[k] for k in kinds) + f" | prompt {prompt}, completion {tok}, no tokens/s"
     if len(llm) == len(backends):
         return f"tokens: prompt {prompt}, completion {tok} ({tok / max(wall_s, 1e-9):.1f} tokens/s)"
@@ -92,7 +95,7 @@ def print_summary(console: Console, scenario: Scenario, result: RunResult) -> No
     wall = result.wall_s
     # `invalid` counts agents' answers only; scoring requests that got no scores are `unscored` (drift's KL).
     answers = f" of {totals['answers']}" if "answers" in totals else ""
-    calls = "LLM calls" if any(b not in NO_LLM for b in backends.values()) else "requests (no LLM)"
+    calls = "LLM calls" if any(b not in NON_LLM_BACKENDS for b in backends.values()) else "requests (no LLM)"
     unscored = f", unscored {totals['unscored']}" if totals.get("unscored") else ""
     console.print(
         f"[bold]{result.status}[/bold]: {result.steps_completed}/{scenario.spec.steps} steps in {wall:.1f} s"
