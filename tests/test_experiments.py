@@ -448,3 +448,11 @@ def test_the_cells_table_says_who_played_each_cell(tmp_path: Path) -> None:
     (run / "run.json").write_text(json.dumps(meta))
     assert played_by(run) == "Qwen2.5-7B-Instruct via vLLM"
     assert played_by(tmp_path / "not-started") == ""
+
+
+def test_field_problems_are_reported_together_in_one_pass(tmp_path: Path) -> None:
+    f = write_experiment(tmp_path, zip={"seed": [1, 2], "steps": [1, 2, 3]}, repeats=0, max_concurrent_runs=0)
+    with pytest.raises(SpecError) as e:
+        plan_experiment(f)
+    paths = sorted(p.path for p in e.value.problems)
+    assert paths == ["max_concurrent_runs", "repeats", "zip"], e.value.render()

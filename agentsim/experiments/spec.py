@@ -101,6 +101,16 @@ class ExperimentSpec(StrictModel):
                 raise ValueError(f"{path}: give at least one value")
         return v
 
+    @field_validator("zip")
+    @classmethod
+    def _same_lengths(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        # A field check, not a model check: pydantic runs model checks only once every field is valid, so a
+        # zip of unequal lists would be reported only after the other mistakes were fixed.
+        lengths = {len(values) for values in v.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"every list must have the same length; got {sorted(lengths)}")
+        return v
+
     @field_validator("seeds")
     @classmethod
     def _distinct_seeds(cls, v: list[int] | None) -> list[int] | None:
@@ -119,9 +129,6 @@ class ExperimentSpec(StrictModel):
 
     @model_validator(mode="after")
     def _paths_are_disjoint(self) -> ExperimentSpec:
-        lengths = {len(v) for v in self.zip.values()}
-        if len(lengths) > 1:
-            raise ValueError(f"zip: every list must have the same length; got {sorted(lengths)}")
         seen: dict[str, str] = {}
         for section in ("grid", "zip", "set"):
             for path in getattr(self, section):
