@@ -456,3 +456,28 @@ def test_field_problems_are_reported_together_in_one_pass(tmp_path: Path) -> Non
         plan_experiment(f)
     paths = sorted(p.path for p in e.value.problems)
     assert paths == ["max_concurrent_runs", "repeats", "zip"], e.value.render()
+
+
+def test_agentsim_sweep_runs_an_experiment_from_python_and_inside_an_event_loop(tmp_path: Path) -> None:
+    import asyncio
+
+    import agentsim
+
+    f = write_experiment(tmp_path, grid={"world.max_actions_per_day": [1, 2]})
+    exp = agentsim.sweep(f, backend="scripted", steps=2, dir=tmp_path / "e1")
+    assert exp.manifest["status"] == "completed" and exp.cells["world.max_actions_per_day"].tolist() == [1, 2]
+    from agentsim.logs.reader import RunLog
+
+    assert {RunLog(p).meta["spec"]["steps"] for p in exp.cells["run_dir"]} == {2}
+    # same plan, same directory: a resume with nothing left to do gives the same runs
+    again = agentsim.sweep(f, backend="scripted", steps=2, dir=tmp_path / "e1")
+    assert again.cells["run_dir"].tolist() == exp.cells["run_dir"].tolist()
+
+    async def in_a_notebook() -> Any:  # a Jupyter kernel's running event loop
+        return agentsim.sweep(f, backend="scripted", steps=1, dir=tmp_path / "e2")
+
+    assert asyncio.run(in_a_notebook()).manifest["status"] == "completed"
+    with pytest.raises(SpecError, match="stepz"):
+        agentsim.sweep(f, backend="scripted", stepz=1, dir=tmp_path / "e3")
+    with pytest.raises(SpecError, match="not a dotted path"):
+        agentsim.sweep(f, backend="scripted", **{"world..x": 1})

@@ -10,6 +10,7 @@ resumes it: completed runs are skipped, interrupted or killed ones continue from
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import shutil
 import signal
@@ -129,6 +130,47 @@ def run_experiment(
         lock.close()
 
 
+def _run_to_end(make: Any) -> Any:
+    """asyncio.run(make()), or, where this thread's event loop is already running (a Jupyter kernel:
+    `agentsim.sweep` in a notebook cell), the same in a new loop on a worker thread, as a single run does
+    (runtime/local.py LocalRuntime.run)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="agentsim-sweep") as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
+def sweep(experiment: str | Path, *, backend: str | None = None, repeats: int | None = None,
+          max_concurrent_runs: int | None = None, dir: str | Path | None = None, new: bool = False,
+          replay_from: str | Path | None = None, quiet: bool = True, **overrides: Any) -> Any:
+    """`agentsim.sweep`: run (or resume) an experiment as `agentsim sweep` does and return it as an `Experiment`
+    (experiments/load.py: `.cells`, `.table(...)`, `.logs()`; its status is `.manifest["status"]`).
+
+    `experiment`: an experiment file or a shipped one's name (`"wargame/study.yaml"`). `backend`, `repeats`,
+    `max_concurrent_runs`, `dir`, `new`, `replay_from` are the command's `--backend`, `--repeats`,
+    `--max-concurrent-runs`, `--dir`, `--new`, `--replay-from`; `overrides` are its `--set`s as dotted paths, applied
+    to every cell, e.g. `**{"steps": 3}`. `quiet=False` shows the progress display on stderr. Works in a notebook
+    (a running event loop).
+
+    Raises SpecError for a bad experiment file, override or cell scenario (the CLI's exit 2), ManifestError for an
+    experiment directory that cannot be used (another sweep holds it, a damaged experiment.json)."""
+    from agentsim.experiments.load import load_experiment
+    from agentsim.experiments.plan import plan_experiment
+    from agentsim.spec.errors import SpecError, SpecProblem
+    from agentsim.spec.overrides import COMMAND_LINE, Override
+
+    bad = [k for k in overrides if not isinstance(k, str) or any(not p.strip() for p in k.split("."))]
+    if bad:
+        raise SpecError(COMMAND_LINE, [SpecProblem(str(k), f"{k!r} is not a dotted path like world.users.count") for k in bad])
+    sets = [Override(k.strip(), v, f"{k}={v!r}") for k, v in overrides.items()]
+    plan = plan_experiment(experiment, sets, backend=backend, repeats=repeats, max_concurrent_runs=max_concurrent_runs)
+    result = run_experiment(plan, Path(dir) if dir is not None else None, new=new,
+                            replay_from=Path(replay_from) if replay_from is not None else None, quiet=quiet)
+    return load_experiment(result.exp_dir)
+
+
 def _run_locked(plan: Plan, exp_dir: Path, resumed: bool, replay_from: Path | None, console: Console,
                 quiet: bool) -> ExperimentResult:
     manifest = _open(plan, exp_dir)
@@ -138,7 +180,7 @@ def _run_locked(plan: Plan, exp_dir: Path, resumed: bool, replay_from: Path | No
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, runner.on_sigint) if in_main else None
     try:
-        asyncio.run(runner.run())
+        _run_to_end(runner.run)
     except KeyboardInterrupt:
         runner.stopping = True
     finally:
