@@ -913,3 +913,31 @@ def branch(
         _fail(str(e))
     err.print(f"Branch of {parent} after its step {at} (changes from step {at + 1}): {target}", soft_wrap=True)
     _execute(sc, target, None, quiet, resume=True)
+
+
+class ExportTarget(StrEnum):
+    mlflow = "mlflow"
+
+
+@app.command()
+def export(
+    path: Annotated[Path, typer.Argument(help="A run directory, a directory of runs, or an experiment directory.")],
+    to: Annotated[ExportTarget, typer.Option("--to", help="The tracker to export to.")] = ExportTarget.mlflow,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else MLflow's own: sqlite:///mlflow.db here).")] = None,
+    experiment: Annotated[str | None, typer.Option(help="MLflow experiment name (default: the agentsim experiment's name, or 'agentsim').")] = None,
+    artifacts: Annotated[bool, typer.Option(help="Upload each run directory as artifacts.")] = True,
+    force: Annotated[bool, typer.Option(help="Export runs already exported to this MLflow experiment again.")] = False,
+) -> None:
+    """Export runs to an experiment tracker: params (the scenario as dotted paths), per-step metrics, the run
+    directory as artifacts (agentsim/exporters/mlflow.py)."""
+    from agentsim.experiments.manifest import ManifestError
+    from agentsim.exporters.mlflow import ExportError
+    from agentsim.exporters.mlflow import export as export_mlflow
+
+    try:
+        done = export_mlflow(path, tracking_uri=tracking_uri, experiment=experiment, artifacts=artifacts, force=force)
+    except (ExportError, LogError, ManifestError) as e:
+        _fail(str(e))
+    for d in done:
+        what = "already exported, skipped (--force exports it again)" if d.skipped else f"{d.metrics} metric values"
+        console.print(f"{escape(str(d.run_dir))} -> MLflow run {d.mlflow_run_id}: {what}", highlight=False, soft_wrap=True)
