@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -69,6 +71,12 @@ OutOpt = Annotated[Path | None, typer.Option(help="Parent directory for the run 
 RuntimeOpt = Annotated[str | None, typer.Option(help="Override runtime.kind: local or ray.")]
 AddressOpt = Annotated[str | None, typer.Option(help="Ray cluster address (runtime.address, and runtime.kind=ray), e.g. auto or host:6379.")]
 ShardsOpt = Annotated[int | None, typer.Option(help="Override runtime.shards.")]
+HumanOpt = Annotated[list[str] | None, typer.Option(
+    "--human", help="Play this seat yourself in the terminal: an agent id (it gets a human model alias of its own) or a "
+                    "model alias (every agent on it); repeatable. Other human seats get a page (README: Playing a seat yourself).")]
+HostOpt = Annotated[str, typer.Option(help="Address the seat pages of human seats listen on.")]
+PortOpt = Annotated[int, typer.Option(min=0, max=65535, help="Port of the seat pages (0: a free port, printed).")]
+PagesOpt = Annotated[bool, typer.Option(help="Serve a page per human seat (off: answer through the files in <run>/humans/).")]
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Override any field by dotted path: --set world.users.count=100000, --set world.users.groups.0.share=2 "
                   "(repeatable; values are YAML; relative paths are relative to the working directory).")]
@@ -95,6 +103,10 @@ def run(
     address: AddressOpt = None,
     shards: ShardsOpt = None,
     set_: SetOpt = None,
+    human: HumanOpt = None,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 0,
+    seat_pages: PagesOpt = True,
 ) -> None:
     """Run a scenario and write its log."""
     from agentsim.experiments import is_experiment_file
@@ -103,12 +115,13 @@ def run(
         _fail(f"{scenario} is an experiment file (kind: experiment): run its cells with `agentsim sweep {scenario}`")
     if backend is BackendChoice.replay and replay_from is None:
         _fail("--backend replay needs --replay-from RUN_DIR (a run whose answers to replay)")
+    from agentsim.runtime.entry import RunError, prepare_with_humans, target_dir
+
     try:
-        sc = _prepare(scenario, set_, run_dir, backend=backend.value if backend else None, seed=seed, steps=steps, out=out,
-                      runtime=runtime, address=address, shards=shards)
+        sc, console_seats = prepare_with_humans(scenario, human or [], set_, run_dir, backend=backend.value if backend else None,
+                                                seed=seed, steps=steps, out=out, runtime=runtime, address=address, shards=shards)
     except SpecError as e:
         _fail(e.render())
-    from agentsim.runtime.entry import RunError, target_dir
 
     try:
         target = target_dir(sc, run_dir)
@@ -119,7 +132,47 @@ def run(
     extra: dict[str, Any] = {"overrides": sc.overrides}
     if replay_from:
         extra["replay_from"] = str(replay_from.resolve())
-    _execute(sc, target, replay_from, quiet, resume=False, extra_meta=extra)
+    with _human_seats(sc, target, console_seats, host, port, seat_pages):
+        _execute(sc, target, replay_from, quiet, resume=False, extra_meta=extra, bar=not console_seats)
+
+
+@contextlib.contextmanager
+def _human_seats(sc: Any, run_dir: Path, console_seats: list[str], host: str, port: int, pages: bool) -> Iterator[None]:
+    """While the run runs: the terminal answers `console_seats`, a page per other human seat answers the rest (its
+    link printed, with a token only that seat's person gets); both stop at the end."""
+    from agentsim.runtime.entry import human_seats
+
+    seats = human_seats(sc)
+    if not seats:
+        yield
+        return
+    console_part = None
+    server = None
+    on_page = [s for s in seats if s not in console_seats]
+    try:
+        if console_seats:
+            from agentsim.llm.human_form import ConsoleSeats
+
+            console_part = ConsoleSeats(run_dir, console_seats).start()
+        if on_page and pages:
+            from agentsim.view.seat import serve_seats
+
+            try:
+                server = serve_seats(run_dir, on_page, host=host, port=port)
+            except OSError as e:
+                _fail(f"--host {host} --port {port}: the seat pages cannot listen there ({e.strerror or e})")
+            err.print("Human seats (open each link in the seat's own browser; the token in it is that seat's key):", highlight=False)
+            for seat, link in server.links.items():
+                err.print(f"  {escape(seat)}: {escape(link)}", highlight=False, soft_wrap=True)
+        elif on_page:
+            err.print(f"Human seats {', '.join(on_page)}: answer through the files in {run_dir / 'humans'} (--no-seat-pages)",
+                      highlight=False, soft_wrap=True)
+        yield
+    finally:
+        if console_part is not None:
+            console_part.stop()
+        if server is not None:
+            server.stop()
 
 
 def _parse_sets(items: list[str] | None) -> dict[str, Any]:
@@ -133,16 +186,18 @@ def _parse_sets(items: list[str] | None) -> dict[str, Any]:
         raise  # unreachable: _fail exits
 
 
-def _execute(sc, run_dir: Path, replay_from: Path | None, quiet: bool, resume: bool, extra_meta: dict | None = None) -> None:
+def _execute(sc, run_dir: Path, replay_from: Path | None, quiet: bool, resume: bool, extra_meta: dict | None = None,
+             bar: bool = True) -> None:
     """Run (or resume) the scenario in `run_dir` (agentsim/runtime/entry.py: execute), print the summary; a
-    RunError is the message and exit code, an interrupted run exits 130, a run without a valid answer 4."""
+    RunError is the message and exit code, an interrupted run exits 130, a run without a valid answer 4. `bar`:
+    show the progress bar (not while a person answers in the terminal: it would draw over the questions)."""
     from agentsim.runtime.entry import RunError, execute
     from agentsim.runtime.progress import RunProgress
     from agentsim.runtime.summary import print_summary
 
     log = (lambda m: None) if quiet else (lambda m: err.print(m, highlight=False))
     say = lambda m: err.print(escape(m), highlight=False, soft_wrap=True)  # noqa: E731
-    progress = RunProgress(sc.spec.steps, console=err, enabled=not quiet)
+    progress = RunProgress(sc.spec.steps, console=err, enabled=not quiet and bar)
     try:
         result = execute(sc, run_dir, replay_from, resume=resume, extra_meta=extra_meta, progress=progress, log=log, say=say)
     except RunError as e:
@@ -226,6 +281,10 @@ def _check_checkpoint(run_dir: Path) -> None:
 def resume(
     run_dir: Annotated[Path, typer.Argument(help="The run directory of an interrupted or killed run.")],
     quiet: Annotated[bool, typer.Option(help="No progress bar or summary tables.")] = False,
+    human: Annotated[list[str] | None, typer.Option("--human", help="Answer this human seat (agent id or human model alias) in the terminal; repeatable.")] = None,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 0,
+    seat_pages: PagesOpt = True,
 ) -> None:
     """Continue a killed or interrupted run from its last checkpoint; the log ends as if it had never stopped."""
     from agentsim.spec.loader import build_world, check_log_dir, parse_scenario
@@ -244,7 +303,16 @@ def resume(
     except SpecError as e:
         _fail(e.render())
     replay = meta.get("replay_from")
-    _execute(sc, run_dir.absolute(), Path(replay) if replay else None, quiet, resume=True)
+    from agentsim.runtime.entry import _agent_aliases, human_seats
+
+    seats = human_seats(sc)
+    aliases = _agent_aliases(sc) if human else {}
+    console_seats = [s for s in seats if s in (human or []) or aliases.get(s) in (human or [])]
+    for name in human or []:
+        if name not in console_seats and name not in {aliases.get(s) for s in console_seats}:
+            _fail(f"--human {name}: not a human seat of this run (its human seats: {', '.join(seats) or 'none'})")
+    with _human_seats(sc, run_dir.absolute(), console_seats, host, port, seat_pages):
+        _execute(sc, run_dir.absolute(), Path(replay) if replay else None, quiet, resume=True, bar=not console_seats)
 
 
 @app.command()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
@@ -87,6 +87,15 @@ def parse_answer(text: str, obs: Observation) -> tuple[BaseModel | str | None, s
         except ValidationError as e:
             last_error = _short_error(e)
     return None, last_error
+
+
+def answer_problem(text: str, obs: Observation) -> str | None:
+    """Why `text` would be refused as `obs`'s answer (None: it would be accepted), as `parse_answer` says; a
+    validator that raises on an odd answer is a reason too (see `LLMPolicy._check`)."""
+    try:
+        return parse_answer(text, obs)[1]
+    except Exception as e:  # last resort, as in LLMPolicy._check
+        return f"the answer could not be checked ({type(e).__name__}: {str(e)[:300]})"
 
 
 def _scores(res: LLMResult) -> tuple[TokenScores | None, str | None]:
@@ -177,6 +186,7 @@ class LLMPolicy:
             context=obs.data,
             continuation=obs.continuation,
             score_top_k=obs.score_top_k,
+            check=partial(answer_problem, obs=obs),
         )
 
     def _call_row(self, phase: str, req: LLMRequest, res: LLMResult, valid: bool, error: str | None, index: int) -> dict[str, Any]:

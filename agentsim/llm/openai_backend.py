@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from agentsim.llm.types import BackendError, LLMRequest, LLMResult
-from agentsim.spec.models import ModelSpec
+from agentsim.spec.models import OPENAI_TIMEOUT_S, ModelSpec
 
 NO_SCORING = (
     "the openai backend cannot score a given continuation (chat completions return no prompt log-probabilities); "
@@ -150,7 +150,7 @@ class OpenAIBackend:
                 key = os.environ.get(spec.api_key_env, "")
                 if not key:
                     raise BackendError(f"models.{alias}.api_key_env: the environment variable {spec.api_key_env} is not set")
-            self._clients[alias] = AsyncOpenAI(base_url=spec.base_url, api_key=key, max_retries=spec.max_retries, timeout=spec.timeout_s)
+            self._clients[alias] = AsyncOpenAI(base_url=spec.base_url, api_key=key, max_retries=spec.max_retries, timeout=spec.timeout_s or OPENAI_TIMEOUT_S)
 
     def _limit(self, alias: str) -> asyncio.Semaphore:
         # Created lazily, inside the running event loop.
@@ -198,7 +198,7 @@ class OpenAIBackend:
                 return failed(f"server answered {code}: {str(e)[:300]}", _OUTAGE_STATUS.get(code),
                               retryable=code >= 500 or code == 429)
             except openai.APITimeoutError as e:
-                return failed(f"no answer within {self.models[r.alias].timeout_s:g} s (timeout_s), after "
+                return failed(f"no answer within {self.models[r.alias].timeout_s or OPENAI_TIMEOUT_S:g} s (timeout_s), after "
                               f"{self.models[r.alias].max_retries} retries: {e}", "unreachable")
             except openai.APIConnectionError as e:
                 # Nothing listening, no such host: the server is unreachable. A connection dropped in the middle

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from agentsim.llm.human import HUMAN_TIMEOUT, TIMEOUT_ERROR
 from agentsim.llm.types import LLMRequest, LLMResult, ReplaySourceError
 
 # Spec fields that do not change what a run asks its models. Not `steps`: a wargame's prompt names the number of
@@ -124,9 +125,13 @@ class ReplayBackend:
                     )
                 )
             else:
+                # A person's timeout was final when recorded (agentsim/llm/human.py: HumanBackend._result): the same here,
+                # so the policy logs the same decision.
+                timed_out = rec.finish_reason == HUMAN_TIMEOUT
                 out.append(
                     LLMResult(r.request_id, rec.text, rec.prompt_tokens, rec.completion_tokens, rec.finish_reason,
-                              rec.latency_s, logprobs=rec.logprobs, cached_tokens=rec.cached_tokens)
+                              rec.latency_s, logprobs=rec.logprobs, cached_tokens=rec.cached_tokens,
+                              error=TIMEOUT_ERROR if timed_out and not rec.text else None, retryable=not timed_out)
                 )
         return out
 

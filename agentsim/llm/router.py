@@ -38,9 +38,11 @@ def build_backend(
     replay_from: str | Path | None = None,
     log: Callable[[str], None] = print,
     expect: dict[str, Any] | None = None,
+    run_dir: Path | None = None,
 ) -> BackendRouter:
     """One backend instance per kind, shared by the aliases that use it. `expect`: the run's spec as run.json
-    stores it, so that a replay source that cannot match it is refused here (ReplaySourceError)."""
+    stores it, so that a replay source that cannot match it is refused here (ReplaySourceError). `run_dir`: where
+    the human backend keeps its seats' queues (BackendError without one, when an alias is human)."""
     kinds = {alias: spec.backend for alias, spec in models.items()}
     shared: dict[str, Backend] = {}
     if "scripted" in kinds.values():
@@ -49,6 +51,10 @@ def build_backend(
         if replay_from is None:
             raise BackendError("the replay backend needs a recorded run: pass --replay-from RUN_DIR")
         shared["replay"] = ReplayBackend(replay_from, expect)
+    if "human" in kinds.values():
+        from agentsim.llm.human import HumanBackend, require_run_dir
+
+        shared["human"] = HumanBackend({a: s for a, s in models.items() if s.backend == "human"}, require_run_dir(run_dir))
     if "openai" in kinds.values():
         from agentsim.llm.openai_backend import OpenAIBackend
 

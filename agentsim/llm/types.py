@@ -46,6 +46,10 @@ class LLMRequest:
     #: top-`score_top_k` alternatives at each of its positions.
     continuation: str | None = None
     score_top_k: int = 0
+    #: Why an answer text would be refused (None: it would be accepted): the same parse and validation the policy
+    #: applies to every answer (core/policy.py: parse_answer), for a backend that can ask again itself (a person,
+    #: agentsim/llm/human.py). Never serialised, not part of the content hash.
+    check: Callable[[str], str | None] | None = None
 
     def content_hash(self) -> str:
         """Identifies the request's content (not its seed), so the replay backend can find its recorded answer.

@@ -54,6 +54,83 @@ def prepare(scenario: str | Path, sets: list[str] | None = None, run_dir: Path |
     return prepare_scenario(scenario, overrides, run_dir=run_dir)
 
 
+def human_seats(sc: Any) -> list[str]:
+    """The agent ids of the prepared scenario `sc` that a person plays (their model alias has `backend: human`), in
+    the world's order; [] without a human alias (the world's agents are not listed then)."""
+    from agentsim.llm.human import human_seats as seats
+
+    if not any(m.backend == "human" for m in sc.spec.models.values()):
+        return []
+    return seats(sc.spec.models, list(_agent_aliases(sc).items()))
+
+
+def _agent_aliases(sc: Any) -> dict[str, str]:
+    """{agent id: model alias} of the prepared scenario's world (the world `build_world` built, not handed over)."""
+    peek = getattr(sc.family.create_world, "peek", None)
+    world = (peek() if peek else None) or sc.family.create_world(sc.spec, sc.world)
+    return {a.agent_id: a.model for a in world.agents()}
+
+
+def prepare_with_humans(scenario: str | Path, humans: list[str], sets: list[str] | None = None, run_dir: Path | None = None,
+                        **flags: Any) -> tuple[Any, list[str]]:
+    """`prepare`, with `--human NAME` for each of `humans`: a model alias NAME becomes a human one (every agent on it
+    is a seat); an agent id NAME gets a human alias of its own (`human-NAME`, through population.overrides) unless
+    its alias is human already. `--backend` (flags["backend"]) changes every other alias. Returns the scenario and
+    the seats these names made (agent ids). Raises SpecError for a name that is neither, or an agent whose family
+    does not take its model from population.overrides."""
+    from agentsim.spec.errors import SpecError, SpecProblem
+    from agentsim.spec.loader import prepare_scenario
+    from agentsim.spec.overrides import COMMAND_LINE, Override, command_line_overrides
+
+    if not humans:
+        return prepare(scenario, sets, run_dir, **flags), []
+    backend = flags.pop("backend", None)
+    sc = prepare(scenario, sets, run_dir, **flags)
+    alias_of = _agent_aliases(sc)
+    models = sc.spec.models
+    extra: list[Override] = []
+    keep: set[str] = set()  # aliases that stay human whatever --backend says
+    problems = []
+    for name in dict.fromkeys(humans):
+        flag = f"--human {name}"
+        if name in models:
+            keep.add(name)
+            if models[name].backend != "human":
+                extra.append(Override(f"models.{name}.backend", "human", flag))
+        elif name in alias_of:
+            if models[alias_of[name]].backend == "human":
+                keep.add(alias_of[name])
+            else:
+                alias = f"human-{name}"
+                while alias in models:
+                    alias += "_"
+                extra += [Override(f"models.{alias}", {"backend": "human"}, flag),
+                          Override(f"population.overrides.{name}", alias, flag)]
+        else:
+            agents = ", ".join(list(alias_of)[:20]) + (", ..." if len(alias_of) > 20 else "")
+            problems.append(SpecProblem("--human", f"{name!r} is neither an agent nor a model alias of this scenario; agents: "
+                                                   f"{agents}; aliases: {', '.join(sorted(models))}"))
+    if problems:
+        raise SpecError(COMMAND_LINE, problems)
+    if backend is not None:
+        extra += [Override(f"models.{a}.backend", backend, f"--backend {backend}") for a in models if a not in keep]
+    if extra:
+        sc = prepare_scenario(scenario, [*command_line_overrides(sets or [], **flags), *extra], run_dir=run_dir)
+    alias_of = _agent_aliases(sc)
+    seats = set(human_seats(sc))
+    out: list[str] = []
+    for name in dict.fromkeys(humans):
+        mine = [a for a, alias in alias_of.items() if a in seats and (a == name or alias == name)]
+        if not mine:
+            problems.append(SpecProblem("--human", f"{name!r}: this family does not take {name}'s model from "
+                                                   f"population.overrides; give the alias {name} plays on `backend: human` in "
+                                                   f"the scenario and name that alias: --human ALIAS"))
+        out += mine
+    if problems:
+        raise SpecError(COMMAND_LINE, problems)
+    return sc, list(dict.fromkeys(out))
+
+
 def target_dir(sc: Any, run_dir: Path | None) -> Path:
     """The run directory to create: `run_dir`, or a new stamped one under logging.dir (`<name>-<time>-s<seed>`).
     Raises RunError when it exists and is not empty."""
@@ -88,7 +165,7 @@ def execute(sc: Any, run_dir: Path, replay_from: Path | None = None, *, resume: 
             policy = ShardedPolicy(shards)
         else:
             router = build_backend(spec.models, sc.family.scripted_policy, replay_from=replay_from, log=log,
-                                   expect=spec.model_dump(mode="json"))
+                                   expect=spec.model_dump(mode="json"), run_dir=run_dir)
             model_paths = {a: b.model_path(a) for a, b in router.backend_for_alias.items() if hasattr(b, "model_path")}
     except BackendError as e:
         raise RunError(str(e), e.exit_code) from e

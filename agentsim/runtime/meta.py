@@ -70,11 +70,13 @@ def new_meta(run_id: str, spec: dict[str, Any], world: dict[str, Any], source: s
 
 def model_label(alias: str, backend: str, model: str, family: str, replay_from: str | None, _depth: int = 0) -> str:
     """Who answered an alias's requests, for tables and plots: the spec's model for a model backend (vllm,
-    openai), `scripted:<family>` for the scripted policy, `replay:<label in the recorded run>` for replay (e.g.
+    openai), `scripted:<family>` for the scripted policy, `human` for a person, `replay:<label in the recorded run>` for replay (e.g.
     `replay:scripted:wargame`, `replay:meta-llama/Llama-3.1-8B-Instruct`; `replay:<run dir name>` when the
     recorded run's run.json does not name the alias)."""
     if backend == "scripted":
         return f"scripted:{family}"
+    if backend == "human":
+        return "human"
     if backend != "replay":
         return model
     recorded = f"replay:{Path(replay_from).name}" if replay_from else "replay:unknown"

@@ -68,6 +68,7 @@ class EngineClient:
         async def call(actor: Any, batch: list[LLMRequest]) -> list[LLMResult]:
             for r in batch:
                 r.context = None  # the engine does not need the structured observation
+                r.check = None  # nor the answer check (a closure over the observation's action model)
             self.in_flight[id(actor)] = self.in_flight.get(id(actor), 0) + len(batch)
             try:
                 return await actor.generate.remote(batch)

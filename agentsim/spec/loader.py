@@ -222,6 +222,10 @@ class _BuiltWorld:
     def __init__(self, world: Any, spec: ScenarioSpec, config: BaseModel, create: Any):
         self._world, self._spec, self._config, self._create = world, spec, config, create
 
+    def peek(self) -> Any:
+        """The world built beforehand, still to be handed over (None once handed over)."""
+        return self._world
+
     def __call__(self, spec: Any, config: Any) -> Any:
         if self._world is not None and spec is self._spec and config is self._config:
             world, self._world = self._world, None

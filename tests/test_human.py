@@ -1,0 +1,344 @@
+"""Human seats (`backend: human`): a person answers an agent's requests through the run directory's queue
+(agentsim/llm/human.py), a page (agentsim/view/seat.py) or the terminal (`agentsim run ... --human Red`).
+
+The person is played by a thread answering the queue files, by piped stdin, or by Chromium filling the page."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import agentsim
+from agentsim.llm.human import HUMAN_TIMEOUT, TIMEOUT_ERROR, SeatQueue
+from agentsim.spec.errors import SpecError
+from agentsim.spec.loader import load_scenario
+from tests.conftest import write_scenario
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+WAIT = {"reasoning": "hold", "actions": [{"action_name": "Wait", "target_nation": "{agent}"}]}
+
+
+def human_scenario(tmp_path: Path, steps: int = 3, **human: Any) -> Path:
+    """The neutral wargame, every nation scripted but Red, which a person plays (alias `me`)."""
+    return write_scenario(tmp_path, **{
+        "models": {"default": {"backend": "scripted"}, "me": {"backend": "human", "timeout_s": 60, **human}},
+        "population.overrides": {"Red": "me"}, "steps": steps, "runtime": {"checkpoint_every": 1},
+    })
+
+
+def red_answer(request: dict[str, Any]) -> dict[str, Any]:
+    """What the test's person answers: depends only on the day, so two runs given the same questions match."""
+    day = request["step"] + 1
+    return {"reasoning": f"day {day}", "actions": [{"action_name": "Increase cyber capacities", "target_nation": "Red"}],
+            "messages": [{"target_nation": "Blue", "content": f"Red to Blue on day {day}"}]}
+
+
+class Person:
+    """A thread playing a seat through its queue: answers each request with `answer(request)`, first sending
+    `wrong` (when given) to see it refused. Keeps every request it saw."""
+
+    def __init__(self, run_dir: Path, seat: str = "Red", answer: Callable[[dict[str, Any]], Any] = red_answer,
+                 wrong: Any = None):
+        self.queue = SeatQueue(run_dir, seat)
+        self.answer, self.wrong = answer, wrong
+        self.seen: dict[str, dict[str, Any]] = {}
+        self.refusals: list[str] = []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> Person:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self.thread.join(5)
+
+    def _loop(self) -> None:
+        answered: dict[str, int] = {}
+        while not self._stop.is_set():
+            for req in self.queue.pending():
+                rid, n = req["request_id"], len(req["refused"])
+                if answered.get(rid) == n:
+                    continue  # sent; the backend has not decided yet
+                self.seen[rid] = req
+                if n:
+                    self.refusals.append(req["refused"][-1]["reason"])
+                self.queue.answer(req, self.wrong if self.wrong is not None and n == 0 else self.answer(req))
+                answered[rid] = n
+            time.sleep(0.02)
+
+
+def events(run_dir: Path) -> list[dict[str, Any]]:
+    """The run's events as rows, missing values as None (NaN != NaN would make equal logs differ)."""
+    ev = agentsim.load_run(run_dir).events.drop(columns=["run_id"], errors="ignore")
+    return ev.astype(object).where(ev.notna(), None).to_dict("records")
+
+
+def test_a_person_plays_red_through_the_queue_and_the_game_replays_exactly(tmp_path: Path) -> None:
+    sc = human_scenario(tmp_path)
+    nuke = {"reasoning": "x", "actions": [{"action_name": "Execute full nuclear attack", "target_nation": "Red"}]}
+    with Person(tmp_path / "run", wrong=nuke) as person:
+        log = agentsim.run(sc, run_dir=tmp_path / "run")
+    assert log.meta["status"] == "completed"
+    assert sorted(person.seen) == ["s0-nations-Red-a0", "s1-nations-Red-a0", "s2-nations-Red-a0"]
+    # The wrong answer was refused with the pydantic model's reason, and the person answered again.
+    assert len(person.refusals) == 3 and all("Red cannot aim 'Execute full nuclear attack' at itself" in r for r in person.refusals)
+    calls = log.llm_calls
+    red = calls[calls.agent_id == "Red"]
+    assert set(red.backend) == {"human"} and set(red.finish_reason) == {"stop"} and red.valid.all()
+    assert [json.loads(t)["reasoning"] for t in red.completion_text] == ["day 1", "day 2", "day 3"]
+    assert log.meta["models"]["me"]["label"] == "human"
+    ev = log.events
+    said = ev[(ev.agent_id == "Red") & (ev.action == "Message")]
+    assert list(said.target) == ["Blue"] * 3
+    # Nothing waits any more, and the accepted answers stay as the seat's record.
+    assert SeatQueue(tmp_path / "run", "Red").pending() == []
+    assert SeatQueue(tmp_path / "run", "Red").record("s2-nations-Red-a0")["text"] == red.completion_text.iloc[2]
+
+    replayed = agentsim.run(sc, backend="replay", replay_from=tmp_path / "run", run_dir=tmp_path / "replay")
+    assert replayed.meta["status"] == "completed"
+    assert events(tmp_path / "replay") == events(tmp_path / "run")
+    assert not (tmp_path / "replay" / "humans").exists()  # nobody was asked
+
+
+def test_red_is_asked_only_what_red_may_observe(tmp_path: Path) -> None:
+    """The wargame's privacy rules hold for a person: Red's requests carry its own prompt, so private messages
+    between other nations never reach Red's seat, while those sent to Red or to World do."""
+    sc = human_scenario(tmp_path, steps=4)
+    with Person(tmp_path / "run") as person:
+        log = agentsim.run(sc, run_dir=tmp_path / "run")
+    ev = log.events
+    msgs = ev[ev.action == "Message"]
+    contents = [(r.agent_id, r.target, json.loads(r.payload)["content"]) for r in msgs.itertuples() if r.step < 3]
+    seen = " ".join(json.dumps(req["messages"]) for req in person.seen.values())
+    private = [c for a, t, c in contents if "Red" not in (a, t) and t != "World"]
+    visible = [c for a, t, c in contents if t in ("Red", "World") and a != "Red"]
+    assert private, "the scripted nations sent no private message: the test would prove nothing"
+    assert visible, "nothing was addressed to Red or World: the test would prove nothing"
+    assert not [c for c in private if json.dumps(c)[1:-1] in seen]
+    assert all(json.dumps(c)[1:-1] in seen for c in visible)
+
+
+@pytest.mark.parametrize(
+    ("fallback", "valid", "error"),
+    [
+        (WAIT, True, None),  # the configured fallback: Red waits ('{agent}' made 'Red')
+        (None, False, TIMEOUT_ERROR),  # no fallback: an invalid answer, saying why
+        ({"reasoning": "x", "actions": [{"action_name": "Nap", "target_nation": "{agent}"}]}, False, "actions.0"),  # a fallback that does not validate
+    ],
+    ids=["fallback", "no-fallback", "invalid-fallback"],
+)
+def test_a_person_who_does_not_answer_gets_the_fallback_logged_as_such(tmp_path: Path, fallback: Any, valid: bool,
+                                                                        error: str | None) -> None:
+    sc = human_scenario(tmp_path, steps=2, timeout_s=0.3, fallback=fallback)
+    log = agentsim.run(sc, run_dir=tmp_path / "run")
+    calls = log.llm_calls
+    red = calls[calls.agent_id == "Red"]
+    assert list(red.finish_reason) == [HUMAN_TIMEOUT] * 2 and list(red.valid) == [valid] * 2
+    assert list(red.attempt) == [0, 0]  # a timeout is final: not asked again
+    ev = log.events
+    if valid:
+        waits = ev[(ev.agent_id == "Red") & (ev.action == "Wait")]
+        assert list(waits.target) == ["Red", "Red"]
+    else:
+        bad = ev[(ev.agent_id == "Red") & (ev.action == "invalid")]
+        assert len(bad) == 2 and all(error in json.loads(p)["error"] for p in bad.payload)
+    replayed = agentsim.run(sc, backend="replay", replay_from=tmp_path / "run", run_dir=tmp_path / "replay")
+    assert events(tmp_path / "replay") == events(tmp_path / "run")
+    assert replayed.meta["status"] == "completed"
+
+
+def test_resume_after_sigkill_keeps_what_the_person_answered(tmp_path: Path) -> None:
+    """Killed while Red's day-2 request waits, after day 1 was answered but before any checkpoint: the resumed run
+    plays day 1 again and uses the recorded answer without asking; the log equals an uninterrupted game's."""
+    sc = write_scenario(tmp_path, human_scenario(tmp_path), **{"runtime.checkpoint_every": 10})
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "agentsim", "run", str(sc), "--run-dir", str(run), "--quiet",
+                             "--no-seat-pages"], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    queue = SeatQueue(run, "Red")
+    try:
+        with Person(run) as first:
+            deadline = time.monotonic() + 60
+            while queue.get("s1-nations-Red-a0") is None:
+                assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else "timeout"
+                time.sleep(0.02)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "s0-nations-Red-a0" in first.seen
+    assert not (run / "checkpoint.json").exists()
+    with Person(run) as second:
+        r = subprocess.run([sys.executable, "-m", "agentsim", "resume", str(run), "--quiet", "--no-seat-pages"], env=ENV,
+                           capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "s0-nations-Red-a0" not in second.seen and "s1-nations-Red-a0" in second.seen
+    with Person(tmp_path / "whole"):
+        agentsim.run(sc, run_dir=tmp_path / "whole")
+    assert events(run) == events(tmp_path / "whole")
+
+
+def test_terminal_fallback_with_piped_stdin(tmp_path: Path) -> None:
+    """`--human Red`: the console shows Red's prompt, refuses a wrong answer with the reason, takes JSON on one line,
+    and (on an empty line) asks field by field with numbered menus."""
+    sc = write_scenario(tmp_path, steps=2)
+    wrong = json.dumps({"reasoning": "x", "actions": [{"action_name": "Send surveillance drone", "target_nation": "Red"}]})
+    right = json.dumps({"reasoning": "calm", "actions": [{"action_name": "Wait", "target_nation": "Red"}]})
+    # Day 2, field by field: reasoning; 1 action: the menu numbers of Wait and Blue; 1 message to Blue. The menus
+    # list the choices of Red's answer schema, in its order.
+    from agentsim.llm.human_form import form_of
+    from agentsim.runtime.entry import prepare
+
+    world = prepare(sc, backend="scripted").family.create_world.peek()
+    answer = {f.name: f for f in form_of(world.turn_models["Red"].model_json_schema()).fields}
+    action = {f.name: f for f in answer["actions"].item.fields}
+    message = {f.name: f for f in answer["messages"].item.fields}
+    guided = ["", "thinking", "1", str(action["action_name"].choices.index("Wait") + 1),
+              str(action["target_nation"].choices.index("Blue") + 1), "1", str(message["target_nation"].choices.index("Blue") + 1),
+              "hello Blue"]
+    stdin = "\n".join([wrong, right, *guided]) + "\n"
+    r = subprocess.run([sys.executable, "-m", "agentsim", "run", str(sc), "--backend", "scripted", "--human", "Red",
+                        "--run-dir", str(tmp_path / "run")], env=ENV, input=stdin, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "=== Red: request s0-nations-Red-a0 ===" in r.stdout and "You are the agent of nation Red" in r.stdout
+    refusal = r.stdout.split("Red: answer refused: ", 1)[1].split("\n", 1)[0]
+    assert "Red cannot aim 'Send surveillance drone' at itself" in refusal
+    assert "  1) " in r.stdout  # a numbered menu
+    log = agentsim.load_run(tmp_path / "run")
+    red = log.llm_calls[log.llm_calls.agent_id == "Red"]
+    assert set(red.backend) == {"human"}
+    assert [json.loads(t) for t in red.completion_text] == [
+        json.loads(right),
+        {"reasoning": "thinking", "actions": [{"action_name": "Wait", "target_nation": "Blue"}],
+         "messages": [{"target_nation": "Blue", "content": "hello Blue"}]},
+    ]
+    assert log.meta["models"]["human-Red"]["backend"] == "human"
+    assert {m["backend"] for a, m in log.meta["models"].items() if a != "human-Red"} == {"scripted"}
+
+
+@pytest.mark.parametrize(
+    ("models", "where", "says"),
+    [
+        ({"backend": "human", "timeout_s": -1}, "models.me.timeout_s", "greater than 0"),
+        ({"backend": "human", "timeout_s": True}, "models.me.timeout_s", "a boolean, not a number"),
+        ({"backend": "human", "fallback": 3}, "models.me.fallback", ""),
+        ({"backend": "humans"}, "models.me.backend", "human"),
+        ({"backend": "human", "fallbak": "Wait"}, "models.me.fallbak", ""),
+    ],
+    ids=["negative-timeout", "boolean-timeout", "numeric-fallback", "backend-typo", "unknown-option"],
+)
+def test_bad_human_options_name_the_field(tmp_path: Path, models: dict[str, Any], where: str, says: str) -> None:
+    sc = write_scenario(tmp_path, **{"models": {"default": {"backend": "scripted"}, "me": models},
+                                     "population.overrides": {"Red": "me"}})
+    with pytest.raises(SpecError) as e:
+        load_scenario(sc)
+    text = e.value.render()
+    assert where in text and says in text, text
+
+
+def test_human_seats_need_the_local_runtime(tmp_path: Path) -> None:
+    sc = write_scenario(tmp_path, **{"models": {"default": {"backend": "scripted"}, "me": {"backend": "human"}},
+                                     "population.overrides": {"Red": "me"}, "runtime": {"kind": "ray"}})
+    with pytest.raises(SpecError) as e:
+        load_scenario(sc)
+    assert "models.me.backend: 'human' needs runtime.kind: local" in e.value.render()
+
+
+@pytest.mark.parametrize(
+    ("name", "says", "backends", "seats"),
+    [
+        ("Mauve", "'Mauve' is neither an agent nor a model alias", None, None),
+        # The wargame takes its world model's alias from world.world_model.model, not population.overrides.
+        ("WorldModel", "population.overrides.WorldModel: no agent named 'WorldModel'", None, None),
+        ("Red", None, {"default": "scripted", "human-Red": "human"}, ["Red"]),
+        # Every agent on the alias is a seat, and --backend leaves the alias human.
+        ("default", None, {"default": "human"}, ["Purple", "White", "Pink", "Red", "Yellow", "Blue", "Green", "Orange", "WorldModel"]),
+    ],
+)
+def test_human_flag_takes_an_agent_or_an_alias(tmp_path: Path, name: str, says: str | None, backends: Any, seats: Any) -> None:
+    from agentsim.runtime.entry import prepare_with_humans
+
+    sc = write_scenario(tmp_path, steps=1)
+    if says is not None:
+        with pytest.raises(SpecError) as e:
+            prepare_with_humans(sc, [name], backend="scripted")
+        assert says in e.value.render(), e.value.render()
+        return
+    prepared, made = prepare_with_humans(sc, [name], backend="scripted")
+    assert {a: m.backend for a, m in prepared.spec.models.items()} == backends
+    assert made == seats
+
+
+@pytest.mark.browser
+def test_a_person_plays_red_in_the_browser(tmp_path: Path) -> None:
+    """`agentsim run` prints Red's link; Chromium opens it, sees Red's prompt, sends a wrong answer and is shown
+    the reason, then fills the form (reasoning, an action and its target) and the run goes on to day 2."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("install Debian's chromium: apt-get install chromium")
+    from playwright.sync_api import expect, sync_playwright
+
+    sc = human_scenario(tmp_path, steps=2)
+    run = tmp_path / "run"
+    shots = REPO / "build" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([sys.executable, "-m", "agentsim", "run", str(sc), "--run-dir", str(run), "--quiet"],
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        link = None
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if line.strip().startswith("Red: http://127.0.0.1:"):
+                link = line.split(": ", 1)[1].strip()
+                break
+        assert link and "token=" in link
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page()
+            page.goto(link.split("token=")[0] + "token=wrong")
+            page.get_by_text("This link is not a seat of this run").wait_for(timeout=15000)
+            page.goto(link)
+            page.locator(".seat-send button:not([disabled])").wait_for(timeout=15000)
+            page.get_by_text("It is day 1 of 2. You are the agent of nation Red.").wait_for()
+            # A wrong answer (Red cannot aim an 'other' action at itself) comes back with the reason.
+            page.locator(".field-reasoning textarea").fill("probe")
+            page.locator(".field-actions-0-action_name select").select_option(label="Send surveillance drone")
+            page.locator(".field-actions-0-target_nation select").select_option(label="Red")
+            page.locator(".seat-send button").click()
+            page.get_by_text("Red cannot aim 'Send surveillance drone' at itself").wait_for(timeout=15000)
+            page.screenshot(path=str(shots / "test_human_seat_refused.png"), full_page=True)
+            page.locator(".field-actions-0-target_nation select").select_option(label="Blue")
+            page.locator(".field-messages-0-target_nation select").select_option(label="World")
+            page.locator(".field-messages-0-content input").fill("Red watches")
+            page.locator(".seat-send button").click()
+            page.get_by_text("It is day 2 of 2. You are the agent of nation Red.").wait_for(timeout=15000)
+            page.get_by_text("Red -> Blue : Send surveillance drone").wait_for()
+            expect(page.locator(".field-reasoning textarea")).to_have_value("")  # day 2's own, empty form
+            page.screenshot(path=str(shots / "test_human_seat_day2.png"), full_page=True)
+            page.locator(".field-reasoning textarea").fill("done")
+            page.locator(".seat-send button").click()
+            assert proc.wait(60) == 0  # the last answer was accepted: the run ends (and its server with it)
+            browser.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = agentsim.load_run(run)
+    red = log.llm_calls[log.llm_calls.agent_id == "Red"]
+    assert [json.loads(t)["reasoning"] for t in red.completion_text] == ["probe", "done"]
+    ev = log.events
+    assert ((ev.agent_id == "Red") & (ev.action == "Send surveillance drone") & (ev.target == "Blue")).sum() == 1
