@@ -42,7 +42,8 @@ def df_table(df: pd.DataFrame, title: str, max_rows: int = 40, more_hint: str = 
 #: Backends that run no language model: their "tokens" are not LLM tokens (scripted: whitespace words, see
 #: agentsim/llm/scripted.py ScriptedBackend; replay: the recorded run's counts, answered from a file without generating).
 NO_LLM = {"scripted": "scripted backend: no LLM (its counts are words, not tokens)",
-          "replay": "replay backend: recorded answers, no LLM ran (token counts are the recorded run's)"}
+          "replay": "replay backend: recorded answers, no LLM ran (token counts are the recorded run's)",
+          "human": "human seats: people answered, no LLM (their counts are words, not tokens)"}
 # Keyed by spec.models.NON_LLM_BACKENDS, the one list of such backends: a backend added there needs its sentence
 # here (tests/test_runs.py checks).
 
