@@ -209,8 +209,8 @@ def agents_panel(ctx: ViewContext) -> Any:
     observations, answers with their private reasoning, what was applied, refusals and the raw text."""
     agents = ctx.data.agents()
     options = [str(a) for a in agents["agent_id"]]
-    pick = pn.widgets.Select(name="agent", options=options, value=options[0] if options else None, width=220)
-    typed = pn.widgets.TextInput(name="or any agent id", placeholder="agent id", width=220)
+    pick = pn.widgets.Select(label="agent", options=options, value=options[0] if options else None, width=220)
+    typed = pn.widgets.TextInput(label="or any agent id", placeholder="agent id", width=220)
     total = ctx.data.agent_count()
     shown = (f"{len(options)} of {total} agents listed (most LLM calls first); type any other id"
              if total > len(options) else f"{len(options)} agents")

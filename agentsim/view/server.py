@@ -88,9 +88,9 @@ def websocket_origins(host: str, port: int) -> list[str]:
 def run_page(data: RunData, run_name: str, back: str | None = None) -> Any:
     """The page of one run (see the module docstring)."""
     done = data.status().steps_done
-    step = pn.widgets.IntSlider(name="step (as logged, from 0)", start=0, end=max(done - 1, 1), value=max(done - 1, 0),
+    step = pn.widgets.IntSlider(label="step (as logged, from 0)", start=0, end=max(done - 1, 1), value=max(done - 1, 0),
                                 width=420, disabled=done == 0, css_classes=["agentsim-scrubber"])
-    follow = pn.widgets.Checkbox(name="follow the newest step", value=True)
+    follow = pn.widgets.Checkbox(label="follow the newest step", value=True)
     tick = pn.widgets.IntInput(value=0, visible=False)
     status_tick = pn.widgets.IntInput(value=0, visible=False)
     ctx = ViewContext(data, step, tick, run_name)
@@ -215,7 +215,7 @@ def make_server(path: str | Path | Target, host: str = "127.0.0.1", port: int = 
     port = port or free_port(host)
     routes: dict[str, Any] = {"/": app(target, runs), **EXTRA_ROUTES}
     server = pn.serve(routes, port=port, address=host, websocket_origin=websocket_origins(host, port), show=False,
-                      start=False, title="agentsim view")
+                      start=False, title="agentsim view", warm=True)  # warm: the first page pays no imports
     return server, f"http://{url_host(host)}:{port}/"
 
 
