@@ -1,4 +1,4 @@
-"""The `agentsim` command line: run | validate | schema | analyze | models | families | bench."""
+"""The `agentsim` command line: run | validate | schema | analyze | view | models | families | bench."""
 
 from __future__ import annotations
 
@@ -1009,3 +1009,29 @@ def export(
     for d in done:
         what = "already exported, skipped (--force exports it again)" if d.skipped else f"{d.metrics} metric values"
         console.print(f"{escape(str(d.run_dir))} -> MLflow run {d.mlflow_run_id}: {what}", highlight=False, soft_wrap=True)
+
+@app.command()
+def view(
+    path: Annotated[Path, typer.Argument(help="A run directory (running or finished), an experiment directory, or a folder of runs.")],
+    host: Annotated[str, typer.Option(help="Address to serve on (127.0.0.1: this machine only; 0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to serve on; 0 picks a free one (the URL printed has it).")] = 0,
+) -> None:
+    """Watch a run in the browser: status, per-step counts, a step scrubber, each agent's timeline and the family's
+    view; follows a run still being written. Serves until Ctrl-C."""
+    from agentsim.view.data import ViewError, open_target
+    from agentsim.view.server import serve
+
+    def ready(url: str) -> None:
+        what = {"run": "run", "experiment": "experiment", "runs": "folder of runs"}[target.kind]
+        console.print(f"agentsim view: {what} {escape(str(path))} at [cyan]{url}[/cyan] (Ctrl-C stops)", soft_wrap=True, highlight=False)
+        sys.stdout.flush()
+
+    try:
+        target = open_target(path)
+        serve(target, host, port, on_ready=ready)
+    except (ViewError, LogError) as e:
+        _fail(str(e))
+    except OSError as e:  # the port is taken, or the address is not this machine's
+        _fail(f"cannot serve on {host}:{port}: {e.strerror or e}")
+    except KeyboardInterrupt:
+        err.print("stopped")

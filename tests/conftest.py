@@ -122,3 +122,30 @@ def data_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for ds in DATASETS.values():
         monkeypatch.delenv(ds.url_env, raising=False)
     return root
+
+
+# -- the browser (agentsim view's tests; others use it too) ---------------------------------------------------------
+SCREENSHOTS = REPO / "build" / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Headless Chromium from the OS packages (Debian's `chromium`), driven by playwright; skips without it."""
+    import shutil
+
+    exe = shutil.which("chromium")
+    if exe is None:
+        pytest.skip("no browser: install Debian's chromium (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def screenshot(page: Any, name: str) -> Path:
+    """Save a full-page screenshot to build/screenshots/<name>.png and return its path."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +22,8 @@ import agentsim
 from agentsim.llm.human import HUMAN_TIMEOUT, TIMEOUT_ERROR, SeatQueue
 from agentsim.spec.errors import SpecError
 from agentsim.spec.loader import load_scenario
-from tests.conftest import write_scenario
+
+from conftest import screenshot, write_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -285,18 +285,13 @@ def test_human_flag_takes_an_agent_or_an_alias(tmp_path: Path, name: str, says: 
 
 
 @pytest.mark.browser
-def test_a_person_plays_red_in_the_browser(tmp_path: Path) -> None:
+def test_a_person_plays_red_in_the_browser(tmp_path: Path, chromium) -> None:
     """`agentsim run` prints Red's link; Chromium opens it, sees Red's prompt, sends a wrong answer and is shown
     the reason, then fills the form (reasoning, an action and its target) and the run goes on to day 2."""
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("install Debian's chromium: apt-get install chromium")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     sc = human_scenario(tmp_path, steps=2)
     run = tmp_path / "run"
-    shots = REPO / "build" / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen([sys.executable, "-m", "agentsim", "run", str(sc), "--run-dir", str(run), "--quiet"],
                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -307,33 +302,31 @@ def test_a_person_plays_red_in_the_browser(tmp_path: Path) -> None:
                 link = line.split(": ", 1)[1].strip()
                 break
         assert link and "token=" in link
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-            page = browser.new_page()
-            page.goto(link.split("token=")[0] + "token=wrong")
-            page.get_by_text("This link is not a seat of this run").wait_for(timeout=15000)
-            page.goto(link)
-            page.locator(".seat-send button:not([disabled])").wait_for(timeout=15000)
-            page.get_by_text("It is day 1 of 2. You are the agent of nation Red.").wait_for()
-            # A wrong answer (Red cannot aim an 'other' action at itself) comes back with the reason.
-            page.locator(".field-reasoning textarea").fill("probe")
-            page.locator(".field-actions-0-action_name select").select_option(label="Send surveillance drone")
-            page.locator(".field-actions-0-target_nation select").select_option(label="Red")
-            page.locator(".seat-send button").click()
-            page.get_by_text("Red cannot aim 'Send surveillance drone' at itself").wait_for(timeout=15000)
-            page.screenshot(path=str(shots / "test_human_seat_refused.png"), full_page=True)
-            page.locator(".field-actions-0-target_nation select").select_option(label="Blue")
-            page.locator(".field-messages-0-target_nation select").select_option(label="World")
-            page.locator(".field-messages-0-content input").fill("Red watches")
-            page.locator(".seat-send button").click()
-            page.get_by_text("It is day 2 of 2. You are the agent of nation Red.").wait_for(timeout=15000)
-            page.get_by_text("Red -> Blue : Send surveillance drone").wait_for()
-            expect(page.locator(".field-reasoning textarea")).to_have_value("")  # day 2's own, empty form
-            page.screenshot(path=str(shots / "test_human_seat_day2.png"), full_page=True)
-            page.locator(".field-reasoning textarea").fill("done")
-            page.locator(".seat-send button").click()
-            assert proc.wait(60) == 0  # the last answer was accepted: the run ends (and its server with it)
-            browser.close()
+        page = chromium.new_page()
+        page.goto(link.split("token=")[0] + "token=wrong")
+        page.get_by_text("This link is not a seat of this run").wait_for(timeout=15000)
+        page.goto(link)
+        page.locator(".seat-send button:not([disabled])").wait_for(timeout=15000)
+        page.get_by_text("It is day 1 of 2. You are the agent of nation Red.").wait_for()
+        # A wrong answer (Red cannot aim an 'other' action at itself) comes back with the reason.
+        page.locator(".field-reasoning textarea").fill("probe")
+        page.locator(".field-actions-0-action_name select").select_option(label="Send surveillance drone")
+        page.locator(".field-actions-0-target_nation select").select_option(label="Red")
+        page.locator(".seat-send button").click()
+        page.get_by_text("Red cannot aim 'Send surveillance drone' at itself").wait_for(timeout=15000)
+        screenshot(page, "test_human_seat_refused")
+        page.locator(".field-actions-0-target_nation select").select_option(label="Blue")
+        page.locator(".field-messages-0-target_nation select").select_option(label="World")
+        page.locator(".field-messages-0-content input").fill("Red watches")
+        page.locator(".seat-send button").click()
+        page.get_by_text("It is day 2 of 2. You are the agent of nation Red.").wait_for(timeout=15000)
+        page.get_by_text("Red -> Blue : Send surveillance drone").wait_for()
+        expect(page.locator(".field-reasoning textarea")).to_have_value("")  # day 2's own, empty form
+        screenshot(page, "test_human_seat_day2")
+        page.locator(".field-reasoning textarea").fill("done")
+        page.locator(".seat-send button").click()
+        assert proc.wait(60) == 0  # the last answer was accepted: the run ends (and its server with it)
+        page.close()
     finally:
         if proc.poll() is None:
             proc.kill()

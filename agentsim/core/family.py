@@ -71,6 +71,8 @@ class Family:
     - `file_formats`: the data files the family reads (core/datafile.py), documented in README's "File formats".
     - `analyses`: what `agentsim analyze` runs on this family's runs; the first is the default, also reached by
       the family's name (`agentsim analyze RUN wargame` runs `escalation`).
+    - `view`: optional; the family's panel in `agentsim view` as "module:function" (imported only by the viewer):
+      `build(ctx)` -> a Panel object (agentsim/view/registry.py). A family without one gets the common panels only.
     """
 
     name: str
@@ -87,6 +89,7 @@ class Family:
     names: Callable[[Any, Any], list[NamedId]] = field(default=lambda spec, config: [])
     uses_population_model: Callable[[Any, Any], bool] = field(default=lambda spec, config: True)
     file_formats: tuple[FileFormat, ...] = ()
+    view: Ref | None = None
 
     def problems(self, spec: Any, config: Any) -> list[tuple[list[str | int], str]]:
         """Every cross-field problem of a validated scenario as (YAML path, message): the default model alias when

@@ -49,4 +49,5 @@ FAMILY = Family(
     reserved_ids=frozenset({"Judge"}),  # the judge's agent id (world.py: JUDGE_ID)
     analyses=(Analysis("drift", "agentsim.analysis.drift:drift_tables", plots="agentsim.analysis.drift:drift_plots",
                        description="D_t curves per arm, the restoring-force fit, reminders, satisfaction."),),
+    view="agentsim.scenarios.drift.view:build",
 )

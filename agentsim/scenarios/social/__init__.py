@@ -222,4 +222,5 @@ FAMILY = Family(
                        plots="agentsim.analysis.social:social_plots", params="agentsim.analysis.alignment:AlignmentParams",
                        description="Cascades, refusals, power law, adoption under exposure, herd effect, polarization, roles; "
                                    "with --reference, scale/depth/max-breadth growth and NRMSE computed OASIS's way."),),
+    view="agentsim.scenarios.social.view:build",
 )

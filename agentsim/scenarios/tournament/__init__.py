@@ -122,4 +122,5 @@ FAMILY = Family(
     file_formats=_file_formats(),
     analyses=(Analysis("tournament", "agentsim.analysis.tournament:tournament_tables",
                        description="CSD expected scores; standings, Elo and Bradley-Terry with CIs."),),
+    view="agentsim.scenarios.tournament.view:build",
 )

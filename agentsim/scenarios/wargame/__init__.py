@@ -125,4 +125,5 @@ FAMILY = Family(
     file_formats=_file_formats(),
     analyses=(Analysis("escalation", "agentsim.analysis.escalation:escalation_tables", compare="agentsim.analysis.escalation:compare_runs",
                        plots="agentsim.analysis.escalation:escalation_plots", description="Escalation scores per day (Rivera et al. 2024)."),),
+    view="agentsim.scenarios.wargame.view:build",
 )
