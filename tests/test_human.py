@@ -302,6 +302,13 @@ def test_a_person_plays_red_in_the_browser(tmp_path: Path, chromium) -> None:
                 link = line.split(": ", 1)[1].strip()
                 break
         assert link and "token=" in link
+        # published for `agentsim view` while the run serves the seat, readable by its owner only
+        link_file = run / "humans" / "Red" / "link"
+        assert link_file.read_text().strip() == link and (link_file.stat().st_mode & 0o077) == 0
+        from agentsim.view.data import RunData
+        from agentsim.view.panels import seat_link
+
+        assert RunData(run).human_seats() == ["Red"] and seat_link(run, "Red") == link
         page = chromium.new_page()
         page.goto(link.split("token=")[0] + "token=wrong")
         page.get_by_text("This link is not a seat of this run").wait_for(timeout=15000)
@@ -326,6 +333,7 @@ def test_a_person_plays_red_in_the_browser(tmp_path: Path, chromium) -> None:
         page.locator(".field-reasoning textarea").fill("done")
         page.locator(".seat-send button").click()
         assert proc.wait(60) == 0  # the last answer was accepted: the run ends (and its server with it)
+        assert not link_file.exists() and seat_link(run, "Red") is None
         page.close()
     finally:
         if proc.poll() is None:

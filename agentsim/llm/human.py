@@ -117,6 +117,31 @@ class SeatQueue:
                 out.append(meta["agent_id"])
         return out
 
+    @property
+    def link_file(self) -> Path:
+        """Where the run writes the seat page's URL (token included) while it serves it; the viewer links to it.
+        Readable by the owner only: the token is the seat's key."""
+        return self.dir / "link"
+
+    def publish_link(self, url: str | None) -> None:
+        """Write (or, with None, remove) the seat page's URL in `link_file`."""
+        if url is None:
+            self.link_file.unlink(missing_ok=True)
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / f".link.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(url + "\n")
+        os.replace(tmp, self.link_file)
+
+    def link(self) -> str | None:
+        """The seat page's URL while the run serves it, else None."""
+        try:
+            return self.link_file.read_text().strip() or None
+        except OSError:
+            return None
+
     def pending(self) -> list[dict[str, Any]]:
         """The requests waiting for an answer, oldest first."""
         out = []

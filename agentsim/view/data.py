@@ -252,10 +252,9 @@ class RunData:
     def human_seats(self) -> list[str]:
         """The human seats of the run (entries of `<run>/humans/`, written by `backend: human`), sorted; [] when the
         run has none. The page lists them in its links area (the seat pages are agentsim.view.seat's)."""
-        folder = self.run_dir / "humans"
-        if not folder.is_dir():
-            return []
-        return sorted(p.stem for p in folder.iterdir() if not p.name.startswith("."))
+        from agentsim.llm.human import SeatQueue
+
+        return sorted(SeatQueue.seats(self.run_dir))
 
 
 def _payload(text: Any) -> dict[str, Any]:

@@ -7,7 +7,7 @@
 - The common panels: `status_panel`, `per_step_panel`, `agents_panel`, `links_panel`.
 
 Hooks for the parts other modules add (human seats, interviews):
-- `seat_link(run_name, seat)`: the URL of a human seat's page, listed in the links area when `<run>/humans/` exists.
+- `seat_link(run_dir, seat)`: the URL of a human seat's page while the run serves it, listed in the links area.
 - `AGENT_HOOKS`: callables (ctx, agent_id, step) -> Panel object, drawn under an agent's timeline (the
   "ask this agent" box goes here).
 """
@@ -20,6 +20,7 @@ import logging
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -238,11 +239,12 @@ def agents_panel(ctx: ViewContext) -> Any:
     return pn.Column(pn.Row(pick, typed), empty_note(shown), pn.param.ParamFunction(body, lazy=True), sizing_mode="stretch_width")
 
 
-def seat_link(run_name: str, seat: str) -> str:
-    """The URL of a human seat's page (relative to the viewer's root). agentsim.view.seat serves it."""
-    from urllib.parse import urlencode
+def seat_link(run_dir: Path, seat: str) -> str | None:
+    """The URL of a human seat's page while the run serves it (`agentsim run` publishes it in the seat's folder,
+    agentsim.llm.human.SeatQueue.link), else None."""
+    from agentsim.llm.human import SeatQueue
 
-    return "seat?" + urlencode({"run": run_name, "seat": seat})
+    return SeatQueue(run_dir, seat).link()
 
 
 def links_panel(ctx: ViewContext) -> Any:
@@ -252,7 +254,9 @@ def links_panel(ctx: ViewContext) -> Any:
         seats = ctx.data.human_seats()
         if not seats:
             return pn.pane.HTML('<div class="agentsim-links" data-seats="0"></div>')
-        items = "".join(f'<li><a href="{html.escape(seat_link(ctx.run_name, s))}">{html.escape(s)}</a></li>' for s in seats)
+        items = "".join(
+            f'<li><a href="{html.escape(url)}" target="_blank">{html.escape(s)}</a></li>' if (url := seat_link(ctx.data.run_dir, s))
+            else f'<li>{html.escape(s)} (no page: the run is not serving this seat now)</li>' for s in seats)
         return pn.pane.HTML(f'<div class="agentsim-links" data-seats="{len(seats)}"><b>human seats</b><ul>{items}</ul></div>')
 
     return ctx.live(draw, "links")

@@ -111,7 +111,12 @@ class SeatServer:
     port: int
     links: dict[str, str] = field(default_factory=dict)
 
+    run_dir: Path | None = None
+
     def stop(self) -> None:
+        if self.run_dir is not None:
+            for agent in self.links:
+                SeatQueue(self.run_dir, agent).publish_link(None)
         self.thread.stop()
 
 
@@ -237,4 +242,7 @@ def serve_seats(run_dir: str | Path, seats: list[str], host: str = "127.0.0.1", 
     if thread.server_id not in state._servers:
         raise OSError(f"the seat pages did not start on {host}:{port}")
     base = f"http://{_url_host(host)}:{port}/seat?token="
-    return SeatServer(thread, port, {agent: base + tok for tok, agent in tokens.items()})
+    links = {agent: base + tok for tok, agent in tokens.items()}
+    for agent, url in links.items():  # for `agentsim view`'s links area, while this run serves the seat
+        SeatQueue(run_dir, agent).publish_link(url)
+    return SeatServer(thread, port, links, Path(run_dir))
