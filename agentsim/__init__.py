@@ -1,10 +1,12 @@
 """agentsim: large-scale multi-agent LLM simulations.
 
 Public API (stable): run, load_scenario, parse_scenario, ScenarioSpec, load_run, RunLog, register, Family, Analysis,
-load_experiment, Experiment.
+load_experiment, Experiment, interview.
 
 `agentsim.run("wargame/neutral.yaml", backend="scripted", steps=3, **{"world.max_actions_per_day": 2})` runs a
 scenario as `agentsim run` does (agentsim/runtime/entry.py: run_scenario) and returns its RunLog.
+`agentsim.interview(run_dir, "Red", "Why?", at=6)` asks a run's agent a question through its own model
+(agentsim/interviews.py) and returns the answer.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -17,11 +19,12 @@ from agentsim.spec.models import ScenarioSpec
 
 if TYPE_CHECKING:
     from agentsim.experiments.load import Experiment, load_experiment
+    from agentsim.interviews import interview
     from agentsim.runtime.entry import run_scenario as run
 
 __version__ = "0.1.0"
 __all__ = ["Analysis", "Experiment", "Family", "RunLog", "Scenario", "ScenarioSpec", "load_experiment", "load_run",
-           "load_scenario", "parse_scenario", "register", "run"]
+           "interview", "load_scenario", "parse_scenario", "register", "run"]
 
 
 def __getattr__(name: str) -> Any:
@@ -34,4 +37,8 @@ def __getattr__(name: str) -> Any:
         from agentsim.runtime.entry import run_scenario
 
         return run_scenario
+    if name == "interview":  # builds backends when called; `agentsim.interviews` is the module (ask, what_it_saw)
+        from agentsim.interviews import interview
+
+        return interview
     raise AttributeError(f"module 'agentsim' has no attribute {name!r}")

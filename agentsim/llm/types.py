@@ -46,6 +46,9 @@ class LLMRequest:
     #: top-`score_top_k` alternatives at each of its positions.
     continuation: str | None = None
     score_top_k: int = 0
+    #: "act": a step's request, answered with an action; "interview": a question put to an agent after the fact
+    #: (agentsim/interviews.py), answered in free text. Rule-based backends answer the two differently.
+    purpose: Literal["act", "interview"] = "act"
 
     def content_hash(self) -> str:
         """Identifies the request's content (not its seed), so the replay backend can find its recorded answer.
