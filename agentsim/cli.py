@@ -985,7 +985,7 @@ def survey(
     """Interview every agent of every run of an experiment with one question (agentsim.experiments.survey); print the
     answers with each run's cell parameters, or write them with --out."""
     from agentsim.experiments.manifest import is_experiment_dir
-    from agentsim.experiments.survey import survey as run_survey
+    from agentsim.experiments.surveys import survey as run_survey
     from agentsim.runtime.summary import df_table
     from agentsim.runtime.terminal import third_party_output
 

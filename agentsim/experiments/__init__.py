@@ -21,7 +21,7 @@ def __getattr__(name: str) -> Any:  # the runner pulls in the runtime and backen
 
         return getattr(runner, name)
     if name == "survey":  # interviews build backends: imported when a survey is asked for
-        from agentsim.experiments.survey import survey
+        from agentsim.experiments.surveys import survey
 
         return survey
     raise AttributeError(name)
