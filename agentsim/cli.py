@@ -1,4 +1,5 @@
-"""The `agentsim` command line: run | validate | schema | analyze | view | models | families | bench."""
+"""The `agentsim` command line: run | resume | validate | schema | analyze | view | interview | survey | sweep | branch |
+export | models | families | data | bench."""
 
 from __future__ import annotations
 
@@ -77,6 +78,8 @@ HumanOpt = Annotated[list[str] | None, typer.Option(
 HostOpt = Annotated[str, typer.Option(help="Address the seat pages of human seats listen on.")]
 PortOpt = Annotated[int, typer.Option(min=0, max=65535, help="Port of the seat pages (0: a free port, printed).")]
 PagesOpt = Annotated[bool, typer.Option(help="Serve a page per human seat (off: answer through the files in <run>/humans/).")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Also show third-party logs (vLLM, torch, Triton, Ray) on the "
+                                                                   "terminal; they always go to <run_dir>/third_party.log.")]
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Override any field by dotted path: --set world.users.count=100000, --set world.users.groups.0.share=2 "
                   "(repeatable; values are YAML; relative paths are relative to the working directory).")]
@@ -107,6 +110,7 @@ def run(
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 0,
     seat_pages: PagesOpt = True,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Run a scenario and write its log."""
     from agentsim.experiments import is_experiment_file
@@ -133,7 +137,7 @@ def run(
     if replay_from:
         extra["replay_from"] = str(replay_from.resolve())
     with _human_seats(sc, target, console_seats, host, port, seat_pages):
-        _execute(sc, target, replay_from, quiet, resume=False, extra_meta=extra, bar=not console_seats)
+        _execute(sc, target, replay_from, quiet, resume=False, extra_meta=extra, bar=not console_seats, verbose=verbose)
 
 
 @contextlib.contextmanager
@@ -187,19 +191,23 @@ def _parse_sets(items: list[str] | None) -> dict[str, Any]:
 
 
 def _execute(sc, run_dir: Path, replay_from: Path | None, quiet: bool, resume: bool, extra_meta: dict | None = None,
-             bar: bool = True) -> None:
+             bar: bool = True, verbose: bool = False) -> None:
     """Run (or resume) the scenario in `run_dir` (agentsim/runtime/entry.py: execute), print the summary; a
     RunError is the message and exit code, an interrupted run exits 130, a run without a valid answer 4. `bar`:
-    show the progress bar (not while a person answers in the terminal: it would draw over the questions)."""
+    show the progress bar (not while a person answers in the terminal: it would draw over the questions).
+    Third-party output goes to <run_dir>/third_party.log meanwhile (agentsim/runtime/terminal.py), and also to
+    the terminal with `verbose`."""
     from agentsim.runtime.entry import RunError, execute
     from agentsim.runtime.progress import RunProgress
     from agentsim.runtime.summary import print_summary
+    from agentsim.runtime.terminal import third_party_output
 
     log = (lambda m: None) if quiet else (lambda m: err.print(m, highlight=False))
     say = lambda m: err.print(escape(m), highlight=False, soft_wrap=True)  # noqa: E731
-    progress = RunProgress(sc.spec.steps, console=err, enabled=not quiet and bar)
+    progress = RunProgress(sc.spec.steps, console=err, enabled=not quiet and bar, redirect_stderr=False)
     try:
-        result = execute(sc, run_dir, replay_from, resume=resume, extra_meta=extra_meta, progress=progress, log=log, say=say)
+        with third_party_output(run_dir, verbose, consoles=(err,)):
+            result = execute(sc, run_dir, replay_from, resume=resume, extra_meta=extra_meta, progress=progress, log=log, say=say)
     except RunError as e:
         _fail(str(e), code=e.exit_code)
     if not quiet:
@@ -285,6 +293,7 @@ def resume(
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 0,
     seat_pages: PagesOpt = True,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Continue a killed or interrupted run from its last checkpoint; the log ends as if it had never stopped."""
     from agentsim.spec.loader import build_world, check_log_dir, parse_scenario
@@ -312,7 +321,8 @@ def resume(
         if name not in console_seats and name not in {aliases.get(s) for s in console_seats}:
             _fail(f"--human {name}: not a human seat of this run (its human seats: {', '.join(seats) or 'none'})")
     with _human_seats(sc, run_dir.absolute(), console_seats, host, port, seat_pages):
-        _execute(sc, run_dir.absolute(), Path(replay) if replay else None, quiet, resume=True, bar=not console_seats)
+        _execute(sc, run_dir.absolute(), Path(replay) if replay else None, quiet, resume=True, bar=not console_seats,
+                 verbose=verbose)
 
 
 @app.command()
@@ -967,6 +977,7 @@ def branch(
     backend: Annotated[BackendChoice | None, typer.Option(help="Use this backend for every model alias from the branch point on.")] = None,
     run_dir: Annotated[Path | None, typer.Option(help="Exact run directory to create (default: beside the parent, named after it).")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar or summary tables.")] = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Start a counterfactual run from a run's state at the start of a step, with some settings changed."""
     from agentsim.runtime.branch import BranchError, prepare_branch
@@ -980,7 +991,7 @@ def branch(
     except BranchError as e:
         _fail(str(e))
     err.print(f"Branch of {parent} after its step {at} (changes from step {at + 1}): {target}", soft_wrap=True)
-    _execute(sc, target, None, quiet, resume=True)
+    _execute(sc, target, None, quiet, resume=True, verbose=verbose)
 
 
 class ExportTarget(StrEnum):
@@ -1010,6 +1021,7 @@ def export(
         what = "already exported, skipped (--force exports it again)" if d.skipped else f"{d.metrics} metric values"
         console.print(f"{escape(str(d.run_dir))} -> MLflow run {d.mlflow_run_id}: {what}", highlight=False, soft_wrap=True)
 
+
 @app.command()
 def view(
     path: Annotated[Path, typer.Argument(help="A run directory (running or finished), an experiment directory, or a folder of runs.")],
@@ -1035,3 +1047,112 @@ def view(
         _fail(f"cannot serve on {host}:{port}: {e.strerror or e}")
     except KeyboardInterrupt:
         err.print("stopped")
+
+
+class SourceChoice(StrEnum):
+    auto = "auto"
+    llm_calls = "llm_calls"
+    checkpoint = "checkpoint"
+
+
+AtOpt = Annotated[int | None, typer.Option("--at", help="The step (0-based, as the log's `step` column) at which to ask: the agent's "
+                                                         "last prompt at or before it. Default: its latest.")]
+SourceOpt = Annotated[SourceChoice, typer.Option(help="Where what the agent saw comes from: its stored prompt (llm_calls), a "
+                                                      "checkpoint, or auto (the stored prompt, else a checkpoint).")]
+AskBackendOpt = Annotated[BackendChoice | None, typer.Option(help="Answer with this backend instead of the run's (every model alias).")]
+AskSetOpt = Annotated[list[str] | None, typer.Option("--set", help="Change the run's models for the question: --set "
+                                                                   "models.default.model=PATH (repeatable; values are YAML).")]
+
+
+def _interview_errors(fn: Any) -> Any:
+    """Run `fn` with the interview's errors as the CLI's: bad input exit 2, a backend that cannot answer its code."""
+    from agentsim.experiments.manifest import ManifestError
+    from agentsim.interviews import InterviewError
+
+    try:
+        return fn()
+    except (InterviewError, ManifestError, LogError) as e:
+        _fail(str(e))
+    except BackendError as e:
+        _fail(str(e), code=e.exit_code)
+
+
+@app.command()
+def interview(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory.")],
+    agent: Annotated[str, typer.Argument(help="The agent to ask (its id, as in the agents table).")],
+    question: Annotated[str, typer.Argument(help="The question.")],
+    at: AtOpt = None,
+    backend: AskBackendOpt = None,
+    set_: AskSetOpt = None,
+    source: SourceOpt = SourceChoice.auto,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Ask a run's agent a question as it stood at a step, through its own model; print the answer (stdout) and
+    append it to the run's `interviews` table."""
+    from agentsim.experiments.manifest import is_experiment_dir
+    from agentsim.interviews import ask
+    from agentsim.runtime.terminal import third_party_output
+
+    if is_experiment_dir(run_dir):
+        _fail(f"{run_dir} is an experiment: ask every agent of every run with `agentsim survey {run_dir} QUESTION`, "
+              "or name one of its run directories")
+    if not (run_dir / "run.json").is_file():
+        _fail(f"{run_dir}: not a run directory (no run.json)")
+    sets = _parse_sets(set_)
+    chosen = backend.value if backend else None
+
+    def go() -> Any:
+        # Everything an interview writes stays in interviews/: the run's own files are left as they were.
+        with third_party_output(run_dir / "interviews", verbose, consoles=(err,)):
+            return ask(run_dir, agent, question, at, backend=chosen, sets=sets, source=source.value,
+                       log=lambda m: err.print(m, highlight=False))
+
+    iv = _interview_errors(go)
+    s = iv.seen
+    check = {True: ", the same request the run sent", False: ", NOT the same request the run sent (see the interviews "
+             "table's messages)", None: ""}[s.verified]
+    err.print(escape(f"{s.agent_id} at step {s.step} (phase {s.phase}; what it saw from {s.source}{check}); answered by "
+                     f"{s.alias} = {iv.backend}:{iv.model}, {iv.prompt_tokens} + {iv.completion_tokens} tokens"),
+              highlight=False, soft_wrap=True)
+    print(iv.answer)
+
+
+@app.command()
+def survey(
+    experiment_dir: Annotated[Path, typer.Argument(help="The experiment directory (holding experiment.json).")],
+    question: Annotated[str, typer.Argument(help="The question, put to every agent of every completed run.")],
+    at: AtOpt = None,
+    agents: Annotated[list[str] | None, typer.Option("--agent", help="Ask only these agents (repeatable; default: every agent a model plays).")] = None,
+    backend: AskBackendOpt = None,
+    set_: AskSetOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Write the answers as CSV to this file.")] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Interview every agent of every run of an experiment with one question (agentsim.experiments.survey); print the
+    answers with each run's cell parameters, or write them with --out."""
+    from agentsim.experiments.manifest import is_experiment_dir
+    from agentsim.experiments.surveys import survey as run_survey
+    from agentsim.runtime.summary import df_table
+    from agentsim.runtime.terminal import third_party_output
+
+    if not is_experiment_dir(experiment_dir):
+        _fail(f"{experiment_dir}: not an experiment directory (no experiment.json); ask one run's agent with "
+              "`agentsim interview RUN_DIR AGENT QUESTION`")
+    if out is not None and out.is_dir():
+        _fail(f"--out {out}: a directory; give a CSV file name")
+    sets = _parse_sets(set_)
+
+    def go() -> Any:
+        with third_party_output(experiment_dir, verbose, consoles=(err,)):
+            return run_survey(experiment_dir, question, at, agents, backend=backend.value if backend else None, sets=sets,
+                              log=lambda m: err.print(m, highlight=False))
+
+    df = _interview_errors(go)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(out, index=False)
+        console.print(f"wrote {len(df)} answers to {out}")
+    else:
+        shown = df.drop(columns=["question", "interview_id", "latency_s"])
+        console.print(df_table(shown, f"{question} ({len(df)} answers)", max_rows=ROWS_SHOWN))

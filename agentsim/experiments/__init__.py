@@ -12,7 +12,7 @@ from agentsim.experiments.load import Experiment, load_experiment
 from agentsim.experiments.plan import Cell, Plan, is_experiment_file, plan_experiment
 
 __all__ = ["Cell", "Experiment", "ExperimentResult", "Plan", "is_experiment_file", "load_experiment", "plan_experiment",
-           "run_experiment"]
+           "run_experiment", "survey"]
 
 
 def __getattr__(name: str) -> Any:  # the runner pulls in the runtime and backends: import it only when running
@@ -20,4 +20,8 @@ def __getattr__(name: str) -> Any:  # the runner pulls in the runtime and backen
         from agentsim.experiments import runner
 
         return getattr(runner, name)
+    if name == "survey":  # interviews build backends: imported when a survey is asked for
+        from agentsim.experiments.surveys import survey
+
+        return survey
     raise AttributeError(name)

@@ -50,6 +50,9 @@ class LLMRequest:
     #: applies to every answer (core/policy.py: parse_answer), for a backend that can ask again itself (a person,
     #: agentsim/llm/human.py). Never serialised, not part of the content hash.
     check: Callable[[str], str | None] | None = None
+    #: "act": a step's request, answered with an action; "interview": a question put to an agent after the fact
+    #: (agentsim/interviews.py), answered in free text. Rule-based backends answer the two differently.
+    purpose: Literal["act", "interview"] = "act"
 
     def content_hash(self) -> str:
         """Identifies the request's content (not its seed), so the replay backend can find its recorded answer.

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from agentsim.logs.manifest import MANIFEST, LogError, PartRecord, part_index, read_manifest
-from agentsim.logs.schema import SCHEMA_VERSION, SCHEMA_VERSION_KEY, TABLE_KEY, TABLES
+from agentsim.logs.schema import SCHEMA_VERSION, SCHEMA_VERSION_KEY, SIDE_TABLES, TABLE_KEY, TABLES
 
 __all__ = ["LogError", "RunLog", "find_runs", "load_run"]
 
@@ -79,6 +79,10 @@ class RunLog:
         """Take a new snapshot: what the writer has completed since is read from now on."""
         self._snap = self._take_snapshot()
         self._verified: dict[str, list[Path]] = {}
+        # Side tables (interviews) are whole files written beside the run, not parts of its steps: the snapshot
+        # lists those in place now (dot names are files still being written).
+        self._side = {name: sorted(p for p in (self.run_dir / name).glob("*.parquet") if not p.name.startswith("."))
+                      for name in SIDE_TABLES}
         return self
 
     def _take_snapshot(self) -> Snapshot:
@@ -220,9 +224,11 @@ class RunLog:
     # -- reading --------------------------------------------------------------------------------------------------
     def table(self, name: str, columns: list[str] | None = None) -> pa.Table:
         """The whole table (the snapshot's parts), or only `columns` (ten million events read fast that way)."""
+        if name in SIDE_TABLES:
+            return self._side_table(name, columns)
         schema = TABLES.get(name)
         if schema is None:
-            raise LogError(f"unknown table {name!r}; tables: {', '.join(TABLES)}")
+            raise LogError(f"unknown table {name!r}; tables: {', '.join([*TABLES, *SIDE_TABLES])}")
         if columns is not None:
             unknown = [c for c in columns if c not in schema.names]
             if unknown:
@@ -253,6 +259,32 @@ class RunLog:
         # The schema's order whatever each part's; columns of a newer minor version (not in this schema) last.
         return table.select(schema.names + [c for c in table.column_names if c not in schema.names])
 
+    def _side_table(self, name: str, columns: list[str] | None) -> pa.Table:
+        """A side table (schema.SIDE_TABLES): every file the snapshot listed, oldest first, in the current schema."""
+        schema = SIDE_TABLES[name]
+        wanted = list(columns) if columns is not None else schema.names
+        unknown = [c for c in wanted if c not in schema.names]
+        if unknown:
+            raise LogError(f"table {name!r} has no column(s) {unknown}; columns: {', '.join(schema.names)}")
+        tables = []
+        for path in self._side[name]:
+            pf = self._open(path, None, name)
+            try:
+                present = pf.schema_arrow.names
+                t = pf.read(columns=[c for c in wanted if c in present])
+            except Exception as e:
+                raise LogError(f"{path}: unreadable Parquet part ({e})") from e
+            finally:
+                pf.close()
+            for c in wanted:
+                if c not in t.column_names:
+                    t = t.append_column(schema.field(c), pa.nulls(t.num_rows, schema.field(c).type))
+            tables.append(t.select(wanted).replace_schema_metadata(None))
+        target = pa.schema([schema.field(c) for c in wanted])
+        if not tables:
+            return target.empty_table()
+        return pa.concat_tables([t.cast(target) for t in tables])
+
     def df(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         return self.table(name, columns).to_pandas()
 
@@ -275,6 +307,11 @@ class RunLog:
     @property
     def timings(self) -> pd.DataFrame:
         return self.df("timings")
+
+    @property
+    def interviews(self) -> pd.DataFrame:
+        """Questions put to the run's agents and their answers (agentsim/interviews.py; schema.INTERVIEWS)."""
+        return self.df("interviews")
 
     def duckdb(self, connection: Any = None) -> Any:
         """A DuckDB connection with a view per table (`SELECT action, count(*) FROM events GROUP BY 1`), over the
@@ -300,6 +337,9 @@ class RunLog:
                     f" UNION ALL BY NAME SELECT * FROM read_parquet([{', '.join(files)}], union_by_name = true)" if files else "")
             where = f" WHERE step <= {int(limit)}" if limit is not None and "step" in schema.names else ""
             con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {cols} FROM (SELECT * FROM {parquet}){where}")
+        for name in SIDE_TABLES:  # small tables: read through Arrow (older files' missing columns as nulls)
+            con.register(f"_{name}_side", self._side_table(name, None))
+            con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM _{name}_side")
         return con
 
     def __repr__(self) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-# 1.1: llm_calls.cached_tokens (prefix-cache hits). Minor versions only add columns; readers of the same major
-# version read older files (missing columns come back as nulls).
-SCHEMA_VERSION = "1.1"
+# 1.1: llm_calls.cached_tokens (prefix-cache hits). 1.2: the `interviews` side table. Minor versions only add
+# columns or tables; readers of the same major version read older files (missing columns come back as nulls).
+SCHEMA_VERSION = "1.2"
 SCHEMA_VERSION_KEY = b"agentsim.schema_version"
 TABLE_KEY = b"agentsim.table"
 
@@ -88,3 +88,34 @@ TABLES: dict[str, pa.Schema] = {
     "timings": TIMINGS,
 }
 DETERMINISTIC_TABLES = ("events", "llm_calls", "agents", "metrics")
+
+#: Questions put to a run's agents after the fact (agentsim/interviews.py), one row per answer. Written beside the
+#: simulation's tables, never by the run's writer: each interview is a Parquet file of its own in `interviews/`
+#: (agentsim.logs.writer.append_side_table), not recorded in parts.jsonl and not tied to a step commit, so asking
+#: questions of a run (even one still being written) never changes its own tables.
+INTERVIEWS = pa.schema(
+    [
+        pa.field("interview_id", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("agent_id", pa.string(), nullable=False),
+        pa.field("at_step", pa.int32(), nullable=False),  # the step of what the agent was shown (0-based, as `step`)
+        pa.field("asked_step", pa.int32()),  # the step asked for (--at); null: the latest
+        pa.field("question", pa.string(), nullable=False),
+        pa.field("answer", pa.string(), nullable=False),
+        pa.field("alias", pa.string(), nullable=False),  # the agent's model alias in the run
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("backend", pa.string(), nullable=False),
+        pa.field("prompt_tokens", pa.int64(), nullable=False),
+        pa.field("completion_tokens", pa.int64(), nullable=False),
+        pa.field("latency_s", pa.float64(), nullable=False),
+        pa.field("finish_reason", pa.string(), nullable=False),
+        pa.field("created_at", pa.string(), nullable=False),  # ISO 8601, UTC
+        pa.field("source", pa.string(), nullable=False),  # "llm_calls" | "checkpoint"
+        pa.field("request_id", pa.string()),  # the run's request whose prompt was rebuilt
+        pa.field("verified", pa.bool_()),  # checkpoint: the rebuilt prompt hashes as the recorded request did
+        pa.field("messages", pa.string(), nullable=False),  # JSON: the conversation sent, question last
+    ]
+)
+
+#: Tables written beside a run by something other than the run itself (see INTERVIEWS).
+SIDE_TABLES: dict[str, pa.Schema] = {"interviews": INTERVIEWS}

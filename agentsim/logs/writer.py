@@ -35,7 +35,7 @@ from agentsim.logs.manifest import (
     part_name,
     read_manifest,
 )
-from agentsim.logs.schema import SCHEMA_VERSION, SCHEMA_VERSION_KEY, TABLE_KEY, TABLES
+from agentsim.logs.schema import SCHEMA_VERSION, SCHEMA_VERSION_KEY, SIDE_TABLES, TABLE_KEY, TABLES
 
 
 def _atomic_write(path: Path, mode: str, write: Any) -> None:
@@ -322,6 +322,31 @@ def _record_from_file(table: str, path: Path) -> PartRecord:
     except Exception as e:
         raise LogError(f"{path}: unreadable Parquet part ({e})") from e
     return PartRecord(table, path.name, rows, steps)
+
+
+def append_side_table(run_dir: Path, name: str, rows: list[dict[str, Any]]) -> Path:
+    """Write `rows` as one new Parquet file of side table `name` (schema.SIDE_TABLES) in `run_dir/<name>/`; returns it.
+
+    The file is named by its time and a random id (`<YYYYmmddTHHMMSSffffff>-<id>.parquet`), written under a dot name
+    and renamed into place, so concurrent writers (a CLI interview beside the viewer's) never collide and a reader
+    sees whole files only. Nothing of the run's own log (its tables, parts.jsonl, run.json) is touched, and no lock
+    is taken: the run may still be writing."""
+    import uuid
+    from datetime import UTC, datetime
+
+    schema = SIDE_TABLES[name].with_metadata({SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(), TABLE_KEY: name.encode()})
+    table = pa.Table.from_pylist(rows, schema=schema)
+    folder = run_dir / name
+    folder.mkdir(exist_ok=True)
+    final = folder / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:12]}.parquet"
+    tmp = folder / f".{final.name}.tmp"
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return final
 
 
 class _Held:

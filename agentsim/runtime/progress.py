@@ -25,7 +25,10 @@ def rate_text(calls: int, llm_calls: int, tokens: int, seconds: float) -> str:
 
 
 class RunProgress:
-    def __init__(self, total_steps: int = 0, console: Console | None = None, enabled: bool = True):
+    def __init__(self, total_steps: int = 0, console: Console | None = None, enabled: bool = True,
+                 redirect_stderr: bool = True):
+        """`redirect_stderr`: while the bar shows, print what others write to sys.stderr above it (rich's default);
+        False where stderr is sent elsewhere (agentsim/runtime/terminal.py: third_party_output)."""
         self.enabled = enabled
         self.total = total_steps
         self.calls = 0
@@ -49,6 +52,7 @@ class RunProgress:
                 TimeRemainingColumn(),
                 console=console,
                 transient=False,
+                redirect_stderr=redirect_stderr,
             )
 
     def __enter__(self) -> RunProgress:
