@@ -41,7 +41,8 @@ from agentsim.logs.reader import LogError, RunLog
 Source = Literal["auto", "llm_calls", "checkpoint"]
 
 #: Backends that cannot answer a new question.
-CANNOT_ANSWER = {"replay": "a replay backend answers only the requests a run recorded, and no run asked this question"}
+CANNOT_ANSWER = {"replay": "a replay backend answers only the requests a run recorded, and no run asked this question",
+                 "human": "a person played this seat (backend: human); ask them, or put the question to a model"}
 
 
 class InterviewError(Exception):

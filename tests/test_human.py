@@ -113,6 +113,12 @@ def test_a_person_plays_red_through_the_queue_and_the_game_replays_exactly(tmp_p
     assert replayed.meta["status"] == "completed"
     assert events(tmp_path / "replay") == events(tmp_path / "run")
     assert not (tmp_path / "replay" / "humans").exists()  # nobody was asked
+    # An interview of the person's seat is refused (a person answers for themselves); a model's seat answers.
+    from agentsim.interviews import InterviewError
+
+    with pytest.raises(InterviewError, match="a person played this seat"):
+        agentsim.interview(tmp_path / "run", "Red", "Why?")
+    assert "scripted" in agentsim.interview(tmp_path / "run", "Blue", "Why?")
 
 
 def test_red_is_asked_only_what_red_may_observe(tmp_path: Path) -> None:
