@@ -136,7 +136,7 @@ def run(
     extra: dict[str, Any] = {"overrides": sc.overrides}
     if replay_from:
         extra["replay_from"] = str(replay_from.resolve())
-    with _human_seats(sc, target, console_seats, host, port, seat_pages):
+    with _run_directory(target), _human_seats(sc, target, console_seats, host, port, seat_pages):
         _execute(sc, target, replay_from, quiet, resume=False, extra_meta=extra, bar=not console_seats, verbose=verbose)
 
 
@@ -188,6 +188,24 @@ def _parse_sets(items: list[str] | None) -> dict[str, Any]:
     except SpecError as e:
         _fail(e.render())
         raise  # unreachable: _fail exits
+
+
+@contextlib.contextmanager
+def _run_directory(run_dir: Path) -> Iterator[None]:
+    """Hold the run directory's lock (logs/writer.py lock_directory) for all that writes into it: the seat pages'
+    links, third_party.log, the log itself (the runtime's writer shares this process's lock). A directory another
+    process is writing is refused before anything is added to it."""
+    from agentsim.logs.writer import DirectoryInUse, lock_directory
+
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = lock_directory(run_dir)
+    except DirectoryInUse as e:
+        _fail(f"{run_dir}: {e.strerror}")
+    try:
+        yield
+    finally:
+        lock.close()
 
 
 def _execute(sc, run_dir: Path, replay_from: Path | None, quiet: bool, resume: bool, extra_meta: dict | None = None,
@@ -320,7 +338,7 @@ def resume(
     for name in human or []:
         if name not in console_seats and name not in {aliases.get(s) for s in console_seats}:
             _fail(f"--human {name}: not a human seat of this run (its human seats: {', '.join(seats) or 'none'})")
-    with _human_seats(sc, run_dir.absolute(), console_seats, host, port, seat_pages):
+    with _run_directory(run_dir.absolute()), _human_seats(sc, run_dir.absolute(), console_seats, host, port, seat_pages):
         _execute(sc, run_dir.absolute(), Path(replay) if replay else None, quiet, resume=True, bar=not console_seats,
                  verbose=verbose)
 
@@ -991,7 +1009,8 @@ def branch(
     except BranchError as e:
         _fail(str(e))
     err.print(f"Branch of {parent} after its step {at} (changes from step {at + 1}): {target}", soft_wrap=True)
-    _execute(sc, target, None, quiet, resume=True, verbose=verbose)
+    with _run_directory(target):
+        _execute(sc, target, None, quiet, resume=True, verbose=verbose)
 
 
 class ExportTarget(StrEnum):

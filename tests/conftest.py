@@ -128,9 +128,11 @@ def data_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 SCREENSHOTS = REPO / "build" / "screenshots"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def chromium():
-    """Headless Chromium from the OS packages (Debian's `chromium`), driven by playwright; skips without it."""
+    """Headless Chromium from the OS packages (Debian's `chromium`), driven by playwright; skips without it.
+    One per test, not per session: playwright's sync API keeps an asyncio loop marked running on this thread while
+    it is open, and every later test that calls asyncio.run (a run, a sweep) would fail."""
     import shutil
 
     exe = shutil.which("chromium")
