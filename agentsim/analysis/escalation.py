@@ -339,6 +339,9 @@ def escalation_plots(tables: dict[str, pd.DataFrame], logs: list, out: Path) -> 
     behind = tables.get("es_by_day", tables.get("per_day"))
     paths: list[Path] = []
     draw(lambda: escalation_figure(tables, logs, out / "escalation_es.png"), out / "escalation_es.png", behind, paths)
+    from agentsim.analysis.llm_usage import add_llm_usage
+
+    add_llm_usage("escalation", tables, logs, out, paths)
     return paths
 
 
