@@ -180,14 +180,11 @@ def test_csd_world_runs_the_sweep_on_its_last_step(tmp_path: Path) -> None:
     w.spec = w.spec.model_copy(update={"sensitivity": [0, 1], "sensitivity_tournaments": 300})
     first = StepContext(0, 0.0, make_rng(0, "w"), 0)
     w.apply(first, "simulate", [])
-    assert {e.action for e in first.events} == {"placements"}  # the running placements, no sweep before the last step
+    assert first.events == []
     last = StepContext(1, 1.0, make_rng(0, "w"), 0)
     w.apply(last, "simulate", [])
-    rows = [(e.agent_id, e.action, json.loads(e.payload)) for e in last.events if e.action != "placements"]
+    rows = [(e.agent_id, e.action, json.loads(e.payload)) for e in last.events]
     assert len(rows) == 6 and {r[1] for r in rows} == {"sensitivity"}
-    places = {e.agent_id: json.loads(e.payload) for e in last.events if e.action == "placements"}
-    assert {p["tournaments"] for p in places.values()} == {200}
-    assert np.sum([p["probabilities"] for p in places.values()], axis=0) == pytest.approx([1.0, 1.0, 1.0])
     sweep = csd.failure_sensitivity(w.scores, w.models, [0, 1], 300, seed=int(make_rng(11, "sensitivity").integers(2**63)),
                                     ties="coin", bye_points=0.5)
     got = {(a, p["T"]): p["expected_score"] for a, _, p in rows}

@@ -143,20 +143,19 @@ def expected_score_spread(log: Any) -> pd.DataFrame:
 
 
 def placement_table(log: Any) -> pd.DataFrame:
-    """P(model finishes in place p) over a CSD run's tournaments (the last `placements` event of each model; tied
+    """P(model finishes in place p) over a CSD run's tournaments (the last step's `placement/<p>` metrics; tied
     models share the places they span). Long table: model, place (1 = best), probability, tournaments."""
-    ev = log.events
-    p = ev[ev["action"] == "placements"]
+    m = log.metrics
     cols = ["model", "place", "probability", "tournaments"]
+    p = m[m["metric"].str.startswith("placement/")]
     if p.empty:
         return empty(cols, "no placements in this run (a log written before CSD runs counted places)")
-    last = p[p["step"] == p["step"].max()]
-    rows = []
-    for who, payload in zip(last["agent_id"], last["payload"], strict=True):
-        d = json.loads(payload)
-        rows += [{"model": who, "place": i + 1, "probability": float(v), "tournaments": int(d["tournaments"])}
-                 for i, v in enumerate(d["probabilities"])]
-    return pd.DataFrame(rows, columns=cols)
+    last = p["step"].max()
+    p = p[p["step"] == last]
+    n = m.loc[(m["step"] == last) & (m["metric"] == "placement_tournaments"), "value"]
+    out = pd.DataFrame({"model": p["agent_id"].to_numpy(), "place": p["metric"].str.removeprefix("placement/").astype(int).to_numpy(),
+                        "probability": p["value"].to_numpy(float), "tournaments": int(n.iloc[0]) if len(n) else 0})
+    return out.sort_values(["model", "place"]).reset_index(drop=True)[cols]
 
 
 def convergence_table(log: Any) -> pd.DataFrame:

@@ -24,8 +24,8 @@ JUDGE_ID = "Judge"
 # -- CSD --------------------------------------------------------------------------------------------------------
 class CSDWorld:
     """Each step simulates its share of the tournaments; metrics carry the running E[S] and its standard error, and
-    a `placements` event per model the running share of tournaments it finished in each place (payload
-    {"tournaments": N, "probabilities": [P(place 1), P(place 2), ...]}, ties sharing places: csd.placements).
+    the running share of tournaments each model finished in each place (metric `placement/<place>` per model, place
+    1 the best, ties sharing places: csd.placements; `placement_tournaments` the tournaments they count).
     The last step also runs the failure-sensitivity sweep."""
 
     phases = ("simulate",)
@@ -73,8 +73,10 @@ class CSDWorld:
             ctx.metric("std_error", s, agent_id=name)
         counted = float(self.place[0].sum())  # every row sums to the tournaments counted (a resumed old checkpoint: fewer)
         if counted:
+            ctx.metric("placement_tournaments", counted)
             for name, row in zip(self.models, self.place / counted, strict=True):
-                ctx.emit(name, "placements", None, {"tournaments": round(counted), "probabilities": [round(float(p), 12) for p in row]})
+                for place, p in enumerate(row, start=1):
+                    ctx.metric(f"placement/{place}", float(p), agent_id=name)
         if ctx.step == self.steps - 1 and self.spec.sensitivity:
             sweep = csd.failure_sensitivity(self.scores, self.models, self.spec.sensitivity, self.spec.sensitivity_tournaments,
                                             seed=int(make_rng(self.seed, "sensitivity").integers(2**63)), ties=self.spec.ties,
