@@ -56,7 +56,8 @@ FAMILY_ANALYSIS = {"wargame": "escalation", "social": "social", "tournament": "t
 MODE_PLOTS = {**dict.fromkeys(["tournament_expected_scores.png", "tournament_placements.png", "tournament_sensitivity.png",
                                "tournament_convergence.png"], "expected_scores"),
               **dict.fromkeys(["tournament_standings.png", "tournament_ratings.png", "tournament_rank_agreement.png"], "standings")}
-PLOTS = {"escalation": ["escalation_es.png", "escalation_llm_usage.png"],
+PLOTS = {"escalation": ["escalation_es.png", "escalation_categories.png", "escalation_violent.png", "escalation_nation_day.png",
+                        "escalation_targets.png", "escalation_llm_usage.png"],
          "social": ["social_cascade_ccdf.png", "social_adoption.png", "social_network.png", "social_herd.png",
                     "social_polarization.png", "social_llm_usage.png"],
          "tournament": ["tournament_expected_scores.png", "tournament_placements.png", "tournament_sensitivity.png",

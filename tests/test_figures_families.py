@@ -430,3 +430,78 @@ def test_styles_are_fixed_by_key_and_told_apart_past_the_palette() -> None:
     assert [s[k]["color"] for k in keys[:8]] == list(plots.PALETTE)
     assert s["m08"]["color"] == s["m00"]["color"] and s["m08"]["linestyle"] != s["m00"]["linestyle"]
     assert styles(keys) == s  # the order a figure meets its keys in does not matter
+
+
+# -- wargame ----------------------------------------------------------------------------------------------------------
+def _actions(rows: list[tuple]) -> pd.DataFrame:
+    from agentsim.analysis.escalation import WEIGHTS
+
+    df = pd.DataFrame(rows, columns=["run", "model", "day", "agent_id", "target", "category"])
+    return df.assign(action="x", points=df["category"].map(WEIGHTS))[["run", "model", "day", "agent_id", "target", "action", "category", "points"]]
+
+
+KNOWN = [("r1", "m", 1, "A", "B", "nuclear"), ("r1", "m", 1, "A", "B", "nuclear"), ("r1", "m", 2, "B", "A", "violent_escalation"),
+         ("r1", "m", 2, "B", "B", "violent_escalation"),  # aimed at itself: no arrow
+         ("r2", "m", 1, "A", "B", "de_escalation"), ("r2", "m", 2, "C", "A", "posturing"), ("r2", "m", 3, "C", None, "status_quo")]
+
+
+def test_category_stacks_by_hand() -> None:
+    from agentsim.analysis.escalation import plot_categories
+
+    ax = plot_categories(_actions(KNOWN)).axes[0]
+    # per category, bars over days 1..3 with the mean count per run (2 runs), stacked in escalation order
+    bars: dict[str, list[float]] = {}
+    for c in ax.containers:
+        bars[c.get_label()] = [p.get_height() for p in c.patches]
+    assert bars == {"nuclear": [1.0, 0.0, 0.0], "violent escalation": [0.0, 1.0, 0.0], "posturing": [0.0, 0.5, 0.0],
+                    "de escalation": [0.5, 0.0, 0.0], "status quo": [0.0, 0.0, 0.5]}
+    assert list(bars) == ["nuclear", "violent escalation", "posturing", "de escalation", "status quo"]  # the legend's order
+    assert ax.get_title() == "m (n=2 runs)" and ax.xaxis.get_major_locator()._integer
+
+
+def test_nuclear_and_violent_counts_by_hand() -> None:
+    from agentsim.analysis.escalation import plot_violent
+
+    ax = plot_violent(_actions(KNOWN)).axes[0]
+    nuclear, violent = ax.containers[1], ax.containers[3]  # (error bars, bars) per category
+    assert [p.get_height() for p in nuclear.patches] == [1.0] and [p.get_height() for p in violent.patches] == [1.0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["m\n(n=2)"]
+    assert ax.get_legend().get_title().get_text() == "bars: 95% t-interval over runs"
+
+
+def test_nation_day_heatmap_by_hand() -> None:
+    from agentsim.analysis.escalation import plot_nation_day
+
+    ax = plot_nation_day(_actions(KNOWN)).axes[0]
+    (im,) = ax.images
+    # A: 2 nuclear (120) and one de-escalation (-2) on day 1 over 2 runs; B: 2 violent (56) on day 2; C: posturing 4
+    assert np.asarray(im.get_array()) == pytest.approx(np.array([[59, 0, 0], [0, 28, 0], [0, 2, 0]]))
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["A", "B", "C"]
+
+
+def test_who_targets_whom_by_hand() -> None:
+    from agentsim.analysis.escalation import plot_targets
+
+    ax = plot_targets(_actions(KNOWN)).axes[0]
+    labels = {t.get_text() for t in ax.texts}
+    assert {"A", "B", "C"} <= labels and {"2", "1"} <= labels  # A->B twice (nuclear), B->A once (violent)
+    assert "; 3 actions" in ax.get_title()  # de-escalation, posturing, status quo and B on itself are not hostile
+    with pytest.raises(NothingToShow, match="no escalating action aimed at another nation"):
+        plot_targets(_actions([r for r in KNOWN if r[5] not in ("nuclear", "violent_escalation")]))
+
+
+def test_analyze_escalation_draws_the_wargame_figures(tmp_path: Path) -> None:
+    from agentsim.analysis.escalation import nation_actions
+
+    for s in ("invasion", "neutral"):
+        agentsim.run(f"wargame/{s}.yaml", backend="scripted", steps=3, run_dir=tmp_path / "runs" / s)
+    r = agentsim_cli("analyze", str(tmp_path / "runs"), "escalation", "--out", str(tmp_path / "o"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert {p.name for p in (tmp_path / "o").glob("*.png")} == {
+        "escalation_es.png", "escalation_categories.png", "escalation_violent.png", "escalation_nation_day.png", "escalation_targets.png"}
+    logs = [RunLog(tmp_path / "runs" / s) for s in ("invasion", "neutral")]
+    a = nation_actions(logs)
+    ev = logs[0].events
+    applied = ev[(ev["phase"] == "nations") & (ev["action"] != "invalid")]
+    assert (a["run"] == logs[0].run_id).sum() == len(applied) and set(a["model"]) == {"scripted baseline"}
+    assert a["day"].min() == 1 and a["day"].max() == 3
