@@ -505,3 +505,15 @@ def test_analyze_escalation_draws_the_wargame_figures(tmp_path: Path) -> None:
     applied = ev[(ev["phase"] == "nations") & (ev["action"] != "invalid")]
     assert (a["run"] == logs[0].run_id).sum() == len(applied) and set(a["model"]) == {"scripted baseline"}
     assert a["day"].min() == 1 and a["day"].max() == 3
+
+
+def test_network_of_one_group_is_coloured_by_role(tmp_path: Path) -> None:
+    from agentsim.analysis.social import roles_table
+
+    log = agentsim.run("social/x_information_spread.yaml", backend="scripted", steps=2, run_dir=tmp_path / "r",
+                       **{"world.users.groups": [{"name": "everyone", "share": 1, "interests": ["news"], "stance": 0.0}]})
+    ax = plot_network(log).axes[0]
+    assert ax.get_legend().get_title().get_text() == "colour: role"
+    roles = roles_table(log)["features"]["role"].value_counts()
+    drawn = {c.get_label(): len(c.get_offsets()) for c in ax.collections if c.get_label() and not c.get_label().startswith("_")}
+    assert drawn == {f"role {int(r)} ({n})": n for r, n in roles.items()}
