@@ -52,8 +52,18 @@ from agentsim.logs.reader import RunLog
 from conftest import SCENARIOS
 
 FAMILY_ANALYSIS = {"wargame": "escalation", "social": "social", "tournament": "tournament", "drift": "drift"}
-PLOTS = {"escalation": ["escalation_es.png"], "social": ["social_cascade_ccdf.png", "social_herd.png", "social_polarization.png"],
-         "tournament": [], "drift": ["drift_satisfaction.png"]}
+#: Figures of one mode only (CSD or live tournaments) and the table that makes a run of that mode.
+MODE_PLOTS = {**dict.fromkeys(["tournament_expected_scores.png", "tournament_placements.png", "tournament_sensitivity.png",
+                               "tournament_convergence.png"], "expected_scores"),
+              **dict.fromkeys(["tournament_standings.png", "tournament_ratings.png", "tournament_rank_agreement.png"], "standings")}
+PLOTS = {"escalation": ["escalation_es.png", "escalation_categories.png", "escalation_violent.png", "escalation_nation_day.png",
+                        "escalation_targets.png", "escalation_llm_usage.png"],
+         "social": ["social_cascade_ccdf.png", "social_adoption.png", "social_network.png", "social_herd.png",
+                    "social_polarization.png", "social_llm_usage.png"],
+         "tournament": ["tournament_expected_scores.png", "tournament_placements.png", "tournament_sensitivity.png",
+                        "tournament_convergence.png", "tournament_standings.png", "tournament_ratings.png",
+                        "tournament_rank_agreement.png", "tournament_llm_usage.png"],
+         "drift": ["drift_satisfaction.png", "drift_llm_usage.png"]}
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -203,8 +213,14 @@ def test_every_analysis_gives_tables_with_notes_on_degenerate_runs(family: str, 
             assert len(pd.read_csv(out / f"{name}_{title}.csv")) == len(df)
         notes = pd.read_csv(out / f"{name}_notes.csv")
         drawn = notes["note"].str.contains(" not drawn: ")
-        assert notes[~drawn].to_dict("records") == notes_table(tables).to_dict("records")
+        # the figures add one table of their own, llm_usage (agentsim.analysis.llm_usage), with its CSV and notes
+        usage = notes["table"] == "llm_usage"
+        assert notes[~drawn & ~usage].to_dict("records") == notes_table(tables).to_dict("records")
+        assert notes[usage & ~drawn]["note"].tolist() and (out / f"{name}_llm_usage.csv").exists()
         for png in PLOTS[name]:  # a figure is drawn, or not drawn with a note saying why (never an empty figure)
+            if png in MODE_PLOTS and MODE_PLOTS[png] not in tables:  # a live run has no CSD figures, and back
+                assert not (out / png).exists(), png
+                continue
             skipped = notes[drawn & notes["note"].str.startswith(f"figure {png} not drawn: ")]
             if (out / png).exists():
                 assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and skipped.empty, png

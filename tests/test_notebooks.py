@@ -66,12 +66,20 @@ def test_experiment_notebook_draws_the_study_figure(monkeypatch: pytest.MonkeyPa
 
 
 def test_tournament_notebook_on_csd_and_live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    text = outputs(execute("tournament", None, monkeypatch))
+    nb = execute("tournament", None, monkeypatch)
+    text = outputs(nb)
     assert "expected_scores" in text and "rank_range" in text
+    assert _images(nb) == 4  # E[S] with its spread, placements, rank against T, convergence (analysis/tournament.py)
     f = write_scenario(tmp_path, SCENARIOS / "tournament" / "live_judge.yaml")
     run_ok(str(f), "--backend", "scripted", "--run-dir", str(tmp_path / "live"), "--quiet")
-    text = outputs(execute("tournament", tmp_path / "live", monkeypatch))
+    nb = execute("tournament", tmp_path / "live", monkeypatch)
+    text = outputs(nb)
     assert "buchholz" in text and "kendall_tau" in text
+    assert _images(nb) == 3  # standings, ratings forest plot, rank agreement
+
+
+def _images(nb: nbformat.NotebookNode) -> int:
+    return sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
 
 
 @pytest.mark.vllm

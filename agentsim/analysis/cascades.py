@@ -238,29 +238,57 @@ def fit_power_law(sizes: np.ndarray, xmin: float | None = None) -> tuple[dict[st
     }, fit
 
 
+#: The alternatives drawn against the power law on the CCDF (powerlaw's distribution names) and their labels.
+ALTERNATIVES = {"lognormal": "lognormal", "exponential": "exponential", "truncated_power_law": "truncated power law"}
+
+
 def plot_ccdf(sizes: np.ndarray, path: Path | str | None = None, ax: Any = None, title: str = "") -> Any:
-    """Empirical CCDF of cascade sizes (n = cascades, in the legend) with the fitted power law over its tail.
-    Returns the Figure; raises NothingToShow without cascades."""
+    """Empirical CCDF of cascade sizes, P(size >= x) at each unique size, as a step plot (n = cascades, in the
+    legend), with the fitted discrete power law over its tail (x >= xmin) and the likelihood-ratio alternatives
+    (powerlaw's lognormal, exponential and truncated power law, fitted on the same tail), each alternative's legend
+    entry giving the normalised log-likelihood ratio R (R > 0 favours the power law) and its p-value (Vuong's
+    test; Clauset, Shalizi & Newman 2009, section 5). Fitted curves are scaled by the tail's share so they meet
+    the empirical CCDF at xmin. Returns the Figure; raises NothingToShow without cascades."""
     from agentsim.analysis.plots import NothingToShow, own_axes, save_own
 
     x = np.sort(np.asarray(sizes, float))
     if not x.size:
         raise NothingToShow("no cascades in this run (no reposts)")
-    ax, own = own_axes(ax)
-    ccdf = 1.0 - np.arange(x.size) / x.size
-    ax.loglog(x, ccdf, ".", ms=3, label=f"cascades (n={x.size})")
+    ax, own = own_axes(ax, (6, 4.5))
+    xs = np.unique(x)
+    ccdf = np.array([(x >= v).mean() for v in xs])
+    ax.step(xs, ccdf, where="post", color="black", lw=1.2, label=f"cascades (n={x.size}, {xs.size} distinct sizes)")
+    ax.plot(xs, ccdf, "o", color="black", ms=3)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    fitted = ""
     try:
         res, fit = fit_power_law(x)
-        tail = x[x >= res["xmin"]]
-        share = tail.size / x.size
-        xs = np.unique(tail)
-        ax.loglog(xs, share * (xs / res["xmin"]) ** (1 - res["alpha"]), "--",
-                  label=f"power law α={res['alpha']:.2f}, xmin={res['xmin']:.0f} (n_tail={tail.size})")
-    except ValueError:
-        pass
+    except ValueError as e:
+        fitted = f"no power-law fit: {e}"
+    else:
+        tail = xs[xs >= res["xmin"]]
+        share = (x >= res["xmin"]).mean()
+        grid = np.unique(np.concatenate([tail, np.geomspace(tail.min(), tail.max(), 50).round()]))
+        grid = grid[grid >= res["xmin"]]
+        ax.plot(grid, share * fit.power_law.ccdf(grid), "--", color="#0072B2", lw=1.5,
+                label=f"power law: alpha={res['alpha']:.2f}, xmin={res['xmin']:.0f} (n_tail={res['n_tail']})")
+        from agentsim.analysis.tables import captured_warnings
+
+        for (name, label), color, ls in zip(ALTERNATIVES.items(), ("#E69F00", "#009E73", "#CC79A7"), (":", "-.", (0, (5, 1))), strict=True):
+            try:
+                with captured_warnings():
+                    r, p = fit.distribution_compare("power_law", name, normalized_ratio=True)
+                    y = share * getattr(fit, name).ccdf(grid)
+            except (ValueError, FloatingPointError, ZeroDivisionError):
+                continue
+            y = np.where(np.isfinite(y) & (y > 0), y, np.nan)  # a tail probability below float precision is not drawn as 0
+            if np.isfinite(y).any():
+                ax.plot(grid, y, ls=ls, color=color, lw=1.2, label=f"{label}: R={r:.2f}, p={p:.2g}")
+    ax.set_ylim(ccdf.min() / 5, 1.5)  # the data's range: a fitted curve falling far below the last size is cut there
     if title:
         ax.set_title(title, fontsize=10)
-    ax.set_xlabel("cascade size")
+    ax.set_xlabel("cascade size (users)")
     ax.set_ylabel("P(size ≥ x)")
-    ax.legend()
+    ax.legend(fontsize=7, title=fitted or "R > 0 favours the power law (Vuong test p)", title_fontsize=7)
     return save_own(ax, own, path)

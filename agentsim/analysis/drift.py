@@ -238,33 +238,160 @@ def drift_tables(log, bootstrap: int = 500) -> dict[str, pd.DataFrame]:
     return note_empty_tables(out, log)
 
 
+#: How each D_t estimate is named on an axis: the Monte-Carlo estimate and the top-k lower bound are different
+#: quantities (scenarios/drift/kl.py), never to be read as one.
+ESTIMATORS = {"d_mc": "D_t, Monte-Carlo estimate", "d_topk": "D_t, top-k lower bound"}
+
+
+def reminder_turns(turns: pd.DataFrame) -> dict[str, list[int]]:
+    """Per arm, the turns at which any of its conversations got a reminder (sorted)."""
+    r = turns[turns["reminder"].astype(bool)]
+    return {str(a): sorted(int(t) for t in g["turn"].unique()) for a, g in r.groupby("arm")}
+
+
+def recurrence_path(fit: pd.DataFrame, start: float, turns: list[int], reminders: list[int]) -> pd.DataFrame:
+    """The fitted recurrence's deterministic path (noise 0) from D = `start` at turns[0]: D_{t+1} = D_t +
+    kappa (D* - D_t) - delta r_t, r_t = 1 when a reminder comes before reply t+1 (`reminders`: those turns).
+    `fit` is fit_recurrence's table. Columns: turn, d."""
+    est = fit.set_index("parameter")["estimate"]
+    kappa, d_star, delta = (float(est.get(k, np.nan)) for k in ("kappa", "d_star", "delta"))
+    delta = 0.0 if np.isnan(delta) else delta
+    d, out = start, [{"turn": turns[0], "d": start}]
+    for t in turns[1:]:
+        d = d + kappa * (d_star - d) - delta * (t in reminders)
+        out.append({"turn": t, "d": d})
+    return pd.DataFrame(out)
+
+
+def reminder_effect(turns: pd.DataFrame, value: str = "d_mc", confidence: float = 0.95) -> pd.DataFrame:
+    """Per arm: the mean of `value` over the turns from the earliest first reminder of any arm on (one window for
+    all arms, so the bars compare), first per conversation, then over conversations with a t-interval (n:
+    conversations with a measurement in the window). Columns: arm, from_turn, n, mean, ci_low, ci_high."""
+    cols = ["arm", "from_turn", "n", "mean", "ci_low", "ci_high"]
+    rem = turns[turns["reminder"].astype(bool)]
+    if rem.empty or turns[value].notna().sum() == 0:
+        return empty(cols, "no reminder was given in this run" if rem.empty else f"no {value} was measured")
+    start = int(rem["turn"].min())
+    rows, why = [], []
+    for arm, g in turns[turns["turn"] >= start].groupby("arm"):
+        per_conv = g.groupby("conversation")[value].mean().dropna().to_numpy(float)
+        m, ci = mean_t_interval(per_conv, confidence)
+        why.append((str(arm), ci.note))
+        rows.append({"arm": arm, "from_turn": start, "n": len(per_conv), "mean": m, "ci_low": ci.low, "ci_high": ci.high})
+    return note(pd.DataFrame(rows, columns=cols), *interval_notes(f"{value} CI", why))
+
+
 def drift_plots(tables: dict[str, pd.DataFrame], logs: list, out: Path) -> list[Path]:
-    """The PNGs of `agentsim analyze RUN drift --out DIR`: D_t per arm, Monte-Carlo and top-k (when measured), and
-    constraint satisfaction per arm; a figure with nothing to show is not drawn (a note on its table says why)."""
+    """The PNGs of `agentsim analyze RUN drift --out DIR`: D_t per arm, Monte-Carlo (drift_d_mc.png, with the
+    fitted D* and recurrence when the recurrence table has them) and top-k (drift_d_topk.png, when measured), each
+    with the arms' reminder turns marked; the reminder effect per arm (drift_reminder_effect.png); constraint
+    satisfaction per arm (drift_satisfaction.png); LLM usage per step (drift_llm_usage.png). An arm has one colour
+    in all of them. A figure with nothing to show is not drawn (a note on its table says why)."""
+    from agentsim.analysis.llm_usage import add_llm_usage
+    from agentsim.analysis.plots import styles
+
     paths: list[Path] = []
     who = f" ({run_label(logs[0])})" if logs else ""
     title = runs_title("Drift D_t per arm", logs) + who if logs else "Drift D_t per arm"
+    turns = turns_table(logs[0].events) if logs and (logs[0].events["action"] == "turn").any() else None
+    reminders = reminder_turns(turns) if turns is not None else {}
+    arms = sorted(set(turns["arm"])) if turns is not None else sorted(set(tables["satisfaction"].get("arm", [])))
+    colors = styles(arms)
     if "curves_mc" in tables:
-        draw(lambda: plot_curves(tables["curves_mc"], out / "drift_d_mc.png", title=title.replace("D_t", "D_t (Monte-Carlo)")),
+        rec = tables.get("recurrence")
+        draw(lambda: plot_curves(tables["curves_mc"], out / "drift_d_mc.png", title=title.replace("D_t", "D_t (Monte-Carlo)"),
+                                 reminders=reminders, recurrence=rec, colors=colors),
              out / "drift_d_mc.png", tables["curves_mc"], paths)
-        draw(lambda: plot_curves(tables["curves_topk"], out / "drift_d_topk.png", value="d_topk", title=title.replace("D_t", "D_t (top-k)")),
+        draw(lambda: plot_curves(tables["curves_topk"], out / "drift_d_topk.png", value="d_topk", title=title.replace("D_t", "D_t (top-k)"),
+                                 reminders=reminders, colors=colors),
              out / "drift_d_topk.png", tables["curves_topk"], paths)
+        effect = reminder_effect(turns) if turns is not None else empty(["arm"], "no turns")
+        draw(lambda: plot_reminder_effect(effect, out / "drift_reminder_effect.png", colors=colors,
+                                          title=(runs_title("Reminder effect", logs) + who) if logs else "Reminder effect"),
+             out / "drift_reminder_effect.png", tables.get("arms"), paths)
     sat_title = (runs_title("Constraint satisfaction per arm", logs) + who) if logs else ""
-    draw(lambda: plot_satisfaction(tables["satisfaction"], out / "drift_satisfaction.png", title=sat_title),
+    draw(lambda: plot_satisfaction(tables["satisfaction"], out / "drift_satisfaction.png", title=sat_title, colors=colors),
          out / "drift_satisfaction.png", tables["satisfaction"], paths)
+    add_llm_usage("drift", tables, logs, out, paths)
     return paths
 
 
 def plot_curves(curve: pd.DataFrame, path: str | Path | None = None, value: str = "d_mc", title: str = "Drift D_t per arm",
-                ax: Any = None) -> Any:
+                ax: Any = None, reminders: dict[str, list[int]] | None = None, recurrence: pd.DataFrame | None = None,
+                colors: dict | None = None) -> Any:
     """Mean D_t per arm and turn (`curves`: n, <value>_mean, ci_low, ci_high) with its t-interval over the
-    conversations of each point. Returns the Figure; raises NothingToShow without a measured turn."""
-    return band_plot(curve, "turn", f"{value}_mean", "arm", path, n="n", interval="95% t-interval over conversations",
-                     xlabel="turn", ylabel=f"{value} (nats/token, mean)", title=title, ax=ax)
+    conversations of each point, on an integer turn axis in nats/token, the estimator named on the axis
+    (`ESTIMATORS`). `reminders` ({arm: turns}, `reminder_turns`): each arm's reminder turns marked by a dotted
+    vertical line and a triangle on its curve, in the arm's colour. `recurrence` (fit_recurrence's table, for
+    d_mc): the fitted D* as a dashed horizontal line with its CI as a shaded strip, and each arm's deterministic
+    recurrence path from its first mean (`recurrence_path`) as a thin dashed line. Returns the Figure; raises
+    NothingToShow without a measured turn."""
+    from agentsim.analysis.plots import styles
+
+    colors = colors or (styles(curve["arm"]) if "arm" in curve else {})
+    fig = band_plot(curve, "turn", f"{value}_mean", "arm", path=None, n="n", interval="95% t-interval over conversations",
+                    xlabel="turn", ylabel=f"{ESTIMATORS.get(value, value)} (nats/token, mean)", title=title, ax=ax, colors=colors)
+    ax = ax or fig.axes[0]
+    means = curve.set_index(["arm", "turn"])[f"{value}_mean"]
+    for arm, ts in (reminders or {}).items():
+        c = colors.get(arm, {}).get("color", "grey")
+        for t in ts:
+            ax.axvline(t - 0.5, color=c, ls=":", lw=0.8, alpha=0.7)  # the reminder comes before reply t
+        ys = [means.get((arm, t), np.nan) for t in ts]
+        ax.plot(ts, ys, "v", color=c, ms=7, mfc="none", label=f"{arm}: reminder before turn {', '.join(map(str, ts))}")
+    if recurrence is not None and len(recurrence) and "parameter" in recurrence:
+        est = recurrence.set_index("parameter")
+        if "d_star" in est.index and np.isfinite(est.loc["d_star", "estimate"]):
+            d_star = float(est.loc["d_star", "estimate"])
+            ax.axhline(d_star, color="black", ls="--", lw=1, label=f"fitted D* = {d_star:.3g}")
+            lo, hi = est.loc["d_star", "ci_low"], est.loc["d_star", "ci_high"]
+            if np.isfinite(lo) and np.isfinite(hi):
+                ax.axhspan(lo, hi, color="black", alpha=0.08, lw=0)
+            for arm, g in curve.groupby("arm", sort=True):
+                g = g.dropna(subset=[f"{value}_mean"]).sort_values("turn")
+                if len(g) < 2:
+                    continue
+                path_ = recurrence_path(recurrence, float(g[f"{value}_mean"].iloc[0]), [int(t) for t in range(int(g["turn"].min()), int(g["turn"].max()) + 1)],
+                                        (reminders or {}).get(str(arm), []))
+                ax.plot(path_["turn"], path_["d"], ls=(0, (4, 2)), lw=0.9, color=colors.get(arm, {}).get("color", "grey"),
+                        label=f"{arm}: fitted recurrence")
+    ax.legend(fontsize=7, title=ax.get_legend().get_title().get_text() if ax.get_legend() else None, title_fontsize=7)
+    from agentsim.analysis.plots import save
+
+    return save(fig, path) if path else fig
 
 
-def plot_satisfaction(sat: pd.DataFrame, path: str | Path | None = None, title: str = "", ax: Any = None) -> Any:
+def plot_reminder_effect(effect: pd.DataFrame, path: str | Path | None = None, title: str = "Reminder effect", ax: Any = None,
+                         colors: dict | None = None) -> Any:
+    """Bars of mean D_t per arm over the turns from the first reminder on (`reminder_effect`), with the 95%
+    t-interval over conversations as error bars (none where an arm has one conversation: `n=1, no CI`). Returns
+    the Figure; raises NothingToShow without a reminder or a measurement."""
+    from agentsim.analysis.plots import NothingToShow, own_axes, save_own, styles
+    from agentsim.analysis.tables import notes_of
+
+    if effect.empty:
+        raise NothingToShow("; ".join(notes_of(effect)[:1]) or "no reminder effect to show")
+    colors = colors or styles(effect["arm"])
+    ax, own = own_axes(ax)
+    x = np.arange(len(effect))
+    lo = (effect["mean"] - effect["ci_low"]).to_numpy(float)
+    hi = (effect["ci_high"] - effect["mean"]).to_numpy(float)
+    ax.bar(x, effect["mean"], color=[colors.get(a, {}).get("color") for a in effect["arm"]], alpha=0.85)
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    if ok.any():
+        ax.errorbar(x[ok], effect["mean"].to_numpy(float)[ok], yerr=np.vstack([lo[ok], hi[ok]]), fmt="none", ecolor="black", capsize=4)
+    ax.set_xticks(x, [f"{a}\n(n={n}{', no CI' if n < 2 else ''})" for a, n in zip(effect["arm"], effect["n"], strict=True)])
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_ylabel(f"mean D_t from turn {int(effect['from_turn'].iloc[0])} on (nats/token)")
+    ax.set_title(title, fontsize=10)
+    ax.text(0.99, 0.98, "bars: 95% t-interval over conversations", transform=ax.transAxes, ha="right", va="top", fontsize=7)
+    return save_own(ax, own, path)
+
+
+def plot_satisfaction(sat: pd.DataFrame, path: str | Path | None = None, title: str = "", ax: Any = None,
+                      colors: dict | None = None) -> Any:
     """Constraint-satisfaction rate per arm and turn (no interval). Returns the Figure; raises NothingToShow
     without a rated turn."""
     return band_plot(sat, "turn", "rate", "arm", path, low=None, high=None, n="n" if "n" in sat else None,
-                     xlabel="turn", ylabel="constraint satisfaction rate", title=title, ylim=(-0.05, 1.05), marker="s", ax=ax)
+                     xlabel="turn", ylabel="constraint satisfaction rate", title=title, ylim=(-0.05, 1.05), marker="s", ax=ax,
+                     colors=colors)

@@ -19,14 +19,16 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from agentsim.analysis.labels import backend_model_label, runs_title
 from agentsim.analysis.labels import run_label as _run_label
 from agentsim.analysis.plots import band_plot, draw
-from agentsim.analysis.stats import bootstrap_ci, interval_notes, mean_bootstrap  # noqa: F401 (bootstrap_ci: imported from here by users)
-from agentsim.analysis.tables import note, note_empty_tables, note_incomplete_runs, notes_of
+from agentsim.analysis.stats import bootstrap_ci, interval_notes, mean_bootstrap, mean_t_interval  # noqa: F401 (bootstrap_ci: imported from here by users)
+from agentsim.analysis.tables import empty, note, note_empty_tables, note_incomplete_runs, notes_of
 
 CATEGORY_ACTIONS: dict[str, tuple[str, ...]] = {
     "nuclear": ("Execute full nuclear attack", "Execute tactical nuclear strike"),
@@ -340,12 +342,176 @@ def import_study_logs(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 
 def escalation_plots(tables: dict[str, pd.DataFrame], logs: list, out: Path) -> list[Path]:
-    """The PNG of `agentsim analyze ... escalation --out DIR` (`escalation_figure`); not drawn when no day has a
-    score (a note on `es_by_day` or `per_day` says why)."""
+    """The PNGs of `agentsim analyze ... escalation --out DIR`: ES per day (`escalation_figure`), per-day action
+    categories per backend and model (escalation_categories.png), nuclear and violent actions per run
+    (escalation_violent.png), escalation points per nation and day (escalation_nation_day.png), who targets whom
+    (escalation_targets.png), and LLM usage per step of the first run (escalation_llm_usage.png). A figure with
+    nothing to show (no day has a score, no nation acted) is not drawn; a note on its table says why."""
+    from agentsim.analysis.llm_usage import add_llm_usage
+
     behind = tables.get("es_by_day", tables.get("per_day"))
     paths: list[Path] = []
     draw(lambda: escalation_figure(tables, logs, out / "escalation_es.png"), out / "escalation_es.png", behind, paths)
+    actions = nation_actions(logs)
+    cats = tables.get("categories", behind)
+    draw(lambda: plot_categories(actions, out / "escalation_categories.png", title=runs_title("Actions per day by category", logs)),
+         out / "escalation_categories.png", cats, paths)
+    draw(lambda: plot_violent(actions, out / "escalation_violent.png", title=runs_title("Nuclear and violent actions per run", logs)),
+         out / "escalation_violent.png", tables.get("nuclear", behind), paths)
+    draw(lambda: plot_nation_day(actions, out / "escalation_nation_day.png", title=runs_title("Escalation points per nation and day", logs)),
+         out / "escalation_nation_day.png", cats, paths)
+    draw(lambda: plot_targets(actions, out / "escalation_targets.png", title=runs_title("Who targets whom (escalating actions)", logs)),
+         out / "escalation_targets.png", cats, paths)
+    add_llm_usage("escalation", tables, logs, out, paths)
     return paths
+
+
+def nation_actions(logs: Sequence[Any], mode: str = "canonical") -> pd.DataFrame:
+    """The applied nation actions of `logs` (messages included, invalid answers not) as one table: run, model
+    (the backend and model that played the nations, `run_label`), day, agent_id, target, action, category,
+    points (the category's weight)."""
+    cols = ["run", "model", "day", "agent_id", "target", "action", "category", "points"]
+    parts = []
+    for log in logs:
+        ev = _with_day(_nation_actions(log.events))
+        if ev.empty:
+            continue
+        cat = [category_of(a, mode) for a in ev["action"]]
+        parts.append(pd.DataFrame({"run": log.run_id, "model": run_label(log), "day": ev["day"].astype(int).to_numpy(),
+                                   "agent_id": ev["agent_id"].to_numpy(), "target": ev["target"].to_numpy() if "target" in ev else None,
+                                   "action": ev["action"].to_numpy(), "category": cat,
+                                   "points": [WEIGHTS.get(c, 0) for c in cat]}))
+    if not parts:
+        return empty(cols, "no nation actions in these runs")
+    return pd.concat(parts, ignore_index=True)[cols]
+
+
+#: Category colours (Okabe-Ito), fixed in every figure: the most escalating darkest/warmest.
+CATEGORY_COLORS = {"nuclear": "#000000", "violent_escalation": "#D55E00", "non_violent_escalation": "#E69F00",
+                   "posturing": "#F0E442", "de_escalation": "#009E73", "status_quo": "#56B4E9", UNKNOWN: "#999999"}
+
+
+def plot_categories(actions: pd.DataFrame, path: Any = None, title: str = "Actions per day by category") -> Any:
+    """Per backend and model (one panel each), stacked bars of the mean number of actions per run of each
+    category on each day (messages count as status quo), categories in escalation order. Returns the Figure;
+    raises NothingToShow without nation actions."""
+    from matplotlib.ticker import MaxNLocator
+
+    from agentsim.analysis.plots import NothingToShow, new_figure, save
+
+    if actions.empty:
+        raise NothingToShow("; ".join(notes_of(actions)[:1]) or "no nation actions")
+    models = sorted(actions["model"].unique())
+    fig, axes = new_figure((6 * len(models), 4), 1, len(models), squeeze=False, sharey=True)
+    order = [c for c in (*CATEGORIES, UNKNOWN) if c in set(actions["category"])]
+    for ax, model in zip(axes[0], models, strict=True):
+        a = actions[actions["model"] == model]
+        runs = a["run"].nunique()
+        per = a.pivot_table(index="day", columns="category", values="action", aggfunc="count", fill_value=0) / runs
+        per = per.reindex(columns=order, fill_value=0)
+        bottom = np.zeros(len(per))
+        for c in order:
+            ax.bar(per.index, per[c], bottom=bottom, color=CATEGORY_COLORS.get(c), label=c.replace("_", " "), width=0.8)
+            bottom += per[c].to_numpy()
+        ax.set_title(f"{model} (n={runs} run{'s' if runs != 1 else ''})", fontsize=9)
+        ax.set_xlabel("day")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0][0].set_ylabel("actions per run (mean)")
+    axes[0][-1].legend(fontsize=7, title="category", title_fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.suptitle(title, fontsize=10)
+    return save(fig, path)
+
+
+def plot_violent(actions: pd.DataFrame, path: Any = None, title: str = "Nuclear and violent actions per run") -> Any:
+    """Per backend and model, the mean number of nuclear and of violent-escalation actions per run, each with a
+    95% t-interval over runs (none with one run: `n=1, no CI`). Returns the Figure; raises NothingToShow without
+    nation actions."""
+    from agentsim.analysis.plots import NothingToShow, own_axes, save_own
+
+    if actions.empty:
+        raise NothingToShow("; ".join(notes_of(actions)[:1]) or "no nation actions")
+    ax, own = own_axes(None, (7, 4))
+    models = sorted(actions["model"].unique())
+    x = np.arange(len(models))
+    for off, cat in zip((-0.2, 0.2), ("nuclear", "violent_escalation"), strict=True):
+        means, lo, hi = [], [], []
+        for model in models:
+            a = actions[actions["model"] == model]
+            per_run = a.assign(hit=a["category"] == cat).groupby("run")["hit"].sum().to_numpy(float)
+            m, ci = mean_t_interval(per_run)
+            means.append(m)
+            lo.append(m - ci.low if np.isfinite(ci.low) else 0.0)
+            hi.append(ci.high - m if np.isfinite(ci.high) else 0.0)
+        ax.bar(x + off, means, width=0.4, color=CATEGORY_COLORS[cat], label=cat.replace("_", " "),
+               yerr=[lo, hi], capsize=4, edgecolor="black", lw=0.5)
+    runs = [actions.loc[actions["model"] == m, "run"].nunique() for m in models]
+    ax.set_xticks(x, [f"{m}\n(n={r}{', no CI' if r < 2 else ''})" for m, r in zip(models, runs, strict=True)], fontsize=8)
+    ax.set_ylabel("actions per run (mean)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, title="bars: 95% t-interval over runs", title_fontsize=7)
+    return save_own(ax, own, path)
+
+
+def plot_nation_day(actions: pd.DataFrame, path: Any = None, title: str = "Escalation points per nation and day") -> Any:
+    """Heatmap of the escalation points (sum of category weights) of each nation's actions on each day, mean over
+    the runs (of all models; pass one model's rows for one), values written in the cells. Returns the Figure;
+    raises NothingToShow without nation actions."""
+    from matplotlib.ticker import MaxNLocator
+
+    from agentsim.analysis.plots import NothingToShow, own_axes, save_own
+
+    if actions.empty:
+        raise NothingToShow("; ".join(notes_of(actions)[:1]) or "no nation actions")
+    runs = actions["run"].nunique()  # every run's days count, its quiet ones too
+    grid = actions.pivot_table(index="agent_id", columns="day", values="points", aggfunc="sum", fill_value=0) / runs
+    days = list(range(int(grid.columns.min()), int(grid.columns.max()) + 1))
+    grid = grid.reindex(columns=days, fill_value=0)
+    ax, own = own_axes(None, (max(8.0, 0.5 * len(days) + 3), max(3.0, 0.4 * len(grid) + 1.5)))
+    im = ax.imshow(grid.to_numpy(float), cmap="cividis", aspect="auto", extent=(days[0] - 0.5, days[-1] + 0.5, len(grid) - 0.5, -0.5))
+    ax.set_yticks(np.arange(len(grid)), grid.index.tolist(), fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    top = float(np.nanmax(grid.to_numpy(float))) if grid.size else 0.0
+    if len(days) * len(grid) <= 300:
+        for i, row in enumerate(grid.to_numpy(float)):
+            for j, v in enumerate(row):
+                ax.text(days[j], i, f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}", ha="center", va="center", fontsize=6,
+                        color="white" if v < top / 2 else "black")
+    ax.set_xlabel("day")
+    ax.set_title(f"{title}; mean over runs", fontsize=9)
+    ax.figure.colorbar(im, ax=ax, label="escalation points")
+    return save_own(ax, own, path)
+
+
+def plot_targets(actions: pd.DataFrame, path: Any = None, title: str = "Who targets whom", seed: int = 0) -> Any:
+    """Directed graph of the escalating actions (non-violent, violent, nuclear) one nation aimed at another, over
+    all days and runs: an arrow per (actor, target) pair, its width the number of actions, written on it; nations
+    on a circle. Returns the Figure; raises NothingToShow without escalating actions between nations."""
+    import networkx as nx
+
+    from agentsim.analysis.plots import NothingToShow, own_axes, save_own
+
+    if actions.empty:
+        raise NothingToShow("; ".join(notes_of(actions)[:1]) or "no nation actions")
+    hostile = actions[actions["category"].isin(ESCALATING) & actions["target"].notna() & (actions["target"] != actions["agent_id"])]
+    if hostile.empty:
+        raise NothingToShow("no escalating action aimed at another nation")
+    counts = hostile.groupby(["agent_id", "target"]).size()
+    g = nx.DiGraph()
+    g.add_nodes_from(sorted(set(actions["agent_id"])))
+    for (a, b), n in counts.items():
+        g.add_edge(a, b, weight=int(n))
+    ax, own = own_axes(None, (6, 6))
+    pos = nx.circular_layout(g)
+    top = max(counts.max(), 1)
+    nx.draw_networkx_nodes(g, pos, ax=ax, node_color="#56B4E9", node_size=900)
+    nx.draw_networkx_labels(g, pos, ax=ax, font_size=8)
+    nx.draw_networkx_edges(g, pos, ax=ax, width=[0.5 + 4 * g[u][v]["weight"] / top for u, v in g.edges()], edge_color="#D55E00",
+                           arrows=True, arrowsize=12, connectionstyle="arc3,rad=0.12", node_size=900)
+    nx.draw_networkx_edge_labels(g, pos, ax=ax, edge_labels={(u, v): g[u][v]["weight"] for u, v in g.edges()}, font_size=7,
+                                 connectionstyle="arc3,rad=0.12", label_pos=0.3)
+    ax.set_axis_off()
+    ax.set_title(f"{title}; {int(counts.sum())} actions", fontsize=9)
+    return save_own(ax, own, path)
 
 
 def escalation_figure(tables: dict[str, pd.DataFrame], logs: list, path: str | Path | None = None):

@@ -25,8 +25,54 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-#: Resolution of the PNGs written by `--out`.
-DPI = 150
+#: Resolution of the PNGs written by `--out` (print quality).
+DPI = 300
+#: The formats `save` writes beside a figure's PNG: `figure_formats("png", "pdf")` adds a PDF of each (`--out` with
+#: `AGENTSIM_FIGURE_FORMATS=png,pdf`, or `with figure_formats(...)` in Python).
+_FORMATS: list[tuple[str, ...]] = []
+
+#: Okabe & Ito's colour-blind-safe palette ("Color Universal Design", 2008), black last: blue, orange, bluish green,
+#: vermillion, reddish purple, sky blue, yellow, black.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+#: After the 8 colours, keys repeat them with another line style and marker (told apart without colour too).
+LINESTYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def styles(keys: Any) -> dict[Any, dict[str, Any]]:
+    """A fixed colour (and line style, marker) per key: the keys in sorted order take the palette's colours in turn,
+    so the same models (or arms) get the same colours in every figure of an analysis, whatever each figure shows.
+    Returns {key: {"color", "linestyle", "marker"}}."""
+    out = {}
+    for i, k in enumerate(sorted(set(keys), key=str)):
+        out[k] = {"color": PALETTE[i % len(PALETTE)], "linestyle": LINESTYLES[(i // len(PALETTE)) % len(LINESTYLES)],
+                  "marker": MARKERS[(i // len(PALETTE)) % len(MARKERS)]}
+    return out
+
+
+def formats() -> tuple[str, ...]:
+    """The formats `save` writes: the innermost `figure_formats`, else AGENTSIM_FIGURE_FORMATS (comma-separated),
+    else PNG only."""
+    import os
+
+    if _FORMATS:
+        return _FORMATS[-1]
+    env = [f.strip().lower().lstrip(".") for f in os.environ.get("AGENTSIM_FIGURE_FORMATS", "").split(",") if f.strip()]
+    return tuple(env) or ("png",)
+
+
+class figure_formats:  # noqa: N801 - used as a context manager, like a function
+    """`with figure_formats("png", "pdf"):` every figure saved inside also gets a file per format (same stem)."""
+
+    def __init__(self, *fmts: str):
+        self.fmts = tuple(f.lower().lstrip(".") for f in fmts) or ("png",)
+
+    def __enter__(self) -> figure_formats:
+        _FORMATS.append(self.fmts)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _FORMATS.pop()
 
 
 class NothingToShow(ValueError):
@@ -49,11 +95,16 @@ def own_axes(ax: Any, figsize: tuple[float, float] = (5, 4)) -> tuple[Any, bool]
 
 
 def save(fig: Any, path: str | Path | None) -> Any:
-    """Write `fig` to `path` (PNG, or the format of its suffix; folders created) when given; returns `fig`."""
+    """Write `fig` to `path` (PNG at `DPI`, or the format of its suffix; folders created) when given, and a file of
+    each other format in `formats()` beside it (`x.png` -> `x.pdf`); returns `fig`."""
     if path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=DPI)
+        for fmt in formats():
+            other = path.with_suffix(f".{fmt}")
+            if other != path:
+                fig.savefig(other, dpi=DPI)
     return fig
 
 
@@ -122,12 +173,13 @@ def band_plot(
     df: pd.DataFrame, x: str, y: str, group: str, path: str | Path | None = None, *, low: str | None = "ci_low",
     high: str | None = "ci_high", n: str | None = None, interval: str = "95% CI", xlabel: str = "", ylabel: str = "",
     title: str = "", ylim: tuple[float, float] | None = None, marker: str = "o", ax: Any = None,
-    integer_x: bool = True,
+    integer_x: bool = True, colors: dict[Any, dict[str, Any]] | None = None,
 ) -> Any:
     """One line per `group` over `x`, with its interval band (`low`/`high`) where the point rests on n >= 2
     (column `n`: observations per point; without it every point counts as n >= 2 when it has an interval).
     Legend entries say n (`_n_label`); the legend's title names the interval method (`interval`). Steps without a
-    row break the line. Returns the Figure (saved to `path` when given).
+    row break the line. Each group's colour is `colors[group]` (`styles`; default: `styles` of this table's groups).
+    Returns the Figure (saved to `path` when given).
 
     Raises NothingToShow when `df` is empty, lacks the columns, or has no finite `y`."""
     missing = [c for c in (x, y, group) if c not in df.columns]
@@ -138,13 +190,15 @@ def band_plot(
         raise NothingToShow(why)
     ax, own = own_axes(ax, (7, 4))
     banded = False
+    colors = colors or styles(df[group].dropna().unique())
     for key, g in df.groupby(group, sort=True):
         g = _gapped(g, x)
         counts = pd.to_numeric(g[n], errors="coerce").to_numpy(float) if n and n in g else None
         label = str(key)
         if counts is not None and _n_label(counts):
             label += f" ({_n_label(counts)})"
-        line, = ax.plot(g[x], g[y], marker=marker, ms=4, label=label)
+        st = colors.get(key, {})
+        line, = ax.plot(g[x], g[y], marker=marker, ms=4, label=label, color=st.get("color"), linestyle=st.get("linestyle", "-"))
         if low and high and low in g and high in g:
             ok = np.isfinite(pd.to_numeric(g[low], errors="coerce").to_numpy(float))
             if counts is not None:

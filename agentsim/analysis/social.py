@@ -231,20 +231,49 @@ ADOPTION_COLUMNS = ["hazard_ratio", "hr_low", "hr_high", "p", "concordance", "su
                     "coef_exposure", "coef_exposure2", "p_exposure2", "saturating"]
 
 
-def adoption_table(log: Any) -> pd.DataFrame:
-    """The Cox fit of adoption under exposure and the saturation test as one row; empty with a note when the run
-    has too few exposed adoptions; the fits' warnings and a failed saturation test are notes."""
+def _adoption_intervals(log: Any) -> tuple[pd.DataFrame | None, pd.DataFrame, str]:
+    """The exposure intervals of a run's cascades (exposure_intervals, sources included), its cascade nodes and the
+    note on a sample of cascades (""); intervals None when the run has no shares."""
     ev = log.df("events", ["event_id", "step", "agent_id", "action", "parent_event_id", "request_id"])
     nodes = cascade_nodes(ev)
     shares = nodes[nodes["parent"] >= 0]
     if shares.empty:
-        return empty(ADOPTION_COLUMNS, "no hazard model: no reposts or quotes in this run", *notes_of(nodes))
+        return None, nodes, ""
     adoptions = shares.rename(columns={"root": "cascade"})[["agent_id", "cascade", "step"]]
     edges = follow_graph(log)
     sources, cap_note = exposure_sources(nodes, ev, edges)
     if cap_note:
         adoptions = adoptions[adoptions["cascade"].isin(sources["cascade"])]
-    intervals = exposure_intervals(adoptions, edges, int(ev["step"].max()), sources)
+    return exposure_intervals(adoptions, edges, int(ev["step"].max()), sources), nodes, cap_note
+
+
+ADOPTION_CURVE_COLUMNS = ["exposed", "users", "adopted", "probability", "ci_low", "ci_high"]
+
+
+def adoption_curve(intervals: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Adoption probability against the number of exposed neighbours, P(k) of Romero, Meeder & Kleinberg (2011,
+    "Differences in the mechanics of information diffusion across topics", WWW, section 4): of the (user, cascade)
+    pairs that were at some time exposed to exactly k followees who had adopted (and had not adopted yet), the
+    share that adopted before an exposure k+1 (n: those pairs), with a Wilson interval (statsmodels' proportion_confint). Input:
+    exposure_intervals' rows (id, start, stop, exposure, event). Columns: exposed (k), users, adopted,
+    probability, ci_low, ci_high."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    if intervals is None or intervals.empty:
+        return empty(ADOPTION_CURVE_COLUMNS, "no user was exposed to a cascade in this run")
+    g = intervals.groupby("exposure").agg(users=("id", "nunique"), adopted=("event", "sum")).reset_index()
+    lo, hi = proportion_confint(g["adopted"].to_numpy(), g["users"].to_numpy(), alpha=1 - confidence, method="wilson")
+    out = pd.DataFrame({"exposed": g["exposure"].astype(int), "users": g["users"].astype(int), "adopted": g["adopted"].astype(int),
+                        "probability": g["adopted"] / g["users"], "ci_low": lo, "ci_high": hi})
+    return note(out, "ci_low/ci_high: 95% Wilson interval over the users exposed to exactly k")
+
+
+def adoption_table(log: Any) -> pd.DataFrame:
+    """The Cox fit of adoption under exposure and the saturation test as one row; empty with a note when the run
+    has too few exposed adoptions; the fits' warnings and a failed saturation test are notes."""
+    intervals, nodes, cap_note = _adoption_intervals(log)
+    if intervals is None:
+        return empty(ADOPTION_COLUMNS, "no hazard model: no reposts or quotes in this run", *notes_of(nodes))
     if intervals.empty or intervals["event"].sum() < 2 or intervals["exposure"].nunique() < 2:
         k = int(intervals["event"].sum()) if len(intervals) else 0
         levels = int(intervals["exposure"].nunique()) if len(intervals) else 0
@@ -605,11 +634,14 @@ def social_compare(logs: list[Any], params: dict[str, Any] | None = None) -> dic
 
 
 def social_plots(tables: dict[str, pd.DataFrame], logs: list[Any], out: Path) -> list[Path]:
-    """The PNGs of `agentsim analyze RUN social --out DIR`: cascade-size CCDF, herd effect, polarization curve (one
-    run), and the growth curves (with a reference, or over a folder of runs). A figure with nothing to show (a run
-    without reposts has no CCDF) is not drawn; a note on its table says why."""
+    """The PNGs of `agentsim analyze RUN social --out DIR`: cascade-size CCDF (social_cascade_ccdf.png), adoption
+    probability against exposed neighbours (social_adoption.png), the follow network coloured by group or role
+    (social_network.png), herd effect, polarization curve (one run), the growth curves (with a reference, or over a
+    folder of runs) and LLM usage per step (social_llm_usage.png). A figure with nothing to show (a run without
+    reposts has no CCDF) is not drawn; a note on its table says why."""
     from agentsim.analysis.cascades import plot_ccdf
     from agentsim.analysis.labels import run_label, runs_title
+    from agentsim.analysis.llm_usage import add_llm_usage
     from agentsim.analysis.plots import draw
 
     log = logs[0]
@@ -620,6 +652,11 @@ def social_plots(tables: dict[str, pd.DataFrame], logs: list[Any], out: Path) ->
         behind = tables.get("cascades", tables.get("power_law"))
         draw(lambda: plot_ccdf(sizes, out / "social_cascade_ccdf.png", title=runs_title("Cascade sizes", logs) + who),
              out / "social_cascade_ccdf.png", behind, paths)
+        curve = adoption_curve(_adoption_intervals(log)[0])
+        draw(lambda: plot_adoption(curve, out / "social_adoption.png", title=runs_title("Adoption against exposure", logs) + who),
+             out / "social_adoption.png", tables.get("adoption"), paths)
+        draw(lambda: plot_network(log, out / "social_network.png", title=runs_title("Follow network", logs) + who),
+             out / "social_network.png", tables.get("roles_silhouette", tables.get("activity")), paths)
         draw(lambda: plot_herd(tables["herd"], out / "social_herd.png", title=runs_title("Herd effect", logs) + who),
              out / "social_herd.png", tables["herd"], paths)
         draw(lambda: plot_polarization(log, out / "social_polarization.png", title=runs_title("Opinion extremity of posts per group", logs) + who),
@@ -627,7 +664,89 @@ def social_plots(tables: dict[str, pd.DataFrame], logs: list[Any], out: Path) ->
     if "growth" in tables:
         draw(lambda: plot_growth(tables["growth"], out / "social_growth.png", title=runs_title("Cascade growth", logs) + who),
              out / "social_growth.png", tables["growth"], paths)
+    add_llm_usage("social", tables, logs, out, paths)
     return paths
+
+
+def plot_adoption(curve: pd.DataFrame, path: Any = None, title: str = "Adoption against exposure", ax: Any = None) -> Any:
+    """P(k), the adoption probability against the number k of exposed neighbours (`adoption_curve`), with its
+    Wilson interval; n (users exposed to exactly k) written at each point; integer k axis. Returns the Figure;
+    raises NothingToShow without exposures."""
+    from matplotlib.ticker import MaxNLocator
+
+    from agentsim.analysis.plots import PALETTE, NothingToShow, own_axes, save_own
+
+    if curve.empty:
+        raise NothingToShow("; ".join(notes_of(curve)[:1]) or "no exposures")
+    ax, own = own_axes(ax, (7, 4.5))
+    x = curve["exposed"].to_numpy(int)
+    y = curve["probability"].to_numpy(float)
+    # clipped at 0: Wilson's bound at 0 or n successes lands a rounding error past the point
+    err = np.clip(np.vstack([y - curve["ci_low"].to_numpy(float), curve["ci_high"].to_numpy(float) - y]), 0, None)
+    ax.errorbar(x, y, yerr=err, fmt="o-", color=PALETTE[0], capsize=3, ms=4, label="P(k)")
+    for xi, yi, n in zip(x, y, curve["users"], strict=True):
+        ax.annotate(f"n={int(n)}", (xi, yi), textcoords="offset points", xytext=(5, 5), ha="left", fontsize=6)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("k: followees who had shared the cascade")
+    ax.set_ylabel("P(adopt while exposed to exactly k)")
+    ax.set_ylim(-0.02, min(1.02, max(0.1, float(np.nanmax(curve["ci_high"])) * 1.15)))
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, title="bars: 95% Wilson interval over (user, cascade) pairs", title_fontsize=7)
+    return save_own(ax, own, path)
+
+
+#: Most users drawn in the network picture; a larger run is drawn on a seeded uniform sample (the title says so).
+NETWORK_MAX_NODES = 2_000
+
+
+def plot_network(log: Any, path: Any = None, title: str = "Follow network", max_nodes: int = NETWORK_MAX_NODES, seed: int = 0,
+                 ax: Any = None) -> Any:
+    """The follow network (final: initial edges plus follows and unfollows) drawn with networkx's spring layout
+    (seeded), users coloured by group, or by network role (roles_table's k-means) when the run has one group;
+    on more than `max_nodes` users, a seeded uniform sample of users and the edges among them, the sample size in
+    the title. Returns the Figure; raises NothingToShow without users or edges."""
+    import networkx as nx
+
+    from agentsim.analysis.plots import NothingToShow, own_axes, save_own, styles
+
+    agents = log.agents
+    users = agents[agents["kind"] == "user"] if "kind" in agents else agents
+    edges = follow_graph(log, initial_only=False)
+    if users.empty or edges.empty:
+        raise NothingToShow("no users" if users.empty else "no follow edges in this run")
+    ids = users["agent_id"].astype(str).to_numpy()
+    total = len(ids)
+    if total > max_nodes:
+        ids = np.sort(np.random.default_rng(seed).choice(ids, max_nodes, replace=False))
+    keep = set(ids)
+    sub = edges[edges["follower"].astype(str).isin(keep) & edges["followee"].astype(str).isin(keep)]
+    g = nx.DiGraph()
+    g.add_nodes_from(ids)
+    g.add_edges_from(zip(sub["follower"].astype(str), sub["followee"].astype(str), strict=True))
+    groups = dict(zip(users["agent_id"].astype(str), users["group"].astype(str), strict=True)) if "group" in users else {}
+    by = "group"
+    if len({groups.get(i, "") for i in ids} - {""}) < 2:
+        by = "role"
+        feats = roles_table(log).get("features")
+        groups = ({str(a): (f"role {int(r)}" if pd.notna(r) else "no role") for a, r in zip(feats["agent_id"], feats["role"], strict=True)}
+                  if feats is not None and "role" in feats else {})
+        if not groups:
+            by, groups = "none", dict.fromkeys(ids, "users")
+    kinds = [groups.get(i, "unknown") for i in ids]
+    colors = styles(kinds)
+    ax, own = own_axes(ax, (7, 7))
+    pos = nx.spring_layout(g, seed=seed, k=1.5 / np.sqrt(max(len(ids), 1)))
+    nx.draw_networkx_edges(g, pos, ax=ax, alpha=0.15, width=0.4, arrows=False)
+    size = max(4.0, 300.0 / np.sqrt(len(ids)))
+    for kind in sorted(set(kinds)):
+        nodes = [i for i, k in zip(ids, kinds, strict=True) if k == kind]
+        nx.draw_networkx_nodes(g, pos, nodelist=nodes, node_size=size, node_color=colors[kind]["color"], ax=ax,
+                               label=f"{kind} ({len(nodes)})")
+    ax.set_axis_off()
+    sampled = f"; seeded sample of {len(ids):,} of {total:,} users" if len(ids) < total else f"; {total:,} users"
+    ax.set_title(f"{title}{sampled}, {g.number_of_edges():,} follow edges", fontsize=10)
+    ax.legend(fontsize=7, title=f"colour: {by}", title_fontsize=7, loc="best")
+    return save_own(ax, own, path)
 
 
 def plot_growth(growth: pd.DataFrame, path: Any = None, title: str = "") -> Any:

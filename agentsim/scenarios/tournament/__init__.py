@@ -121,6 +121,6 @@ FAMILY = Family(
     uses_population_model=lambda spec, config: False,
     file_formats=_file_formats(),
     analyses=(Analysis("tournament", "agentsim.analysis.tournament:tournament_tables",
-                       description="CSD expected scores; standings, Elo and Bradley-Terry with CIs."),),
+                       plots="agentsim.analysis.tournament:tournament_plots", description="CSD expected scores; standings, Elo and Bradley-Terry with CIs."),),
     view="agentsim.scenarios.tournament.view:build",
 )

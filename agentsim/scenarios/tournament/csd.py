@@ -32,6 +32,7 @@ class CSDResult:
     win_share: np.ndarray  # share of tournaments in which the model has the (shared) top score
     n_tournaments: int
     round_means: np.ndarray  # (K, M) mean cumulative score after each round
+    place_counts: np.ndarray | None = None  # (M, M): tournaments model m finished in place p+1 (ties shared, `placements`)
 
     def table(self) -> pd.DataFrame:
         df = pd.DataFrame(
@@ -45,6 +46,23 @@ class CSDResult:
         )
         df["rank"] = df["expected_score"].rank(ascending=False, method="min").astype(int)
         return df.sort_values(["rank", "model"]).reset_index(drop=True)
+
+
+def placements(final: np.ndarray) -> np.ndarray:
+    """(M, M) counts of final places from (N, M) final scores: model m in place p+1 (1 = highest score). Models tied
+    on a score share the places they span equally (two tied for 2nd each count 1/2 in places 2 and 3), so every row
+    and every column sums to N."""
+    from scipy.stats import rankdata
+
+    n, m = final.shape
+    lo = rankdata(-final, method="min", axis=1).astype(np.int64) - 1  # first place spanned (0-based)
+    hi = rankdata(-final, method="max", axis=1).astype(np.int64)  # one past the last
+    w = 1.0 / (hi - lo)
+    model = np.broadcast_to(np.arange(m), (n, m))
+    # A difference array per model: +w from the first place spanned, -w after the last; the running sum spreads w.
+    diff = (np.bincount((model * (m + 1) + lo).ravel(), w.ravel(), m * (m + 1))
+            - np.bincount((model * (m + 1) + hi).ravel(), w.ravel(), m * (m + 1)))
+    return np.cumsum(diff.reshape(m, m + 1), axis=1)[:, :m]
 
 
 def eliminations_schedule(eliminations: int | Sequence[int], rounds: int, models: int) -> np.ndarray:
@@ -92,6 +110,7 @@ def simulate(
     played = np.zeros(m)
     top = np.zeros(m)
     round_sums = np.zeros((k, m))
+    place = np.zeros((m, m))
     done = 0
     while done < n_tournaments:
         n = min(chunk, n_tournaments - done)
@@ -102,12 +121,13 @@ def simulate(
         best = final.max(1, keepdims=True)
         top += (final == best).sum(0)
         round_sums += per_round
+        place += placements(final)
         done += n
     mean = total / n_tournaments
     var = np.maximum(total_sq / n_tournaments - mean**2, 0.0) * n_tournaments / max(n_tournaments - 1, 1)
     return CSDResult(
         tuple(models), mean, np.sqrt(var / n_tournaments), played / n_tournaments, top / n_tournaments,
-        n_tournaments, round_sums / n_tournaments,
+        n_tournaments, round_sums / n_tournaments, place,
     )
 
 

@@ -23,7 +23,9 @@ JUDGE_ID = "Judge"
 
 # -- CSD --------------------------------------------------------------------------------------------------------
 class CSDWorld:
-    """Each step simulates its share of the tournaments; metrics carry the running E[S] and its standard error.
+    """Each step simulates its share of the tournaments; metrics carry the running E[S] and its standard error, and
+    the running share of tournaments each model finished in each place (metric `placement/<place>` per model, place
+    1 the best, ties sharing places: csd.placements; `placement_tournaments` the tournaments they count).
     The last step also runs the failure-sensitivity sweep."""
 
     phases = ("simulate",)
@@ -37,6 +39,7 @@ class CSDWorld:
         m = len(self.models)
         self.sum = np.zeros(m)
         self.sum_sq = np.zeros(m)
+        self.place = np.zeros((m, m))
         self.done = 0
 
     def agents(self) -> list[AgentRecord]:
@@ -59,6 +62,7 @@ class CSDWorld:
             var = res.std_error**2 * n
             self.sum += res.expected_score * n
             self.sum_sq += (var * (n - 1) / n + res.expected_score**2) * n if n > 1 else res.expected_score**2
+            self.place += res.place_counts
             self.done += n
         mean = self.sum / max(self.done, 1)
         var = np.maximum(self.sum_sq / max(self.done, 1) - mean**2, 0) * self.done / max(self.done - 1, 1)
@@ -67,6 +71,12 @@ class CSDWorld:
         for name, e, s in zip(self.models, mean, se, strict=True):
             ctx.metric("expected_score", e, agent_id=name)
             ctx.metric("std_error", s, agent_id=name)
+        counted = float(self.place[0].sum())  # every row sums to the tournaments counted (a resumed old checkpoint: fewer)
+        if counted:
+            ctx.metric("placement_tournaments", counted)
+            for name, row in zip(self.models, self.place / counted, strict=True):
+                for place, p in enumerate(row, start=1):
+                    ctx.metric(f"placement/{place}", float(p), agent_id=name)
         if ctx.step == self.steps - 1 and self.spec.sensitivity:
             sweep = csd.failure_sensitivity(self.scores, self.models, self.spec.sensitivity, self.spec.sensitivity_tournaments,
                                             seed=int(make_rng(self.seed, "sensitivity").integers(2**63)), ties=self.spec.ties,
@@ -77,12 +87,14 @@ class CSDWorld:
                                                          "rank_range": int(row.rank_range), "score_cv": float(row.score_cv)})
 
     def get_state(self) -> dict[str, Any]:
-        return {"sum": self.sum.tolist(), "sum_sq": self.sum_sq.tolist(), "done": self.done}
+        return {"sum": self.sum.tolist(), "sum_sq": self.sum_sq.tolist(), "done": self.done, "place": self.place.tolist()}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.sum = np.asarray(state["sum"], float)
         self.sum_sq = np.asarray(state["sum_sq"], float)
         self.done = int(state["done"])
+        # a checkpoint from before placements were counted: they count from the resumed step on
+        self.place = np.asarray(state.get("place", np.zeros_like(self.place)), float).reshape(self.place.shape)
 
 
 # -- live -------------------------------------------------------------------------------------------------------
