@@ -106,7 +106,10 @@ def add_llm_usage(name: str, tables: dict[str, pd.DataFrame], logs: list[Any], o
     if not logs:
         return
     log = logs[0]
+    from agentsim.analysis.tables import note_empty_tables
+
     usage = llm_usage_table(log.llm_calls, log.meta.get("models"))
+    note_empty_tables({"llm_usage": usage}, log)  # an incomplete run says so here too, like its other tables
     tables["llm_usage"] = usage
     usage.to_csv(out / f"{name}_llm_usage.csv", index=False)
     path = out / f"{name}_llm_usage.png"

@@ -29,37 +29,13 @@ import panel as pn
 
 from agentsim.llm.human import SeatQueue
 from agentsim.llm.human_form import LIST_ROWS, FormField, form_of, value_of
+from agentsim.view.net import free_port, url_host, websocket_origins
 
 POLL_MS = 300
 #: Longest list a form shows row by row.
 MAX_ROWS = 10
 #: A choice left empty in an optional place (a list row not used).
 BLANK = "—"
-
-
-def _free_port(host: str) -> int:
-    """A port free on `host` now: Bokeh's allowed websocket origins name the port, so it is chosen before start."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def _url_host(host: str) -> str:
-    if host in ("0.0.0.0", ""):
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
-
-
-def _origins(host: str, port: int) -> list[str]:
-    """Pages from this host and port may open the session websocket (any host for a wildcard address, which serves
-    other machines on purpose)."""
-    if host in ("0.0.0.0", "", "::"):
-        return [f"*:{port}"]
-    names = {host, "localhost", "127.0.0.1"} if host in ("127.0.0.1", "localhost") else {host}
-    return sorted(f"{n}:{port}" for n in names)
 
 
 def _css(path: tuple[str | int, ...]) -> str:
@@ -229,19 +205,19 @@ def serve_seats(run_dir: str | Path, seats: list[str], host: str = "127.0.0.1", 
     Raises OSError when the port cannot be bound."""
     from panel.io.state import state
 
-    port = port or _free_port(host)
+    port = port or free_port(host)
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, port))  # refuse a taken port here, as an OSError, not in the server's thread
     tokens = {secrets.token_urlsafe(16): s for s in seats}
     thread = pn.serve({"seat": seat_app(Path(run_dir), tokens)}, port=port, address=host,
-                      websocket_origin=_origins(host, port), show=False, threaded=True, verbose=False,
+                      websocket_origin=websocket_origins(host, port), show=False, threaded=True, verbose=False,
                       title="agentsim seat", resources="server")
     deadline = time.monotonic() + 30
     while thread.server_id not in state._servers and time.monotonic() < deadline and thread.is_alive():
         time.sleep(0.02)
     if thread.server_id not in state._servers:
         raise OSError(f"the seat pages did not start on {host}:{port}")
-    base = f"http://{_url_host(host)}:{port}/seat?token="
+    base = f"http://{url_host(host)}:{port}/seat?token="
     links = {agent: base + tok for tok, agent in tokens.items()}
     for agent, url in links.items():  # for `agentsim view`'s links area, while this run serves the seat
         SeatQueue(run_dir, agent).publish_link(url)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import html
-import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 import panel as pn
 
 from agentsim.logs.reader import LogError
+from agentsim.view import net
 from agentsim.view.data import RunData, Target, open_target
 from agentsim.view.panels import (
     TABLE_CSS,
@@ -55,33 +55,6 @@ class RunCache:
             if run_dir not in self._runs:
                 self._runs[run_dir] = RunData(run_dir)
             return self._runs[run_dir]
-
-
-def free_port(host: str) -> int:
-    """A port free on `host` now (the OS picks it). Bokeh's allowed websocket origins name the port, so it must
-    be known before the server starts."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def url_host(host: str) -> str:
-    """How the printed URL names the host: a wildcard address is reached as 127.0.0.1 from this machine."""
-    if host in ("0.0.0.0", ""):
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
-
-
-def websocket_origins(host: str, port: int) -> list[str]:
-    """The origins whose pages may open the session websocket: this host and port (and localhost's names for a
-    loopback host); any host at this port for a wildcard address, which serves other machines on purpose."""
-    if host in ("0.0.0.0", "", "::"):
-        return [f"*:{port}"]
-    names = {host, "localhost", "127.0.0.1"} if host in ("127.0.0.1", "localhost", "::1") else {host}
-    return sorted(f"{n}:{port}" for n in names if ":" not in n) + (["[::1]:" + str(port)] if host == "::1" else [])
 
 
 # -- pages ----------------------------------------------------------------------------------------------------------
@@ -212,11 +185,11 @@ def make_server(path: str | Path | Target, host: str = "127.0.0.1", port: int = 
     runs = RunCache()
     if target.kind == "run":  # a broken run is an error now, not a broken page later
         runs.get(next(iter(target.runs.values())))
-    port = port or free_port(host)
+    port = port or net.free_port(host)
     routes: dict[str, Any] = {"/": app(target, runs), **EXTRA_ROUTES}
-    server = pn.serve(routes, port=port, address=host, websocket_origin=websocket_origins(host, port), show=False,
+    server = pn.serve(routes, port=port, address=host, websocket_origin=net.websocket_origins(host, port), show=False,
                       start=False, title="agentsim view", warm=True)  # warm: the first page pays no imports
-    return server, f"http://{url_host(host)}:{port}/"
+    return server, f"http://{net.url_host(host)}:{port}/"
 
 
 def serve(path: str | Path | Target, host: str = "127.0.0.1", port: int = 0,
