@@ -26,10 +26,16 @@ import pandas as pd
 import pytest
 
 import agentsim
+from agentsim.analysis import plots
 from agentsim.analysis.cascades import plot_ccdf
 from agentsim.analysis.drift import plot_curves, plot_satisfaction
-from agentsim.analysis import plots
-from agentsim.analysis.escalation import compare_runs, escalation_figure, escalation_tables, plot_es, plot_es_panels
+from agentsim.analysis.escalation import (
+    compare_runs,
+    escalation_figure,
+    escalation_tables,
+    plot_es,
+    plot_es_panels,
+)
 from agentsim.analysis.labels import backend_model_label, run_label, runs_title
 from agentsim.analysis.plots import NothingToShow, band_plot
 from agentsim.analysis.social import plot_growth, plot_herd
