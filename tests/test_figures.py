@@ -495,3 +495,20 @@ def test_agentsim_run_works_inside_a_running_event_loop(tmp_path: Path) -> None:
     outside = agentsim.run("wargame/invasion.yaml", backend="scripted", steps=2, run_dir=tmp_path / "outside")
     assert inside.meta["status"] == "completed" and inside.complete_steps == 2
     assert_same_log(inside.run_dir, outside.run_dir)
+
+
+def test_the_readme_shows_one_figure_per_family() -> None:
+    """README's figures: one committed PNG per family under docs/figures (made by scripts/readme_figures.py),
+    small (150 dpi), each with a one-line caption under it."""
+    import re
+
+    from PIL import Image
+
+    readme = (REPO / "README.md").read_text()
+    shown = re.findall(r"!\[[^\]]*\]\((docs/figures/[^)]+\.png)\)\n\*([^\n]+)", readme)
+    assert sorted(Path(p).stem for p, _ in shown) == ["drift", "social", "tournament", "wargame"]
+    for path, caption in shown:
+        png = REPO / path
+        assert png.is_file() and png.stat().st_size < 400 * 1024, path
+        assert round(Image.open(png).info["dpi"][0]) == 150, path
+        assert caption.startswith(f"{Path(path).stem.capitalize()}: "), caption
