@@ -26,12 +26,20 @@ import pandas as pd
 import pytest
 
 import agentsim
+from agentsim.analysis import plots
 from agentsim.analysis.cascades import plot_ccdf
 from agentsim.analysis.drift import plot_curves, plot_satisfaction
-from agentsim.analysis.escalation import compare_runs, escalation_figure, escalation_tables, plot_es
+from agentsim.analysis.escalation import (
+    compare_runs,
+    escalation_figure,
+    escalation_tables,
+    plot_es,
+    plot_es_panels,
+)
 from agentsim.analysis.labels import backend_model_label, run_label, runs_title
 from agentsim.analysis.plots import NothingToShow, band_plot
 from agentsim.analysis.social import plot_growth, plot_herd
+from agentsim.analysis.tables import notes_of
 from agentsim.experiments.compare import plot_escalation
 from agentsim.logs.reader import RunLog
 from agentsim.spec.errors import SpecError
@@ -260,13 +268,23 @@ def test_bad_day0_events_are_named(event: dict, where: str, message: str) -> Non
 
 
 # -- labels and titles -------------------------------------------------------------------------------------------
+def _ours(ax) -> list:
+    """Our lines on an ES panel: labelled, not the study's overlay (gid `study:<model>`)."""
+    return [x for x in ax.get_lines() if not x.get_label().startswith("_") and not str(x.get_gid() or "").startswith("study:")]
+
+
+def _study_lines(ax) -> dict[str, object]:
+    return {str(x.get_gid()).removeprefix("study:"): x for x in ax.get_lines() if str(x.get_gid() or "").startswith("study:")}
+
+
 def test_figures_name_backend_model_scenario_runs_and_partial_runs(wargame_runs, tmp_path: Path) -> None:
     logs = [wargame_runs["invasion", 0], wargame_runs["invasion", 7]]
     assert run_label(logs[0]) == "scripted baseline"
-    fig = escalation_figure(compare_runs(logs), logs)
-    (ax,) = fig.axes
-    assert ax.get_title() == "ES per day: invasion, 2 runs"
-    assert [line.get_label() for line in ax.get_lines()] == ["scripted baseline / invasion [steps=5] (n=2)"]
+    fig = escalation_figure(compare_runs(logs), logs, study=False)
+    (ax,) = fig.axes  # one scenario: one panel
+    assert fig.get_suptitle() == "ES per day: invasion, 2 runs"
+    assert ax.get_title() == "invasion (2 runs per line at most)"
+    assert [line.get_label() for line in ax.get_lines()] == ["scripted baseline [steps=5] (n=2)"]
     by_day = compare_runs(logs)["es_by_day"]
     assert list(ax.get_lines()[0].get_ydata()) == pytest.approx(by_day["es_mean"].tolist())
     # a run whose process died is partial, and the title says so
@@ -285,11 +303,98 @@ def test_the_cli_figure_is_the_one_checked_here(wargame_runs, tmp_path: Path) ->
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "o" / "escalation_es.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     logs = [RunLog(runs / s) for s in WARGAME]
-    fig = escalation_figure(compare_runs(logs), logs)
-    labels = sorted(line.get_label() for line in fig.axes[0].get_lines())
-    assert labels == [f"scripted baseline / {s} [steps=5] (n=1, no CI)" for s in sorted(WARGAME)]
-    assert fig.axes[0].get_title() == "ES per day: " + ", ".join(sorted(WARGAME)) + ", 3 runs"
-    assert len({tuple(line.get_ydata()) for line in fig.axes[0].get_lines()}) == 3  # three lines, not one
+    fig = escalation_figure(compare_runs(logs), logs, study=False)
+    # Rivera et al.'s layout: a panel per scenario in the study's order, a line per backend and model in each
+    assert [ax.get_title() for ax in fig.axes] == [f"{s} (1 runs per line at most)" for s in WARGAME]
+    assert [[line.get_label() for line in _ours(ax)] for ax in fig.axes] == [["scripted baseline [steps=5] (n=1, no CI)"]] * 3
+    assert fig.get_suptitle() == "ES per day: " + ", ".join(sorted(WARGAME)) + ", 3 runs"
+    by_day = compare_runs(logs)["es_by_day"].set_index(["scenario", "day"])["es_mean"]
+    for ax, s in zip(fig.axes, WARGAME, strict=True):
+        assert list(_ours(ax)[0].get_ydata()) == pytest.approx(by_day[s].tolist())
+    assert len({tuple(_ours(ax)[0].get_ydata()) for ax in fig.axes}) == 3  # three curves, not one
+
+
+def _study_means(study_data: Path, scenario: str, days: int) -> dict[str, list[float]]:
+    """The study's own per-day scores (its evals/json_v6_exponential/*_raw.json: Total / 8 nations), averaged over
+    each model's runs of `scenario`: an independent source for the overlaid curves."""
+    per: dict[str, list[list[float]]] = {}
+    for path in (study_data / "evals" / "json_v6_exponential").glob("*_raw.json"):
+        model, sc, _ = path.stem.removesuffix("_raw").rsplit(" ", 2)
+        if sc.lower() == scenario:
+            per.setdefault(model, []).append([d["Total"] / 8 for d in sorted(json.loads(path.read_text()), key=lambda d: d["Day"])][:days])
+    return {m: np.mean(np.array(v), axis=0).tolist() for m, v in per.items()}
+
+
+def test_the_studys_curves_are_overlaid_where_the_scenario_matches(wargame_runs, study_data: Path, tmp_path: Path) -> None:
+    """Each panel of a scenario the study played carries the study's curve of each of its models over the panel's
+    days (checked against the study's own scores); a scenario it did not play gets none."""
+    other = tmp_path / "other"
+    shutil.copytree(wargame_runs["neutral", 0].run_dir, other)
+    meta = json.loads((other / "run.json").read_text())
+    (other / "run.json").write_text(json.dumps({**meta, "world": {**meta["world"], "scenario": "blockade"}}))
+    logs = [wargame_runs["invasion", 0], wargame_runs["cyberattack", 0], RunLog(other)]
+    fig = escalation_figure(compare_runs(logs), logs, data_dir=study_data)
+    assert [ax.get_title().split(" ")[0] for ax in fig.axes] == ["invasion", "cyberattack", "blockade"]
+    for ax, scenario in zip(fig.axes[:2], ("invasion", "cyberattack"), strict=True):
+        expected = _study_means(study_data, scenario, 5)
+        lines = _study_lines(ax)
+        assert sorted(lines) == sorted(expected) and len(lines) == 6
+        for model, line in lines.items():
+            assert list(line.get_xdata()) == [1, 2, 3, 4, 5]
+            assert list(line.get_ydata()) == pytest.approx(expected[model], abs=1e-9), (scenario, model)
+            assert line.get_linestyle() == "--"
+    assert _study_lines(fig.axes[2]) == {}
+    legend = fig.legends[0]
+    assert "Rivera et al. (2024)" in legend.get_title().get_text()
+    assert "GPT-4 (n=10 per scenario)" in [t.get_text() for t in legend.get_texts()]
+    # our line keeps its palette colour; the study's are greys
+    assert _ours(fig.axes[0])[0].get_color() == plots.PALETTE[0]
+
+
+def test_without_the_studys_data_the_overlay_is_skipped_with_a_note(wargame_runs, tmp_path: Path) -> None:
+    from agentsim.analysis.escalation import escalation_plots
+
+    logs = [wargame_runs["invasion", 0]]
+    fig = escalation_figure(compare_runs(logs), logs, data_dir=tmp_path / "nowhere")
+    assert _study_lines(fig.axes[0]) == {} and not fig.legends
+    assert "Rivera et al. (2024)'s curves not overlaid" in fig.get_suptitle()
+    tables = compare_runs(logs)
+    paths = escalation_plots(tables, logs, tmp_path / "out", data_dir=tmp_path / "nowhere")
+    assert tmp_path / "out" / "escalation_es.png" in paths
+    assert any("curves not overlaid" in n and "agentsim data fetch escalaition" in n for n in notes_of(tables["es_by_day"]))
+
+
+def _two_models(scenarios: tuple[str, ...], line: str = "line", low: str = "ci_low", high: str = "ci_high") -> pd.DataFrame:
+    rows = []
+    for i, sc in enumerate(scenarios):
+        for j, model in enumerate(("zeta via vLLM", "alpha via vLLM")[: 1 + (i % 2 == 0)]):  # panel 2 lacks "alpha"
+            for day in (1, 2, 3):
+                rows.append({"scenario": sc, line: model, "day": day, "runs": 3, "es_mean": float(day + j),
+                             low: day + j - 0.5, high: day + j + 0.5})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("draw", [
+    lambda: plot_es_panels(_two_models(("Neutral", "Invasion", "Cyberattack"))),
+    lambda: plot_escalation(_two_models(("Neutral", "Invasion", "Cyberattack"), low="es_low", high="es_high")),
+], ids=["plot_es_panels", "plot_escalation"])
+def test_a_model_has_one_colour_in_every_panel(draw) -> None:
+    """A panel lacking a model must not shift the colours of the others (each panel's styles of its own lines did)."""
+    fig = draw()
+    colours: dict[str, set] = {}
+    for ax in fig.axes:
+        for line in _ours(ax):
+            colours.setdefault(line.get_label().split(" (")[0], set()).add(line.get_color())
+    assert colours == {"alpha via vLLM": {plots.PALETTE[0]}, "zeta via vLLM": {plots.PALETTE[1]}}
+
+
+def test_a_study_table_is_overlaid_on_its_scenario_whatever_the_case() -> None:
+    study = pd.DataFrame({"scenario": ["Invasion"] * 4 + ["Neutral"] * 4, "model": ["GPT-4", "GPT-4", "Llama", "Llama"] * 2,
+                          "day": [1, 2] * 4, "runs": [10, 10, 5, 5] * 2, "es_mean": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]})
+    fig = plot_escalation(_two_models(("invasion", "taiwan"), low="es_low", high="es_high"), study=study)
+    lines = _study_lines(fig.axes[0])
+    assert {m: list(x.get_ydata()) for m, x in lines.items()} == {"GPT-4": [1.0, 2.0], "Llama": [3.0, 4.0]}
+    assert _study_lines(fig.axes[1]) == {}
 
 
 def test_growth_and_herd_say_n_and_the_interval() -> None:
@@ -390,3 +495,20 @@ def test_agentsim_run_works_inside_a_running_event_loop(tmp_path: Path) -> None:
     outside = agentsim.run("wargame/invasion.yaml", backend="scripted", steps=2, run_dir=tmp_path / "outside")
     assert inside.meta["status"] == "completed" and inside.complete_steps == 2
     assert_same_log(inside.run_dir, outside.run_dir)
+
+
+def test_the_readme_shows_one_figure_per_family() -> None:
+    """README's figures: one committed PNG per family under docs/figures (made by scripts/readme_figures.py),
+    small (150 dpi), each with a one-line caption under it."""
+    import re
+
+    from PIL import Image
+
+    readme = (REPO / "README.md").read_text()
+    shown = re.findall(r"!\[[^\]]*\]\((docs/figures/[^)]+\.png)\)\n\*([^\n]+)", readme)
+    assert sorted(Path(p).stem for p, _ in shown) == ["drift", "social", "tournament", "wargame"]
+    for path, caption in shown:
+        png = REPO / path
+        assert png.is_file() and png.stat().st_size < 400 * 1024, path
+        assert round(Image.open(png).info["dpi"][0]) == 150, path
+        assert caption.startswith(f"{Path(path).stem.capitalize()}: "), caption

@@ -401,8 +401,70 @@ def test_network_is_coloured_by_group_and_sampled_on_large_runs(runs, max_nodes:
 def test_analyze_social_draws_adoption_and_network(runs, tmp_path: Path) -> None:
     r = agentsim_cli("analyze", str(runs["social"].run_dir), "social", "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr[-2000:]
-    assert {"social_adoption.png", "social_network.png", "social_cascade_ccdf.png"} <= {p.name for p in tmp_path.glob("*.png")}
+    assert {"social_adoption.png", "social_network.png", "social_cascade_ccdf.png", "social_cascade_growth.png"} <= {p.name for p in tmp_path.glob("*.png")}
     assert not (tmp_path / "social_llm_usage.png").exists()
+
+
+INJECTIONS = {
+    "the shipped one": (None, [("citynews", 1)]),
+    "none": ([], []),
+    "two, one by a user": ([{"kind": "inject_post", "step": 0, "author": "mayor", "content": "Cars out of the centre from May."},
+                            {"kind": "inject_post", "step": 2, "author": "u3", "content": "I will cycle to work."}],
+                           [("mayor", 0), ("u3", 2)]),
+    "after the run's end": ([{"kind": "inject_post", "step": 40, "author": "citynews", "content": "Too late."}], []),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INJECTIONS))
+def test_the_injected_posts_cascade_is_highlighted_in_the_growth_figure(case: str, tmp_path: Path) -> None:
+    from agentsim.analysis.cascades import cascade_growth, cascade_nodes
+    from agentsim.analysis.social import injected_growth, injected_posts, plot_cascade_growth
+
+    interventions, expected = INJECTIONS[case]
+    changes = {"world.users.count": 60} | ({"world.interventions": interventions} if interventions is not None else {})
+    log = agentsim.run("social/x_information_spread.yaml", backend="scripted", steps=4, run_dir=tmp_path / "r", **changes)
+    inj = injected_posts(log)
+    assert sorted(zip(inj["author"], inj["step"], strict=True)) == sorted(expected)
+    ev = log.events.set_index("event_id")
+    for e, author, step in zip(inj["event_id"], inj["author"], inj["step"], strict=True):  # the very posts the platform made
+        assert (ev.loc[e, "agent_id"], ev.loc[e, "step"], ev.loc[e, "action"], ev.loc[e, "phase"]) == (author, step, "create_post", "platform")
+    growth, inj = injected_growth(log)
+    fig = plot_cascade_growth(growth, inj)
+    nodes = cascade_nodes(log.df("events", ["event_id", "step", "agent_id", "action", "parent_event_id"]))
+    for ax, metric in zip(fig.axes, ("scale", "depth", "max_breadth"), strict=True):
+        hot = [x for x in ax.get_lines() if x.get_color() == plots.PALETTE[3]]
+        assert len(hot) == len(expected)
+        for line, (e, author, step) in zip(hot, zip(inj["event_id"], inj["author"], inj["step"], strict=True), strict=True):
+            truth = cascade_growth(nodes, roots=[int(e)])
+            assert line.get_label().startswith(f"injected post ({author}, step {step}): size {int(truth['size'].max())}")
+            assert list(line.get_ydata()) == truth[metric].tolist()
+        grey = [x for x in ax.get_lines() if x.get_color() == "#999999"]
+        assert len(grey) == growth.loc[~growth["injected"], "root"].nunique() > 0
+        assert ax.xaxis.get_major_locator()._integer
+    if not expected:
+        assert fig.axes[0].get_title() == "no injected post in this run" and notes_of(inj)
+
+
+def test_top_k_drift_is_drawn_beside_q_mass(drift_log) -> None:
+    from agentsim.analysis.drift import curves, with_q_mass
+
+    turns = turns_table(drift_log.events)
+    turns["q_mass"] = 0.5 + 0.05 * turns["turn"] + 0.01 * (turns["conversation"].str[-1].astype(int))  # varies by turn and conversation
+    table = with_q_mass(curves(turns, "d_topk"), turns)
+    fig = plot_curves(table, value="d_topk")
+    topk, q = fig.axes
+    assert topk.get_ylabel() == "D_t, top-k lower bound (nats/token, mean)"
+    assert q.get_ylabel() == "q's probability mass inside its top k (mean)" and q.get_ylim() == (0, 1.02)
+    expected = turns.groupby(["arm", "turn"])["q_mass"].mean()
+    lines = {x.get_label().split(" (")[0]: x for x in q.get_lines() if not x.get_label().startswith("_")}
+    assert sorted(lines) == ["every2", "none", "t3"]
+    for arm, line in lines.items():
+        assert list(line.get_ydata()) == pytest.approx(expected[arm].tolist())
+        assert line.get_color() == next(x for x in topk.get_lines() if x.get_label().startswith(arm + " (")).get_color()
+    assert q.get_legend().get_title().get_text() == "bands: 95% t-interval over conversations"
+    # the analysis's own table carries q_mass (and the CLI's top-k figure its panel); a run without it: one panel
+    assert "q_mass_mean" in drift_tables(drift_log, bootstrap=20)["curves_topk"]
+    assert len(plot_curves(table.drop(columns=[c for c in table if c.startswith("q_mass")]), value="d_topk").axes) == 1
 
 
 # -- style -----------------------------------------------------------------------------------------------------------

@@ -1,8 +1,12 @@
-"""Every analysis notebook executes end to end (nbclient), on a small run of its shipped scenario."""
+"""Every analysis notebook executes end to end (nbclient), on a small run of its shipped scenario, and reads like a
+reproduction (issue 18 §4): one parameters cell (papermill's convention: tagged "parameters") holding the knobs,
+sections, a caption under every figure, and no ANSI escape codes in its outputs."""
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -22,7 +26,68 @@ def execute(name: str, run: Path | None, monkeypatch: pytest.MonkeyPatch) -> nbf
         monkeypatch.setenv("AGENTSIM_RUN", str(run))
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    assert_reads_like_a_reproduction(nb)
     return nb
+
+
+#: An ANSI escape sequence (colour, cursor movement) as rich or tqdm write them to a terminal.
+ANSI = re.compile(r"\x1b\[|\x1b\]|\x9b")
+#: The knobs every notebook's parameters cell sets (a family may add its own), besides its scenario(s) (SCENARIO...).
+KNOBS = {"BACKEND", "STEPS", "SEEDS", "RUN_DIR"}
+
+
+def assert_reads_like_a_reproduction(nb: nbformat.NotebookNode) -> None:
+    """An executed notebook: no ANSI codes in any output, and every code cell that shows a figure is followed by a
+    markdown caption (`**Figure k.**`) naming its data, n and interval (`*Data:*`, `*n:*`, `*Interval:*`)."""
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            parts = [out.get("text", ""), *(v for k, v in out.get("data", {}).items() if not k.startswith("image/")),
+                     *out.get("traceback", [])]
+            text = "".join("".join(p) if isinstance(p, list) else str(p) for p in parts)
+            assert not ANSI.search(text), f"cell {i}: ANSI escape codes in its output: {text[:300]!r}"
+        if any("image/png" in o.get("data", {}) for o in cell.get("outputs", [])):
+            after = nb.cells[i + 1] if i + 1 < len(nb.cells) else None
+            assert after is not None and after.cell_type == "markdown" and after.source.startswith("**Figure"), f"cell {i}: a figure without a caption"
+            for needle in ("*Data:*", "*n:*", "*Interval:*"):
+                assert needle in after.source, f"cell {i + 1}: the caption does not give {needle}"
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
+def test_every_notebook_has_one_parameters_cell_of_plain_knobs(path: Path) -> None:
+    """Papermill's convention: exactly one code cell tagged "parameters", before any other code, made of plain
+    assignments of literals (papermill injects its overrides after it), setting the scenario, backend, steps,
+    seeds and run directory; sections (## headings) and a caption for each figure."""
+    nb = nbformat.read(path, as_version=4)
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: {len(tagged)} cells tagged parameters"
+    (i,) = tagged
+    cell = nb.cells[i]
+    assert cell.cell_type == "code" and all(c.cell_type == "markdown" for c in nb.cells[:i])
+    tree = ast.parse(cell.source)
+    names = set()
+    for stmt in tree.body:
+        assert isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name), ast.dump(stmt)[:200]
+        ast.literal_eval(stmt.value)  # a literal: papermill can override it
+        names.add(stmt.targets[0].id)
+    assert names >= KNOBS, f"{path.name}: the parameters cell lacks {sorted(KNOBS - names)}"
+    assert any(n.startswith("SCENARIO") for n in names), f"{path.name}: the parameters cell names no scenario"
+    assert any(c.cell_type == "markdown" and c.source.startswith("## ") for c in nb.cells), f"{path.name}: no sections"
+    assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{path.name}: committed with outputs"
+
+
+def test_the_reproduction_check_catches_what_it_names() -> None:
+    """The checks above fail on the faults they name: ANSI codes in an output, a figure without a caption."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", outputs=[nbformat.v4.new_output("stream", name="stdout", text="\x1b[32mok\x1b[0m")])])
+    with pytest.raises(AssertionError, match="ANSI"):
+        assert_reads_like_a_reproduction(nb)
+    fig = nbformat.v4.new_output("display_data", data={"image/png": "iVBO", "text/plain": "<Figure>"})
+    for after in ([], [nbformat.v4.new_markdown_cell("Some text.")], [nbformat.v4.new_markdown_cell("**Figure 1.** A figure.")]):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("f", outputs=[fig]), *after])
+        with pytest.raises(AssertionError, match="caption"):
+            assert_reads_like_a_reproduction(nb)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("f", outputs=[fig]),
+                                         nbformat.v4.new_markdown_cell("**Figure 1.** *Data:* x. *n:* 3 runs. *Interval:* 95% CI.")])
+    assert_reads_like_a_reproduction(nb)
 
 
 def outputs(nb: nbformat.NotebookNode) -> str:
@@ -45,7 +110,8 @@ def test_wargame_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
     # Issue 18: the ES figure (an agentsim Figure) and, after it, the category chart (pyplot, inline): a plot function
     # that switched the backend to Agg made every later inline figure disappear
     images = [i for i, c in enumerate(nb.cells) for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
-    assert len(images) == 2 and "escalation_figure" in nb.cells[images[0]].source and "dist.plot.bar" in nb.cells[images[1]].source, images
+    assert len(images) == 6 and "escalation_figure" in nb.cells[images[0]].source and "dist.plot.bar" in nb.cells[images[-1]].source, images
+    assert "Rivera et al. (2024) logs" in text or "the study's numbers are not shown" in text  # the paper's numbers beside ours
     assert not any("subprocess" in c.source for c in nb.cells)  # runs through agentsim.run, not the CLI
 
 

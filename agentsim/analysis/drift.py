@@ -29,7 +29,7 @@ from agentsim.analysis import stats
 from agentsim.analysis.labels import run_label, runs_title
 from agentsim.analysis.plots import band_plot, draw
 from agentsim.analysis.stats import few_events_note, interval_notes, mean_t_interval
-from agentsim.analysis.tables import empty, not_applicable, note, note_empty_tables
+from agentsim.analysis.tables import empty, not_applicable, note, note_empty_tables, notes_of
 
 NO_TOKENS = "the reply has no tokens: no measurement"
 NO_REPLY = "no reply"
@@ -99,6 +99,18 @@ def curves(turns: pd.DataFrame, value: str = "d_mc", confidence: float = 0.95) -
         n = int(g[value].notna().sum())
         rows.append({"arm": arm, "turn": turn, "n": n, "n_missing": len(g) - n, f"{value}_mean": m, "ci_low": ci.low, "ci_high": ci.high})
     return note(pd.DataFrame(rows), *interval_notes(f"{value} CI", why))
+
+
+def with_q_mass(topk: pd.DataFrame, turns: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """`topk` (curves of d_topk) with q_mass_mean, q_mass_low, q_mass_high and q_mass_n per arm and turn: the mean
+    share of q's probability inside its top k (scenarios/drift/kl.py), which says how tight the top-k lower bound
+    is (1: exact). Unchanged when the turns carry no q_mass."""
+    if "q_mass" not in turns or turns["q_mass"].isna().all() or topk.empty:
+        return topk
+    q = curves(turns, "q_mass", confidence).rename(columns={"n": "q_mass_n", "ci_low": "q_mass_low", "ci_high": "q_mass_high"})
+    merged = topk.merge(q[["arm", "turn", "q_mass_n", "q_mass_mean", "q_mass_low", "q_mass_high"]], on=["arm", "turn"], how="left")
+    merged.attrs = dict(topk.attrs)  # the table's notes, and those of the q_mass intervals
+    return note(merged, *(f"q_mass: {n}" for n in notes_of(q)))
 
 
 @dataclass(frozen=True)
@@ -227,7 +239,7 @@ def drift_tables(log, bootstrap: int = 500) -> dict[str, pd.DataFrame]:
         out["arms"] = compare_arms(turns).drop(columns=[c for c in ("d_mc_mean", "d_mc_after_reminder", "reduction_pct") if c in compare_arms(turns)])
         return note_empty_tables(out, log)
     out["curves_mc"] = curves(turns, "d_mc")
-    out["curves_topk"] = curves(turns, "d_topk")
+    out["curves_topk"] = with_q_mass(curves(turns, "d_topk"), turns)
     if turns["d_topk"].isna().all():
         not_applicable(out["curves_topk"], "no top-k D_t was measured in this run (the Monte Carlo D_t is in curves_mc)")
     out["arms"] = compare_arms(turns)
@@ -283,7 +295,7 @@ def reminder_effect(turns: pd.DataFrame, value: str = "d_mc", confidence: float 
 
 def drift_plots(tables: dict[str, pd.DataFrame], logs: list, out: Path) -> list[Path]:
     """The PNGs of `agentsim analyze RUN drift --out DIR`: D_t per arm, Monte-Carlo (drift_d_mc.png, with the
-    fitted D* and recurrence when the recurrence table has them) and top-k (drift_d_topk.png, when measured), each
+    fitted D* and recurrence when the recurrence table has them) and top-k (drift_d_topk.png, when measured, with q's mass inside its top k beside it), each
     with the arms' reminder turns marked; the reminder effect per arm (drift_reminder_effect.png); constraint
     satisfaction per arm (drift_satisfaction.png); LLM usage per step (drift_llm_usage.png). An arm has one colour
     in all of them. A figure with nothing to show is not drawn (a note on its table says why)."""
@@ -324,11 +336,16 @@ def plot_curves(curve: pd.DataFrame, path: str | Path | None = None, value: str 
     (`ESTIMATORS`). `reminders` ({arm: turns}, `reminder_turns`): each arm's reminder turns marked by a dotted
     vertical line and a triangle on its curve, in the arm's colour. `recurrence` (fit_recurrence's table, for
     d_mc): the fitted D* as a dashed horizontal line with its CI as a shaded strip, and each arm's deterministic
-    recurrence path from its first mean (`recurrence_path`) as a thin dashed line. Returns the Figure; raises
-    NothingToShow without a measured turn."""
-    from agentsim.analysis.plots import styles
+    recurrence path from its first mean (`recurrence_path`) as a thin dashed line. The top-k curve (`value`
+    d_topk) of a table with q_mass_mean (`with_q_mass`) gets a second panel beside it: q's mass inside its top k
+    per arm and turn, with its t-interval (drawn on a new figure only, not on a caller's `ax`). Returns the
+    Figure; raises NothingToShow without a measured turn."""
+    from agentsim.analysis.plots import new_figure, styles
 
     colors = colors or (styles(curve["arm"]) if "arm" in curve else {})
+    q_panel = None
+    if ax is None and value == "d_topk" and "q_mass_mean" in curve and curve["q_mass_mean"].notna().any():
+        _, (ax, q_panel) = new_figure((11, 4), 1, 2)  # the bound beside how much of q it sees
     fig = band_plot(curve, "turn", f"{value}_mean", "arm", path=None, n="n", interval="95% t-interval over conversations",
                     xlabel="turn", ylabel=f"{ESTIMATORS.get(value, value)} (nats/token, mean)", title=title, ax=ax, colors=colors)
     ax = ax or fig.axes[0]
@@ -356,6 +373,11 @@ def plot_curves(curve: pd.DataFrame, path: str | Path | None = None, value: str 
                 ax.plot(path_["turn"], path_["d"], ls=(0, (4, 2)), lw=0.9, color=colors.get(arm, {}).get("color", "grey"),
                         label=f"{arm}: fitted recurrence")
     ax.legend(fontsize=7, title=ax.get_legend().get_title().get_text() if ax.get_legend() else None, title_fontsize=7)
+    if q_panel is not None:
+        q = curve.drop(columns=["ci_low", "ci_high", "n"]).rename(columns={"q_mass_low": "ci_low", "q_mass_high": "ci_high", "q_mass_n": "n"})
+        band_plot(q, "turn", "q_mass_mean", "arm", n="n", interval="95% t-interval over conversations", xlabel="turn",
+                  ylabel="q's probability mass inside its top k (mean)", title="How much of q the top-k bound sees (1: exact)",
+                  ylim=(0, 1.02), ax=q_panel, colors=colors)
     from agentsim.analysis.plots import save
 
     return save(fig, path) if path else fig

@@ -341,17 +341,24 @@ def import_study_logs(paths: Iterable[str | Path]) -> pd.DataFrame:
     return pd.concat([import_study_log(p) for p in paths], ignore_index=True)
 
 
-def escalation_plots(tables: dict[str, pd.DataFrame], logs: list, out: Path) -> list[Path]:
-    """The PNGs of `agentsim analyze ... escalation --out DIR`: ES per day (`escalation_figure`), per-day action
+def escalation_plots(tables: dict[str, pd.DataFrame], logs: list, out: Path, data_dir: str | Path | None = None) -> list[Path]:
+    """The PNGs of `agentsim analyze ... escalation --out DIR`: ES per day (`escalation_figure`: a panel per
+    scenario, the study's curves overlaid where its data is here, else a note says so), per-day action
     categories per backend and model (escalation_categories.png), nuclear and violent actions per run
     (escalation_violent.png), escalation points per nation and day (escalation_nation_day.png), who targets whom
     (escalation_targets.png), and LLM usage per step of the first run (escalation_llm_usage.png). A figure with
-    nothing to show (no day has a score, no nation acted) is not drawn; a note on its table says why."""
+    nothing to show (no day has a score, no nation acted) is not drawn; a note on its table says why. `data_dir`:
+    where the study's data is (default: agentsim.data.locate's places)."""
     from agentsim.analysis.llm_usage import add_llm_usage
 
     behind = tables.get("es_by_day", tables.get("per_day"))
     paths: list[Path] = []
-    draw(lambda: escalation_figure(tables, logs, out / "escalation_es.png"), out / "escalation_es.png", behind, paths)
+    es_by_day = tables["es_by_day"] if "es_by_day" in tables else compare_runs(logs)["es_by_day"]
+    _, missing = study_overlay(es_by_day.get("scenario", []), data_dir)  # cached for the figure
+    if missing and behind is not None:
+        note(behind, f"figure escalation_es.png: {STUDY_LABEL}'s curves not overlaid: {missing}")
+    draw(lambda: escalation_figure({"es_by_day": es_by_day}, logs, out / "escalation_es.png", data_dir=data_dir), out / "escalation_es.png",
+         behind, paths)
     actions = nation_actions(logs)
     cats = tables.get("categories", behind)
     draw(lambda: plot_categories(actions, out / "escalation_categories.png", title=runs_title("Actions per day by category", logs)),
@@ -514,14 +521,85 @@ def plot_targets(actions: pd.DataFrame, path: Any = None, title: str = "Who targ
     return save_own(ax, own, path)
 
 
-def escalation_figure(tables: dict[str, pd.DataFrame], logs: list, path: str | Path | None = None):
-    """ES per day, one line per backend and model / scenario / overrides (`compare_runs`' `label`), with its
-    bootstrap CI band over runs; titled with the scenario(s), the number of runs and the partial ones. Returns the
-    Figure; raises NothingToShow when no day has a score."""
+def escalation_figure(tables: dict[str, pd.DataFrame], logs: list, path: str | Path | None = None, *,
+                      study: pd.DataFrame | bool = True, data_dir: str | Path | None = None):
+    """ES per day as Rivera et al. draw it: one panel per scenario, one line per backend and model
+    (and set of overrides, `compare_runs`' groups) with its bootstrap CI band over runs; the suptitle gives the
+    scenario(s), the number of runs and the partial ones.
+
+    `study`: the study's own curves (`study_curves`) overlaid on the panels whose scenario the study played: True
+    (default) loads them from the study's data (`agentsim.data.locate`, or `data_dir`) and, without it, says in
+    the suptitle that they are not overlaid; a table from `study_curves` draws that; False draws none.
+    Returns the Figure; raises NothingToShow when no day has a score."""
     by_day = tables["es_by_day"] if "es_by_day" in tables else compare_runs(logs)["es_by_day"]
-    # compare_runs labels groups by model, scenario and overrides: runs that differ in a --set keep their own line
-    labelled = by_day if "label" in by_day else by_day.assign(label=by_day["model"].astype(str) + " / " + by_day["scenario"].astype(str))
-    return plot_es(labelled, path, group="label", title=runs_title("ES per day", logs))
+    if "model" in by_day and "scenario" in by_day:
+        over = by_day["overrides"].fillna("").astype(str) if "overrides" in by_day else pd.Series("", index=by_day.index)
+        by_day = by_day.assign(line=[m + (f" [{o}]" if o else "") for m, o in zip(by_day["model"].astype(str), over, strict=True)])
+    else:  # a table of one condition (older callers): its label is the line, one panel
+        by_day = by_day.assign(line=by_day.get("label", "runs"), scenario=by_day.get("scenario", ""))
+    missing = None
+    if study is True:
+        study, missing = study_overlay(by_day["scenario"], data_dir)
+    elif study is False:
+        study = None
+    return plot_es_panels(by_day, path, line="line", title=runs_title("ES per day", logs), study=study, study_missing=missing)
+
+
+#: The study's scenarios, in the order of its figures.
+STUDY_SCENARIOS = ("neutral", "invasion", "cyberattack")
+#: How the study's curves are named in legends.
+STUDY_LABEL = "Rivera et al. (2024)"
+#: Greys for the study's curves (reference lines drawn under ours; the palette's colours stay with our models).
+_STUDY_GREYS = ("#1a1a1a", "#4d4d4d", "#737373", "#969696", "#5f5f5f", "#2e2e2e", "#858585", "#b0b0b0")
+
+
+def plot_es_panels(by_day: pd.DataFrame, path: str | Path | None = None, *, line: str = "line", low: str = "ci_low",
+                   high: str = "ci_high", interval: str = "95% bootstrap CI (BCa) over runs", title: str = "",
+                   study: pd.DataFrame | None = None, study_missing: str | None = None) -> Any:
+    """Rivera et al.'s figure: one panel per `scenario` (the study's three in its order, then the others; shared y), one line per `line` with
+    its band (`band_plot`: n in the legend, `n=1, no CI`, broken at days without data), each line the same colour
+    in every panel (`styles` over all panels' lines). Panel titles: `<scenario> (<k> runs per line at most)`.
+
+    `study` (`study_curves`: scenario, model, day, runs, es_mean): the study's mean ES per day of each of its models
+    on the panel of the same scenario (case-insensitive), grey dashed lines over the panel's days, named with their runs
+    per scenario in one legend under the panels. `study_missing`: why no study curve is drawn (added to the suptitle).
+    `by_day` columns: scenario, `line`, day, runs, es_mean, `low`, `high`. Returns the Figure (saved to `path`);
+    raises NothingToShow when no day has a score."""
+    from agentsim.analysis.plots import MARKERS, NothingToShow, new_figure, save, styles
+
+    scenarios = [str(s) for s in dict.fromkeys(by_day["scenario"])] if "scenario" in by_day else []
+    # the order of the study's figures (neutral, invasion, cyberattack), other scenarios after them as they come
+    scenarios.sort(key=lambda sc: STUDY_SCENARIOS.index(sc.lower()) if sc.lower() in STUDY_SCENARIOS else len(STUDY_SCENARIOS))
+    if by_day.empty or not scenarios or not pd.to_numeric(by_day["es_mean"], errors="coerce").notna().any():
+        raise NothingToShow("; ".join(notes_of(by_day)[:2]) or "no day with an escalation score in these runs")
+    colors = styles(by_day[line].dropna().unique())
+    study_models = sorted(set(study["model"])) if study is not None and len(study) else []
+    grey = {m: (_STUDY_GREYS[i % len(_STUDY_GREYS)], MARKERS[(i + 1) % len(MARKERS)]) for i, m in enumerate(study_models)}
+    fig, axes = new_figure((4.6 * len(scenarios), 4.8 if study_models else 3.8), 1, len(scenarios), sharey=True, squeeze=False)
+    handles: dict[str, Any] = {}
+    runs: dict[str, set[int]] = {}
+    for ax, sc in zip(axes[0], scenarios, strict=True):
+        d = by_day[by_day["scenario"].astype(str) == sc]
+        if not pd.to_numeric(d["es_mean"], errors="coerce").notna().any():
+            ax.set_title(f"{sc}: no scored day", fontsize=9)
+            continue
+        band_plot(d, "day", "es_mean", line, low=low, high=high, n="runs", interval=interval, xlabel="day",
+                  ylabel="ES (mean over runs)", title=f"{sc} ({int(d['runs'].max())} runs per line at most)", ax=ax, colors=colors)
+        ref = study[(study["scenario"].str.lower() == sc.lower()) & (study["day"] <= d["day"].max())] if study_models else None
+        for model, g in (ref.groupby("model", sort=True) if ref is not None else ()):
+            g = g.sort_values("day")
+            c, mk = grey[model]
+            handles[model] = ax.plot(g["day"], g["es_mean"], linestyle="--", lw=1, color=c, marker=mk, ms=3, zorder=1,
+                                     gid=f"study:{model}")[0]
+            runs.setdefault(model, set()).update(int(r) for r in g["runs"])
+    if handles:  # one legend for the study's curves (the same models in every panel), under the panels
+        labels = [f"{m} (n={min(runs[m])}{'' if len(runs[m]) == 1 else f'-{max(runs[m])}'} per scenario)" for m in handles]
+        fig.legend(list(handles.values()), labels, loc="outside lower center", ncols=min(len(handles), 3), fontsize=7,
+                   title=f"dashed: {STUDY_LABEL}, the study's own logs scored its way, mean ES over runs", title_fontsize=7)
+    suptitle = title + (f"\n{STUDY_LABEL}'s curves not overlaid: {study_missing}" if study_missing else "")
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    return save(fig, path)
 
 
 def plot_es(per_day_by_group: pd.DataFrame, path: str | Path | None = None, group: str = "model",
@@ -619,6 +697,63 @@ def study_log_paths(pattern: str = "*", data_dir: str | Path | None = None) -> l
 def load_study_logs(pattern: str = "*", data_dir: str | Path | None = None) -> pd.DataFrame:
     """The study's action logs matching `pattern` as one events frame (see `import_study_log` for the columns)."""
     return import_study_logs(study_log_paths(pattern, data_dir))
+
+
+_STUDY_MISSING = "the study's data is not on this machine (agentsim data fetch escalaition)"
+
+
+def study_runs(data_dir: str | Path | None = None, scenarios: Iterable[str] | None = None) -> pd.DataFrame:
+    """The study's logs (5 models x 3 scenarios x seeds, 165 in all), one row per run and day, scored the study's
+    way (`mode="study"`, 8 nations, days 1-14): escalation_by_day's columns with run_id, seed, scenario (capitalised:
+    Neutral, Invasion, Cyberattack), model, line (the model) and condition. `scenarios`: only those (any case).
+    Raises agentsim.data.DataNotFound without the data, ValueError when no log matches."""
+    wanted = {str(s).lower() for s in scenarios} if scenarios is not None else None
+    frames = []
+    for path in study_log_paths(data_dir=data_dir):
+        m = _STUDY_NAME.match(path.stem)
+        if wanted is not None and (m is None or m["scenario"].lower() not in wanted):
+            continue
+        ev = import_study_log(path)
+        model, scenario = ev["model"].iloc[0], ev["scenario"].iloc[0]
+        days = escalation_by_day(ev, n_nations=8, mode="study", days=range(1, 15))
+        frames.append(days.assign(run_id=path.stem, seed=int(ev["seed"].iloc[0]), scenario=scenario, model=model, line=model,
+                                  condition=f"{model}, {scenario}"))
+    if not frames:
+        raise ValueError(f"no study log of scenario(s) {sorted(wanted or [])}")
+    return pd.concat(frames, ignore_index=True)
+
+
+_CURVES: dict[tuple[str, tuple[str, ...]], pd.DataFrame] = {}
+
+
+def study_curves(scenarios: Iterable[str] | None = None, data_dir: str | Path | None = None) -> pd.DataFrame:
+    """The study's published curves: per scenario, model and day, the mean ES over the study's runs (`study_runs`)
+    and how many runs: columns scenario, model, day, runs, es_mean. Cached per data folder and scenarios (the 165
+    logs take seconds to score). Raises agentsim.data.DataNotFound / DataIncomplete without the data."""
+    root = study_data_dir(data_dir)
+    key = (str(root.resolve()), tuple(sorted({str(s).lower() for s in scenarios})) if scenarios is not None else ("*",))
+    if key not in _CURVES:
+        try:
+            runs = study_runs(root, None if key[1] == ("*",) else key[1])
+        except ValueError:
+            runs = pd.DataFrame(columns=["scenario", "model", "day", "es", "run_id"])
+        _CURVES[key] = (runs.groupby(["scenario", "model", "day"], as_index=False)
+                        .agg(runs=("run_id", "nunique"), es_mean=("es", "mean")))
+    return _CURVES[key].copy()
+
+
+def study_overlay(scenarios: Iterable[str], data_dir: str | Path | None = None) -> tuple[pd.DataFrame | None, str | None]:
+    """`study_curves` of `scenarios` and None; or None and why they cannot be drawn (the data is absent or
+    incomplete: the resolver's message)."""
+    from agentsim.data import DataError
+
+    try:
+        return study_curves(list(dict.fromkeys(map(str, scenarios))), data_dir), None
+    except DataError as e:
+        short = _STUDY_MISSING if e.__class__.__name__ == "DataNotFound" else str(e)
+        return None, short
+
+
 
 
 def study_scores(run: str, data_dir: str | Path | None = None) -> list[dict]:

@@ -634,7 +634,8 @@ def social_compare(logs: list[Any], params: dict[str, Any] | None = None) -> dic
 
 
 def social_plots(tables: dict[str, pd.DataFrame], logs: list[Any], out: Path) -> list[Path]:
-    """The PNGs of `agentsim analyze RUN social --out DIR`: cascade-size CCDF (social_cascade_ccdf.png), adoption
+    """The PNGs of `agentsim analyze RUN social --out DIR`: cascade-size CCDF (social_cascade_ccdf.png), the growth
+    of the largest cascades with the injected post's highlighted (social_cascade_growth.png), adoption
     probability against exposed neighbours (social_adoption.png), the follow network coloured by group or role
     (social_network.png), herd effect, polarization curve (one run), the growth curves (with a reference, or over a
     folder of runs) and LLM usage per step (social_llm_usage.png). A figure with nothing to show (a run without
@@ -661,6 +662,10 @@ def social_plots(tables: dict[str, pd.DataFrame], logs: list[Any], out: Path) ->
              out / "social_herd.png", tables["herd"], paths)
         draw(lambda: plot_polarization(log, out / "social_polarization.png", title=runs_title("Opinion extremity of posts per group", logs) + who),
              out / "social_polarization.png", tables.get("polarization"), paths)
+        growth, inj = injected_growth(log)
+        draw(lambda: plot_cascade_growth(growth, inj, out / "social_cascade_growth.png",
+                                         title=runs_title("Cascade growth, the injected post highlighted", logs) + who),
+             out / "social_cascade_growth.png", behind, paths)
     if "growth" in tables:
         draw(lambda: plot_growth(tables["growth"], out / "social_growth.png", title=runs_title("Cascade growth", logs) + who),
              out / "social_growth.png", tables["growth"], paths)
@@ -754,19 +759,20 @@ def plot_growth(growth: pd.DataFrame, path: Any = None, title: str = "") -> Any:
     rests on 2 or more runs; legend entries give n), and the reference. With a `condition` column (an
     experiment's conditions), one line and band per condition. Returns the Figure; raises NothingToShow when
     the table is empty."""
-    from agentsim.analysis.plots import NothingToShow, _n_label, new_figure, save
+    from agentsim.analysis.plots import NothingToShow, _n_label, new_figure, save, styles
     from agentsim.analysis.tables import notes_of
 
     if growth.empty or not {"minute", "scale"} <= set(growth.columns):
         raise NothingToShow("; ".join(notes_of(growth)[:2]) or "no growth curve")
     groups = list(growth.groupby("condition", sort=False)) if "condition" in growth else [("simulated", growth)]
+    colors = styles(label for label, _ in groups)
     fig, axes = new_figure((13, 3.8), 1, 3)
     banded = False
     for ax, m in zip(axes, ("scale", "depth", "max_breadth"), strict=True):
         for label, g in groups:
             n = g["runs"].to_numpy(float) if "runs" in g else np.full(len(g), np.nan)
             text = f"{label} ({_n_label(n)})" if _n_label(n) else str(label)
-            line, = ax.plot(g["minute"], g[m], label=text)
+            line, = ax.plot(g["minute"], g[m], label=text, color=colors[label]["color"], linestyle=colors[label]["linestyle"])
             ok = g[f"{m}_low"].notna().to_numpy() & (np.nan_to_num(n, nan=2) >= 2)
             if ok.any():
                 ax.fill_between(g["minute"], g[f"{m}_low"], g[f"{m}_high"], where=ok, alpha=0.2, color=line.get_color())
@@ -782,20 +788,90 @@ def plot_growth(growth: pd.DataFrame, path: Any = None, title: str = "") -> Any:
     return save(fig, path)
 
 
+def injected_posts(log: Any) -> pd.DataFrame:
+    """The posts the scenario injected (world.interventions of kind inject_post, in run.json's spec) as the log has
+    them: the platform-phase create_post of the intervention's author at its step, without a parent. Columns:
+    event_id, author, step, content. Empty (with a note) when the scenario injects none."""
+    cols = ["event_id", "author", "step", "content"]
+    wanted = [iv for iv in ((log.spec or {}).get("world") or {}).get("interventions") or [] if iv.get("kind") == "inject_post"]
+    if not wanted:
+        return empty(cols, "the scenario injects no post (world.interventions has no inject_post)")
+    ev = log.df("events", ["event_id", "step", "phase", "agent_id", "action", "parent_event_id"])
+    posts = ev[(ev["action"] == "create_post") & ev["parent_event_id"].isna() & (ev["phase"] == "platform")]
+    rows = []
+    for iv in wanted:
+        hit = posts[(posts["agent_id"] == iv["author"]) & (posts["step"] == iv["step"])]
+        rows += [{"event_id": int(e), "author": iv["author"], "step": int(iv["step"]), "content": iv.get("content", "")}
+                 for e in hit["event_id"]]
+    out = pd.DataFrame(rows, columns=cols)
+    if out.empty:
+        note(out, "the scenario's injected post(s) are not in the log (the run ended before their step?)")
+    return out
+
+
+def injected_growth(log: Any, top: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The growth over steps since its root (agentsim.analysis.cascades.cascade_growth: size, scale, depth,
+    max_breadth) of the `top` largest cascades of a run and of every injected post's cascade (`injected_posts`),
+    with a column `injected`; and the injected posts."""
+    from agentsim.analysis.cascades import cascade_growth
+
+    inj = injected_posts(log)
+    nodes = cascade_nodes(log.df("events", ["event_id", "step", "agent_id", "action", "parent_event_id"]))
+    roots = nodes.groupby("root").size().nlargest(top).index.tolist()
+    roots += [r for r in inj["event_id"] if r not in roots and r in set(nodes["root"])]
+    growth = cascade_growth(nodes, roots=roots) if roots else pd.DataFrame(columns=["root", "t", "size", "scale", "depth", "max_breadth"])
+    return growth.assign(injected=growth["root"].isin(set(inj["event_id"]))), inj
+
+
+def plot_cascade_growth(growth: pd.DataFrame, injected: pd.DataFrame | None = None, path: Any = None, title: str = "") -> Any:
+    """Scale (users), depth and max breadth of each cascade over steps since its root (`injected_growth`), one
+    panel each: the other cascades as thin grey lines, the injected post's cascade (rows with `injected`) in
+    vermillion, named with its author, step and final size. Returns the Figure; raises NothingToShow without a
+    cascade."""
+    from matplotlib.ticker import MaxNLocator
+
+    from agentsim.analysis.plots import PALETTE, NothingToShow, new_figure, save
+
+    if growth.empty:
+        raise NothingToShow("; ".join(notes_of(growth)[:1]) or "no cascades in this run")
+    flagged = growth["injected"].astype(bool) if "injected" in growth else pd.Series(False, index=growth.index)
+    others = growth[~flagged]
+    about = injected.set_index("event_id") if injected is not None and len(injected) else None
+    fig, axes = new_figure((13, 3.8), 1, 3)
+    for ax, m in zip(axes, ("scale", "depth", "max_breadth"), strict=True):
+        for i, (_, g) in enumerate(others.groupby("root", sort=True)):
+            ax.plot(g["t"], g[m], color="#999999", lw=0.8, alpha=0.7,
+                    label=f"the {others['root'].nunique()} largest other cascades" if i == 0 else "_other")
+        for root, g in growth[flagged].groupby("root", sort=True):
+            who = f"{about.loc[root, 'author']}, step {int(about.loc[root, 'step'])}" if about is not None and root in about.index else f"event {root}"
+            ax.plot(g["t"], g[m], color=PALETTE[3], lw=2.2, marker="o", ms=3, zorder=3,
+                    label=f"injected post ({who}): size {int(g['size'].max())}")
+        ax.set_xlabel("steps since the cascade's root post")
+        ax.set_ylabel({"scale": "users in the cascade", "depth": "depth", "max_breadth": "max breadth"}[m])
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=7)
+    if not flagged.any():
+        axes[0].set_title("no injected post in this run", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save(fig, path)
+
+
 def plot_herd(herd: pd.DataFrame, path: Any = None, ax: Any = None, title: str = "") -> Any:
     """Mean final score by arm with 95% t-intervals over the arm's treated posts (everyone's votes, and
     everyone's but the controlled voter's); tick labels give n (posts). An arm of one post has no interval.
     Returns the Figure; raises NothingToShow without treated posts."""
-    from agentsim.analysis.plots import NothingToShow, own_axes, save_own
+    from agentsim.analysis.plots import PALETTE, NothingToShow, own_axes, save_own
     from agentsim.analysis.tables import notes_of
 
     if herd.empty:
         raise NothingToShow("; ".join(notes_of(herd)[:1]) or "no treated posts in this run")
     ax, own = own_axes(ax)
     x = np.arange(len(herd))
-    for off, (m, lo, hi, label) in zip((-0.15, 0.15), (("mean_score", "low", "high", "all votes"), ("mean_others", "low_others", "high_others", "others' votes")), strict=True):
+    for off, color, (m, lo, hi, label) in zip((-0.15, 0.15), PALETTE[:2], (("mean_score", "low", "high", "all votes"), ("mean_others", "low_others", "high_others", "others' votes")), strict=True):
         err = np.vstack([herd[m] - herd[lo], herd[hi] - herd[m]]).astype(float)
-        ax.errorbar(x + off, herd[m], yerr=np.nan_to_num(err), fmt="o", capsize=4, label=label)
+        ax.errorbar(x + off, herd[m], yerr=np.nan_to_num(err), fmt="o", capsize=4, label=label, color=color)
     ax.axhline(0, color="grey", lw=0.5)
     posts = herd["posts"].astype(int) if "posts" in herd else None
     ticks = [f"{t}\n(n={p}{', no CI' if p < 2 else ''})" for t, p in zip(herd["treatment"], posts, strict=True)] if posts is not None else list(herd["treatment"])

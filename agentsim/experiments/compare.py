@@ -76,16 +76,10 @@ def escalation_runs(exp: Experiment) -> pd.DataFrame:
 
 def study_escalation_runs(data_dir: str | Path | None = None) -> pd.DataFrame:
     """The study's 165 logs (5 models x 3 scenarios x seeds) in the shape of `escalation_runs`, scored the study's
-    way (`mode="study"`, 8 nations): the published figure from the same comparison code."""
-    from agentsim.analysis.escalation import escalation_by_day, import_study_log, study_log_paths
+    way (agentsim.analysis.escalation.study_runs): the published figure from the same comparison code."""
+    from agentsim.analysis.escalation import study_runs
 
-    frames = []
-    for path in study_log_paths(data_dir=data_dir):
-        ev = import_study_log(path)
-        days = escalation_by_day(ev, n_nations=8, mode="study", days=range(1, 15))
-        frames.append(days.assign(run_id=path.stem, seed=int(ev["seed"].iloc[0]), scenario=ev["scenario"].iloc[0],
-                                  line=ev["model"].iloc[0], condition=f"{ev['model'].iloc[0]}, {ev['scenario'].iloc[0]}"))
-    return pd.concat(frames, ignore_index=True)
+    return study_runs(data_dir)
 
 
 def compare_escalation(runs: pd.DataFrame, confidence: float = 0.95) -> dict[str, pd.DataFrame]:
@@ -99,25 +93,24 @@ def compare_escalation(runs: pd.DataFrame, confidence: float = 0.95) -> dict[str
     return {"es_by_day": by_day, "summary": summary, "per_run": per_run}
 
 
-def plot_escalation(es_by_day: pd.DataFrame, path: str | Path | None = None, title: str = "Escalation score per day") -> Any:
+def plot_escalation(es_by_day: pd.DataFrame, path: str | Path | None = None, title: str = "Escalation score per day", *,
+                    study: pd.DataFrame | bool = False, data_dir: str | Path | None = None) -> Any:
     """One panel per scenario, one line per model / condition, with its t-interval band over runs where a day rests
-    on 2 or more runs (Rivera et al.'s figure); legend entries give n, a line of single runs says "n=1, no CI".
+    on 2 or more runs (Rivera et al.'s figure; agentsim.analysis.escalation.plot_es_panels: the palette's colour of
+    a line is the same in every panel); legend entries give n, a line of single runs says "n=1, no CI".
+    `study`: True overlays the study's curves on the scenarios it played (`study_curves`; the suptitle says when
+    its data is absent), a `study_curves` table draws those, False none.
     Returns the Figure (saved to `path` when given); raises NothingToShow when no day has a score."""
-    from agentsim.analysis.plots import NothingToShow, band_plot, new_figure, save
+    from agentsim.analysis.escalation import plot_es_panels, study_overlay
+    from agentsim.analysis.plots import NothingToShow
 
-    scenarios = list(dict.fromkeys(es_by_day["scenario"])) if "scenario" in es_by_day else []
-    if es_by_day.empty or not scenarios or not es_by_day["es_mean"].notna().any():
+    if es_by_day.empty or "scenario" not in es_by_day or not es_by_day["es_mean"].notna().any():
         raise NothingToShow("no day with an escalation score in these runs")
-    fig, axes = new_figure((4.2 * len(scenarios), 3.8), 1, len(scenarios), sharey=True, squeeze=False)
-    for ax, sc in zip(axes[0], scenarios, strict=True):
-        d = es_by_day[es_by_day["scenario"] == sc]
-        if not d["es_mean"].notna().any():
-            ax.set_title(f"{sc}: no scored day", fontsize=9)
-            continue
-        band_plot(d, "day", "es_mean", "line", low="es_low", high="es_high", n="runs", interval="95% t-interval over runs",
-                  xlabel="day", ylabel="ES (mean over runs)", title=f"{sc} ({int(d['runs'].max())} runs per line at most)", ax=ax)
-    fig.suptitle(title, fontsize=10)
-    return save(fig, path)
+    missing = None
+    if study is True:
+        study, missing = study_overlay(es_by_day["scenario"], data_dir)
+    return plot_es_panels(es_by_day, path, line="line", low="es_low", high="es_high", interval="95% t-interval over runs",
+                          title=title, study=study if isinstance(study, pd.DataFrame) else None, study_missing=missing)
 
 
 # -- tournament -----------------------------------------------------------------------------------------------------
@@ -270,16 +263,24 @@ def compare_experiment(exp: Experiment, analysis: str, params: dict[str, Any] | 
 
 
 def plot_experiment(analysis: str, tables: dict[str, pd.DataFrame], exp: Experiment, out: Path) -> list[Path]:
-    """The figures of `agentsim analyze EXPERIMENT_DIR ANALYSIS --out DIR`."""
+    """The figures of `agentsim analyze EXPERIMENT_DIR ANALYSIS --out DIR`, drawn by the analyses' plotting
+    functions (one palette and style, agentsim.analysis.plots): escalation, Rivera et al.'s figure with the study's
+    curves overlaid where its data is here (a note on escalation_es_by_day says when not); social, the growth curves."""
     from agentsim.analysis.plots import draw
 
     paths: list[Path] = []
     done = exp.cells["status"].eq("completed").sum() if "status" in exp.cells else len(exp.cells)
     runs = f"{done} of {len(exp.cells)} runs completed" if done != len(exp.cells) else f"{done} runs"
     if analysis == "escalation":
-        draw(lambda: plot_escalation(tables["es_by_day"], out / "escalation_es.png",
-                                     title=f"{exp.name}: escalation score per day ({runs})"),
-             out / "escalation_es.png", tables["es_by_day"], paths)
+        from agentsim.analysis.escalation import STUDY_LABEL, study_overlay
+        from agentsim.analysis.tables import note
+
+        by_day = tables["es_by_day"]
+        _, missing = study_overlay(by_day.get("scenario", []))
+        if missing:
+            note(by_day, f"figure escalation_es.png: {STUDY_LABEL}'s curves not overlaid: {missing}")
+        draw(lambda: plot_escalation(by_day, out / "escalation_es.png", title=f"{exp.name}: escalation score per day ({runs})",
+                                     study=True), out / "escalation_es.png", by_day, paths)
     if analysis == "social" and "growth" in tables:
         from agentsim.analysis.labels import run_label
         from agentsim.analysis.social import plot_growth
