@@ -406,7 +406,7 @@ def test_analyze_social_draws_adoption_and_network(runs, tmp_path: Path) -> None
 
 
 INJECTIONS = {
-    "the shipped one": (None, [("citynews", 1)]),
+    "the shipped one": (None, [("u2", 1)]),
     "none": ([], []),
     "two, one by a user": ([{"kind": "inject_post", "step": 0, "author": "mayor", "content": "Cars out of the centre from May."},
                             {"kind": "inject_post", "step": 2, "author": "u3", "content": "I will cycle to work."}],

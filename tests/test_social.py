@@ -142,8 +142,10 @@ def test_log_links_reposts_to_what_they_share(x_run: Path) -> None:
     assert len(shares) > 20
     for target, parent in zip(shares["target"], shares["parent_event_id"], strict=True):
         assert by_event[int(parent)] == int(target[1:])  # target "p<id>" is the post the parent event created
-    injected = ev[ev["agent_id"] == "citynews"]
+    injected = ev[(ev["agent_id"] == "u2") & (ev["phase"] == "platform")]
     assert injected["action"].tolist() == ["create_post"] and injected["step"].tolist() == [1]
+    # from a user with followers: the news reaches them (it is liked, commented or shared by someone)
+    assert (ev["parent_event_id"] == injected["event_id"].iloc[0]).any()
 
 
 def test_world_state_agrees_with_the_event_log(tmp_path: Path) -> None:
