@@ -1475,6 +1475,13 @@ def test_interest_ranks_the_true_top_k_for_every_user_of_a_large_step() -> None:
         want = sorted(range(30), key=lambda i: -cos[i])[:width]
         assert recommend.interest(np.array([0]), me, np.arange(30), best_last, now, 3600.0, 100, width,
                                   np.random.default_rng(0))[0].tolist() == want
+    # the single best of a thousand (np.argpartition's kth is k - 1: the k-th best itself)
+    many = Posts(2)
+    sims = np.random.default_rng(2).uniform(-1, 1, 1000)
+    many.add(np.zeros(1000, np.int64), np.full(1000, POST), np.full(1000, -1), 0, now, np.arange(1000), ["x"] * 1000,
+             np.stack([sims, np.sqrt(1 - sims**2)], axis=1).astype(np.float32))
+    assert recommend.interest(np.array([0]), me, np.arange(1000), many, now, 3600.0, 1000, 1,
+                              np.random.default_rng(0))[0].tolist() == [int(np.argmax(many.emb.a[:, 0]))]
 
 
 def test_trends_and_post_search_list_equal_posts_oldest_first(tmp_path: Path) -> None:
@@ -1697,6 +1704,16 @@ def test_a_resumed_platform_counts_shares_against_the_same_roots(tmp_path: Path)
     assert act(4, 2, {"action": "repost", "post_id": 0}) == ["refused"]
     assert act(4, 5, {"action": "repost", "post_id": 0}) == ["refused"]  # its quote used up the repost
     assert act(4, 4, {"action": "repost", "post_id": 0}) == ["repost"]
+    (tmp_path / "3").mkdir()
+    quotes_only = _world(tmp_path / "3")
+    w = quotes_only
+    act(0, 0, {"action": "create_post", "content": "p0"})
+    act(0, 1, {"action": "create_post", "content": "p1"})
+    act(1, 3, {"action": "quote_post", "post_id": 1, "content": "q"})
+    (tmp_path / "4").mkdir()
+    resumed = _world(tmp_path / "4")
+    resumed.set_state(quotes_only.get_state())
+    assert _edges(resumed.shares) == {(3, 1)} and _edges(resumed.participants) == {(0, 0), (1, 1), (3, 1)}
 
 
 def test_a_long_repost_chain_climbs_to_its_original() -> None:
@@ -1765,10 +1782,10 @@ def test_earlier_posts_of_a_users_file_are_seeded_first_then_drawn_ones_and_ever
                                                    {"kind": "counterfactual_posts", "file": str(cf), "per_step": 1, "from_step": 0}]})
     ids, start = w.pop.ids, w.config.time.start_epoch
     assert ids == ["user0", "user1", "user2"]
-    ctx = _ctx(w, 0, seed=9)
+    ctx = _ctx(w, 0, seed=11)  # draws authors 0, 0, 2
     w._platform(ctx)
     made = [(e.agent_id, json.loads(e.payload)["content"], e.request_id) for e in ctx.events if e.action == "create_post"]
-    stream = np.random.default_rng(9)
+    stream = np.random.default_rng(11)
     authors = stream.integers(0, 3, size=3)
     drawn = [compose_post(float(w.pop.stance[a]), w.pop.interest_names(int(a)), w.config.stance, stream, 40) for a in authors]
     assert made == ([("user0", "first of user0", None), ("user0", "y" * 40, None), ("user2", "only post of user2", None)]
