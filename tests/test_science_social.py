@@ -46,7 +46,7 @@ from agentsim.analysis.tables import TableError, notes_of
 from agentsim.core.types import Decision
 from agentsim.core.world import StepContext
 from agentsim.logs.reader import RunLog
-from agentsim.scenarios.social import recommend
+from agentsim.scenarios.social import recommend, rules
 from agentsim.scenarios.social.actions import action_model
 from agentsim.scenarios.social.store import COMMENT, POST, QUOTE, REPOST, Column, EdgeSet, Posts, pair_keys
 from agentsim.spec.loader import load_scenario
@@ -1428,3 +1428,497 @@ def test_nrmse_divides_by_the_reference_s_max_by_default() -> None:
 
     ref, sim = np.array([2.0, 4.0, 6.0]), np.array([3.0, 4.0, 6.0])
     assert nrmse(sim, ref) == pytest.approx(math.sqrt(1 / 3) / 6.0) == nrmse(sim, ref, "max")
+
+
+# -- kinds of fault the mutation run found unseen (issue 16) ---------------------------------------------------------
+# Each test below names a kind of fault a study would not notice in its tables: a recommender ranking or recency
+# wrong, search or trends returning the wrong posts, a feed built from the wrong sources, a user's view missing or
+# leaking something, seed posts built wrong, counterfactual arms wrong, shares rebuilt against the wrong root after a
+# resume. References are plain Python (sorted lists, sets, the random stream replayed) on small hand-made platforms.
+def _unit(*xs: float, dim: int) -> np.ndarray:
+    v = np.zeros(dim, np.float32)
+    v[: len(xs)] = xs
+    return v / np.linalg.norm(v)
+
+
+def test_interest_ranks_the_true_top_k_for_every_user_of_a_large_step() -> None:
+    """The top k by similarity x recency, best first, whatever the number of candidates (the best ones last in the
+    window) and of users (more than two 4096-user blocks); a window no larger than the candidate budget is scored
+    whole, drawing nothing from the step's random stream (the other recommenders and who acts draw from it too)."""
+    rng = np.random.default_rng(11)
+    n_posts, dim = 24, 4
+    posts = Posts(dim)
+    emb = rng.normal(size=(n_posts, dim)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    times = 1.7e9 - np.arange(n_posts)[::-1] * 60.0
+    for i in range(n_posts):
+        posts.add(np.array([0]), np.array([POST]), np.array([-1]), 0, float(times[i]), np.array([i]), ["x"], emb[i : i + 1])
+    now, half_life = 1.7e9, 3600.0
+    users = rng.normal(size=(8300, dim)).astype(np.float32)
+    score = (users.astype(np.float64) @ emb.T.astype(np.float64)) * 2.0 ** (-(now - times) / half_life)
+    pool = np.arange(n_posts)
+    for width in (1, 3):
+        stream = np.random.default_rng(5)
+        before = stream.bit_generator.state
+        got = recommend.interest(np.arange(users.shape[0]), users, pool, posts, now, half_life, n_posts, width, stream)
+        assert stream.bit_generator.state == before
+        want = np.argsort(-score, axis=1, kind="stable")[:, :width]
+        assert (got == want).all(), np.flatnonzero((got != want).any(axis=1))[:5]
+    # one user whose best posts are the last of the window
+    best_last = Posts(2)
+    for i in range(30):
+        best_last.add(np.array([0]), np.array([POST]), np.array([-1]), 0, now, np.array([i]), ["x"],
+                      _unit(1.0, 3.0 - i / 10.0, dim=2)[None, :])
+    me = _unit(1.0, 0.0, dim=2)[None, :]
+    cos = [float(me[0] @ best_last.emb.a[i]) for i in range(30)]
+    for width in (1, 2, 4):
+        want = sorted(range(30), key=lambda i: -cos[i])[:width]
+        assert recommend.interest(np.array([0]), me, np.arange(30), best_last, now, 3600.0, 100, width,
+                                  np.random.default_rng(0))[0].tolist() == want
+    # the single best of a thousand (np.argpartition's kth is k - 1: the k-th best itself)
+    many = Posts(2)
+    sims = np.random.default_rng(2).uniform(-1, 1, 1000)
+    many.add(np.zeros(1000, np.int64), np.full(1000, POST), np.full(1000, -1), 0, now, np.arange(1000), ["x"] * 1000,
+             np.stack([sims, np.sqrt(1 - sims**2)], axis=1).astype(np.float32))
+    assert recommend.interest(np.array([0]), me, np.arange(1000), many, now, 3600.0, 1000, 1,
+                              np.random.default_rng(0))[0].tolist() == [int(np.argmax(many.emb.a[:, 0]))]
+
+
+def test_trends_and_post_search_list_equal_posts_oldest_first(tmp_path: Path) -> None:
+    """OASIS's Platform.trend (camel-ai/oasis, oasis/social_platform/platform.py) orders by likes only and
+    Platform.search_posts not at all, so posts that tie come back in the order they were stored; agentsim lists ties
+    oldest first in both (for more than 16 candidates numpy's default sort would not keep that order)."""
+    w = _world(tmp_path, **{"world.recommender.window_minutes": 600})
+    ctx = _ctx(w, 2)
+    texts = ["cycling lanes now", "football tonight"] * 10
+    ids = w._add_posts(ctx, [i % 6 for i in range(20)], [POST] * 20, [-1] * 20, texts, ["create_post"] * 20, [None] * 20)
+    for p in ids.tolist():
+        w.posts.vote(p, "likes", 1 if p % 2 == 0 else 0)
+    text, authors = w._trend(ctx)
+    shown = [int(line.split("]")[0].removeprefix("[post ")) for line in text.splitlines()[1:]]
+    assert shown == sorted(ids.tolist(), key=lambda p: (-int(w.posts.likes[p]), p))[:3] == [0, 2, 4]
+    assert authors == tuple(w.pop.ids[int(w.posts.author[p])] for p in shown)
+    w._search(ctx, [(1, "search_posts", "cycling lanes now", "q")])
+    hits = [int(line.split("]")[0].removeprefix("[post ")) for line in w.info[1][0].splitlines()[1:]]
+    q = w.embed(["cycling lanes now"])[0]
+    sims = {p: float(w.posts.emb.a[p] @ q) for p in ids.tolist()}
+    assert hits == sorted(sims, key=lambda p: (-sims[p], p))[:3] == [0, 2, 4]
+
+
+def test_user_search_lists_the_three_closest_profiles_but_never_the_searcher(tmp_path: Path) -> None:
+    """search_user: the three users whose profile vectors best match the query, best first, the searcher left out
+    (so fewer than three when the searcher is among them); user 0 can be found. Post search on an empty window finds
+    nothing and says so."""
+    w = _world(tmp_path)
+    dim = w.embed.dim
+    q = w.embed(["who rides bikes"])[0].astype(np.float64)
+    other = np.random.default_rng(0).normal(size=dim)
+    other -= (other @ q) * q
+    other /= np.linalg.norm(other)
+    match = [1.0, 0.2, 0.5, 0.9, 0.7, -0.3]  # cosine of each user's profile with the query
+    w.pop.vec = np.array([a * q + math.sqrt(1 - a * a) * other for a in match], np.float32)
+    ctx = _ctx(w, 0)
+    w._search(ctx, [(5, "search_user", "who rides bikes", "a"), (0, "search_user", "who rides bikes", "b"),
+                    (2, "search_posts", "anything", "c")])
+    ids = w.pop.ids
+    assert w.info[5][1] == (ids[0], ids[3], ids[4])
+    assert w.info[5][0] == 'Results of your search "who rides bikes":\n' + "\n".join(f"@{ids[i]}: {w.pop.bio(i)}" for i in (0, 3, 4))
+    assert w.info[0][1] == (ids[3], ids[4])  # the searcher was among the three
+    assert w.info[2] == ('Results of your search "anything":\n(nothing found)', ())
+    assert [json.loads(e.payload)["results"] for e in ctx.events] == [3, 2, 0]
+
+
+def _assemble(rows: list[list[int]], slots: int, me: int, authors: np.ndarray) -> list[int]:
+    """A plain-Python feed assembler: a source's candidates in order, skipping padding, repeats and one's own posts."""
+    out: list[int] = []
+    for p in rows:
+        if len(out) == slots:
+            break
+        if p >= 0 and p not in out and int(authors[p]) != me:
+            out.append(p)
+    return out
+
+
+def test_the_random_source_draws_from_the_step_stream(tmp_path: Path) -> None:
+    """A `random` source fills its slots with draws, with replacement, from the window (stream of the step), then
+    the assembler skips repeats and one's own posts: replayed here draw for draw."""
+    w = _world(tmp_path, **{"world.recommender.sources": [{"kind": "random", "slots": 2}]})
+    ctx0 = _ctx(w, 0)
+    w._add_posts(ctx0, [0, 1, 2, 3], [POST] * 4, [-1] * 4, ["a", "b", "c", "d"], ["create_post"] * 4, [None] * 4)
+    users = np.arange(6)
+    got = w.feeds(users, _ctx(w, 1, seed=3))
+    pool = w._pool(w.sim_time(1))
+    draws = pool[np.random.default_rng(3).integers(0, pool.size, size=(6, 2 + 8))]
+    assert got == [_assemble(draws[u].tolist(), 2, u, w.posts.author) for u in users.tolist()]
+
+
+def test_the_interest_source_scores_profile_plus_latest_post_with_the_configured_half_life(tmp_path: Path) -> None:
+    """OASIS's interest recommender (oasis/social_platform/recsys.py, rec_sys_personalized_twh) scores a post by the
+    cosine of the user's profile-and-recent-posts vector with the post, times a recency decay; agentsim: profile plus
+    the latest post (post 0 counts), normalised, times 2^(-age / half-life). Hand-made vectors make the answer
+    known: user 0 (latest post: post 0) and user 1 (no post, profile alone) get different rankings, and a post one
+    half-life and a bit old, perfectly similar, loses to a fresh one half as similar."""
+    w = _world(tmp_path, **{"world.recommender.sources": [{"kind": "interest", "slots": 3}],
+                           "world.recommender.recency_half_life_minutes": 60, "world.recommender.window_minutes": 600,
+                           "world.recommender.candidates": 1000})
+    dim = w.embed.dim
+    e = [_unit(*([0.0] * i + [1.0]), dim=dim) for i in range(4)]
+    ctx = _ctx(w, 3)
+    now = ctx.sim_time
+    half = 3600.0
+    # post 0: user 0's own (its latest); then posts by users 2..5
+    specs = [(0, now, e[1]), (2, now, e[0]), (3, now, _unit(1, 2, dim=dim)), (4, now, _unit(1, 1, dim=dim)),
+             (5, now, e[2]), (2, now - 1.008 * half, e[0]), (3, now, _unit(0.5, 0, math.sqrt(0.75), dim=dim))]
+    for a, t, v in specs:
+        p = int(w._add_posts(ctx, [a], [POST], [-1], [f"post by {a}"], ["create_post"], [None], time=t)[0])
+        w.posts.emb._a[p] = v
+    w.pop.vec = np.array([e[0]] * 6, np.float32)
+    users = np.array([0, 1])
+    got = w.feeds(users, ctx)
+    for u, vec in ((0, _unit(1, 1, dim=dim)), (1, e[0])):
+        score = {p: float(vec @ w.posts.emb.a[p]) * 2.0 ** (-(now - t) / half) for p, (a, t, _) in enumerate(specs) if a != u}
+        assert got[u] == sorted(score, key=lambda p: -score[p])[:3], u
+    assert got[1] == [1, 3, 6]  # post 6, fresh and half as similar, beats post 5, old and identical
+    (tmp_path / "empty").mkdir()
+    empty = _world(tmp_path / "empty", **{"world.recommender.sources": [{"kind": "interest", "slots": 3}]})
+    assert empty.feeds(np.arange(6), _ctx(empty, 0)) == [[]] * 6
+    sampled = _world(tmp_path / "empty", **{"world.recommender.sources": [{"kind": "interest", "slots": 3}],
+                                             "world.recommender.candidates": 10})
+    c = _ctx(sampled, 0, seed=4)
+    sampled._add_posts(c, [i % 6 for i in range(30)], [POST] * 30, [-1] * 30, [f"post {i}" for i in range(30)],
+                       ["create_post"] * 30, [None] * 30)
+    cand = set(np.random.default_rng(4).choice(sampled._pool(c.sim_time), size=10, replace=False).tolist())
+    assert all(set(f) <= cand for f in sampled.feeds(np.arange(6), _ctx(sampled, 0, seed=4)))
+
+
+def test_the_window_starts_exactly_window_minutes_back(tmp_path: Path) -> None:
+    w = _world(tmp_path, **{"world.recommender.window_minutes": 60})
+    ctx = _ctx(w, 5)
+    now = ctx.sim_time
+    w._add_posts(ctx, [0, 1, 2], [POST] * 3, [-1] * 3, ["old", "edge", "new"], ["create_post"] * 3, [None] * 3)
+    w.posts.cols["time"]._a[:3] = [now - 3600.0 - 30.0, now - 3600.0, now]
+    assert w._pool(now).tolist() == [1, 2]
+
+
+def test_a_view_shows_what_the_user_may_act_on_and_nothing_of_its_own(tmp_path: Path) -> None:
+    """The view: the user's group and the topic; no pending search means no info text; exposure counts only for
+    the linear-threshold baseline (empty otherwise); the users one may name never include oneself, even when one's
+    own comment shows under a feed post."""
+    w = _world(tmp_path, **{"world.time.activity": {"probability": 1.0}, "world.recommender.comments_per_post": 2,
+                           "world.recommender.sources": [{"kind": "hot", "slots": 5}]})
+    ids = w.pop.ids
+    ctx = _ctx(w, 0)
+    w._add_posts(ctx, [1], [POST], [-1], ["original"], ["create_post"], [None])
+    w._add_posts(ctx, [0], [COMMENT], [0], ["my own comment"], ["create_comment"], [None])
+    w.follows.add(pair_keys(np.array([0, 2]), np.array([1, 1])))
+    obs = {o.agent_id: o for o in w._observe_users(_ctx(w, 0))}
+    v = obs[ids[0]].data
+    assert v.feed[0].comments == ((1, ids[0], "my own comment"),)
+    assert ids[0] not in obs[ids[0]].validation_context["users"] and obs[ids[0]].validation_context["users"] == {ids[1]}
+    for u in range(6):
+        view = obs[ids[u]].data
+        assert view.group == w.pop.groups[int(w.pop.group[u])].name and view.topic == w.config.topic
+        assert view.info == "" and view.exposures == ()
+    assert obs[ids[2]].data.n_following == 1 and obs[ids[2]].data.following == frozenset({ids[1]})
+
+
+def test_a_view_lists_followees_only_below_two_hundred(tmp_path: Path) -> None:
+    """A user following fewer than 200 users is shown them all (and may name them); from 200 on the list is left
+    out of the view (it would swamp the prompt), the count still given."""
+    w = _world(tmp_path, users=202, **{"world.time.activity": {"probability": 1.0}, "world.recommender.sources": [{"kind": "hot", "slots": 1}]})
+    w.follows.add(pair_keys(np.zeros(200, np.int64), np.arange(2, 202)))
+    w.follows.add(pair_keys(np.ones(199, np.int64), np.arange(2, 201)))
+    obs = {o.agent_id: o.data for o in w._observe_users(_ctx(w, 0))}
+    assert obs["u0"].following == frozenset() and obs["u0"].n_following == 200
+    assert obs["u1"].following == frozenset(f"u{i}" for i in range(2, 201)) and obs["u1"].n_following == 199
+
+
+def test_answers_after_an_invalid_one_apply_and_every_event_carries_its_request_id(tmp_path: Path) -> None:
+    """An invalid answer is skipped, not the end of the step; each event an answer causes (votes, follows, trends,
+    refusals) carries that answer's request id, so a log row leads back to its LLM call."""
+    w = _world(tmp_path)
+    ids = w.pop.ids
+    w._add_posts(_ctx(w, 0), [0], [POST], [-1], ["p"], ["create_post"], [None])
+    ctx = _ctx(w, 1, next_id=1)
+    answers = [({"action": "like_post", "post_id": 0}, "r1"), ({"action": "follow", "user_id": ids[3]}, "r2"),
+               ({"action": "trend"}, "r3"), ({"action": "refresh"}, "r4"), ({"action": "like_post", "post_id": 0}, "r5")]
+    ds = [Decision(ids[1], None, "junk", False, "r0", 2, "not JSON")]
+    ds += [Decision(ids[1], ANSWER.model_validate(a), "", True, rid, 1) for a, rid in answers]
+    w._apply_users(ctx, ds)
+    assert [(e.action, e.request_id) for e in ctx.events] == [("like_post", "r1"), ("follow", "r2"), ("trend", "r3"),
+                                                              ("refresh", "r4"), ("refused", "r5")]
+
+
+def test_unfollow_and_unmute_take_back_and_controlled_accounts_cannot_be_followed(tmp_path: Path) -> None:
+    """Unfollow removes a follow (not a mute), unmute a mute (not a follow); the accounts that act only through
+    interventions are no users: following one is refused as OASIS refuses an unknown user."""
+    w = _world(tmp_path, **{"world.interventions": [{"kind": "herd_votes", "voter": "bot"}]})
+    ids = w.pop.ids
+
+    def step(s: int, *answers: dict) -> list[tuple[str, str | None]]:
+        ctx = _ctx(w, s, next_id=100 * s)
+        w._apply_users(ctx, [Decision(ids[0], ANSWER.model_validate(a), "", True, "r", 1) for a in answers])
+        return [(e.action, e.target) for e in ctx.events]
+
+    step(0, {"action": "follow", "user_id": ids[1]}, {"action": "mute", "user_id": ids[2]}, {"action": "follow", "user_id": ids[2]})
+    assert _edges(w.follows) == {(0, 1), (0, 2)} and _edges(w.mutes) == {(0, 2)}
+    assert step(1, {"action": "unfollow", "user_id": ids[2]}) == [("unfollow", ids[2])]
+    assert _edges(w.follows) == {(0, 1)} and _edges(w.mutes) == {(0, 2)}
+    assert step(2, {"action": "unmute", "user_id": ids[2]}) == [("unmute", ids[2])]
+    assert _edges(w.follows) == {(0, 1)} and _edges(w.mutes) == set()
+    assert step(3, {"action": "follow", "user_id": "bot"}) == [("refused", "bot")] and _edges(w.follows) == {(0, 1)}
+
+
+def test_a_resumed_platform_counts_shares_against_the_same_roots(tmp_path: Path) -> None:
+    """After a restore the shares (who may not repost what again) and the cascade participants are rebuilt from the
+    posts: a repost, and a repost of a repost, count against the original; a quote, also of a quote or of a repost,
+    against its root; comments join no cascade. The rebuilt sets equal the live ones and the hand-written ones, and
+    the resumed platform refuses a second repost."""
+    w = _world(tmp_path)
+    ids = w.pop.ids
+
+    def act(s: int, who: int, a: dict) -> list[str]:
+        ctx = _ctx(w, s, next_id=100 * s)
+        w._apply_users(ctx, [Decision(ids[who], ANSWER.model_validate(a), "", True, "r", 1)])
+        return [e.action for e in ctx.events]
+
+    act(0, 0, {"action": "create_post", "content": "p0"})  # 0
+    act(0, 1, {"action": "create_post", "content": "p1"})  # 1
+    act(1, 1, {"action": "repost", "post_id": 0})  # 2: against 0
+    act(2, 2, {"action": "repost", "post_id": 2})  # 3: repost of a repost, against 0
+    act(2, 3, {"action": "quote_post", "post_id": 2, "content": "q"})  # 4: quote of a repost, root 0
+    act(3, 5, {"action": "quote_post", "post_id": 4, "content": "qq"})  # 5: quote of a quote, root 0
+    act(3, 4, {"action": "create_comment", "post_id": 0, "content": "c"})  # 6: no cascade
+    act(3, 0, {"action": "repost", "post_id": 1})  # 7: against 1
+    shares = {(1, 0), (2, 0), (3, 0), (5, 0), (0, 1)}
+    joined = {(0, 0), (1, 1), (1, 0), (2, 0), (3, 0), (5, 0), (0, 1)}
+    assert _edges(w.shares) == shares and _edges(w.participants) == joined
+    users, targets = rules.shares_of(w.posts)
+    assert set(zip(users.tolist(), targets.tolist(), strict=True)) == shares
+    assert users.dtype == np.int64 and targets.dtype == np.int64
+    (tmp_path / "2").mkdir()
+    resumed = _world(tmp_path / "2")
+    resumed.set_state(w.get_state())
+    assert _edges(resumed.shares) == shares and _edges(resumed.participants) == joined
+    w = resumed
+    assert act(4, 2, {"action": "repost", "post_id": 0}) == ["refused"]
+    assert act(4, 5, {"action": "repost", "post_id": 0}) == ["refused"]  # its quote used up the repost
+    assert act(4, 4, {"action": "repost", "post_id": 0}) == ["repost"]
+    (tmp_path / "3").mkdir()
+    quotes_only = _world(tmp_path / "3")
+    w = quotes_only
+    act(0, 0, {"action": "create_post", "content": "p0"})
+    act(0, 1, {"action": "create_post", "content": "p1"})
+    act(1, 3, {"action": "quote_post", "post_id": 1, "content": "q"})
+    (tmp_path / "4").mkdir()
+    resumed = _world(tmp_path / "4")
+    resumed.set_state(quotes_only.get_state())
+    assert _edges(resumed.shares) == {(3, 1)} and _edges(resumed.participants) == {(0, 0), (1, 1), (3, 1)}
+
+
+def test_a_long_repost_chain_climbs_to_its_original() -> None:
+    posts = Posts(1)
+    posts.add(np.array([0]), np.array([POST]), np.array([-1]), 0, 0.0, np.array([0]), ["p"], np.ones((1, 1), np.float32))
+    for i in range(1, 71):
+        posts.add(np.array([i]), np.array([REPOST]), np.array([i - 1]), 0, 0.0, np.array([i]), ["p"], np.ones((1, 1), np.float32))
+    assert rules.original(posts, 70).tolist() == 0 and rules.original(posts, np.array([70, 65, 3, 0])).tolist() == [0, 0, 0, 0]
+
+
+def test_stores_keep_their_types_grow_by_doubling_and_take_posts_after_a_restore() -> None:
+    """Columns have their declared types before any value (a checkpoint of an empty platform compares equal to a
+    restored one only then); they grow by doubling from 1024 (memory at most twice the values, few copies) and take
+    a batch larger than twice their size; a platform restored from a checkpoint takes new posts; `contains` answers
+    with a boolean mask, also on an empty set."""
+    posts = Posts(dim=3)
+    assert {k: getattr(posts, k).dtype for k in Posts.COLUMNS} == {k: np.dtype(t) for k, t in Posts.COLUMNS.items()}
+    assert posts.emb.a.dtype == np.float32 and posts.emb.a.shape == (0, 3)
+    c, grown, last = Column(np.int64), 0, None
+    for i in range(5000):
+        c.extend(np.array([i]))
+        grown += c._a is not last
+        last = c._a
+        assert c.n <= len(c._a) <= max(2 * c.n, 1024)
+    assert c.a.tolist() == list(range(5000)) and grown == 4  # 1024, 2048, 4096, 8192
+    big = Column(np.int64)
+    big.extend(np.arange(10))
+    big.extend(np.arange(3000))
+    assert big.a.tolist() == list(range(10)) + list(range(3000))
+    posts.add(np.array([0]), np.array([POST]), np.array([-1]), 0, 1.0, np.array([0]), ["p"], np.ones((1, 3), np.float32))
+    again = Posts(dim=3)
+    again.set_state(posts.get_state())
+    again.add(np.array([1]), np.array([REPOST]), np.array([0]), 1, 2.0, np.array([1]), ["p"], np.full((1, 3), 2, np.float32))
+    assert again.emb.a.tolist() == [[1, 1, 1], [2, 2, 2]] and again.root.tolist() == [0, 0]
+    assert again.add(np.array([]), np.array([]), np.array([]), 2, 3.0, np.array([]), [], np.zeros((0, 3), np.float32)).tolist() == []
+    assert len(again) == 2
+    mask = EdgeSet().contains(np.array([1, 2]), np.array([2, 1]))
+    assert mask.dtype == bool and np.array([7, 8])[mask].tolist() == []
+
+
+def _twitter_users(path: Path) -> Path:
+    """OASIS's Twitter users CSV, the columns agentsim reads: user0 with two earlier posts (one too long), user2 with
+    one; activity counts for all but user1 (whose profile is then its group's)."""
+    rows = [("user0", "['first of user0', '" + "y" * 60 + "']", str([4] * 24)), ("user1", "[]", ""),
+            ("user2", "['only post of user2']", str([2] * 12 + [1] * 12))]
+    lines = ["username,user_char,following_agentid_list,previous_tweets,activity_level_frequency"]
+    lines += [f'{u},profile of {u},[],"{t}","{f}"' for u, t, f in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_earlier_posts_of_a_users_file_are_seeded_first_then_drawn_ones_and_every_original_is_its_own_root(tmp_path: Path) -> None:
+    """OASIS's previous_tweets: each user's posts, in file order, a minute before the start, cut at max_post_chars,
+    as create_post events of their authors (no LLM call: no request id); then `count` drawn posts (authors and texts
+    replayed from the step's stream), also a minute before the start; then injected posts. Every original post -
+    seeded, drawn, injected or counterfactual - has no parent and is its own root. The users file's hourly counts
+    become OASIS's probabilities; a user without them acts by its group's profile."""
+    from agentsim.scenarios.social.oasis import oasis_activity
+    from agentsim.scenarios.social.scripted import compose_post
+
+    cf = tmp_path / "cf.json"
+    cf.write_text(json.dumps([{"RS": {"title": "t"}, "RC_1": {"body": "claim", "group": "up"}}]))
+    w = _world(tmp_path, **{"world.users.count": None, "world.users.file": str(_twitter_users(tmp_path / "users.csv")),
+                           "world.seed_posts": {"count": 3},
+                           "world.interventions": [{"kind": "inject_post", "step": 0, "author": "news", "content": "breaking"},
+                                                   {"kind": "counterfactual_posts", "file": str(cf), "per_step": 1, "from_step": 0}]})
+    ids, start = w.pop.ids, w.config.time.start_epoch
+    assert ids == ["user0", "user1", "user2"]
+    ctx = _ctx(w, 0, seed=11)  # draws authors 0, 0, 2
+    w._platform(ctx)
+    made = [(e.agent_id, json.loads(e.payload)["content"], e.request_id) for e in ctx.events if e.action == "create_post"]
+    stream = np.random.default_rng(11)
+    authors = stream.integers(0, 3, size=3)
+    drawn = [compose_post(float(w.pop.stance[a]), w.pop.interest_names(int(a)), w.config.stance, stream, 40) for a in authors]
+    assert made == ([("user0", "first of user0", None), ("user0", "y" * 40, None), ("user2", "only post of user2", None)]
+                    + [(ids[a], t, None) for a, t in zip(authors.tolist(), drawn, strict=True)]
+                    + [("news", "breaking", None), ("post_bot", "claim", None)])
+    assert w.posts.time.tolist() == [start - 60.0] * 6 + [ctx.sim_time] * 2
+    latest = {0: 1, 2: 2} | {int(a): 3 + j for j, a in enumerate(authors.tolist())}
+    assert w.latest_post.tolist() == [latest.get(u, -1) for u in range(3)]
+    originals = np.flatnonzero(w.posts.kind == POST)
+    assert originals.size == len(w.posts) == 8
+    assert w.posts.parent[originals].tolist() == [-1] * 8 and w.posts.root[originals].tolist() == originals.tolist()
+    freq = np.array([[4] * 24, [2] * 12 + [1] * 12], np.float64)
+    assert w.user_activity[[0, 2]].tolist() == oasis_activity(freq).tolist()
+    assert w.user_activity[1].tolist() == w.config.time.activity.profile()
+
+
+def test_a_world_is_built_from_its_seed_overrides_group_actions_and_lexicon(tmp_path: Path) -> None:
+    """The population and the follow network come from the run seed's own stream ("social-population"; the
+    network's seed is that stream's next draw), so another stream's draws never change who is on the platform;
+    population overrides give one user another model; a group's own action list is what its users may do; the
+    stance lexicon scores with the scenario's positive, negative and intensifier words; notes say what a
+    counterfactual file holds that agentsim does not read."""
+    from agentsim.core.seeding import make_rng
+    from agentsim.scenarios.social.population import follow_edges, synthetic_users
+    from agentsim.scenarios.social.world import SocialWorld
+
+    cf = tmp_path / "cf.json"
+    cf.write_text(json.dumps([{"RS": {"title": "t"}, "RC_1": {"body": "claim", "group": "up"}, "RC_2": {}, "meta": 1}]))
+    sc = load_scenario(write_scenario(tmp_path, SCENARIOS / "social" / "x_information_spread.yaml", **{
+        "world.users.count": 12, "world.network": {"generator": "random_follows", "k": 2}, "world.seed_posts.count": 0,
+        "world.interventions": [{"kind": "counterfactual_posts", "file": str(cf)}],
+        "world.users.groups": [{"name": "a", "share": 1, "interests": ["x", "y"], "stance": 0.5, "actions": ["create_post", "trend"]},
+                               {"name": "b", "share": 1, "interests": ["z"], "stance": -0.5}]}))
+    config = sc.world
+    w = SocialWorld(config, 3, 17, "default", {"u2": "big", "nobody": "big"})
+    rng = make_rng(17, "social-population")
+    pop = synthetic_users(config, 12, w.embed, rng)
+    assert w.pop.stance.tolist() == pop.stance.tolist() and w.pop.group.tolist() == pop.group.tolist()
+    a, b = follow_edges(config.network, pop, int(rng.integers(2**31)))
+    assert _edges(w.follows) == {(x, y) for x, y in zip(a.tolist(), b.tolist(), strict=True) if x != y}
+    models = dict(zip(w.agent_table()["agent_id"].to_pylist(), w.agent_table()["model"].to_pylist(), strict=True))
+    assert models["u2"] == "big" and {m for u, m in models.items() if u.startswith("u") and u != "u2"} == {"default"}
+    assert [w.allowed[int(w.pop.group[u])] for u in range(12)] == [
+        ("create_post", "trend") if int(w.pop.group[u]) == 0 else config.allowed_actions() for u in range(12)]
+    pos, neg, strong = config.stance.positive[0], config.stance.negative[0], config.stance.intensifiers[0]
+    assert (w.lexicon.score(pos), w.lexicon.score(neg), w.lexicon.score(f"{strong} {pos}")) == (0.5, -0.5, 0.75)
+    assert w.notes == ["cf.json: key(s) agentsim does not use: RC_2, meta"]
+
+
+def test_the_agents_table_gives_each_user_its_own_followees_in_readable_text(tmp_path: Path) -> None:
+    w = _world(tmp_path, **{"world.users.groups": [{"name": "cyclistes", "share": 1, "interests": ["vélo"], "stance": 0.1}]})
+    w.follows.add(pair_keys(np.array([0, 0, 2, 4]), np.array([3, 1, 5, 0])))
+    t = w.agent_table().to_pylist()
+    assert [json.loads(r["persona"])["followees"] for r in t] == [["u1", "u3"], [], ["u5"], [], ["u0"], []]
+    assert '"vélo"' in t[0]["persona"]  # stored as text a reader can search, not \\u escapes
+    agents = w.agents()
+    assert [(a.model, a.group) for a in agents] == [("default", "cyclistes")] * 6
+
+
+def test_herd_votes_start_at_their_first_step_and_draw_their_arms_from_the_stream(tmp_path: Path) -> None:
+    """herd_votes from step 1: the posts of step 0 are left alone; those of step 1 are treated in step 2, each
+    entered with probability `share` and given an arm drawn uniformly from `arms` (replayed from the stream)."""
+    w = _world(tmp_path, **{"world.interventions": [
+        {"kind": "herd_votes", "from_step": 1, "arms": ["up", "down", "control"], "share": 0.5, "voter": "bot"}]})
+    ids = w.pop.ids
+    treated: dict[int, list[tuple[int, str]]] = {}
+    for s in range(3):
+        ctx = _ctx(w, s, seed=20 + s, next_id=100 * s)
+        w._platform(ctx)
+        treated[s] = [(json.loads(e.payload)["post_id"], json.loads(e.payload)["treatment"]) for e in ctx.events if e.action == "treatment"]
+        w._apply_users(ctx, [Decision(ids[i], ANSWER.model_validate({"action": "create_post", "content": f"s{s}"}), "", True, "r", 1)
+                             for i in range(6)])
+    stream = np.random.default_rng(22)
+    new = np.arange(6, 12)
+    new = new[stream.random(6) < 0.5]
+    arms = stream.integers(0, 3, size=new.size)
+    assert treated == {0: [], 1: [], 2: [(p, ["up", "down", "control"][a]) for p, a in zip(new.tolist(), arms.tolist(), strict=True)]}
+
+
+def test_counterfactual_posts_wait_for_their_first_step_and_their_votes_point_at_them(tmp_path: Path) -> None:
+    """Nothing before `from_step` (however far before); each item's treatment and vote are events of the voter
+    about that post (target, payload and parent event)."""
+    cf = tmp_path / "cf.json"
+    cf.write_text(json.dumps([{"RS": {"title": "t"}, "RC_1": {"body": f"claim {i}", "group": g}} for i, g in enumerate(["up", "down", "control"])]))
+    w = _world(tmp_path, **{"world.interventions": [{"kind": "counterfactual_posts", "file": str(cf), "per_step": 1, "from_step": 3}]})
+    got = {}
+    for s in range(6):
+        ctx = _ctx(w, s, next_id=100 * s)
+        w._platform(ctx)
+        got[s] = [(e.agent_id, e.action, e.target, json.loads(e.payload) if e.payload else None, e.parent_event_id) for e in ctx.events]
+    assert got[0] == got[1] == got[2] == []
+    for s, arm in ((3, "up"), (4, "down"), (5, "control")):
+        p = s - 3
+        eid = int(w.posts.event_id[p])
+        vote = [] if arm == "control" else [("herd_bot", "like_post" if arm == "up" else "dislike_post", f"p{p}", {"post_id": p}, eid)]
+        assert got[s][1:] == [("herd_bot", "treatment", f"p{p}", {"post_id": p, "treatment": arm}, eid)] + vote
+
+
+def test_the_judge_reads_a_chat_and_a_step_without_judging_applies_nothing(tmp_path: Path) -> None:
+    """The judge's prompt is a system and a user message; its ratings are the judge's events; a step that is not a
+    judging step applies no ratings even right after one that was (the runtime applies every phase, with no
+    decisions there); a batch no larger than `sample` is judged whole, drawing nothing from the stream."""
+    from agentsim.scenarios.social.world import JUDGE_ID, StanceRating
+
+    w = _world(tmp_path, **{"world.judge": {"enabled": True, "every": 2, "sample": 2, "topic": "bikes"}})
+    w._add_posts(_ctx(w, 0), [0, 1], [POST, POST], [-1, -1], ["a", "b"], ["create_post"] * 2, [None] * 2)
+    ctx = _ctx(w, 0, seed=3)
+    before = ctx.rng.bit_generator.state
+    obs = w.observe(ctx, "judge")
+    assert ctx.rng.bit_generator.state == before
+    assert [[m["role"] for m in o.messages] for o in obs] == [["system", "user"]] * 2
+    w.apply(ctx, "judge", [Decision(JUDGE_ID, StanceRating(stance=2), "", True, f"j{i}", 1) for i in range(2)])
+    assert [(e.agent_id, e.action) for e in ctx.events] == [(JUDGE_ID, "judge_stance")] * 2
+    quiet = _ctx(w, 1, next_id=10)
+    assert w.observe(quiet, "judge") == [] and w.observe(quiet, "platform") == []
+    w.apply(quiet, "judge", [])
+    assert quiet.events == []
+
+
+def test_action_classes_are_found_by_name_and_unwrapped(tmp_path: Path) -> None:
+    """Ray ships the action models to shard actors by name (pickle looks them up in the actions module): every
+    allowed-action union and every single-action model must come back as itself; other names are no classes."""
+    import pickle
+
+    from agentsim.scenarios.social import actions
+
+    model = action_model(("create_post", "trend"))
+    assert pickle.loads(pickle.dumps(model)) is model and getattr(actions, model.__name__) is model
+    answer = model.model_validate({"action": "create_post", "content": "hi"})
+    assert pickle.loads(pickle.dumps(answer)) == answer
+    one = actions.variant("like_post")
+    assert one.__name__ == "Act_like_post" and getattr(actions, one.__name__) is one and pickle.loads(pickle.dumps(one)) is one
+    assert actions.fields(answer) == answer.root and actions.fields(one(action="like_post", post_id=3)).post_id == 3
+    for name in ("Act_nothing", "Xct_like_post", "SocialAction_create_post", "nothing"):
+        with pytest.raises(AttributeError):
+            getattr(actions, name)

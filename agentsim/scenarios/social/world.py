@@ -592,6 +592,9 @@ class SocialWorld:
     def _observe_judge(self, ctx: StepContext) -> list[Observation]:
         jc = self.config.judge
         if ctx.step % jc.every:
+            # The runtime applies every phase, with no decisions where there were no observations: the posts of
+            # the last judging step must not be waiting for answers then.
+            self._judged = []
             return []
         cand = np.arange(self.judged_upto, len(self.posts))
         cand = cand[self.posts.kind[cand] != REPOST]
