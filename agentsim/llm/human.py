@@ -10,6 +10,9 @@ another thread or process, a console, or a test can answer them, and a resumed r
                                                      once accepted, rewritten by the backend as the record
     <run>/humans/<seat>/refused/<request id>-<n>.json  answers refused, with the reason (the pending file lists them)
 
+(`<seat>` and `<request id>` stand for `file_stem` of the agent id and the request id: the id itself where it is a
+short, file-safe name, else a safe prefix and a hash; names are any Unicode text, e.g. drift's `none-0000/user`.)
+
 A pending file holds `request_id`, `agent_id`, `alias`, `step`, `attempt`, `request_hash`, `messages` (exactly the
 agent's prompt: what that agent may observe, so a family's privacy rules hold for people by construction),
 `response_format` (`kind` and the `json_schema` guided decoding uses), `created_at`, `deadline` (epoch seconds or
@@ -53,14 +56,27 @@ NO_SCORING = "a person cannot score a continuation (log-probabilities); scoring 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
-def seat_name(agent_id: str) -> str:
-    """The folder name of an agent's seat: the id where it is file-safe, else a safe form with a short hash."""
-    safe = _SAFE.sub("_", agent_id)
-    if safe == agent_id and agent_id not in (".", ".."):
-        return agent_id
+#: Longest file name stem kept as it is; longer (or unsafe) ids get a shortened safe form with a hash. Well under
+#: the 255 bytes most file systems allow, leaving room for suffixes ("-<n>.json", "-<ns>.json").
+MAX_STEM = 100
+
+
+def file_stem(text: str) -> str:
+    """A file (or folder) name for an id that may hold any Unicode text (README "Names": agent ids, so request ids,
+    may contain '/', spaces, non-ASCII letters, and be of any length): the id itself where it is short and made of
+    [A-Za-z0-9_.-] only (not '.' or '..'), else a safe prefix and a hash of the whole id, so two ids never share a
+    name. The files keep the real id inside them."""
+    safe = _SAFE.sub("_", text)
+    if safe == text and text not in (".", "..") and len(text) <= MAX_STEM:
+        return text
     import hashlib
 
-    return f"{safe[:40]}-{hashlib.sha256(agent_id.encode()).hexdigest()[:8]}"
+    return f"{safe[:40]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def seat_name(agent_id: str) -> str:
+    """The folder name of an agent's seat (`file_stem` of its id)."""
+    return file_stem(agent_id)
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -105,6 +121,18 @@ class SeatQueue:
         self.pending_dir = self.dir / "pending"
         self.answers_dir = self.dir / "answers"
         self.refused_dir = self.dir / "refused"
+
+    def pending_path(self, request_id: str) -> Path:
+        return self.pending_dir / f"{file_stem(request_id)}.json"
+
+    def answer_path(self, request_id: str) -> Path:
+        return self.answers_dir / f"{file_stem(request_id)}.json"
+
+    def refused_path(self, request_id: str, n: int) -> Path:
+        return self.refused_dir / f"{file_stem(request_id)}-{n}.json"
+
+    def stale_path(self, request_id: str) -> Path:
+        return self.dir / "stale" / f"{file_stem(request_id)}-{time.time_ns()}.json"
 
     @staticmethod
     def seats(run_dir: str | Path) -> list[str]:
@@ -153,7 +181,7 @@ class SeatQueue:
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         """The pending request `request_id` (None once it is answered or gone)."""
-        data = _read_json(self.pending_dir / f"{request_id}.json")
+        data = _read_json(self.pending_path(request_id))
         return data if isinstance(data, dict) else None
 
     def answer(self, request: dict[str, Any] | str, answer: Any) -> Path:
@@ -163,13 +191,13 @@ class SeatQueue:
         data: dict[str, Any] = {"answer": answer}
         if isinstance(request, dict) and request.get("request_hash"):
             data["request_hash"] = request["request_hash"]
-        path = self.answers_dir / f"{rid}.json"
+        path = self.answer_path(rid)
         _write_json(path, data)
         return path
 
     def record(self, request_id: str) -> dict[str, Any] | None:
         """The backend's record of an accepted answer (None: none yet)."""
-        data = _read_json(self.answers_dir / f"{request_id}.json")
+        data = _read_json(self.answer_path(request_id))
         return data if isinstance(data, dict) and data.get("accepted") else None
 
 
@@ -201,12 +229,13 @@ class HumanBackend:
             return LLMResult(r.request_id, "", 0, 0, "error", 0.0, error=NO_SCORING, retryable=False)
         q = self._queue(r.agent_id)
         h = r.content_hash()
-        answer_path = q.answers_dir / f"{r.request_id}.json"
+        answer_path = q.answer_path(r.request_id)
         earlier = _read_json(answer_path)
         if isinstance(earlier, dict) and earlier.get("request_hash") not in (None, h):
             # Recorded for another prompt under the same id (a resumed run whose other seats answered differently).
-            os.makedirs(q.dir / "stale", exist_ok=True)
-            os.replace(answer_path, q.dir / "stale" / f"{r.request_id}-{time.time_ns()}.json")
+            stale = q.stale_path(r.request_id)
+            stale.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(answer_path, stale)
             earlier = None
         if isinstance(earlier, dict) and earlier.get("accepted"):
             return self._result(r, earlier["text"], earlier.get("finish_reason", "stop"), float(earlier.get("latency_s", 0.0)))
@@ -220,7 +249,7 @@ class HumanBackend:
                                 "choices": list(r.response_format.choices or []) or None, "regex": r.response_format.regex},
             "created_at": t0, "deadline": deadline, "refused": [],
         }
-        pending = q.pending_dir / f"{r.request_id}.json"
+        pending = q.pending_path(r.request_id)
         _write_json(pending, request)
         try:
             while True:
@@ -237,7 +266,7 @@ class HumanBackend:
                                                       "source": "person", "finish_reason": "stop", "latency_s": latency})
                             return self._result(r, text, "stop", latency)
                     n = len(request["refused"])
-                    _write_json(q.refused_dir / f"{r.request_id}-{n}.json", {**given, "reason": reason})
+                    _write_json(q.refused_path(r.request_id, n), {**given, "reason": reason})
                     answer_path.unlink(missing_ok=True)
                     request["refused"].append({"answer": given["answer"], "reason": reason, "at": time.time()})
                     _write_json(pending, request)
