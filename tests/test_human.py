@@ -53,9 +53,10 @@ class Person:
     `wrong` (when given) to see it refused. Keeps every request it saw."""
 
     def __init__(self, run_dir: Path, seat: str = "Red", answer: Callable[[dict[str, Any]], Any] = red_answer,
-                 wrong: Any = None):
+                 wrong: Any = None, steps: set[int] | None = None):
         self.queue = SeatQueue(run_dir, seat)
         self.answer, self.wrong = answer, wrong
+        self.steps = steps  # answer only the requests of these steps (None: all)
         self.seen: dict[str, dict[str, Any]] = {}
         self.refusals: list[str] = []
         self._stop = threading.Event()
@@ -74,8 +75,8 @@ class Person:
         while not self._stop.is_set():
             for req in self.queue.pending():
                 rid, n = req["request_id"], len(req["refused"])
-                if answered.get(rid) == n:
-                    continue  # sent; the backend has not decided yet
+                if answered.get(rid) == n or (self.steps is not None and req["step"] not in self.steps):
+                    continue  # sent and the backend has not decided yet, or not one to answer
                 self.seen[rid] = req
                 if n:
                     self.refusals.append(req["refused"][-1]["reason"])
@@ -172,14 +173,15 @@ def test_a_person_who_does_not_answer_gets_the_fallback_logged_as_such(tmp_path:
 
 def test_resume_after_sigkill_keeps_what_the_person_answered(tmp_path: Path) -> None:
     """Killed while Red's day-2 request waits, after day 1 was answered but before any checkpoint: the resumed run
-    plays day 1 again and uses the recorded answer without asking; the log equals an uninterrupted game's."""
+    plays day 1 again and uses the recorded answer without asking, and asks day 2 itself (the dead run's waiting
+    request is not shown); the log equals an uninterrupted game's."""
     sc = write_scenario(tmp_path, human_scenario(tmp_path), **{"runtime.checkpoint_every": 10})
     run = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "agentsim", "run", str(sc), "--run-dir", str(run), "--quiet",
                              "--no-seat-pages"], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     queue = SeatQueue(run, "Red")
     try:
-        with Person(run) as first:
+        with Person(run, steps={0}) as first:  # day 1 only: day 2's request is left waiting
             deadline = time.monotonic() + 60
             while queue.get("s1-nations-Red-a0") is None:
                 assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else "timeout"
@@ -189,13 +191,25 @@ def test_resume_after_sigkill_keeps_what_the_person_answered(tmp_path: Path) -> 
     finally:
         if proc.poll() is None:
             proc.kill()
+    killed_at = time.time()
     assert "s0-nations-Red-a0" in first.seen
     assert not (run / "checkpoint.json").exists()
-    with Person(run) as second:
-        r = subprocess.run([sys.executable, "-m", "agentsim", "resume", str(run), "--quiet", "--no-seat-pages"], env=ENV,
-                           capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
+    assert [r["request_id"] for r in queue.pending()] == ["s1-nations-Red-a0"]  # the dead run's request, left behind
+    resumed = subprocess.Popen([sys.executable, "-m", "agentsim", "resume", str(run), "--quiet", "--no-seat-pages"], env=ENV,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert resumed.stderr is not None
+        for line in resumed.stderr:  # the seats are announced once they are ready to be answered
+            if line.startswith("Human seats Red: answer through the files"):
+                break
+        with Person(run) as second:
+            assert resumed.wait(120) == 0, resumed.stderr.read()
+    finally:
+        if resumed.poll() is None:
+            resumed.kill()
     assert "s0-nations-Red-a0" not in second.seen and "s1-nations-Red-a0" in second.seen
+    # The person was asked by the resumed run, not shown the dead run's leftover request.
+    assert second.seen["s1-nations-Red-a0"]["created_at"] > killed_at
     with Person(tmp_path / "whole"):
         agentsim.run(sc, run_dir=tmp_path / "whole")
     assert events(run) == events(tmp_path / "whole")

@@ -201,6 +201,20 @@ class SeatQueue:
         return data if isinstance(data, dict) and data.get("accepted") else None
 
 
+def clear_pending(run_dir: str | Path) -> int:
+    """Remove the requests a previous process of this run left waiting (a run killed while its person had not
+    answered leaves its pending files behind). Nobody waits on them any more: shown on a resumed run's page or
+    console, they would be answered before the run asks (with a dead deadline), and a resumed run that asks
+    differently would find that answer stale. The resumed run writes its own request when it gets there; answers
+    and records are kept, so what a person did answer is still used. Returns how many were removed."""
+    root = Path(run_dir) / HUMANS_DIR
+    n = 0
+    for p in root.glob("*/pending/*.json") if root.is_dir() else []:
+        p.unlink(missing_ok=True)
+        n += 1
+    return n
+
+
 class HumanBackend:
     """Answers each request with its seat's person (see the module docstring). All seats wait at once, and the
     router sends the other aliases' requests of the same phase to their engines concurrently (llm/types.py:
@@ -213,6 +227,7 @@ class HumanBackend:
         self.run_dir = Path(run_dir)
         self.poll_s = poll_s
         self._seats: set[str] = set()
+        clear_pending(self.run_dir)  # one process runs a run directory: what waits there is a dead process's
 
     async def generate(self, requests: list[LLMRequest]) -> list[LLMResult]:
         return list(await asyncio.gather(*[self._one(r) for r in requests]))
