@@ -541,3 +541,57 @@ def test_the_seat_page_answers_a_free_text_request(tmp_path: Path, chromium) -> 
     log = agentsim.load_run(tmp_path / "run")
     user = log.llm_calls[log.llm_calls.agent_id == DRIFT_USER]
     assert list(user.backend) == ["human"] and list(user.completion_text) == ["Please rewrite it, but keep it friendly."]
+
+
+class LoopHolder:
+    """A backend that, like the in-process vLLM backend (llm/vllm_backend.py: VLLMBackend.generate), computes on the
+    event loop's thread and returns only when its batch is done. Notes which requests were waiting for people when
+    it started."""
+
+    name = "holder"
+    holds_loop = True
+
+    def __init__(self, run_dir: Path, seats: list[str]):
+        self.queues = [SeatQueue(run_dir, s) for s in seats]
+        self.pending_at_start: list[str] = []
+
+    async def generate(self, requests: list[Any]) -> list[Any]:
+        from agentsim.llm.types import LLMResult
+
+        self.pending_at_start = sorted(r["request_id"] for q in self.queues for r in q.pending())
+        time.sleep(0.5)  # holds the loop, as an engine's forward passes do
+        return [LLMResult(r.request_id, "model", 1, 1, "stop", 0.5) for r in requests]
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("order", ["models-first", "people-first"])
+def test_people_see_their_requests_while_a_loop_holding_engine_computes(tmp_path: Path, order: str) -> None:
+    """The router sends one phase's requests to every backend at once; the person must be asked before an engine
+    that holds the event loop starts its batch, whatever the requests' order, so that person and model work at the
+    same time instead of one after the other."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from agentsim.llm.human import HumanBackend
+    from agentsim.llm.router import BackendRouter
+    from agentsim.llm.types import LLMRequest
+    from agentsim.spec.models import ModelSpec
+
+    run = tmp_path / "run"
+    people = ["Red", "Blue"]
+    human = HumanBackend({"me": ModelSpec(backend="human", timeout_s=20)}, run, poll_s=0.01)
+    holder = LoopHolder(run, people)
+    router = BackendRouter({"me": human, "model": holder})
+    sampling = ModelSpec(backend="human").sampling
+    reqs = [LLMRequest(f"s0-nations-{a}-a0", a, "me" if a in people else "model", "m", [{"role": "user", "content": a}], sampling, 0)
+            for a in ["Green", "Pink", "Red", "Blue"]]
+    if order == "people-first":
+        reqs.reverse()
+    with ThreadPoolExecutor(1) as pool, Person(run, "Red", answer=lambda r: "red"), Person(run, "Blue", answer=lambda r: "blue"):
+        out = pool.submit(asyncio.run, router.generate(reqs)).result(30)
+    assert holder.pending_at_start == ["s0-nations-Blue-a0", "s0-nations-Red-a0"]
+    assert {r.request_id: r.text for r in out} == {"s0-nations-Green-a0": "model", "s0-nations-Pink-a0": "model",
+                                                   "s0-nations-Red-a0": "red", "s0-nations-Blue-a0": "blue"}
+    assert [r.request_id for r in out] == [r.request_id for r in reqs]

@@ -39,6 +39,7 @@ import os
 import re
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +216,20 @@ def clear_pending(run_dir: str | Path) -> int:
     return n
 
 
+@dataclass(slots=True)
+class _Posted:
+    """A request written to its seat's queue, waiting for its person."""
+
+    queue: SeatQueue
+    request: dict[str, Any]
+    pending: Path
+    answer_path: Path
+
+
+async def _done(result: LLMResult) -> LLMResult:
+    return result
+
+
 class HumanBackend:
     """Answers each request with its seat's person (see the module docstring). All seats wait at once, and the
     router sends the other aliases' requests of the same phase to their engines concurrently (llm/types.py:
@@ -230,7 +245,12 @@ class HumanBackend:
         clear_pending(self.run_dir)  # one process runs a run directory: what waits there is a dead process's
 
     async def generate(self, requests: list[LLMRequest]) -> list[LLMResult]:
-        return list(await asyncio.gather(*[self._one(r) for r in requests]))
+        # Every request is posted (its pending file written) before the first await: a backend that holds the event
+        # loop once it runs (vLLM in-process; llm/types.py: fan_out starts it last) must not keep people from
+        # seeing their requests until its batch is done.
+        posted = [self._post(r) for r in requests]
+        return list(await asyncio.gather(*[self._wait(r, p) if isinstance(p, _Posted) else _done(p)
+                                          for r, p in zip(requests, posted, strict=True)]))
 
     def _queue(self, agent_id: str) -> SeatQueue:
         q = SeatQueue(self.run_dir, agent_id)
@@ -239,7 +259,9 @@ class HumanBackend:
             self._seats.add(agent_id)
         return q
 
-    async def _one(self, r: LLMRequest) -> LLMResult:
+    def _post(self, r: LLMRequest) -> LLMResult | _Posted:
+        """Without waiting: the result where there is one already (a scoring request, an answer recorded for this
+        very request by an earlier process of the run), else the request written to its seat's queue."""
         if r.continuation is not None:
             return LLMResult(r.request_id, "", 0, 0, "error", 0.0, error=NO_SCORING, retryable=False)
         q = self._queue(r.agent_id)
@@ -256,16 +278,23 @@ class HumanBackend:
             return self._result(r, earlier["text"], earlier.get("finish_reason", "stop"), float(earlier.get("latency_s", 0.0)))
         spec = self.models[r.alias]
         t0 = time.time()
-        deadline = t0 + spec.timeout_s if spec.timeout_s else None
         request = {
             "request_id": r.request_id, "agent_id": r.agent_id, "alias": r.alias, "step": r.step, "attempt": r.attempt,
             "request_hash": h, "messages": r.messages,
             "response_format": {"kind": r.response_format.kind, "json_schema": r.response_format.json_schema,
                                 "choices": list(r.response_format.choices or []) or None, "regex": r.response_format.regex},
-            "created_at": t0, "deadline": deadline, "refused": [],
+            "created_at": t0, "deadline": t0 + spec.timeout_s if spec.timeout_s else None, "refused": [],
         }
-        pending = q.pending_path(r.request_id)
-        _write_json(pending, request)
+        posted = _Posted(q, request, q.pending_path(r.request_id), answer_path)
+        _write_json(posted.pending, request)
+        return posted
+
+    async def _wait(self, r: LLMRequest, posted: _Posted) -> LLMResult:
+        """Until the person's answer is accepted (a refused one is recorded with its reason, and they are asked
+        again) or the deadline passes."""
+        q, request, pending, answer_path = posted.queue, posted.request, posted.pending, posted.answer_path
+        h, t0, deadline = request["request_hash"], request["created_at"], request["deadline"]
+        spec = self.models[r.alias]
         try:
             while True:
                 given = _read_json(answer_path)
