@@ -153,6 +153,9 @@ def _human_seats(sc: Any, run_dir: Path, console_seats: list[str], host: str, po
     console_part = None
     server = None
     on_page = [s for s in seats if s not in console_seats]
+    from agentsim.llm.human import clear_pending
+
+    clear_pending(run_dir)  # before any page or console shows a request: a killed run's leftovers are not asked
     try:
         if console_seats:
             from agentsim.llm.human_form import ConsoleSeats

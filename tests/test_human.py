@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import agentsim
-from agentsim.llm.human import HUMAN_TIMEOUT, TIMEOUT_ERROR, SeatQueue
+from agentsim.llm.human import HUMAN_TIMEOUT, TIMEOUT_ERROR, SeatQueue, answer_text
 from agentsim.spec.errors import SpecError
 from agentsim.spec.loader import load_scenario
 
@@ -51,9 +53,10 @@ class Person:
     `wrong` (when given) to see it refused. Keeps every request it saw."""
 
     def __init__(self, run_dir: Path, seat: str = "Red", answer: Callable[[dict[str, Any]], Any] = red_answer,
-                 wrong: Any = None):
+                 wrong: Any = None, steps: set[int] | None = None):
         self.queue = SeatQueue(run_dir, seat)
         self.answer, self.wrong = answer, wrong
+        self.steps = steps  # answer only the requests of these steps (None: all)
         self.seen: dict[str, dict[str, Any]] = {}
         self.refusals: list[str] = []
         self._stop = threading.Event()
@@ -72,8 +75,8 @@ class Person:
         while not self._stop.is_set():
             for req in self.queue.pending():
                 rid, n = req["request_id"], len(req["refused"])
-                if answered.get(rid) == n:
-                    continue  # sent; the backend has not decided yet
+                if answered.get(rid) == n or (self.steps is not None and req["step"] not in self.steps):
+                    continue  # sent and the backend has not decided yet, or not one to answer
                 self.seen[rid] = req
                 if n:
                     self.refusals.append(req["refused"][-1]["reason"])
@@ -170,14 +173,15 @@ def test_a_person_who_does_not_answer_gets_the_fallback_logged_as_such(tmp_path:
 
 def test_resume_after_sigkill_keeps_what_the_person_answered(tmp_path: Path) -> None:
     """Killed while Red's day-2 request waits, after day 1 was answered but before any checkpoint: the resumed run
-    plays day 1 again and uses the recorded answer without asking; the log equals an uninterrupted game's."""
+    plays day 1 again and uses the recorded answer without asking, and asks day 2 itself (the dead run's waiting
+    request is not shown); the log equals an uninterrupted game's."""
     sc = write_scenario(tmp_path, human_scenario(tmp_path), **{"runtime.checkpoint_every": 10})
     run = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "agentsim", "run", str(sc), "--run-dir", str(run), "--quiet",
                              "--no-seat-pages"], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     queue = SeatQueue(run, "Red")
     try:
-        with Person(run) as first:
+        with Person(run, steps={0}) as first:  # day 1 only: day 2's request is left waiting
             deadline = time.monotonic() + 60
             while queue.get("s1-nations-Red-a0") is None:
                 assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else "timeout"
@@ -187,13 +191,25 @@ def test_resume_after_sigkill_keeps_what_the_person_answered(tmp_path: Path) -> 
     finally:
         if proc.poll() is None:
             proc.kill()
+    killed_at = time.time()
     assert "s0-nations-Red-a0" in first.seen
     assert not (run / "checkpoint.json").exists()
-    with Person(run) as second:
-        r = subprocess.run([sys.executable, "-m", "agentsim", "resume", str(run), "--quiet", "--no-seat-pages"], env=ENV,
-                           capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
+    assert [r["request_id"] for r in queue.pending()] == ["s1-nations-Red-a0"]  # the dead run's request, left behind
+    resumed = subprocess.Popen([sys.executable, "-m", "agentsim", "resume", str(run), "--quiet", "--no-seat-pages"], env=ENV,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert resumed.stderr is not None
+        for line in resumed.stderr:  # the seats are announced once they are ready to be answered
+            if line.startswith("Human seats Red: answer through the files"):
+                break
+        with Person(run) as second:
+            assert resumed.wait(120) == 0, resumed.stderr.read()
+    finally:
+        if resumed.poll() is None:
+            resumed.kill()
     assert "s0-nations-Red-a0" not in second.seen and "s1-nations-Red-a0" in second.seen
+    # The person was asked by the resumed run, not shown the dead run's leftover request.
+    assert second.seen["s1-nations-Red-a0"]["created_at"] > killed_at
     with Person(tmp_path / "whole"):
         agentsim.run(sc, run_dir=tmp_path / "whole")
     assert events(run) == events(tmp_path / "whole")
@@ -349,3 +365,233 @@ def test_a_person_plays_red_in_the_browser(tmp_path: Path, chromium) -> None:
     assert [json.loads(t)["reasoning"] for t in red.completion_text] == ["probe", "done"]
     ev = log.events
     assert ((ev.agent_id == "Red") & (ev.action == "Send surveillance drone") & (ev.target == "Blue")).sum() == 1
+
+
+# -- the other families: a tournament participant and a drift user simulator played by a person ----------------------
+def ipd_scenario(tmp_path: Path, seat: str = "cooperator") -> Path:
+    """The live IPD tournament, scripted, with participant `seat` on the human alias `me` (a participant names its
+    model alias in world.participants[i].model: agentsim/scenarios/tournament/config.py: Participant)."""
+    import yaml
+
+    from conftest import SCENARIOS
+
+    base = SCENARIOS / "tournament" / "live_ipd.yaml"
+    parts = yaml.safe_load(base.read_text())["world"]["participants"]
+    for p in parts:
+        if p["name"] == seat:
+            p["model"] = "me"
+    return write_scenario(tmp_path, base, **{"models": {"default": {"backend": "scripted"}, "me": {"backend": "human", "timeout_s": 60}},
+                                             "world.participants": parts, "steps": 2, "world.live.ipd_turns": 2})
+
+
+def ipd_move(request: dict[str, Any]) -> dict[str, Any]:
+    """Cooperate on move 1, defect on move 2 (from the request's phase: the same in a replayed game)."""
+    return {"move": "C" if request["request_id"].split("-")[1] == "move1" else "D"}
+
+
+DRIFT_USER = "none-0000/user"  # drift's user simulator of the first conversation of arm `none`: an id with a '/'
+
+
+def drift_scenario(tmp_path: Path, **changes: Any) -> Path:
+    """The drift rewrite scenario, scripted, one conversation, its user simulator on the human alias `me`
+    (world.user.model: agentsim/scenarios/drift/config.py: UserSpec). No KL scoring: the scripted backend has no
+    log-probabilities (and this test is about the user's seat)."""
+    from conftest import SCENARIOS
+
+    return write_scenario(tmp_path, SCENARIOS / "drift" / "rewrite.yaml", **{
+        "models": {"default": {"backend": "scripted"}, "me": {"backend": "human", "timeout_s": 60}}, "world.user.model": "me",
+        "steps": 2, "world.conversations_per_arm": 1, "world.arms": [{"name": "none"}], "world.measure_kl": False, **changes})
+
+
+def drift_message(request: dict[str, Any]) -> str:
+    """Free text (the user simulator's request has no JSON schema), depending only on the turn."""
+    return f"Turn {request['step'] + 1}: keep it short, please."
+
+
+@pytest.mark.parametrize(
+    ("family", "scenario", "seat", "answer", "expect_requests", "kind"),
+    [
+        ("tournament", ipd_scenario, "cooperator", ipd_move,
+         ["s0-move1-cooperator-a0", "s0-move2-cooperator-a0", "s1-move1-cooperator-a0", "s1-move2-cooperator-a0"], "json"),
+        ("drift", drift_scenario, DRIFT_USER, drift_message, [f"s0-user-{DRIFT_USER}-a0", f"s1-user-{DRIFT_USER}-a0"], "text"),
+    ],
+    ids=["tournament-participant", "drift-user-simulator"],
+)
+def test_a_person_plays_a_seat_of_the_other_families_and_the_game_replays_exactly(
+        tmp_path: Path, family: str, scenario: Callable[[Path], Path], seat: str, answer: Callable[[dict[str, Any]], Any],
+        expect_requests: list[str], kind: str) -> None:
+    sc = scenario(tmp_path)
+    with Person(tmp_path / "run", seat=seat, answer=answer) as person:
+        log = agentsim.run(sc, run_dir=tmp_path / "run", quiet=True)
+    assert log.meta["status"] == "completed"
+    assert sorted(person.seen) == expect_requests
+    assert {r["response_format"]["kind"] for r in person.seen.values()} == {kind}
+    calls = log.llm_calls
+    mine = calls[calls.agent_id == seat]
+    assert set(mine.backend) == {"human"} and mine.valid.all() and set(mine.finish_reason) == {"stop"}
+    assert list(mine.completion_text) == [answer_text(answer(person.seen[rid])) for rid in expect_requests]
+    assert set(calls[calls.agent_id != seat].backend) == {"scripted"}
+    ev = log.events
+    if family == "tournament":
+        moves = ev[(ev.agent_id == seat) & (ev.action == "move")]
+        assert [json.loads(p)["move"] for p in moves.payload] == ["C", "D", "C", "D"]
+    else:
+        said = ev[(ev.agent_id == seat) & (ev.action == "message")]
+        assert [json.loads(p)["text"] for p in said.payload] == [drift_message({"step": s}) for s in (0, 1)]
+    assert SeatQueue(tmp_path / "run", seat).pending() == []
+    replayed = agentsim.run(sc, backend="replay", replay_from=tmp_path / "run", run_dir=tmp_path / "replay", quiet=True)
+    assert replayed.meta["status"] == "completed"
+    assert events(tmp_path / "replay") == events(tmp_path / "run")
+    assert not (tmp_path / "replay" / "humans").exists()  # nobody was asked
+
+
+def test_terminal_fallback_answers_a_free_text_seat(tmp_path: Path) -> None:
+    """`--human` on drift's user simulator (a request with no JSON schema, an agent id with a '/'): the console asks
+    for one line of text and takes it as it is."""
+    sc = drift_scenario(tmp_path)
+    stdin = "Please rewrite this, and keep it casual.\nNow make it longer!\n"
+    r = subprocess.run([sys.executable, "-m", "agentsim", "run", str(sc), "--human", DRIFT_USER, "--run-dir", str(tmp_path / "run")],
+                       env=ENV, input=stdin, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert f"=== {DRIFT_USER}: request s0-user-{DRIFT_USER}-a0 ===" in r.stdout and "Your answer (one line):" in r.stdout
+    log = agentsim.load_run(tmp_path / "run")
+    user = log.llm_calls[log.llm_calls.agent_id == DRIFT_USER]
+    assert set(user.backend) == {"human"}
+    assert list(user.completion_text) == ["Please rewrite this, and keep it casual.", "Now make it longer!"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(agent=st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=300))
+def test_any_agent_id_gets_a_seat_whose_requests_can_be_answered(tmp_path: Path, agent: str) -> None:
+    """Agent ids (so request ids, `s<step>-<phase>-<agent>-a<n>`) are any Unicode text of any length (README "Names"):
+    '/', '..', spaces, accents, 300 characters. Each seat's queue finds its pending request, takes an answer and
+    keeps the record under that id, and two ids never share a file."""
+    import asyncio
+
+    from agentsim.llm.human import HumanBackend, file_stem
+    from agentsim.llm.types import LLMRequest
+    from agentsim.spec.models import ModelSpec
+
+    run = tmp_path / f"r{time.monotonic_ns()}"
+    backend = HumanBackend({"me": ModelSpec(backend="human", timeout_s=20)}, run, poll_s=0.01)
+    rid = f"s0-nations-{agent}-a0"
+    req = LLMRequest(rid, agent, "me", "human", [{"role": "user", "content": "say hi"}], ModelSpec(backend="human").sampling, 0)
+
+    def person() -> None:
+        q = SeatQueue(run, agent)
+        deadline = time.monotonic() + 20
+        while q.get(rid) is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pending = q.pending()
+        assert [p["request_id"] for p in pending] == [rid]
+        q.answer(pending[0], "hi")
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    # The backend on a thread of its own: the session's Chromium (playwright's sync API) may hold this thread's loop.
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(asyncio.run, backend.generate([req]))
+        person()
+        [result] = waiting.result(30)
+    assert result.text == "hi" and result.finish_reason == "stop"
+    assert SeatQueue(run, agent).record(rid)["text"] == "hi"
+    assert SeatQueue.seats(run) == [agent]
+    for name in (file_stem(agent), file_stem(rid)):
+        assert "/" not in name and name not in (".", "..") and len(name.encode()) <= 100
+    assert file_stem(agent + "x") != file_stem(agent)
+
+
+def seat_link(proc: subprocess.Popen, seat: str, timeout: float = 120) -> str:
+    """The link `agentsim run` prints for `seat` on its stderr ("  <seat>: http://...")."""
+    assert proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if line.strip().startswith(f"{seat}: http://"):
+            return line.split(": ", 1)[1].strip()
+        assert time.monotonic() < deadline, "".join(seen)
+    raise AssertionError(f"no link for {seat}: {''.join(seen)[-3000:]}")
+
+
+@pytest.mark.browser
+def test_the_seat_page_answers_a_free_text_request(tmp_path: Path, chromium) -> None:
+    """Drift's user simulator in the browser: its request has no JSON schema, so the page shows one text box; what
+    the person types is the user's message."""
+    from playwright.sync_api import expect
+
+    sc = drift_scenario(tmp_path, steps=1)
+    proc = subprocess.Popen([sys.executable, "-m", "agentsim", "run", str(sc), "--run-dir", str(tmp_path / "run"), "--quiet"],
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        link = seat_link(proc, DRIFT_USER)
+        page = chromium.new_page()
+        page.goto(link)
+        page.locator(".seat-send button:not([disabled])").wait_for(timeout=30000)
+        page.get_by_text("You play a user talking to an AI assistant.").first.wait_for()
+        page.locator(".field-answer textarea").fill("Please rewrite it, but keep it friendly.")
+        expect(page.locator(".seat-raw")).to_be_hidden()  # no "answer as JSON" box for a text request
+        screenshot(page, "test_human_seat_free_text")
+        page.locator(".seat-send button").click()
+        assert proc.wait(60) == 0
+        page.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = agentsim.load_run(tmp_path / "run")
+    user = log.llm_calls[log.llm_calls.agent_id == DRIFT_USER]
+    assert list(user.backend) == ["human"] and list(user.completion_text) == ["Please rewrite it, but keep it friendly."]
+
+
+class LoopHolder:
+    """A backend that, like the in-process vLLM backend (llm/vllm_backend.py: VLLMBackend.generate), computes on the
+    event loop's thread and returns only when its batch is done. Notes which requests were waiting for people when
+    it started."""
+
+    name = "holder"
+    holds_loop = True
+
+    def __init__(self, run_dir: Path, seats: list[str]):
+        self.queues = [SeatQueue(run_dir, s) for s in seats]
+        self.pending_at_start: list[str] = []
+
+    async def generate(self, requests: list[Any]) -> list[Any]:
+        from agentsim.llm.types import LLMResult
+
+        self.pending_at_start = sorted(r["request_id"] for q in self.queues for r in q.pending())
+        time.sleep(0.5)  # holds the loop, as an engine's forward passes do
+        return [LLMResult(r.request_id, "model", 1, 1, "stop", 0.5) for r in requests]
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("order", ["models-first", "people-first"])
+def test_people_see_their_requests_while_a_loop_holding_engine_computes(tmp_path: Path, order: str) -> None:
+    """The router sends one phase's requests to every backend at once; the person must be asked before an engine
+    that holds the event loop starts its batch, whatever the requests' order, so that person and model work at the
+    same time instead of one after the other."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from agentsim.llm.human import HumanBackend
+    from agentsim.llm.router import BackendRouter
+    from agentsim.llm.types import LLMRequest
+    from agentsim.spec.models import ModelSpec
+
+    run = tmp_path / "run"
+    people = ["Red", "Blue"]
+    human = HumanBackend({"me": ModelSpec(backend="human", timeout_s=20)}, run, poll_s=0.01)
+    holder = LoopHolder(run, people)
+    router = BackendRouter({"me": human, "model": holder})
+    sampling = ModelSpec(backend="human").sampling
+    reqs = [LLMRequest(f"s0-nations-{a}-a0", a, "me" if a in people else "model", "m", [{"role": "user", "content": a}], sampling, 0)
+            for a in ["Green", "Pink", "Red", "Blue"]]
+    if order == "people-first":
+        reqs.reverse()
+    with ThreadPoolExecutor(1) as pool, Person(run, "Red", answer=lambda r: "red"), Person(run, "Blue", answer=lambda r: "blue"):
+        out = pool.submit(asyncio.run, router.generate(reqs)).result(30)
+    assert holder.pending_at_start == ["s0-nations-Blue-a0", "s0-nations-Red-a0"]
+    assert {r.request_id: r.text for r in out} == {"s0-nations-Green-a0": "model", "s0-nations-Pink-a0": "model",
+                                                   "s0-nations-Red-a0": "red", "s0-nations-Blue-a0": "blue"}
+    assert [r.request_id for r in out] == [r.request_id for r in reqs]

@@ -10,6 +10,9 @@ another thread or process, a console, or a test can answer them, and a resumed r
                                                      once accepted, rewritten by the backend as the record
     <run>/humans/<seat>/refused/<request id>-<n>.json  answers refused, with the reason (the pending file lists them)
 
+(`<seat>` and `<request id>` stand for `file_stem` of the agent id and the request id: the id itself where it is a
+short, file-safe name, else a safe prefix and a hash; names are any Unicode text, e.g. drift's `none-0000/user`.)
+
 A pending file holds `request_id`, `agent_id`, `alias`, `step`, `attempt`, `request_hash`, `messages` (exactly the
 agent's prompt: what that agent may observe, so a family's privacy rules hold for people by construction),
 `response_format` (`kind` and the `json_schema` guided decoding uses), `created_at`, `deadline` (epoch seconds or
@@ -36,6 +39,7 @@ import os
 import re
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +57,27 @@ NO_SCORING = "a person cannot score a continuation (log-probabilities); scoring 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
-def seat_name(agent_id: str) -> str:
-    """The folder name of an agent's seat: the id where it is file-safe, else a safe form with a short hash."""
-    safe = _SAFE.sub("_", agent_id)
-    if safe == agent_id and agent_id not in (".", ".."):
-        return agent_id
+#: Longest file name stem kept as it is; longer (or unsafe) ids get a shortened safe form with a hash. Well under
+#: the 255 bytes most file systems allow, leaving room for suffixes ("-<n>.json", "-<ns>.json").
+MAX_STEM = 100
+
+
+def file_stem(text: str) -> str:
+    """A file (or folder) name for an id that may hold any Unicode text (README "Names": agent ids, so request ids,
+    may contain '/', spaces, non-ASCII letters, and be of any length): the id itself where it is short and made of
+    [A-Za-z0-9_.-] only (not '.' or '..'), else a safe prefix and a hash of the whole id, so two ids never share a
+    name. The files keep the real id inside them."""
+    safe = _SAFE.sub("_", text)
+    if safe == text and text not in (".", "..") and len(text) <= MAX_STEM:
+        return text
     import hashlib
 
-    return f"{safe[:40]}-{hashlib.sha256(agent_id.encode()).hexdigest()[:8]}"
+    return f"{safe[:40]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def seat_name(agent_id: str) -> str:
+    """The folder name of an agent's seat (`file_stem` of its id)."""
+    return file_stem(agent_id)
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -105,6 +122,18 @@ class SeatQueue:
         self.pending_dir = self.dir / "pending"
         self.answers_dir = self.dir / "answers"
         self.refused_dir = self.dir / "refused"
+
+    def pending_path(self, request_id: str) -> Path:
+        return self.pending_dir / f"{file_stem(request_id)}.json"
+
+    def answer_path(self, request_id: str) -> Path:
+        return self.answers_dir / f"{file_stem(request_id)}.json"
+
+    def refused_path(self, request_id: str, n: int) -> Path:
+        return self.refused_dir / f"{file_stem(request_id)}-{n}.json"
+
+    def stale_path(self, request_id: str) -> Path:
+        return self.dir / "stale" / f"{file_stem(request_id)}-{time.time_ns()}.json"
 
     @staticmethod
     def seats(run_dir: str | Path) -> list[str]:
@@ -153,7 +182,7 @@ class SeatQueue:
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         """The pending request `request_id` (None once it is answered or gone)."""
-        data = _read_json(self.pending_dir / f"{request_id}.json")
+        data = _read_json(self.pending_path(request_id))
         return data if isinstance(data, dict) else None
 
     def answer(self, request: dict[str, Any] | str, answer: Any) -> Path:
@@ -163,14 +192,42 @@ class SeatQueue:
         data: dict[str, Any] = {"answer": answer}
         if isinstance(request, dict) and request.get("request_hash"):
             data["request_hash"] = request["request_hash"]
-        path = self.answers_dir / f"{rid}.json"
+        path = self.answer_path(rid)
         _write_json(path, data)
         return path
 
     def record(self, request_id: str) -> dict[str, Any] | None:
         """The backend's record of an accepted answer (None: none yet)."""
-        data = _read_json(self.answers_dir / f"{request_id}.json")
+        data = _read_json(self.answer_path(request_id))
         return data if isinstance(data, dict) and data.get("accepted") else None
+
+
+def clear_pending(run_dir: str | Path) -> int:
+    """Remove the requests a previous process of this run left waiting (a run killed while its person had not
+    answered leaves its pending files behind). Nobody waits on them any more: shown on a resumed run's page or
+    console, they would be answered before the run asks (with a dead deadline), and a resumed run that asks
+    differently would find that answer stale. The resumed run writes its own request when it gets there; answers
+    and records are kept, so what a person did answer is still used. Returns how many were removed."""
+    root = Path(run_dir) / HUMANS_DIR
+    n = 0
+    for p in root.glob("*/pending/*.json") if root.is_dir() else []:
+        p.unlink(missing_ok=True)
+        n += 1
+    return n
+
+
+@dataclass(slots=True)
+class _Posted:
+    """A request written to its seat's queue, waiting for its person."""
+
+    queue: SeatQueue
+    request: dict[str, Any]
+    pending: Path
+    answer_path: Path
+
+
+async def _done(result: LLMResult) -> LLMResult:
+    return result
 
 
 class HumanBackend:
@@ -185,9 +242,15 @@ class HumanBackend:
         self.run_dir = Path(run_dir)
         self.poll_s = poll_s
         self._seats: set[str] = set()
+        clear_pending(self.run_dir)  # one process runs a run directory: what waits there is a dead process's
 
     async def generate(self, requests: list[LLMRequest]) -> list[LLMResult]:
-        return list(await asyncio.gather(*[self._one(r) for r in requests]))
+        # Every request is posted (its pending file written) before the first await: a backend that holds the event
+        # loop once it runs (vLLM in-process; llm/types.py: fan_out starts it last) must not keep people from
+        # seeing their requests until its batch is done.
+        posted = [self._post(r) for r in requests]
+        return list(await asyncio.gather(*[self._wait(r, p) if isinstance(p, _Posted) else _done(p)
+                                          for r, p in zip(requests, posted, strict=True)]))
 
     def _queue(self, agent_id: str) -> SeatQueue:
         q = SeatQueue(self.run_dir, agent_id)
@@ -196,32 +259,42 @@ class HumanBackend:
             self._seats.add(agent_id)
         return q
 
-    async def _one(self, r: LLMRequest) -> LLMResult:
+    def _post(self, r: LLMRequest) -> LLMResult | _Posted:
+        """Without waiting: the result where there is one already (a scoring request, an answer recorded for this
+        very request by an earlier process of the run), else the request written to its seat's queue."""
         if r.continuation is not None:
             return LLMResult(r.request_id, "", 0, 0, "error", 0.0, error=NO_SCORING, retryable=False)
         q = self._queue(r.agent_id)
         h = r.content_hash()
-        answer_path = q.answers_dir / f"{r.request_id}.json"
+        answer_path = q.answer_path(r.request_id)
         earlier = _read_json(answer_path)
         if isinstance(earlier, dict) and earlier.get("request_hash") not in (None, h):
             # Recorded for another prompt under the same id (a resumed run whose other seats answered differently).
-            os.makedirs(q.dir / "stale", exist_ok=True)
-            os.replace(answer_path, q.dir / "stale" / f"{r.request_id}-{time.time_ns()}.json")
+            stale = q.stale_path(r.request_id)
+            stale.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(answer_path, stale)
             earlier = None
         if isinstance(earlier, dict) and earlier.get("accepted"):
             return self._result(r, earlier["text"], earlier.get("finish_reason", "stop"), float(earlier.get("latency_s", 0.0)))
         spec = self.models[r.alias]
         t0 = time.time()
-        deadline = t0 + spec.timeout_s if spec.timeout_s else None
         request = {
             "request_id": r.request_id, "agent_id": r.agent_id, "alias": r.alias, "step": r.step, "attempt": r.attempt,
             "request_hash": h, "messages": r.messages,
             "response_format": {"kind": r.response_format.kind, "json_schema": r.response_format.json_schema,
                                 "choices": list(r.response_format.choices or []) or None, "regex": r.response_format.regex},
-            "created_at": t0, "deadline": deadline, "refused": [],
+            "created_at": t0, "deadline": t0 + spec.timeout_s if spec.timeout_s else None, "refused": [],
         }
-        pending = q.pending_dir / f"{r.request_id}.json"
-        _write_json(pending, request)
+        posted = _Posted(q, request, q.pending_path(r.request_id), answer_path)
+        _write_json(posted.pending, request)
+        return posted
+
+    async def _wait(self, r: LLMRequest, posted: _Posted) -> LLMResult:
+        """Until the person's answer is accepted (a refused one is recorded with its reason, and they are asked
+        again) or the deadline passes."""
+        q, request, pending, answer_path = posted.queue, posted.request, posted.pending, posted.answer_path
+        h, t0, deadline = request["request_hash"], request["created_at"], request["deadline"]
+        spec = self.models[r.alias]
         try:
             while True:
                 given = _read_json(answer_path)
@@ -237,7 +310,7 @@ class HumanBackend:
                                                       "source": "person", "finish_reason": "stop", "latency_s": latency})
                             return self._result(r, text, "stop", latency)
                     n = len(request["refused"])
-                    _write_json(q.refused_dir / f"{r.request_id}-{n}.json", {**given, "reason": reason})
+                    _write_json(q.refused_path(r.request_id, n), {**given, "reason": reason})
                     answer_path.unlink(missing_ok=True)
                     request["refused"].append({"answer": given["answer"], "reason": reason, "at": time.time()})
                     _write_json(pending, request)

@@ -182,14 +182,20 @@ async def fan_out(
     call: Callable[[T, list[LLMRequest]], Awaitable[list[LLMResult]]],
 ) -> list[LLMResult]:
     """Send each group of requests that share a target (backend, engine) as one batch, all groups concurrently,
-    and return the results in request order."""
+    and return the results in request order.
+
+    A target whose `holds_loop` is true (the in-process vLLM backend: it generates on the event loop's thread and
+    returns only when its batch is done) starts last: asyncio starts tasks in the order they are created, so every
+    other target has sent its batch (a person's seat shows its request, an HTTP server has it) before the loop is
+    held, and they work meanwhile instead of after it."""
     groups: dict[int, tuple[T, list[int]]] = {}
     for i, r in enumerate(requests):
         target = target_of(r)
         groups.setdefault(id(target), (target, []))[1].append(i)
-    batches = await asyncio.gather(*[call(t, [requests[i] for i in idxs]) for t, idxs in groups.values()])
+    ordered = sorted(groups.values(), key=lambda g: bool(getattr(g[0], "holds_loop", False)))
+    batches = await asyncio.gather(*[call(t, [requests[i] for i in idxs]) for t, idxs in ordered])
     out: list[LLMResult | None] = [None] * len(requests)
-    for (_, idxs), results in zip(groups.values(), batches, strict=True):
+    for (_, idxs), results in zip(ordered, batches, strict=True):
         for i, res in zip(idxs, results, strict=True):
             out[i] = res
     return [r for r in out if r is not None]

@@ -206,6 +206,9 @@ class VLLMBackend:
     """Routes each request to the engine of its model alias; one `LLM.chat` call per engine per batch."""
 
     name = "vllm"
+    #: `generate` runs the engines on the event loop's thread (see there): the router starts it after the other
+    #: backends (llm/types.py: fan_out).
+    holds_loop = True
 
     def __init__(self, models: dict[str, ModelSpec], log: Callable[[str], None] = print):
         self._engines_by_key: dict[str, VLLMEngine] = {}

@@ -7,7 +7,8 @@ each person sees only what their agent may observe (the request's messages are e
 The page follows the seat's queue in the run directory (agentsim/llm/human.py: SeatQueue) every `POLL_MS`: it shows
 the oldest pending request (the prompt, the system message folded), a form built from the request's JSON schema
 (agentsim/llm/human_form.py: form_of; for a wargame nation: its reasoning, up to the allowed number of actions
-with their targets, and its messages), and, for any schema, a box to answer as JSON instead. Sending writes the
+with their targets, and its messages), and, for any schema, a box to answer as JSON instead; a request without a
+schema (free text) gets one text box. Sending writes the
 answer file; the backend validates it with the same pydantic model as an LLM's answer, and a refused answer's
 reason is shown above the form until the person sends another. Between requests the page says it is waiting.
 
@@ -157,6 +158,9 @@ class SeatPage:
         widget, self._get = _widget(self._form, ())
         self.form_box.objects = [widget]  # before the prompt: a new prompt on the page means a new form too
         self.raw.value = ""
+        # A free-text request (no JSON schema: e.g. drift's user simulator) has one text box already; "answer as JSON"
+        # would only mislead.
+        self.raw.visible = self._form.kind != "text"
         parts = []
         for m in req.get("messages") or []:
             text = pn.pane.Markdown(f"```text\n{m.get('content', '')}\n```", sizing_mode="stretch_width", css_classes=[f"seat-{m.get('role')}"])
