@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import sys
 from collections.abc import Iterator
 from enum import StrEnum
@@ -200,6 +201,7 @@ def _run_directory(run_dir: Path) -> Iterator[None]:
     process is writing is refused before anything is added to it."""
     from agentsim.logs.writer import DirectoryInUse, lock_directory
 
+    created = not run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = lock_directory(run_dir)
@@ -207,8 +209,24 @@ def _run_directory(run_dir: Path) -> Iterator[None]:
         _fail(f"{run_dir}: {e.strerror}")
     try:
         yield
+    except BaseException:
+        # A run refused before it began (a replay source that cannot match, a backend that cannot start) leaves no
+        # directory behind, unless a third-party library wrote something worth reading about why.
+        if created and not (run_dir / "run.json").exists() and _nothing_but_start_lines(run_dir):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     finally:
         lock.close()
+
+
+def _nothing_but_start_lines(run_dir: Path) -> bool:
+    from agentsim.runtime.terminal import THIRD_PARTY_LOG
+
+    entries = list(run_dir.iterdir())
+    if any(p.name != THIRD_PARTY_LOG for p in entries):
+        return False
+    return all(line.startswith("--- agentsim") or not line.strip()
+               for p in entries for line in p.read_text(errors="replace").splitlines())
 
 
 def _execute(sc, run_dir: Path, replay_from: Path | None, quiet: bool, resume: bool, extra_meta: dict | None = None,
