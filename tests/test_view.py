@@ -275,6 +275,19 @@ def test_wargame_page_numbers_scrubber_and_timeline(chromium: Any, wargame_run: 
         assert first.locator("pre.answer").inner_text() == answer
         assert first.locator("pre.reasoning").inner_text() == json.loads(answer)["reasoning"]
         screenshot(page, "view_wargame_agent")
+        # "ask this agent": an interview of Red as it stood at the scrubbed step, answered by its own (scripted) model
+        before = len(wargame_run.interviews)
+        page.locator(".agentsim-ask-q input").fill("Why did you act as you did?")
+        page.locator(".agentsim-ask-go button").click()
+        done = page.locator(".agentsim-ask-answer .ask-done")
+        done.wait_for(timeout=60_000)
+        # the state it is rebuilt from is at or before the scrubbed step (the latest checkpoint or stored prompt there)
+        assert int(done.get_attribute("data-step")) <= 1 and "scripted" in done.inner_text()
+        asked = RunLog(wargame_run.run_dir).interviews
+        assert len(asked) == before + 1
+        row = asked.iloc[-1]
+        assert (row["agent_id"], row["question"]) == ("Red", "Why did you act as you did?") and row["answer"] in done.inner_text()
+        screenshot(page, "view_wargame_ask")
         p.close()
 
 

@@ -225,7 +225,6 @@ def agents_panel(ctx: ViewContext) -> Any:
         items = [pn.pane.HTML(timeline_html(ctx.data.timeline(who, step), who, step), stylesheets=[TABLE_CSS],
                               sizing_mode="stretch_width")]
         items += [hook(ctx, who, step) for hook in AGENT_HOOKS]
-        # The interview box's place (agentsim interview; wired by AGENT_HOOKS): empty until a hook fills it.
         return pn.Column(*items, sizing_mode="stretch_width", css_classes=["agentsim-agent"])
 
     def drawn(step: int, tick: int, agent: str | None, other: str) -> Any:

@@ -23,6 +23,7 @@ from typing import Any
 import panel as pn
 
 from agentsim.logs.reader import LogError
+from agentsim.view import ask as _ask  # noqa: F401  (registers the "ask this agent" box)
 from agentsim.view import net
 from agentsim.view.data import RunData, Target, open_target
 from agentsim.view.panels import (
