@@ -78,6 +78,19 @@ def test_an_experiment_exports_a_parent_run_with_a_run_per_cell(tmp_path: Path) 
     assert len(parents) == 1 and len(children) == 3
     assert sorted(r.data.params["cell.base"] for r in children) == ["cyberattack", "invasion", "neutral"]
     assert {r.data.params["cell.models.default.model"] for r in children} == {"embedded:smollm2-135m-instruct"}
+    # a second export of the experiment adds no second parent (its cells are already there)
+    code, out = _export(str(exp.exp_dir), "--tracking-uri", uri, "--no-artifacts")
+    assert code == 0 and out.count("already exported") == 3
+    assert len(client.search_runs([mexp.experiment_id])) == 4
+
+
+@pytest.mark.parametrize(("uri", "fragment"), [
+    ("bogus://x", "--tracking-uri bogus://x"),
+    ("http://127.0.0.1:9", "MLflow at http://127.0.0.1:9"),  # nothing listens there: said, not hung
+])
+def test_a_tracking_store_that_cannot_be_used_is_one_line(run: RunLog, uri: str, fragment: str) -> None:
+    code, out = _export(str(run.run_dir), "--tracking-uri", uri, "--no-artifacts")
+    assert code == 2 and fragment in out and "Traceback" not in out
 
 
 def _folder(name: str, files: dict[str, str]):

@@ -595,3 +595,41 @@ def test_people_see_their_requests_while_a_loop_holding_engine_computes(tmp_path
     assert {r.request_id: r.text for r in out} == {"s0-nations-Green-a0": "model", "s0-nations-Pink-a0": "model",
                                                    "s0-nations-Red-a0": "red", "s0-nations-Blue-a0": "blue"}
     assert [r.request_id for r in out] == [r.request_id for r in reqs]
+
+
+@pytest.mark.parametrize("options", [
+    ["models.human-Red.timeout_s=1"],
+    ["models.human-Red.timeout_s=1", "models.human-Red.fallback={reasoning: away, actions: [{action_name: Wait, target_nation: Red}]}"],
+])
+def test_human_flag_uses_the_seat_alias_the_user_configured(tmp_path: Path, options: list[str]) -> None:
+    """`--human Red --set models.human-Red.timeout_s=1` (the alias the README names): the seat sits on that alias,
+    made human with its options, not on a second alias without them (which waited for ever)."""
+    from agentsim.runtime.entry import prepare_with_humans
+
+    sc = write_scenario(tmp_path, steps=1)
+    prepared, made = prepare_with_humans(sc, ["Red"], options, backend="scripted")
+    models = prepared.spec.models
+    assert made == ["Red"] and sorted(models) == ["default", "human-Red"]
+    assert models["human-Red"].backend == "human" and models["human-Red"].timeout_s == 1
+    assert prepared.spec.population.overrides["Red"] == "human-Red" and models["default"].backend == "scripted"
+
+
+def test_a_console_that_closes_stops_the_run_instead_of_waiting_for_ever(tmp_path: Path) -> None:
+    """`--human Red` with input that ends before the game does and no timeout_s: the run stops at the unanswered
+    request (exit 3, resumable) instead of waiting for a person who cannot answer; a resume with input finishes it,
+    keeping the day already answered."""
+    sc = write_scenario(tmp_path, steps=2)
+    day1 = json.dumps({"reasoning": "calm", "actions": [{"action_name": "Wait", "target_nation": "Red"}]})
+    run = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "agentsim", "run", str(sc), "--backend", "scripted", "--human", "Red",
+                        "--run-dir", str(run)], env=ENV, input=day1 + "\n", capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "input closed" in r.stdout and "nobody to answer" in r.stderr and "Traceback" not in r.stderr
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["status"] == "backend_unavailable" and meta["steps_completed"] == 1
+    day2 = json.dumps({"reasoning": "still calm", "actions": [{"action_name": "Wait", "target_nation": "Red"}]})
+    r = subprocess.run([sys.executable, "-m", "agentsim", "resume", str(run), "--human", "Red"], env=ENV,
+                       input=day2 + "\n", capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    red = agentsim.load_run(run).llm_calls.query("agent_id == 'Red'")
+    assert [json.loads(t)["reasoning"] for t in red.completion_text] == ["calm", "still calm"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,8 +92,14 @@ def _client(tracking_uri: str | None) -> Any:
     # MLflow and alembic announce database set-up at INFO on first use: not the user's business here.
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # A tracking server that does not answer is said in seconds, not after MLflow's minutes of retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     uri = tracking_uri or mlflow.get_tracking_uri()
-    return MlflowClient(tracking_uri=uri), uri
+    try:
+        return MlflowClient(tracking_uri=uri), uri
+    except Exception as e:  # an unknown scheme, a store that cannot be opened
+        raise ExportError(f"--tracking-uri {uri}: {type(e).__name__}: {e}") from None
 
 
 def _experiment_id(client: Any, name: str) -> str:
@@ -157,17 +164,34 @@ def export(path: str | Path, *, tracking_uri: str | None = None, experiment: str
 
     Raises ExportError (mlflow missing) and agentsim.logs.reader.LogError / experiments' ManifestError (not a run
     or experiment directory, a damaged log) with messages naming the path."""
-    from agentsim.logs.reader import RunLog, find_runs
 
     path = Path(path)
-    client, _ = _client(tracking_uri)
+    client, uri = _client(tracking_uri)
+    try:
+        return _export(path, client, experiment, artifacts, force)
+    except ExportError:
+        raise
+    except Exception as e:
+        from mlflow.exceptions import MlflowException
+
+        if isinstance(e, MlflowException | OSError) or type(e).__module__.startswith(("requests", "urllib3")):
+            raise ExportError(f"MLflow at {uri}: {type(e).__name__}: {e}") from None
+        raise
+
+
+def _export(path: Path, client: Any, experiment: str | None, artifacts: bool, force: bool) -> list[Exported]:
+    from agentsim.logs.reader import RunLog, find_runs
+
     if (path / "experiment.json").exists():
         from agentsim.experiments.load import load_experiment
 
         exp = load_experiment(path)
         experiment_id = _experiment_id(client, experiment or exp.name)
-        parent = client.create_run(experiment_id, tags={"mlflow.runName": Path(exp.exp_dir).name,
-                                                        "agentsim.experiment": str(Path(exp.exp_dir).resolve())})
+        where = str(Path(exp.exp_dir).resolve())
+        # One parent run per experiment directory: a second export adds its cells to the first one's parent.
+        found = client.search_runs([experiment_id], filter_string=f"tags.`agentsim.experiment` = '{where}'", max_results=1)
+        parent = found[0] if found else client.create_run(experiment_id, tags={"mlflow.runName": Path(exp.exp_dir).name,
+                                                                                "agentsim.experiment": where})
         out = []
         for _, row in exp.cells.iterrows():
             if not Path(row["run_dir"]).exists():

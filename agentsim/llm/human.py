@@ -164,6 +164,14 @@ class SeatQueue:
             f.write(url + "\n")
         os.replace(tmp, self.link_file)
 
+    def close(self) -> None:
+        """Say that nobody answers at this seat any more (its console's input ended)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / CLOSED).touch()
+
+    def closed(self) -> bool:
+        return (self.dir / CLOSED).exists()
+
     def link(self) -> str | None:
         """The seat page's URL while the run serves it, else None."""
         try:
@@ -213,7 +221,15 @@ def clear_pending(run_dir: str | Path) -> int:
     for p in root.glob("*/pending/*.json") if root.is_dir() else []:
         p.unlink(missing_ok=True)
         n += 1
+    for p in root.glob(f"*/{CLOSED}") if root.is_dir() else []:  # the console that closed was the last process's
+        p.unlink(missing_ok=True)
     return n
+
+
+#: A seat's marker that its console's input ended: nobody will answer there any more.
+CLOSED = "closed"
+#: LLMResult.outage of a request whose seat has nobody to answer it and no timeout to end the wait.
+NOBODY = "nobody to answer"
 
 
 @dataclass(slots=True)
@@ -316,6 +332,11 @@ class HumanBackend:
                     _write_json(pending, request)
                 if deadline is not None and time.time() >= deadline:
                     return self._timeout(r, spec, answer_path, h, time.time() - t0)
+                if deadline is None and q.closed():
+                    # No timeout would ever end this wait: the run stops here, resumable, instead of hanging.
+                    return LLMResult(r.request_id, "", 0, 0, "error", time.time() - t0, retryable=False, outage=NOBODY,
+                                     error=f"{r.agent_id}: the console's input ended and the alias has no timeout_s; "
+                                           f"resume the run to answer it")
                 await asyncio.sleep(self.poll_s)
         finally:
             pending.unlink(missing_ok=True)

@@ -184,7 +184,10 @@ class ConsoleSeats:
             for q in self.queues:
                 for req in q.pending():
                     if self._answer(q, req) is None:
-                        self.out("(input closed: the remaining requests wait for their timeout)")
+                        for seat in self.queues:
+                            seat.close()
+                        self.out("(input closed: seats with a timeout_s get their fallback when it passes; the others "
+                                 "stop the run, which `agentsim resume` continues)")
                         return
             time.sleep(self.poll_s)
 

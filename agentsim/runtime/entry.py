@@ -74,8 +74,8 @@ def _agent_aliases(sc: Any) -> dict[str, str]:
 def prepare_with_humans(scenario: str | Path, humans: list[str], sets: list[str] | None = None, run_dir: Path | None = None,
                         **flags: Any) -> tuple[Any, list[str]]:
     """`prepare`, with `--human NAME` for each of `humans`: a model alias NAME becomes a human one (every agent on it
-    is a seat); an agent id NAME gets a human alias of its own (`human-NAME`, through population.overrides) unless
-    its alias is human already. `--backend` (flags["backend"]) changes every other alias. Returns the scenario and
+    is a seat); an agent id NAME gets a human alias of its own (`human-NAME`, through population.overrides; one the
+    scenario or a --set already defines is used, made human, with its options) unless its alias is human already. `--backend` (flags["backend"]) changes every other alias. Returns the scenario and
     the seats these names made (agent ids). Raises SpecError for a name that is neither, or an agent whose family
     does not take its model from population.overrides."""
     from agentsim.spec.errors import SpecError, SpecProblem
@@ -102,10 +102,14 @@ def prepare_with_humans(scenario: str | Path, humans: list[str], sets: list[str]
                 keep.add(alias_of[name])
             else:
                 alias = f"human-{name}"
-                while alias in models:
-                    alias += "_"
-                extra += [Override(f"models.{alias}", {"backend": "human"}, flag),
-                          Override(f"population.overrides.{name}", alias, flag)]
+                keep.add(alias)
+                if alias in models:
+                    # The user gave it options already (--set models.human-Red.timeout_s=60, or in the file): that
+                    # alias is the seat's, made human, with its options kept.
+                    extra.append(Override(f"models.{alias}.backend", "human", flag))
+                else:
+                    extra.append(Override(f"models.{alias}", {"backend": "human"}, flag))
+                extra.append(Override(f"population.overrides.{name}", alias, flag))
         else:
             agents = ", ".join(list(alias_of)[:20]) + (", ..." if len(alias_of) > 20 else "")
             problems.append(SpecProblem("--human", f"{name!r} is neither an agent nor a model alias of this scenario; agents: "
