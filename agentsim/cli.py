@@ -411,7 +411,9 @@ def validate(
             bad += 1
         else:
             console.print(f"[green]ok[/green] {escape(str(f))}: {sc.spec.kind} '{sc.spec.name}', {sc.spec.steps} steps, "
-                          f"models {escape(str(sorted(sc.spec.models)))}, logs under {escape(str(sc.spec.logging.dir.absolute()))}",
+                          f"models {escape(str(sorted(sc.spec.models)))}, "
+                          + (f"log in {escape(str(run_dir.absolute()))}" if run_dir is not None
+                             else f"logs under {escape(str(sc.spec.logging.dir.absolute()))}"),
                           highlight=False, soft_wrap=True)
             for n in sc.notes:
                 console.print(f"  [yellow]note:[/yellow] {escape(n)}", highlight=False, soft_wrap=True)

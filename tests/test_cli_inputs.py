@@ -355,6 +355,8 @@ def test_relative_paths_follow_where_they_are_written(tmp_path: Path, monkeypatc
     # ... and one in the working directory is.
     shutil.copy(home / "nations.yaml", work / "nations.yaml")
     assert "logs under" in assert_ok(cli("validate", f, "--set", "world.nations_file=nations.yaml"))
+    assert f"log in {tmp_path / 'fresh'}" in assert_ok(cli("validate", f, "--set", "world.nations_file=nations.yaml",
+                                                           "--run-dir", str(tmp_path / "fresh")))
 
 
 def test_schema_still_works() -> None:

@@ -305,7 +305,7 @@ def test_the_cli_figure_is_the_one_checked_here(wargame_runs, tmp_path: Path) ->
     logs = [RunLog(runs / s) for s in WARGAME]
     fig = escalation_figure(compare_runs(logs), logs, study=False)
     # Rivera et al.'s layout: a panel per scenario in the study's order, a line per backend and model in each
-    assert [ax.get_title() for ax in fig.axes] == [f"{s} (1 runs per line at most)" for s in WARGAME]
+    assert [ax.get_title() for ax in fig.axes] == [f"{s} (1 run per line at most)" for s in WARGAME]
     assert [[line.get_label() for line in _ours(ax)] for ax in fig.axes] == [["scripted baseline [steps=5] (n=1, no CI)"]] * 3
     assert fig.get_suptitle() == "ES per day: " + ", ".join(sorted(WARGAME)) + ", 3 runs"
     by_day = compare_runs(logs)["es_by_day"].set_index(["scenario", "day"])["es_mean"]

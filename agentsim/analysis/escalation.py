@@ -584,7 +584,7 @@ def plot_es_panels(by_day: pd.DataFrame, path: str | Path | None = None, *, line
             ax.set_title(f"{sc}: no scored day", fontsize=9)
             continue
         band_plot(d, "day", "es_mean", line, low=low, high=high, n="runs", interval=interval, xlabel="day",
-                  ylabel="ES (mean over runs)", title=f"{sc} ({int(d['runs'].max())} runs per line at most)", ax=ax, colors=colors)
+                  ylabel="ES (mean over runs)", title=f"{sc} ({(k := int(d['runs'].max()))} run{'' if k == 1 else 's'} per line at most)", ax=ax, colors=colors)
         ref = study[(study["scenario"].str.lower() == sc.lower()) & (study["day"] <= d["day"].max())] if study_models else None
         for model, g in (ref.groupby("model", sort=True) if ref is not None else ()):
             g = g.sort_values("day")
