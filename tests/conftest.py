@@ -64,27 +64,32 @@ def tiny_models(model_dir: Path, **sampling: Any) -> dict[str, Any]:
     }
 
 
-def write_run_log(run_dir: Path, *, events: Any = (), agents: Any = (), metrics: Any = (), steps: int | None = None,
-                  **meta: Any) -> Path:
+def write_run_log(run_dir: Path, *, events: Any = (), agents: Any = (), metrics: Any = (), calls: Any = (),
+                  steps: int | None = None, **meta: Any) -> Path:
     """A real run directory written by agentsim's own log writer, from rows given by hand (tests of analyses on
     known answers, in milliseconds instead of a scripted run). Rows are dicts with the schema's columns; the
     usual defaults are filled in (event_id in order, sim_time = step + 1, phase "nations", no target/payload).
     `steps` (default: one past the last step of any row) steps are written and committed one by one; run.json
     gets `status: completed`, `steps_completed`, a spec naming `steps`, and the writer's summary, updated by
-    `meta` (e.g. `models=...`, `overrides=...`, `status="running"`)."""
+    `meta` (e.g. `models=...`, `overrides=...`, `status="running"`). `calls` are llm_calls rows (defaults: phase
+    "nations", agent "a", alias "m", backend "vllm", attempt 0, seed 0, a hash, finish "stop", valid)."""
     from agentsim.logs.writer import RunLogWriter, atomic_write_json
 
     ev = [{"event_id": i, "sim_time": float(e["step"] + 1), "phase": "nations", "target": None, "payload": None,
            "parent_event_id": None, "request_id": None, **e} for i, e in enumerate(events)]
     ms = [{"agent_id": None, **m} for m in metrics]
     ag = [{"kind": "nation", "model": "default", "group": "", "persona": None, **a} for a in agents]
-    last = max([r["step"] for r in ev + ms], default=-1)
+    cs = [{"phase": "nations", "agent_id": "a", "alias": "m", "model": "x", "backend": "vllm", "attempt": 0, "seed": 0,
+           "request_hash": f"h{i}", "prompt_tokens": 0, "completion_tokens": 0, "latency_s": 0.0, "finish_reason": "stop",
+           "valid": True, **c} for i, c in enumerate(calls)]
+    last = max([r["step"] for r in ev + ms + cs], default=-1)
     n_steps = last + 1 if steps is None else steps
     w = RunLogWriter(run_dir)
     w.append("agents", ag)
     for step in range(n_steps):
         w.append("events", [e for e in ev if e["step"] == step])
         w.append("metrics", [m for m in ms if m["step"] == step])
+        w.append("llm_calls", [c for c in cs if c["step"] == step])
         w.end_step(step, flush=True)
     w.flush()
     run = {"run_id": run_dir.name, "status": "completed", "steps_completed": n_steps, "spec": {"steps": n_steps},

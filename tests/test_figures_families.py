@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import matplotlib.colors
 import numpy as np
 import pandas as pd
 import pytest
@@ -31,7 +33,7 @@ from agentsim.analysis.drift import (
     reminder_turns,
     turns_table,
 )
-from agentsim.analysis.llm_usage import llm_usage_table, plot_llm_usage
+from agentsim.analysis.llm_usage import llm_usage_of_runs, llm_usage_table, plot_llm_usage
 from agentsim.analysis.plots import NothingToShow, figure_formats, styles
 from agentsim.analysis.social import adoption_curve, plot_adoption, plot_network
 from agentsim.analysis.tables import notes_of, why_not_applicable
@@ -259,7 +261,7 @@ def test_llm_usage_per_step_by_hand() -> None:
 
     lo, hi = proportion_confint(1, 2, method="wilson")
     assert u.to_dict("records")[0] == pytest.approx({
-        "step": 0, "answerer": "Llama-3 via vLLM", "answers": 2, "invalid": 1, "invalid_rate": 0.5, "invalid_low": lo, "invalid_high": hi,
+        "step": 0, "answerer": "Llama-3 via vLLM", "runs": 1, "answers": 2, "invalid": 1, "invalid_rate": 0.5, "invalid_low": lo, "invalid_high": hi,
         "calls": 4, "prompt_tokens": 420, "completion_tokens": 39, "latency_median_s": 2.5,
         "latency_p10_s": 1.3, "latency_p90_s": 3.7})
     assert u["step"].tolist() == [0, 2]
@@ -270,6 +272,29 @@ def test_llm_usage_per_step_by_hand() -> None:
     assert [x.get_label() for x in tokens.get_lines()] == ["Llama-3 via vLLM: completion", "Llama-3 via vLLM: prompt"]
     assert list(tokens.get_lines()[0].get_ydata()) == [39, 5] and list(latency.get_lines()[0].get_ydata()) == [2.5, 0.5]
     assert all(ax.xaxis.get_major_locator()._integer for ax in (rate, tokens, latency))
+
+
+def test_llm_usage_pools_the_runs_of_a_folder(tmp_path: Path) -> None:
+    """Two runs: answers pooled per step (each run's retries counted within that run), tokens summed, and the figure
+    draws tokens per run; a step only one run reached says `runs` 1."""
+    a = _calls([("s0-p-a-a0", 0, "m", "vllm", "x/Llama-3", 0, False, 100, 10, 1.0),
+                ("s0-p-a-a1", 0, "m", "vllm", "x/Llama-3", 1, True, 100, 10, 3.0),
+                ("s1-p-a-a0", 1, "m", "vllm", "x/Llama-3", 0, True, 40, 4, 1.0)])
+    # the same request id in the other run is another answer, and it stays invalid
+    b = _calls([("s0-p-a-a0", 0, "m", "vllm", "x/Qwen", 0, False, 300, 30, 5.0),
+                ("s0-p-b-a0", 0, "m", "vllm", "x/Llama-3", 0, False, 60, 6, 2.0)])
+    logs = [RunLog(write_run_log(tmp_path / name, calls=c.to_dict("records"))) for name, c in (("a", a), ("b", b))]
+    u = llm_usage_of_runs(logs).set_index(["step", "answerer"])
+    llama = u.loc[(0, "Llama-3 via vLLM")]
+    assert (llama["runs"], llama["answers"], llama["invalid"], llama["calls"]) == (2, 2, 1, 3)
+    assert llama["prompt_tokens"] == 260 and llama["latency_median_s"] == 2.0
+    assert u.loc[(0, "Qwen via vLLM")][["runs", "answers", "invalid"]].tolist() == [1, 1, 1]
+    assert u.loc[(1, "Llama-3 via vLLM")]["runs"] == 1
+    assert any("answers of 2 runs pooled" in n for n in notes_of(u))
+    tokens = plot_llm_usage(u.reset_index()).axes[1]
+    assert tokens.get_ylabel() == "tokens per step and run (mean over runs)"
+    prompt = next(x for x in tokens.get_lines() if x.get_label() == "Llama-3 via vLLM: prompt")
+    assert list(prompt.get_ydata()) == [130.0, 40.0]
 
 
 @pytest.mark.parametrize("backend", ["scripted", "replay"])
@@ -492,6 +517,88 @@ def test_styles_are_fixed_by_key_and_told_apart_past_the_palette() -> None:
     assert [s[k]["color"] for k in keys[:8]] == list(plots.PALETTE)
     assert s["m08"]["color"] == s["m00"]["color"] and s["m08"]["linestyle"] != s["m00"]["linestyle"]
     assert styles(keys) == s  # the order a figure meets its keys in does not matter
+
+
+@pytest.mark.parametrize("models", [8, 9, 20])
+def test_lines_past_the_palette_are_named_at_their_ends_without_overlap(models: int) -> None:
+    """CSD fields are often larger than the 8 colours: every line then carries its model's name at its end, in its
+    colour, the names at least a line of text apart, even where the lines end on the same value."""
+    from agentsim.analysis.tournament import plot_convergence
+
+    rows = [{"model": f"m{i:02d}", "tournaments": t, "expected_score": 1.0 + (i // 3), "std_error": 0.01}
+            for i in range(models) for t in (100, 200)]  # three lines end on each value
+    conv = pd.DataFrame(rows)
+    ax = plot_convergence(conv).axes[0]
+    named = {t.get_text(): t for t in ax.texts}
+    if models <= len(plots.PALETTE):
+        assert not named  # the legend names them, in distinct colours
+        assert len(ax.get_legend().get_texts()) == models
+        return
+    assert sorted(named) == sorted(conv["model"].unique())
+    colors = styles(conv["model"])
+    assert all(matplotlib.colors.same_color(t.get_color(), colors[m]["color"]) for m, t in named.items())
+    ys = sorted(t.xyann[1] for t in named.values())
+    lo, hi = ax.get_ylim()
+    height_pt = ax.get_position().height * ax.figure.get_figheight() * 72
+    assert min(np.diff(ys)) >= (hi - lo) * 6.5 * 1.2 / height_pt  # a line of 6.5 pt text apart
+    # each name points at its line's last value
+    ends = conv.groupby("model")["expected_score"].last()
+    assert all(t.xy[1] == ends[m] for m, t in named.items())
+
+
+def cut_off(fig: Any) -> list[str]:
+    """The titles, labels, legends and annotations of `fig` that reach past its edges (cut off in the saved file)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    edge = fig.bbox
+    artists = [*fig.texts, *fig.legends]
+    for ax in fig.axes:
+        artists += [ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label, *ax.texts]
+        if ax.get_legend() is not None:
+            artists.append(ax.get_legend())
+    out = []
+    for a in artists:
+        if not a.get_visible() or (isinstance(a, Text) and not a.get_text()):
+            continue
+        box = a.get_window_extent(renderer)
+        if box.x0 < edge.x0 - 1 or box.x1 > edge.x1 + 1 or box.y0 < edge.y0 - 1 or box.y1 > edge.y1 + 1:
+            out.append(a.get_text() if isinstance(a, Text) else type(a).__name__)
+    return out
+
+
+def test_no_text_is_cut_off_in_any_figure_of_any_family(runs, drift_log, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every figure `analyze --out` saves, for every family (the CSD example's 20 models and the study overlay
+    included): no title, axis label, legend or annotation reaches past the figure's edge."""
+    from typer.testing import CliRunner
+
+    from agentsim.cli import app
+
+    saved: list[tuple[str, Any]] = []
+    real = plots.save
+
+    def save(fig: Any, path: Any) -> Any:
+        saved.append((Path(path).name if path else "?", fig))
+        return real(fig, path)
+
+    monkeypatch.setattr(plots, "save", save)
+    war = agentsim.run("wargame/neutral.yaml", backend="scripted", steps=3, run_dir=tmp_path / "war")
+    csd20 = agentsim.run("tournament/csd_example.yaml", backend="scripted", steps=2, run_dir=tmp_path / "csd20",
+                         **{"world.csd.n_tournaments": 2000, "world.csd.sensitivity_tournaments": 200})
+    cases = [(runs["csd"], "tournament"), (csd20, "tournament"), (runs["live"], "tournament"), (runs["social"], "social"),
+             (drift_log, "drift"), (war, "escalation")]
+    for log, name in cases:
+        r = CliRunner().invoke(app, ["analyze", str(log.run_dir), name, "--out", str(tmp_path / f"out-{log.run_dir.name}")])
+        assert r.exit_code == 0, r.output[-2000:]
+    # the study's curves absent: the suptitle says so on a line that fits
+    from agentsim.analysis.escalation import compare_runs, escalation_figure
+
+    escalation_figure(compare_runs([war]), [war], tmp_path / "no-study.png", data_dir=tmp_path / "nowhere")
+    assert len(saved) >= 20
+    bad = {name: texts for name, fig in saved if (texts := cut_off(fig))}
+    assert not bad, bad
 
 
 # -- wargame ----------------------------------------------------------------------------------------------------------

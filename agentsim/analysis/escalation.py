@@ -346,7 +346,7 @@ def escalation_plots(tables: dict[str, pd.DataFrame], logs: list, out: Path, dat
     scenario, the study's curves overlaid where its data is here, else a note says so), per-day action
     categories per backend and model (escalation_categories.png), nuclear and violent actions per run
     (escalation_violent.png), escalation points per nation and day (escalation_nation_day.png), who targets whom
-    (escalation_targets.png), and LLM usage per step of the first run (escalation_llm_usage.png). A figure with
+    (escalation_targets.png), and LLM usage per step over the runs (escalation_llm_usage.png). A figure with
     nothing to show (no day has a score, no nation acted) is not drawn; a note on its table says why. `data_dir`:
     where the study's data is (default: agentsim.data.locate's places)."""
     from agentsim.analysis.llm_usage import add_llm_usage
@@ -575,7 +575,9 @@ def plot_es_panels(by_day: pd.DataFrame, path: str | Path | None = None, *, line
     colors = styles(by_day[line].dropna().unique())
     study_models = sorted(set(study["model"])) if study is not None and len(study) else []
     grey = {m: (_STUDY_GREYS[i % len(_STUDY_GREYS)], MARKERS[(i + 1) % len(MARKERS)]) for i, m in enumerate(study_models)}
-    fig, axes = new_figure((4.6 * len(scenarios), 4.8 if study_models else 3.8), 1, len(scenarios), sharey=True, squeeze=False)
+    # the study's legend (up to 3 columns of long names) needs about 7.5 in: a single panel gets that width and 2 columns
+    width = max(4.6 * len(scenarios), 7.5 if study_models else 0.0)
+    fig, axes = new_figure((width, 4.8 if study_models else 3.8), 1, len(scenarios), sharey=True, squeeze=False)
     handles: dict[str, Any] = {}
     runs: dict[str, set[int]] = {}
     for ax, sc in zip(axes[0], scenarios, strict=True):
@@ -594,8 +596,9 @@ def plot_es_panels(by_day: pd.DataFrame, path: str | Path | None = None, *, line
             runs.setdefault(model, set()).update(int(r) for r in g["runs"])
     if handles:  # one legend for the study's curves (the same models in every panel), under the panels
         labels = [f"{m} (n={min(runs[m])}{'' if len(runs[m]) == 1 else f'-{max(runs[m])}'} per scenario)" for m in handles]
-        fig.legend(list(handles.values()), labels, loc="outside lower center", ncols=min(len(handles), 3), fontsize=7,
+        fig.legend(list(handles.values()), labels, loc="outside lower center", ncols=min(len(handles), 2 if len(scenarios) == 1 else 3), fontsize=7,
                    title=f"dashed: {STUDY_LABEL}, the study's own logs scored its way, mean ES over runs", title_fontsize=7)
+    # (save wraps a line too wide for the figure: agentsim.analysis.plots.fit_titles)
     suptitle = title + (f"\n{STUDY_LABEL}'s curves not overlaid: {study_missing}" if study_missing else "")
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)

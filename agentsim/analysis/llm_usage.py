@@ -7,7 +7,8 @@ Read from the run's `llm_calls` table only (one row per attempt: a retried reque
 show, and its table says so.
 
 Every family's `--out` plots add the table `llm_usage` and the figure `<analysis>_llm_usage.png`
-(`add_llm_usage`).
+(`add_llm_usage`). Over a folder of runs the answers of every run are pooled per step and answerer (`runs` says how
+many runs answered there) and the token lines show the mean per run.
 """
 
 from __future__ import annotations
@@ -20,10 +21,24 @@ import pandas as pd
 
 from agentsim.analysis.tables import empty, not_applicable, note
 
-COLUMNS = ["step", "answerer", "answers", "invalid", "invalid_rate", "invalid_low", "invalid_high", "calls",
+COLUMNS = ["step", "answerer", "runs", "answers", "invalid", "invalid_rate", "invalid_low", "invalid_high", "calls",
            "prompt_tokens", "completion_tokens", "latency_median_s", "latency_p10_s", "latency_p90_s"]
 #: Backends whose calls are no LLM's (agentsim/spec/models.py: NON_LLM_BACKENDS; not imported: analysis reads logs only).
 NON_LLM = frozenset({"scripted", "replay"})
+
+
+def _answers(calls: pd.DataFrame, models: dict[str, Any] | None, run: int) -> pd.DataFrame:
+    """The LLM rows of one run's llm_calls, with `run`, `answer` (the request id without its attempt) and
+    `answerer` (backend and model, agentsim.analysis.labels.backend_model_label)."""
+    from agentsim.analysis.labels import backend_model_label
+
+    llm = calls[~calls["backend"].isin(NON_LLM)]
+    models = models or {}
+    return llm.assign(
+        run=run,
+        answer=llm["request_id"].astype(str).str.replace(r"-a\d+$", "", regex=True),
+        answerer=[backend_model_label({**(models.get(a) or {}), "backend": b, "model": m})
+                  for a, b, m in zip(llm["alias"], llm["backend"], llm["model"], strict=True)])
 
 
 def llm_usage_table(calls: pd.DataFrame, models: dict[str, Any] | None = None, confidence: float = 0.95) -> pd.DataFrame:
@@ -31,39 +46,49 @@ def llm_usage_table(calls: pd.DataFrame, models: dict[str, Any] | None = None, c
     answers and their rate with a Wilson interval (statsmodels' proportion_confint), calls (attempts), prompt and
     completion tokens summed over the calls, and the median and 10th/90th percentile latency of one call (s).
     `calls` is a run's llm_calls table; `models` run.json's `models` (for the answerer's name). Empty, with a note,
-    when no LLM answered (a scripted run)."""
+    when no LLM answered (a scripted run). `llm_usage_of_runs` does the same over several runs."""
+    return _usage([(calls, models)], confidence)
+
+
+def llm_usage_of_runs(logs: list[Any], confidence: float = 0.95) -> pd.DataFrame:
+    """`llm_usage_table` over several runs (RunLogs): per step and answerer the answers of every run pooled (the
+    rate and its Wilson interval over all of them, latency quantiles over all calls), tokens summed over the runs,
+    and `runs`, how many runs answered there."""
+    return _usage([(log.llm_calls, log.meta.get("models")) for log in logs], confidence)
+
+
+def _usage(runs: list[tuple[pd.DataFrame, dict[str, Any] | None]], confidence: float) -> pd.DataFrame:
     from statsmodels.stats.proportion import proportion_confint
 
-    from agentsim.analysis.labels import backend_model_label
-
-    if calls.empty:
-        return not_applicable(empty(COLUMNS), "no LLM calls in this run")
-    llm = calls[~calls["backend"].isin(NON_LLM)]
+    if all(calls.empty for calls, _ in runs):
+        return not_applicable(empty(COLUMNS), "no LLM calls in this run" if len(runs) == 1 else "no LLM calls in these runs")
+    llm = pd.concat([_answers(calls, models, i) for i, (calls, models) in enumerate(runs) if not calls.empty], ignore_index=True)
     if llm.empty:
-        backends = ", ".join(sorted(set(calls["backend"])))
-        return not_applicable(empty(COLUMNS), f"no LLM answered in this run (backend {backends}): no tokens or latency to show")
-    models = models or {}
-    llm = llm.assign(
-        answer=llm["request_id"].astype(str).str.replace(r"-a\d+$", "", regex=True),
-        answerer=[backend_model_label({**(models.get(a) or {}), "backend": b, "model": m})
-                  for a, b, m in zip(llm["alias"], llm["backend"], llm["model"], strict=True)])
-    last = llm.sort_values("attempt").groupby(["step", "answer"], sort=False).tail(1)
+        backends = ", ".join(sorted(set().union(*(set(calls["backend"]) for calls, _ in runs if not calls.empty))))
+        where = "this run" if len(runs) == 1 else "these runs"
+        return not_applicable(empty(COLUMNS), f"no LLM answered in {where} (backend {backends}): no tokens or latency to show")
+    last = llm.sort_values("attempt").groupby(["run", "step", "answer"], sort=False).tail(1)
     rows = []
     for (step, who), g in llm.groupby(["step", "answerer"], sort=True):
         final = last[(last["step"] == step) & (last["answerer"] == who)]
         n, bad = len(final), int((~final["valid"].astype(bool)).sum())
         lo, hi = proportion_confint(bad, n, alpha=1 - confidence, method="wilson") if n else (np.nan, np.nan)
         lat = g["latency_s"].to_numpy(float)
-        rows.append({"step": int(step), "answerer": who, "answers": n, "invalid": bad, "invalid_rate": bad / n if n else np.nan,
-                     "invalid_low": lo, "invalid_high": hi, "calls": len(g), "prompt_tokens": int(g["prompt_tokens"].sum()),
-                     "completion_tokens": int(g["completion_tokens"].sum()), "latency_median_s": float(np.median(lat)),
-                     "latency_p10_s": float(np.quantile(lat, 0.1)), "latency_p90_s": float(np.quantile(lat, 0.9))})
-    return note(pd.DataFrame(rows, columns=COLUMNS), "invalid_low/invalid_high: 95% Wilson interval over the step's answers")
+        rows.append({"step": int(step), "answerer": who, "runs": int(g["run"].nunique()), "answers": n, "invalid": bad,
+                     "invalid_rate": bad / n if n else np.nan, "invalid_low": lo, "invalid_high": hi, "calls": len(g),
+                     "prompt_tokens": int(g["prompt_tokens"].sum()), "completion_tokens": int(g["completion_tokens"].sum()),
+                     "latency_median_s": float(np.median(lat)), "latency_p10_s": float(np.quantile(lat, 0.1)),
+                     "latency_p90_s": float(np.quantile(lat, 0.9))})
+    out = note(pd.DataFrame(rows, columns=COLUMNS),
+               f"invalid_low/invalid_high: {confidence:.0%} Wilson interval over the step's answers")
+    if len(runs) > 1:
+        note(out, f"answers of {len(runs)} runs pooled per step; tokens summed over the runs that answered there (`runs`)")
+    return out
 
 
 def plot_llm_usage(usage: pd.DataFrame, path: str | Path | None = None, title: str = "LLM usage per step") -> Any:
     """Three panels over steps (integer axis), one line per answerer: the invalid-answer rate with its Wilson
-    interval, completion and prompt tokens per step, and the median latency of a call with its 10-90th percentile
+    interval, completion and prompt tokens per step (per run: the table's sums over `runs`), and the median latency of a call with its 10-90th percentile
     band (the spread of calls, not a CI). Returns the Figure; raises NothingToShow without LLM calls."""
     from matplotlib.ticker import MaxNLocator
 
@@ -78,13 +103,15 @@ def plot_llm_usage(usage: pd.DataFrame, path: str | Path | None = None, title: s
     band_plot(n, "step", "invalid_rate", "answerer", low="invalid_low", high="invalid_high", n="n",
               interval="95% Wilson interval over answers", xlabel="step", ylabel="invalid answers (share, after retries)",
               ylim=(-0.02, 1.02), ax=axes[0], colors=colors)
+    many = bool((usage["runs"] > 1).any())
     for who, g in usage.groupby("answerer", sort=True):
         st = colors[who]
-        axes[1].plot(g["step"], g["completion_tokens"], marker="o", ms=3, color=st["color"], label=f"{who}: completion")
-        axes[1].plot(g["step"], g["prompt_tokens"], marker="s", ms=3, ls="--", color=st["color"], label=f"{who}: prompt")
+        per_run = g["runs"].to_numpy(float)
+        axes[1].plot(g["step"], g["completion_tokens"] / per_run, marker="o", ms=3, color=st["color"], label=f"{who}: completion")
+        axes[1].plot(g["step"], g["prompt_tokens"] / per_run, marker="s", ms=3, ls="--", color=st["color"], label=f"{who}: prompt")
         line, = axes[2].plot(g["step"], g["latency_median_s"], marker="o", ms=3, color=st["color"], label=f"{who} (median)")
         axes[2].fill_between(g["step"], g["latency_p10_s"], g["latency_p90_s"], color=st["color"], alpha=0.2, lw=0)
-    axes[1].set_ylabel("tokens per step (sum over calls)")
+    axes[1].set_ylabel("tokens per step and run (mean over runs)" if many else "tokens per step (sum over calls)")
     axes[1].set_yscale("log")
     axes[2].set_ylabel("latency of a call (s)")
     axes[1].legend(fontsize=7)
@@ -97,21 +124,23 @@ def plot_llm_usage(usage: pd.DataFrame, path: str | Path | None = None, title: s
 
 
 def add_llm_usage(name: str, tables: dict[str, pd.DataFrame], logs: list[Any], out: Path, paths: list[Path]) -> None:
-    """For an analysis's `--out` plots (`name`: the analysis): the `llm_usage` table of the run (one run: the
-    first of `logs`) added to `tables` and written to `<name>_llm_usage.csv`, and `<name>_llm_usage.png` drawn, or a
-    note on the table saying why not (a scripted run)."""
+    """For an analysis's `--out` plots (`name`: the analysis): the `llm_usage` table of the runs (`llm_usage_of_runs`)
+    added to `tables` and written to `<name>_llm_usage.csv`, and `<name>_llm_usage.png` drawn, or a note on the table
+    saying why not (a scripted run)."""
     from agentsim.analysis.labels import runs_title
     from agentsim.analysis.plots import draw
+    from agentsim.analysis.tables import note_empty_tables, note_incomplete_runs
 
     if not logs:
         return
-    log = logs[0]
-    from agentsim.analysis.tables import note_empty_tables
-
-    usage = llm_usage_table(log.llm_calls, log.meta.get("models"))
-    note_empty_tables({"llm_usage": usage}, log)  # an incomplete run says so here too, like its other tables
+    usage = llm_usage_of_runs(logs)
+    # an incomplete run says so here too, like the analysis's other tables
+    if len(logs) == 1:
+        note_empty_tables({"llm_usage": usage}, logs[0])
+    else:
+        note_incomplete_runs({"llm_usage": usage}, logs)
     tables["llm_usage"] = usage
     usage.to_csv(out / f"{name}_llm_usage.csv", index=False)
     path = out / f"{name}_llm_usage.png"
-    title = runs_title("LLM usage per step", logs[:1])
+    title = runs_title("LLM usage per step", logs)
     draw(lambda: plot_llm_usage(usage, path, title=title), path, usage, paths)

@@ -34,7 +34,8 @@ _FORMATS: list[tuple[str, ...]] = []
 #: Okabe & Ito's colour-blind-safe palette ("Color Universal Design", 2008), black last: blue, orange, bluish green,
 #: vermillion, reddish purple, sky blue, yellow, black.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
-#: After the 8 colours, keys repeat them with another line style and marker (told apart without colour too).
+#: After the 8 colours, keys repeat them with another line style and marker (told apart without colour too), and line
+#: figures with more keys than colours also label each line at its end (`label_ends`).
 LINESTYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
@@ -48,6 +49,39 @@ def styles(keys: Any) -> dict[Any, dict[str, Any]]:
         out[k] = {"color": PALETTE[i % len(PALETTE)], "linestyle": LINESTYLES[(i // len(PALETTE)) % len(LINESTYLES)],
                   "marker": MARKERS[(i // len(PALETTE)) % len(MARKERS)]}
     return out
+
+
+def label_ends(ax: Any, fontsize: float = 6.5) -> int:
+    """Label each labelled line of `ax` at its last finite point, just right of the axes, in the line's colour, the
+    labels spread apart so that none overlaps (a line told apart by name where colours repeat: more keys than
+    `PALETTE` has colours). The text is the legend label up to " (" (without the n). Returns the labels placed."""
+    from matplotlib.transforms import blended_transform_factory
+
+    ends = []
+    for line in ax.get_lines():
+        label = str(line.get_label())
+        if label.startswith("_"):
+            continue
+        xs, ys = np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
+        ok = np.isfinite(xs) & np.isfinite(ys)
+        if ok.any():
+            ends.append((float(ys[ok][-1]), label.split(" (")[0], line.get_color()))
+    if not ends:
+        return 0
+    ends.sort()
+    lo, hi = ax.get_ylim()
+    height_pt = ax.get_position().height * ax.figure.get_figheight() * 72
+    gap = abs(hi - lo) * fontsize * 1.25 / max(height_pt, 1.0) * (1 if hi >= lo else -1)
+    placed: list[float] = []
+    for y, _, _ in ends:  # push each label up from the one below it, then centre the stack on the ends' span
+        placed.append(y if not placed or (y - placed[-1]) * np.sign(gap) >= abs(gap) else placed[-1] + gap)
+    shift = (placed[-1] - ends[-1][0]) / 2 if placed[-1] != ends[-1][0] else 0.0
+    trans = blended_transform_factory(ax.transAxes, ax.transData)
+    for (y, text, color), yl in zip(ends, placed, strict=True):
+        ax.annotate(text, xy=(1.0, y), xycoords=trans, xytext=(1.02, yl - shift), textcoords=trans, fontsize=fontsize,
+                    color=color, va="center", annotation_clip=False,
+                    arrowprops={"arrowstyle": "-", "color": color, "lw": 0.4, "shrinkA": 0, "shrinkB": 0})
+    return len(ends)
 
 
 def formats() -> tuple[str, ...]:
@@ -94,9 +128,43 @@ def own_axes(ax: Any, figsize: tuple[float, float] = (5, 4)) -> tuple[Any, bool]
     return new_figure(figsize)[1], True
 
 
+def fit_titles(fig: Any) -> None:
+    """Wrap the figure's suptitle and each axes' title onto more lines where one is wider than the room it has (the
+    figure's width; for an axes title, twice the distance from the axes' centre to the nearer figure edge, since
+    it is centred there): a title of long scenario and model names is never cut off at the figure's edges."""
+    import textwrap
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    fig.canvas.draw()  # the layout engine places the axes; titles are measured where they will be drawn
+    renderer = fig.canvas.get_renderer()
+    width = fig.bbox.width
+    titles = [(getattr(fig, "_suptitle", None), width * 0.98)]
+    for ax in fig.axes:
+        box = ax.get_window_extent(renderer)
+        centre = (box.x0 + box.x1) / 2
+        titles.append((ax.title, 2 * min(centre, width - centre) * 0.98))
+    changed = False
+    for text, room in titles:
+        if text is None or not text.get_text() or room <= 0:
+            continue
+        wide = text.get_window_extent(renderer).width
+        if wide > room:
+            longest = max(len(line) for line in text.get_text().splitlines())
+            chars = max(12, int(longest * room / wide))
+            text.set_text("\n".join(textwrap.fill(line, chars) for line in text.get_text().splitlines()))
+            changed = True
+    if changed:
+        fig.canvas.draw()  # the constrained layout makes room for the extra lines
+
+
 def save(fig: Any, path: str | Path | None) -> Any:
     """Write `fig` to `path` (PNG at `DPI`, or the format of its suffix; folders created) when given, and a file of
-    each other format in `formats()` beside it (`x.png` -> `x.pdf`); returns `fig`."""
+    each other format in `formats()` beside it (`x.png` -> `x.pdf`); returns `fig`. Titles too wide for the figure
+    are wrapped first (`fit_titles`)."""
+    fit_titles(fig)
     if path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,6 +290,8 @@ def band_plot(
         ax.set_title(title, fontsize=10)
     if ylim:
         ax.set_ylim(*ylim)
+    if len(colors) > len(PALETTE):
+        label_ends(ax)
     ax.legend(fontsize=8, title=f"bands: {interval}" if banded else ("no interval bands" if low and high else None),
               title_fontsize=8)
     return save_own(ax, own, path)

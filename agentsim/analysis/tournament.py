@@ -277,7 +277,7 @@ def plot_convergence(conv: pd.DataFrame, path: Any = None, title: str = "E[S] ov
     """The running E[S] per model against the tournaments simulated so far (one point per batch = step), with its
     95% Monte-Carlo interval (+-1.96 SE): has the estimate settled? Returns the Figure; raises NothingToShow
     without E[S]."""
-    from agentsim.analysis.plots import NothingToShow, own_axes, save_own, styles
+    from agentsim.analysis.plots import PALETTE, NothingToShow, label_ends, own_axes, save_own, styles
 
     if conv.empty:
         raise NothingToShow("; ".join(notes_of(conv)[:1]) or "no expected scores")
@@ -293,8 +293,13 @@ def plot_convergence(conv: pd.DataFrame, path: Any = None, title: str = "E[S] ov
     ax.set_xlabel("tournaments simulated")
     ax.set_ylabel("running E[S]")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=6, ncol=2 if conv["model"].nunique() > 10 else 1, loc="center left", bbox_to_anchor=(1.01, 0.5),
-              title="bands: 95% Monte-Carlo interval (1.96 SE)", title_fontsize=6)
+    if conv["model"].nunique() > len(PALETTE):
+        # colours repeat past the palette: every line is named at its end, and the legend keeps the interval's name
+        label_ends(ax)
+        ax.legend(handles=[], title="bands: 95% Monte-Carlo interval (1.96 SE)", title_fontsize=6, loc="best")
+    else:
+        ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5),
+                  title="bands: 95% Monte-Carlo interval (1.96 SE)", title_fontsize=6)
     return save_own(ax, own, path)
 
 
