@@ -86,18 +86,12 @@ SetOpt = Annotated[list[str] | None, typer.Option(
                   "(repeatable; values are YAML; relative paths are relative to the working directory).")]
 
 
-def _prepare(scenario: Path, sets: list[str] | None, run_dir: Path | None = None, **flags: Any) -> Any:
-    """`run` and `validate` share this (agentsim/runtime/entry.py: prepare, as `agentsim.run` does). Raises SpecError."""
-    from agentsim.runtime.entry import prepare
-
-    return prepare(scenario, sets, run_dir, **flags)
-
-
 @app.command()
 def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     backend: BackendOpt = None,
-    replay_from: Annotated[Path | None, typer.Option(help="Run directory whose recorded answers the replay backend uses.")] = None,
+    replay_from: Annotated[Path | None, typer.Option(help="Run directory whose recorded answers the replay backend uses (or a "
+                                                          "shipped recording: drift/recordings/rewrite-smollm2).")] = None,
     seed: SeedOpt = None,
     steps: StepsOpt = None,
     out: OutOpt = None,
@@ -136,6 +130,9 @@ def run(
         err.print(f"Run directory: {escape(str(target))}", highlight=False, soft_wrap=True)
     extra: dict[str, Any] = {"overrides": sc.overrides}
     if replay_from:
+        from agentsim.spec.shipped import resolve_recording
+
+        replay_from = resolve_recording(replay_from)  # a shipped recording by name, from any folder
         extra["replay_from"] = str(replay_from.resolve())
     with _run_directory(target), _human_seats(sc, target, console_seats, host, port, seat_pages):
         _execute(sc, target, replay_from, quiet, resume=False, extra_meta=extra, bar=not console_seats, verbose=verbose)
@@ -351,14 +348,12 @@ def resume(
     except SpecError as e:
         _fail(e.render())
     replay = meta.get("replay_from")
-    from agentsim.runtime.entry import _agent_aliases, human_seats
+    from agentsim.runtime.entry import human_seats, seats_named
 
-    seats = human_seats(sc)
-    aliases = _agent_aliases(sc) if human else {}
-    console_seats = [s for s in seats if s in (human or []) or aliases.get(s) in (human or [])]
-    for name in human or []:
-        if name not in console_seats and name not in {aliases.get(s) for s in console_seats}:
-            _fail(f"--human {name}: not a human seat of this run (its human seats: {', '.join(seats) or 'none'})")
+    # a resumed run keeps its seats: --human only says which of them this terminal answers
+    console_seats, unmatched = seats_named(sc, human or [])
+    for name in unmatched:
+        _fail(f"--human {name}: not a human seat of this run (its human seats: {', '.join(human_seats(sc)) or 'none'})")
     with _run_directory(run_dir.absolute()), _human_seats(sc, run_dir.absolute(), console_seats, host, port, seat_pages):
         _execute(sc, run_dir.absolute(), Path(replay) if replay else None, quiet, resume=True, bar=not console_seats,
                  verbose=verbose)
@@ -376,10 +371,13 @@ def validate(
     address: AddressOpt = None,
     shards: ShardsOpt = None,
     set_: SetOpt = None,
+    human: HumanOpt = None,
+    replay_from: Annotated[Path | None, typer.Option(help="The recorded run `run --replay-from` would replay: checked too "
+                                                          "(its family, seed and recorded answers).")] = None,
 ) -> None:
     """Check scenario files as `run` would, up to its first step (overrides, fields, data files, the world, the
-    log directory) without loading models, and experiment files as `sweep` would (every cell's scenario); exit 2
-    and name every problem when one is wrong."""
+    log directory, --human seats, the --replay-from source) without loading models, and experiment files as
+    `sweep` would (every cell's scenario); exit 2 and name every problem when one is wrong."""
     from agentsim.experiments import is_experiment_file, plan_experiment
     from agentsim.spec.overrides import parse_set
 
@@ -396,17 +394,26 @@ def validate(
                 console.print(f"[green]ok[/green] {escape(str(f))}: experiment '{plan.spec.name}', {len(plan.cells)} runs "
                               f"({escape(', '.join(bases))}), at most {plan.spec.max_concurrent_runs} at once", highlight=False, soft_wrap=True)
             continue
-        from agentsim.runtime.entry import RunError, target_dir
+        from agentsim.llm.types import ReplaySourceError
+        from agentsim.runtime.entry import RunError, prepare_with_humans, target_dir
 
         try:
-            sc = _prepare(f, set_, run_dir, backend=backend.value if backend else None, seed=seed, steps=steps, out=out,
-                          runtime=runtime, address=address, shards=shards)
+            if backend is BackendChoice.replay and replay_from is None:
+                raise RunError("--backend replay needs --replay-from RUN_DIR (a run whose answers to replay)", 2)
+            sc, _ = prepare_with_humans(f, human or [], set_, run_dir, backend=backend.value if backend else None, seed=seed,
+                                        steps=steps, out=out, runtime=runtime, address=address, shards=shards)
             if run_dir is not None:
                 target_dir(sc, run_dir)  # `run` refuses a --run-dir that is not empty
+            if replay_from is not None and any(m.backend == "replay" for m in sc.spec.models.values()):
+                from agentsim.llm.replay import ReplayBackend
+                from agentsim.spec.shipped import resolve_recording
+
+                # what `run` builds before its first step: refuses another family or seed, or a log without answers
+                ReplayBackend(resolve_recording(replay_from), sc.spec.model_dump(mode="json"))
         except SpecError as e:
             err.print(f"[red]invalid[/red] {escape(e.render())}", highlight=False, soft_wrap=True)
             bad += 1
-        except RunError as e:
+        except (RunError, ReplaySourceError) as e:
             err.print(f"[red]invalid[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
             bad += 1
         else:

@@ -150,14 +150,16 @@ def check_agent(log: RunLog, agent: str) -> str:
 
 
 def check_step(log: RunLog, at: int | None) -> int | None:
-    """`at` checked against the steps the run holds (0-based, as the log's `step` column); InterviewError beyond."""
+    """`at` checked against the steps the run holds (0-based, as the log's `step` column), or the step after its
+    last one (the agents as they stand after it, rebuilt from the run's last checkpoint: what the latest interview
+    asks without `at`); InterviewError beyond."""
     if at is None:
         return None
     done = log.complete_steps
     if at < 0:
         raise InterviewError(f"--at {at}: steps are counted from 0 (the log's `step` column)")
-    if at >= done:
-        held = f"steps 0..{done - 1}" if done else "no complete step yet"
+    if at > done or not done:
+        held = f"steps 0..{done - 1}, and --at {done} asks the agents as they stand after them" if done else "no complete step yet"
         raise InterviewError(f"--at {at}: beyond the run {log.run_dir.name}, which holds {held}")
     return at
 
@@ -329,7 +331,9 @@ def what_it_saw(run: str | Path | RunLog, agent: str, at: int | None = None, sou
     if log.complete_steps == 0:
         raise InterviewError(f"{log.run_dir}: the run holds no complete step yet; nothing was asked of {agent!r}")
     why: list[str] = []
-    if source in ("auto", "llm_calls"):
+    if source in ("auto", "llm_calls") and at == log.complete_steps:
+        why.append(f"llm_calls: step {at} did not run (the run holds steps 0..{at - 1}): only a checkpoint has it")
+    elif source in ("auto", "llm_calls"):
         seen, reason = _from_llm_calls(log, agent, log.complete_steps - 1 if at is None else at)
         if seen is not None:
             return seen

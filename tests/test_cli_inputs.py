@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -190,6 +191,18 @@ def _args(*args: str, scenario: Path = NEUTRAL) -> Callable[[Path], tuple[Path, 
     return make
 
 
+def _replay_source(**spec: Any) -> Callable[[Path], tuple[Path, list[str]]]:
+    """A recorded run (written by agentsim's writer) whose spec differs from the scenario's by `spec`."""
+    def make(tmp: Path) -> tuple[Path, list[str]]:
+        from conftest import write_run_log
+
+        f = write_scenario(tmp)
+        recorded = {**yaml.safe_load(f.read_text()), **spec}
+        write_run_log(tmp / "source", calls=[{"request_id": "r", "step": 0, "completion_text": "{}"}], spec=recorded)
+        return f, ["--backend", "replay", "--replay-from", str(tmp / "source")]
+    return make
+
+
 BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
     f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True))
 
@@ -223,6 +236,11 @@ SAME_VERDICT = [
     ("set-unknown-field", _args("--set", "world.max_action_per_day=1"), ["unknown field 'max_action_per_day'"]),
     ("set-malformed", _args("--set", "steps"), ["'steps' is not KEY=VALUE"]),
     ("set-bad-yaml-value", _args("--set", "world.day0=[unclosed"), ["the value is not valid YAML"]),
+    ("human-not-a-seat", _args("--human", "Atlantis"), ["--human", "'Atlantis' is neither an agent nor a model alias"]),
+    ("replay-without-source", _args("--backend", "replay"), ["--backend replay needs --replay-from RUN_DIR"]),
+    ("replay-from-missing", _args("--backend", "replay", "--replay-from", "{tmp}/nope"), ["--replay-from", "{tmp}/nope"]),
+    ("replay-from-another-family", _replay_source(kind="drift"), ["--replay-from {tmp}/source: a drift run", "none of its recorded answers can match"]),
+    ("replay-from-another-seed", _replay_source(seed=7), ["--replay-from {tmp}/source", "(seed 7)", "Run with --seed 7"]),
 ]
 
 

@@ -63,10 +63,11 @@ def test_a_run_exports_its_params_metrics_and_directory(run: RunLog, tmp_path: P
     assert code == 0 and len(client.search_runs([exp.experiment_id])) == 2
 
 
-def test_an_experiment_exports_a_parent_run_with_a_run_per_cell(tmp_path: Path) -> None:
+@pytest.mark.parametrize("folder", ["study", "O'Brien's study"])  # a quote in the path is in the tag searched for
+def test_an_experiment_exports_a_parent_run_with_a_run_per_cell(tmp_path: Path, folder: str) -> None:
     from mlflow.tracking import MlflowClient
 
-    exp = agentsim.sweep("wargame/study.yaml", backend="scripted", repeats=1, steps=1, dir=tmp_path / "study")
+    exp = agentsim.sweep("wargame/study.yaml", backend="scripted", repeats=1, steps=1, dir=tmp_path / folder)
     uri = f"sqlite:///{tmp_path / 'ml.db'}"
     code, out = _export(str(exp.exp_dir), "--tracking-uri", uri, "--no-artifacts")
     assert code == 0, out

@@ -169,6 +169,11 @@ def test_a_person_who_does_not_answer_gets_the_fallback_logged_as_such(tmp_path:
     replayed = agentsim.run(sc, backend="replay", replay_from=tmp_path / "run", run_dir=tmp_path / "replay")
     assert events(tmp_path / "replay") == events(tmp_path / "run")
     assert replayed.meta["status"] == "completed"
+    # the end-of-run summary does not say a person answered
+    from agentsim.runtime.summary import human_line
+
+    assert human_line(calls) == ("human seats: a person answered 0 of 2 requests; 2 timed out (answered by the seat's "
+                                 "fallback, or invalid without one)")
 
 
 def test_resume_after_sigkill_keeps_what_the_person_answered(tmp_path: Path) -> None:
@@ -241,6 +246,7 @@ def test_terminal_fallback_with_piped_stdin(tmp_path: Path) -> None:
     refusal = r.stdout.split("Red: answer refused: ", 1)[1].split("\n", 1)[0]
     assert "Red cannot aim 'Send surveillance drone' at itself" in refusal
     assert "  1) " in r.stdout  # a numbered menu
+    assert "human seats: a person answered 2 of 2 requests\n" in r.stdout  # the refused answer was not a request of its own
     log = agentsim.load_run(tmp_path / "run")
     red = log.llm_calls[log.llm_calls.agent_id == "Red"]
     assert set(red.backend) == {"human"}

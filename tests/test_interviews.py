@@ -76,6 +76,7 @@ def test_without_stored_prompts_the_latest_checkpoint_serves(tmp_path: Path) -> 
     seen = what_it_saw(log, "Red")
     assert (seen.source, seen.step) == ("checkpoint", 3) and seen.verified is None  # the state after the run's last step
     assert "day 4" in json.dumps(seen.messages).lower()  # the wargame calls its step 3 day 4
+    assert what_it_saw(log, "Red", 3) == seen  # asked for by its step, the same (not refused as beyond the run)
     first = what_it_saw(log, "Red", 0)  # step 0 is the world the scenario builds
     assert (first.source, first.step, first.verified) == ("checkpoint", 0, True)
 
@@ -130,7 +131,7 @@ def _replayed(kept_run: Path, tmp_path: Path) -> Path:
     ("args", "message"),
     [
         (["Nobody", "Why?"], "no agent 'Nobody' in this run; agents: Blue, Green, Orange"),
-        (["Red", "Why?", "--at", "3"], "--at 3: beyond the run"),
+        (["Red", "Why?", "--at", "4"], "which holds steps 0..2, and --at 3 asks the agents as they stand after them"),
         (["Red", "Why?", "--at", "-1"], "steps are counted from 0"),
         (["Red", "   "], "the question is empty"),
         (["Red", "Why?", "--backend", "replay"], "a replay backend answers only the requests a run recorded"),

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -16,6 +17,7 @@ import yaml
 
 import agentsim
 from agentsim.analysis import ANALYSES
+from agentsim.llm.scripted import NO_LOGPROBS
 from agentsim.logs.reader import LogError, RunLog
 from agentsim.logs.schema import DETERMINISTIC_TABLES, SCHEMA_VERSION
 
@@ -100,6 +102,24 @@ def test_replay_reproduces_the_recorded_run(scripted_run: Path, tmp_path: Path) 
     assert_same_log(tmp_path / "r1", tmp_path / "r2")
 
 
+@pytest.mark.parametrize(("scenario", "sets"), [
+    ("drift/rewrite.yaml", {"world.conversations_per_arm": 1}),  # measure_kl: every scoring request fails on a scripted backend
+    ("tournament/live_judge.yaml", {}),
+    ("social/reddit_herd_effect.yaml", {"world.users.count": 60}),
+], ids=["drift-with-scoring", "tournament-judge", "social"])
+def test_replay_reproduces_a_scripted_run_of_every_family(tmp_path: Path, scenario: str, sets: dict[str, Any]) -> None:
+    """The replay answers as recorded, failures included: a scripted drift run's scoring errors come back as the same
+    errors (not as answers without scores, which would log another kl_error), and nothing is asked again that the
+    recorded run did not ask again."""
+    args = ["--steps", "2", "--quiet", *[f"--set={k}={v}" for k, v in sets.items()]]
+    run_ok(scenario, "--backend", "scripted", "--run-dir", str(tmp_path / "rec"), *args)
+    run_ok(scenario, "--backend", "replay", "--replay-from", str(tmp_path / "rec"), "--run-dir", str(tmp_path / "rep"), *args)
+    assert_same_log(tmp_path / "rec", tmp_path / "rep", ignore={"llm_calls": ["backend"]})
+    if scenario.startswith("drift"):
+        turns = RunLog(tmp_path / "rep").events.query("action == 'turn'")["payload"].map(json.loads)
+        assert {t["kl_error"] for t in turns} == {NO_LOGPROBS}
+
+
 def test_replay_of_a_different_scenario_stops_with_a_clear_error_not_a_crash(scripted_run: Path, tmp_path: Path) -> None:
     f = write_scenario(tmp_path, **{"world.day0": "Something else happened.", "steps": 2})
     r = agentsim_cli("run", str(f), "--backend", "replay", "--replay-from", str(scripted_run), "--run-dir", str(tmp_path / "x"))
@@ -179,19 +199,27 @@ def test_sigkill_mid_run_leaves_readable_complete_steps(tmp_path: Path) -> None:
         log.table(name)  # every complete part reads
 
 
-def test_ctrl_c_flushes_and_says_so(tmp_path: Path) -> None:
-    f = write_scenario(tmp_path, steps=100_000, **{"world.history_days": 1})
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_flushes_and_says_so(tmp_path: Path, sig: signal.Signals) -> None:
+    """Ctrl-C stops after the step; SIGTERM (kill, a scheduler's preemption) at once. Either way run.json says
+    `interrupted` (not `running`), the log ends on a whole step, and the run resumes to the end."""
+    f = write_scenario(tmp_path, steps=300, **{"world.history_days": 1})
     run_dir = tmp_path / "int"
     proc = subprocess.Popen([sys.executable, "-m", "agentsim", "run", str(f), "--backend", "scripted", "--run-dir", str(run_dir), "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_steps(run_dir, 5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Interrupted" in err and str(run_dir) in err
     log = RunLog(run_dir)
-    assert log.meta["status"] == "interrupted"
-    assert sorted(set(log.events["step"])) == list(range(log.meta["steps_completed"]))
+    assert log.meta["status"] == "interrupted" and log.meta.get("stopped_by") == ("SIGTERM" if sig == signal.SIGTERM else None)
+    done = log.meta["steps_completed"]
+    assert 5 <= done < 300 and sorted(set(log.events["step"])) == list(range(done))
+    r = agentsim_cli("resume", str(run_dir), "--quiet")
+    assert r.returncode == 0, r.stderr
+    log = RunLog(run_dir)
+    assert log.meta["status"] == "completed" and sorted(set(log.events["step"])) == list(range(300))
 
 
 def test_corrupt_part_is_named(tmp_path: Path, scripted_run: Path) -> None:

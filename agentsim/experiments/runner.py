@@ -13,8 +13,6 @@ import asyncio
 import concurrent.futures
 import json
 import shutil
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +25,7 @@ from agentsim.experiments.plan import Cell, Plan
 from agentsim.experiments.pool import EnginePool
 from agentsim.experiments.progress import ExperimentProgress
 from agentsim.logs.writer import DirectoryInUse, lock_directory
+from agentsim.runtime.local import stop_signals
 from agentsim.runtime.meta import now, stamped_dir
 
 
@@ -177,15 +176,12 @@ def _run_locked(plan: Plan, exp_dir: Path, resumed: bool, replay_from: Path | No
     sources = _replay_sources(replay_from)
     runner = _Runner(plan, exp_dir, manifest, sources, console, quiet)
     t0 = time.perf_counter()
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, runner.on_sigint) if in_main else None
     try:
-        _run_to_end(runner.run)
+        with stop_signals(runner.on_sigint, runner.on_sigterm):
+            _run_to_end(runner.run)
     except KeyboardInterrupt:
         runner.stopping = True
     finally:
-        if in_main:
-            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
         runner.pool.close()
     cells = manifest["cells"]
     if runner.stopping and any(c["status"] != DONE for c in cells):
@@ -213,6 +209,14 @@ class _Runner:
         self.pool = EnginePool(plan.spec.share_engines, log=lambda m: self.progress.note(m))
         self.pool_stats: dict[str, Any] = {}
         self.ray_started = False
+
+    def on_sigterm(self, signum: int, frame: object) -> None:
+        """SIGTERM: stop now, as a second Ctrl-C does; every run ends `interrupted` on its last whole step."""
+        self.stopping = True
+        for rt in self.runtimes:
+            rt.stop_requested = True
+            rt.meta["stopped_by"] = "SIGTERM"
+        raise KeyboardInterrupt
 
     def on_sigint(self, signum: int, frame: object) -> None:
         """First Ctrl-C: every run finishes and flushes its current step, no new run starts. Second: stop now."""

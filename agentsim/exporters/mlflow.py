@@ -107,9 +107,12 @@ def _experiment_id(client: Any, name: str) -> str:
     return exp.experiment_id if exp is not None else client.create_experiment(name)
 
 
-def _already(client: Any, experiment_id: str, run_id: str) -> str | None:
-    found = client.search_runs([experiment_id], filter_string=f"tags.`agentsim.run_id` = '{run_id}'", max_results=1)
-    return found[0].info.run_id if found else None
+def _find_by_tag(client: Any, experiment_id: str, tag: str, value: str) -> Any | None:
+    """The first MLflow run of the experiment whose tag `tag` is `value`, or None. The value is quoted with the
+    quote it does not contain (a directory named with an apostrophe)."""
+    quote = '"' if "'" in value else "'"
+    found = client.search_runs([experiment_id], filter_string=f"tags.`{tag}` = {quote}{value}{quote}", max_results=1)
+    return found[0] if found else None
 
 
 def export_run(log: Any, client: Any, experiment_id: str, *, extra_params: dict[str, Any] | None = None,
@@ -122,9 +125,9 @@ def export_run(log: Any, client: Any, experiment_id: str, *, extra_params: dict[
 
     meta = log.meta
     if not force:
-        done = _already(client, experiment_id, log.run_id)
-        if done:
-            return Exported(log.run_dir, done, True, 0)
+        done = _find_by_tag(client, experiment_id, "agentsim.run_id", log.run_id)
+        if done is not None:
+            return Exported(log.run_dir, done.info.run_id, True, 0)
     tags = {MLFLOW_RUN_NAME: log.run_id, "agentsim.run_id": log.run_id, "agentsim.status": str(meta.get("status")),
             "agentsim.family": str(log.spec.get("kind")), "agentsim.scenario": str(log.spec.get("name")),
             "agentsim.schema_version": str(meta.get("schema_version")), "agentsim.version": agentsim.__version__,
@@ -189,9 +192,8 @@ def _export(path: Path, client: Any, experiment: str | None, artifacts: bool, fo
         experiment_id = _experiment_id(client, experiment or exp.name)
         where = str(Path(exp.exp_dir).resolve())
         # One parent run per experiment directory: a second export adds its cells to the first one's parent.
-        found = client.search_runs([experiment_id], filter_string=f"tags.`agentsim.experiment` = '{where}'", max_results=1)
-        parent = found[0] if found else client.create_run(experiment_id, tags={"mlflow.runName": Path(exp.exp_dir).name,
-                                                                                "agentsim.experiment": where})
+        parent = _find_by_tag(client, experiment_id, "agentsim.experiment", where) or client.create_run(
+            experiment_id, tags={"mlflow.runName": Path(exp.exp_dir).name, "agentsim.experiment": where})
         out = []
         for _, row in exp.cells.iterrows():
             if not Path(row["run_dir"]).exists():

@@ -90,10 +90,17 @@ class ReplayBackend:
         #: The last step the recorded run has answers for (-1: none).
         self.last_step = max(steps, default=-1)
         rows = calls.select(
-            ["request_hash", "seed", "completion_text", "prompt_tokens", "completion_tokens", "finish_reason", "latency_s", "logprobs"]
-            + (["cached_tokens"] if "cached_tokens" in cols else [])
+            ["request_id", "request_hash", "seed", "completion_text", "prompt_tokens", "completion_tokens", "finish_reason",
+             "latency_s", "logprobs", "error"] + (["cached_tokens"] if "cached_tokens" in cols else [])
         ).to_pylist()
+        ids = {row["request_id"] for row in rows}
         for row in rows:
+            # A backend's error is answered as recorded (a scripted backend asked for scores, a server's refusal), and
+            # is asked again only where the recorded run asked again: the next attempt's request id is recorded
+            # (agentsim/core/policy.py: LLMPolicy.request names attempts "-a<attempt>").
+            failed = row["finish_reason"] == "error"
+            base, _, attempt = str(row["request_id"]).rpartition("-a")
+            retried = attempt.isdigit() and f"{base}-a{int(attempt) + 1}" in ids
             self._answers[(row["request_hash"], row["seed"])] = LLMResult(
                 "",
                 row["completion_text"] or "",
@@ -103,6 +110,8 @@ class ReplayBackend:
                 row["latency_s"],
                 logprobs=row["logprobs"],
                 cached_tokens=row.get("cached_tokens") or 0,
+                error=(row["error"] or "the recorded call failed") if failed else None,
+                retryable=retried if failed else True,
             )
         differ = f"; the recorded scenario differs in {', '.join(self.differences[:8])}" if self.differences else ""
         self._miss = f"no recorded answer in {self.source} for this request{differ}"
@@ -128,10 +137,11 @@ class ReplayBackend:
                 # A person's timeout was final when recorded (agentsim/llm/human.py: HumanBackend._result): the same here,
                 # so the policy logs the same decision.
                 timed_out = rec.finish_reason == HUMAN_TIMEOUT
+                error = TIMEOUT_ERROR if timed_out and not rec.text else rec.error
                 out.append(
                     LLMResult(r.request_id, rec.text, rec.prompt_tokens, rec.completion_tokens, rec.finish_reason,
                               rec.latency_s, logprobs=rec.logprobs, cached_tokens=rec.cached_tokens,
-                              error=TIMEOUT_ERROR if timed_out and not rec.text else None, retryable=not timed_out)
+                              error=error, retryable=rec.retryable and not timed_out)
                 )
         return out
 

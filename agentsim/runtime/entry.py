@@ -120,19 +120,29 @@ def prepare_with_humans(scenario: str | Path, humans: list[str], sets: list[str]
         extra += [Override(f"models.{a}.backend", backend, f"--backend {backend}") for a in models if a not in keep]
     if extra:
         sc = prepare_scenario(scenario, [*command_line_overrides(sets or [], **flags), *extra], run_dir=run_dir)
+    out, unmatched = seats_named(sc, humans)
+    for name in unmatched:
+        problems.append(SpecProblem("--human", f"{name!r}: this family does not take {name}'s model from "
+                                               f"population.overrides; give the alias {name} plays on `backend: human` in "
+                                               f"the scenario and name that alias: --human ALIAS"))
+    if problems:
+        raise SpecError(COMMAND_LINE, problems)
+    return sc, out
+
+
+def seats_named(sc: Any, names: list[str]) -> tuple[list[str], list[str]]:
+    """The human seats (agent ids, in the world's order per name) of the prepared scenario `sc` that `names` name,
+    each name an agent id or a model alias (all of its agents), and the names that name no human seat."""
     alias_of = _agent_aliases(sc)
     seats = set(human_seats(sc))
     out: list[str] = []
-    for name in dict.fromkeys(humans):
+    unmatched: list[str] = []
+    for name in dict.fromkeys(names):
         mine = [a for a, alias in alias_of.items() if a in seats and (a == name or alias == name)]
         if not mine:
-            problems.append(SpecProblem("--human", f"{name!r}: this family does not take {name}'s model from "
-                                                   f"population.overrides; give the alias {name} plays on `backend: human` in "
-                                                   f"the scenario and name that alias: --human ALIAS"))
+            unmatched.append(name)
         out += mine
-    if problems:
-        raise SpecError(COMMAND_LINE, problems)
-    return sc, list(dict.fromkeys(out))
+    return list(dict.fromkeys(out)), unmatched
 
 
 def target_dir(sc: Any, run_dir: Path | None) -> Path:
@@ -243,6 +253,9 @@ def run_scenario(scenario: Any, *, backend: str | None = None, steps: int | None
     target = target_dir(sc, where)
     extra: dict[str, Any] = {"overrides": sc.overrides}
     if replay_from is not None:
+        from agentsim.spec.shipped import resolve_recording
+
+        replay_from = resolve_recording(replay_from)  # a shipped recording by name, from any folder
         extra["replay_from"] = str(Path(replay_from).resolve())
     progress = RunProgress(sc.spec.steps, enabled=not quiet)
     result = execute(sc, target, Path(replay_from) if replay_from is not None else None, extra_meta=extra,

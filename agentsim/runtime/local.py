@@ -3,7 +3,7 @@
 Each step's rows are appended to the log only once the step is complete, so the log always ends on a whole
 step: a run killed mid-step loses only that step, never what was flushed before.
 
-How a run ends (run.json `status`): `completed`; `interrupted` (Ctrl-C); `backend_unavailable` (a phase in which
+How a run ends (run.json `status`): `completed`; `interrupted` (Ctrl-C, or SIGTERM: `stopped_by`); `backend_unavailable` (a phase in which
 no request of some model alias could be served: the server is down, refuses the key, does not know the model, or
 the replay source has none of the answers; run.json `error` says which, and `agentsim resume` continues from the
 last checkpoint); `no_valid_answers` (every step ran but not one agent's answer was valid); `failed` (anything
@@ -13,12 +13,13 @@ else, with run.json `error`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -286,6 +287,13 @@ class LocalRuntime:
         self.writer.append_table("agents", self.agents)
         self.writer.flush()
 
+    def _on_sigterm(self, signum: int, frame: object) -> None:
+        """SIGTERM (`kill`, a scheduler's preemption, `docker stop`): stop now, as a second Ctrl-C does, since a
+        grace period may not outlast a step; the log ends on the last whole step and run.json says `interrupted`."""
+        self.stop_requested = True
+        self.meta["stopped_by"] = "SIGTERM"
+        raise KeyboardInterrupt
+
     def _on_sigint(self, signum: int, frame: object) -> None:
         """First Ctrl-C: finish and flush the current step, then stop. Second: stop now (the unfinished step is
         dropped; the log still ends on a whole step)."""
@@ -304,15 +312,11 @@ class LocalRuntime:
             pass
         else:
             return self._run_beside_loop()
-        in_main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGINT, self._on_sigint) if in_main else None
         try:
-            return asyncio.run(self.arun())
-        except KeyboardInterrupt:  # a second Ctrl-C that landed outside the run's own coroutine
+            with stop_signals(self._on_sigint, self._on_sigterm):
+                return asyncio.run(self.arun())
+        except KeyboardInterrupt:  # a second Ctrl-C (or SIGTERM) that landed outside the run's own coroutine
             return self._finish("interrupted")
-        finally:
-            if in_main:
-                signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
 
     def _run_beside_loop(self) -> RunResult:
         """`arun` in its own event loop on a worker thread, this thread waiting (asyncio.run refuses to start inside
@@ -363,6 +367,9 @@ class LocalRuntime:
         if self._finished is not None:
             return self._finished
         self.writer.flush()
+        # A stop that landed between a step's end in the log and its count here (SIGTERM or a second Ctrl-C raise
+        # wherever the run is): the log is the truth, since it committed that step whole.
+        self.meta["steps_completed"] = max(int(self.meta.get("steps_completed", 0)), self.writer.step_done + 1)
         wall = time.perf_counter() - self._t0
         self.meta.update(
             status=status,
@@ -376,6 +383,22 @@ class LocalRuntime:
         self.writer.release()  # written through: another process may resume or branch it now
         self._finished = RunResult(self.run_dir, status, self.meta["steps_completed"], wall, dict(self.totals))
         return self._finished
+
+
+@contextlib.contextmanager
+def stop_signals(on_sigint: Callable[[int, Any], None], on_sigterm: Callable[[int, Any], None]) -> Iterator[None]:
+    """While inside: SIGINT and SIGTERM go to these handlers (in the main thread only: Python delivers signals
+    there, and elsewhere `signal.signal` refuses). The previous handlers come back on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    previous = {sig: signal.signal(sig, handler) for sig, handler in ((signal.SIGINT, on_sigint), (signal.SIGTERM, on_sigterm))}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else defaults[sig])
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:

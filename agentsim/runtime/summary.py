@@ -43,7 +43,7 @@ def df_table(df: pd.DataFrame, title: str, max_rows: int = 40, more_hint: str = 
 #: agentsim/llm/scripted.py ScriptedBackend; replay: the recorded run's counts, answered from a file without generating).
 NO_LLM = {"scripted": "scripted backend: no LLM (its counts are words, not tokens)",
           "replay": "replay backend: recorded answers, no LLM ran (token counts are the recorded run's)",
-          "human": "human seats: people answered, no LLM (their counts are words, not tokens)"}
+          "human": "human seats: no LLM (their counts are words, not tokens)"}
 # Keyed by spec.models.NON_LLM_BACKENDS, the one list of such backends: a backend added there needs its sentence
 # here (tests/test_runs.py checks).
 
@@ -67,6 +67,25 @@ def token_line(totals: dict, tokens_by_model: dict[str, dict], backends: dict[st
     others = ", ".join(f"{a} ({backends[a]})" for a in backends if a not in llm)
     return (f"tokens: prompt {prompt}, completion {tok}; LLM completion tokens {llm_tok} ({llm_tok / max(wall_s, 1e-9):.1f} tokens/s, "
             f"models {', '.join(llm)}; no LLM behind {others})")
+
+
+def human_line(calls: pd.DataFrame) -> str | None:
+    """Who answered the human seats' requests (a request's last attempt): `human seats: a person answered 3 of 5
+    requests; 2 timed out (answered by the seat's fallback, or invalid without one)`. None without human seats."""
+    from agentsim.llm.human import HUMAN_TIMEOUT
+
+    if calls.empty or "backend" not in calls:
+        return None
+    mine = calls[calls["backend"] == "human"]
+    if mine.empty:
+        return None
+    # a request's attempts share its id up to "-a<attempt>" (agentsim/analysis/llm_usage.py)
+    answer = mine["request_id"].astype(str).str.replace(r"-a\d+$", "", regex=True)
+    last = mine.assign(answer=answer).sort_values("attempt").groupby("answer", sort=False).tail(1)
+    timed_out = int((last["finish_reason"] == HUMAN_TIMEOUT).sum())
+    n = len(last)
+    line = f"human seats: a person answered {n - timed_out} of {n} request{'s' if n != 1 else ''}"
+    return line + (f"; {timed_out} timed out (answered by the seat's fallback, or invalid without one)" if timed_out else "")
 
 
 def print_summary(console: Console, scenario: Scenario, result: RunResult) -> None:
@@ -104,4 +123,6 @@ def print_summary(console: Console, scenario: Scenario, result: RunResult) -> No
         f" | {escape(token_line(totals, tokens, backends, wall))}"
         + (f" | step latency p50 {lat['p50']:.2f} s, p99 {lat['p99']:.2f} s" if lat else "")
     )
+    if "human" in backends.values() and (who := human_line(log.llm_calls)):
+        console.print(escape(who), highlight=False, soft_wrap=True)
     console.print(f"Logs: [cyan]{result.run_dir}[/cyan]  (agentsim.load_run({str(result.run_dir)!r}))", soft_wrap=True)

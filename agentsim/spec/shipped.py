@@ -34,6 +34,19 @@ def resolve_scenario(path: str | Path) -> Path:
     return path
 
 
+def resolve_recording(path: str | Path) -> Path:
+    """`path` if it exists; else the shipped recorded run it names (a run directory under the shipped scenarios,
+    e.g. `drift/recordings/rewrite-smollm2`: a real LLM's answers, for `--replay-from`); else `path` unchanged."""
+    path = Path(path)
+    if path.exists() or path.is_absolute():
+        return path
+    root = shipped_root()
+    parts = path.parts[1:] if path.parts[:1] == ("scenarios",) else path.parts
+    if root is not None and parts and (root.joinpath(*parts) / "run.json").is_file():
+        return root.joinpath(*parts)
+    return path
+
+
 def shipped_names() -> list[str]:
     """The shipped scenarios as `family/name.yaml` (for "not found" hints)."""
     root = shipped_root()

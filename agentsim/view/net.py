@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 
 def free_port(host: str) -> int:
@@ -30,3 +31,16 @@ def websocket_origins(host: str, port: int) -> list[str]:
         return [f"*:{port}"]
     names = {host, "localhost", "127.0.0.1"} if host in ("127.0.0.1", "localhost", "::1") else {host}
     return sorted(f"{n}:{port}" for n in names if ":" not in n) + (["[::1]:" + str(port)] if host == "::1" else [])
+
+
+def panel_server(routes: dict[str, Any], host: str, port: int, *, title: str, **options: Any) -> tuple[Any, int, str]:
+    """`panel.serve` of `routes` on `host`:`port` (0: a free port), letting pages of that address open their
+    session websocket (`websocket_origins`), without opening a browser or printing Panel's own lines. `options` go
+    to `panel.serve` (`start=False`, `threaded=True`, ...). Returns (what `panel.serve` returns, the port, the base
+    URL ending in "/"). Raises OSError when the port cannot be bound."""
+    import panel as pn
+
+    port = port or free_port(host)
+    server = pn.serve(routes, port=port, address=host, websocket_origin=websocket_origins(host, port), show=False,
+                      verbose=False, title=title, **options)
+    return server, port, f"http://{url_host(host)}:{port}/"

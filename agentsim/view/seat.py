@@ -30,7 +30,7 @@ import panel as pn
 
 from agentsim.llm.human import SeatQueue
 from agentsim.llm.human_form import LIST_ROWS, FormField, form_of, value_of
-from agentsim.view.net import free_port, url_host, websocket_origins
+from agentsim.view.net import free_port, panel_server
 
 POLL_MS = 300
 #: Longest list a form shows row by row.
@@ -213,15 +213,14 @@ def serve_seats(run_dir: str | Path, seats: list[str], host: str = "127.0.0.1", 
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, port))  # refuse a taken port here, as an OSError, not in the server's thread
     tokens = {secrets.token_urlsafe(16): s for s in seats}
-    thread = pn.serve({"seat": seat_app(Path(run_dir), tokens)}, port=port, address=host,
-                      websocket_origin=websocket_origins(host, port), show=False, threaded=True, verbose=False,
-                      title="agentsim seat", resources="server")
+    thread, port, root = panel_server({"seat": seat_app(Path(run_dir), tokens)}, host, port, title="agentsim seat",
+                                      threaded=True, resources="server")
     deadline = time.monotonic() + 30
     while thread.server_id not in state._servers and time.monotonic() < deadline and thread.is_alive():
         time.sleep(0.02)
     if thread.server_id not in state._servers:
         raise OSError(f"the seat pages did not start on {host}:{port}")
-    base = f"http://{url_host(host)}:{port}/seat?token="
+    base = f"{root}seat?token="
     links = {agent: base + tok for tok, agent in tokens.items()}
     for agent, url in links.items():  # for `agentsim view`'s links area, while this run serves the seat
         SeatQueue(run_dir, agent).publish_link(url)

@@ -186,11 +186,10 @@ def make_server(path: str | Path | Target, host: str = "127.0.0.1", port: int = 
     runs = RunCache()
     if target.kind == "run":  # a broken run is an error now, not a broken page later
         runs.get(next(iter(target.runs.values())))
-    port = port or net.free_port(host)
     routes: dict[str, Any] = {"/": app(target, runs), **EXTRA_ROUTES}
-    server = pn.serve(routes, port=port, address=host, websocket_origin=net.websocket_origins(host, port), show=False,
-                      start=False, title="agentsim view", warm=True)  # warm: the first page pays no imports
-    return server, f"http://{net.url_host(host)}:{port}/"
+    # warm: the first page pays no imports
+    server, _, url = net.panel_server(routes, host, port, title="agentsim view", start=False, warm=True)
+    return server, url
 
 
 def serve(path: str | Path | Target, host: str = "127.0.0.1", port: int = 0,
