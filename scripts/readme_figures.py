@@ -2,15 +2,15 @@
 the same functions as `agentsim analyze ... --out` and the notebooks, at 150 dpi (small PNGs for the README; the
 analyses write 300 dpi).
 
-    python scripts/readme_figures.py                     # all four (drift needs vllm: a tiny random-weight model)
+    python scripts/readme_figures.py                     # all four
     python scripts/readme_figures.py wargame social      # some of them
     python scripts/readme_figures.py --out /tmp/figs     # elsewhere
 
 wargame: ES per day, three scenarios x 3 seeds x 14 days of the scripted baseline, the study's curves overlaid when
 its data is on this machine (`agentsim data fetch escalaition`); social: the cascade-size CCDF with the power law and
 its alternatives (2,000 users, 24 steps, scripted); tournament: E[S] of the CSD example; drift: D_t per
-arm of the rewrite scenario answered by a tiny random-weight Llama through vLLM (the figure's shape, not a finding:
-the model's weights are random), so the README shows the measurement itself.
+arm of the rewrite scenario as SmolLM2-135M-Instruct answered it through vLLM (the shipped recording
+`drift/recordings/rewrite-smollm2`, replayed), so the README shows the measurement itself.
 """
 
 from __future__ import annotations
@@ -59,16 +59,16 @@ def tournament(tmp: Path) -> object:
 def drift(tmp: Path) -> object:
     from agentsim.analysis.drift import drift_tables, plot_curves, reminder_turns, turns_table
     from agentsim.analysis.labels import run_label, runs_title
-    from agentsim.llm.tiny import build_tiny_model
 
-    model = build_tiny_model(tmp / "tiny-llama")
-    log = agentsim.run("drift/rewrite.yaml", steps=8, run_dir=tmp / "drift", **{
-        "models.default.model": str(model), "models.default.max_model_len": 16384, "models.default.kv_cache_gib": 1,
-        "models.default.sampling.max_tokens": 24, "models.default.sampling.temperature": 1.0, "world.conversations_per_arm": 3})
+    # SmolLM2-135M-Instruct's answers and token scores, recorded through vLLM and shipped: replayed, no model needed
+    log = agentsim.run("drift/rewrite.yaml", backend="replay", replay_from=RECORDING, run_dir=tmp / "drift")
     t = drift_tables(log, bootstrap=200)
     return plot_curves(t["curves_mc"], reminders=reminder_turns(turns_table(log.events)), recurrence=t.get("recurrence"),
                        title=runs_title("Drift D_t (Monte-Carlo)", [log]) + f" ({run_label(log)})")
 
+
+#: The shipped recording of the drift scenario (scenarios/drift/recordings/): `agentsim run drift/rewrite.yaml` made it.
+RECORDING = "drift/recordings/rewrite-smollm2"
 
 FIGURES: dict[str, Callable[[Path], object]] = {"wargame": wargame, "social": social, "tournament": tournament, "drift": drift}
 

@@ -267,6 +267,27 @@ def test_drift_run_on_vllm_measures_and_replays(tiny_model: Path, tmp_path: Path
     assert set(payload["checks"]) and payload["reply"] is not None
 
 
+RECORDING = SCENARIOS / "drift" / "recordings" / "rewrite-smollm2"
+
+
+def test_the_shipped_smollm2_recording_is_a_real_llm_run_and_replays_to_its_own_log(tmp_path: Path) -> None:
+    """The recording the drift notebook and the README replay (`agentsim run drift/rewrite.yaml` through vLLM with
+    SmolLM2-135M-Instruct): every reply answered and scored by the model, D_t measured on every turn, and a replay
+    by its shipped name, from another folder, gives its log back exactly."""
+    rec = RunLog(RECORDING)
+    assert rec.meta["status"] == "completed" and rec.complete_steps == 8
+    calls = rec.llm_calls
+    assert set(calls["backend"]) == {"vllm"} and set(calls["model"]) == {"embedded:smollm2-135m-instruct"}
+    assert (calls.loc[calls["phase"] == "score", "finish_reason"] == "scored").all()
+    turns = turns_table(rec.events)
+    assert len(turns) == 8 * 12 and turns["d_mc"].notna().mean() > 0.9 and turns["d_topk"].notna().mean() > 0.9
+    r = agentsim_cli("run", "drift/rewrite.yaml", "--backend", "replay", "--replay-from", "drift/recordings/rewrite-smollm2",
+                     "--run-dir", str(tmp_path / "replayed"), "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert_same_log(RECORDING, tmp_path / "replayed", ignore={"llm_calls": ["backend"]})
+    assert RunLog(tmp_path / "replayed").meta["replay_from"] == str(RECORDING.resolve())
+
+
 def test_judge_rates_every_reply(tmp_path: Path) -> None:
     f = write_scenario(tmp_path, DRIFT / "rewrite.yaml", steps=3, **{"world.judge": {"model": "default"}})
     run_ok(str(f), "--backend", "scripted", "--run-dir", str(tmp_path / "j"), "--quiet")

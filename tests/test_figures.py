@@ -423,6 +423,11 @@ def test_agents_without_a_model_are_not_in_the_label(tmp_path: Path) -> None:
     ({"backend": "vllm", "model": "embedded:tiny-random-llama"}, "tiny random-weight Llama via vLLM"),
     ({"backend": "openai", "model": "gpt-4o-mini"}, "gpt-4o-mini via OpenAI API"),
     ({"backend": "replay", "model": "x", "label": "replay:scripted:drift"}, "replay of scripted baseline"),
+    ({"backend": "replay", "model": "x", "label": "replay:scripted:drift", "recorded_backend": "scripted"}, "replay of scripted baseline"),
+    ({"backend": "replay", "model": "x", "label": "replay:embedded:smollm2-135m-instruct", "recorded_backend": "vllm"},
+     "replay of SmolLM2-135M-Instruct via vLLM"),
+    ({"backend": "replay", "model": "x", "label": "replay:gpt-4o-mini", "recorded_backend": "openai"}, "replay of gpt-4o-mini via OpenAI API"),
+    ({"backend": "replay", "model": "x", "label": "replay:gpt-4o-mini"}, "replay of gpt-4o-mini"),  # recorded before recorded_backend
 ])
 def test_every_family_labels_backend_and_model(entry: dict, label: str) -> None:
     assert backend_model_label(entry) == label

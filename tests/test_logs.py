@@ -310,7 +310,11 @@ def test_run_json_labels_scripted_and_replay_runs(runs: dict[str, Path], tmp_pat
     f = write_scenario(tmp_path, seed=0)  # the recorded run's scenario: its prompts (which name the days) must match
     run_ok(str(f), "--backend", "replay", "--replay-from", str(runs["a"]), "--run-dir", str(tmp_path / "r"), "--quiet")
     entry = load_run(tmp_path / "r").meta["models"]["default"]
-    assert entry["backend"] == "replay" and entry["label"] == "replay:scripted:wargame"
+    assert entry["backend"] == "replay" and entry["label"] == "replay:scripted:wargame" and entry["recorded_backend"] == "scripted"
+    # a replay of the replay still knows who answered first
+    run_ok(str(f), "--backend", "replay", "--replay-from", str(tmp_path / "r"), "--run-dir", str(tmp_path / "rr"), "--quiet")
+    entry = load_run(tmp_path / "rr").meta["models"]["default"]
+    assert entry["label"] == "replay:replay:scripted:wargame" and entry["recorded_backend"] == "scripted"
 
 
 def _recorded(tmp_path: Path, models: dict | None, kind: str = "wargame") -> str:

@@ -19,12 +19,17 @@ from test_runs import run_ok
 NOTEBOOKS = REPO / "analysis"
 
 
-def execute(name: str, run: Path | None, monkeypatch: pytest.MonkeyPatch) -> nbformat.NotebookNode:
+def execute(name: str, run: Path | None, monkeypatch: pytest.MonkeyPatch, **params: object) -> nbformat.NotebookNode:
+    """Execute the notebook on `run` (None: its default run); `params` are set after its parameters cell, as
+    papermill's `-p NAME VALUE` would."""
     if run is None:
         monkeypatch.delenv("AGENTSIM_RUN", raising=False)
     else:
         monkeypatch.setenv("AGENTSIM_RUN", str(run))
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    if params:
+        i = next(i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", []))
+        nb.cells.insert(i + 1, nbformat.v4.new_code_cell("\n".join(f"{k} = {v!r}" for k, v in params.items())))
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
     assert_reads_like_a_reproduction(nb)
     return nb
@@ -155,7 +160,17 @@ def test_drift_notebook_on_a_vllm_run(tiny_model: Path, tmp_path: Path, monkeypa
     run_ok(str(f), "--run-dir", str(tmp_path / "d"), "--quiet")
     text = outputs(execute("drift", tmp_path / "d", monkeypatch))
     assert "kappa" in text and "reduction_pct" in text
-    text = outputs(execute("drift", None, monkeypatch))
+
+
+def test_drift_notebook_by_default_replays_smollm2_and_draws_d_t(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 18 §4: the default shows the family's real measurement without a GPU: the shipped recording of
+    SmolLM2-135M through vLLM, replayed, gives D_t (figures 1-4), not the scripted run's "D_t unavailable"."""
+    nb = execute("drift", None, monkeypatch)
+    text = outputs(nb)
+    assert "replay of SmolLM2-135M-Instruct via vLLM, 8 turns, 12 conversations" in text
+    assert "kappa" in text and "reduction_pct" in text and "D_t unavailable" not in text
+    assert _images(nb) == 4  # D_t (MC) with the fit, the top-k bound, reminder effects, satisfaction
+    text = outputs(execute("drift", None, monkeypatch, BACKEND="scripted", STEPS=3))
     assert "D_t unavailable" in text
 
 

@@ -24,8 +24,8 @@ from agentsim.logs.schema import DETERMINISTIC_TABLES, SCHEMA_VERSION
 from conftest import SCENARIOS, write_scenario
 
 
-def agentsim_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agentsim", *args], capture_output=True, text=True, timeout=timeout)
+def agentsim_cli(*args: str, timeout: float = 600, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "agentsim", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
 def run_ok(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -40,7 +40,8 @@ def model_name(model: Any) -> str:
 def backend_model_label(entry: Mapping[str, Any]) -> str:
     """Who answered one model alias (a run.json `models.<alias>` entry: backend, model, label): `scripted baseline`
     for the scripted backend (whatever model the spec names), `<model> via vLLM` / `via OpenAI API`, `replay of
-    <the recorded run's answerer>` for replay (from the entry's `label`, `replay:<recorded label>`), the bare model
+    <the recorded run's answerer>` for replay (from the entry's `label`, `replay:<recorded label>`, and
+    `recorded_backend`: `replay of SmolLM2-135M-Instruct via vLLM`), the bare model
     name for an entry without a backend (runs made before run.json named it)."""
     backend, model = entry.get("backend"), entry.get("model")
     label = str(entry.get("label") or "")
@@ -51,6 +52,9 @@ def backend_model_label(entry: Mapping[str, Any]) -> str:
     if backend == "replay":
         recorded = str(entry.get("label") or "")
         recorded = recorded.removeprefix("replay:") if recorded.startswith("replay:") else str(model)
+        via = VIA.get(str(entry.get("recorded_backend")))
+        if via and not recorded.startswith(("scripted:", "replay:", "human")):
+            return f"replay of {model_name(recorded)} {via}"  # the recorded run's model and backend
         return f"replay of {_recorded(recorded)}"
     if backend in VIA:
         return f"{model_name(model)} {VIA[backend]}"

@@ -94,7 +94,28 @@ def model_label(alias: str, backend: str, model: str, family: str, replay_from: 
     return f"replay:{label}"
 
 
+def recorded_backend(alias: str, replay_from: str | None) -> str | None:
+    """The backend that answered `alias` in the recorded run `replay_from` (through replays of replays), or None."""
+    for _ in range(5):
+        try:
+            entry = json.loads((Path(str(replay_from)) / "run.json").read_text())["models"][alias]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if not isinstance(entry, dict):
+            return None
+        if entry.get("backend") != "replay":
+            return str(entry.get("backend")) if entry.get("backend") else None
+        if entry.get("recorded_backend"):
+            return str(entry["recorded_backend"])
+        replay_from = json.loads((Path(str(replay_from)) / "run.json").read_text()).get("replay_from")
+    return None
+
+
 def model_entry(alias: str, backend: str, model: str, path: str | None, family: str, replay_from: str | None) -> dict[str, Any]:
     """run.json's `models.<alias>`: `backend` actually used (after --backend), `model` as the spec names it (what a
-    scripted or replay run stands in for), `path` of the weights a vLLM engine loaded, and `label` (model_label)."""
-    return {"backend": backend, "model": model, "path": path, "label": model_label(alias, backend, model, family, replay_from)}
+    scripted or replay run stands in for), `path` of the weights a vLLM engine loaded, and `label` (model_label);
+    for replay, `recorded_backend`, the backend that answered in the recorded run (`replay of X via vLLM`)."""
+    entry = {"backend": backend, "model": model, "path": path, "label": model_label(alias, backend, model, family, replay_from)}
+    if backend == "replay":
+        entry["recorded_backend"] = recorded_backend(alias, replay_from)
+    return entry
