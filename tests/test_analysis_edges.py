@@ -59,11 +59,11 @@ MODE_PLOTS = {**dict.fromkeys(["tournament_expected_scores.png", "tournament_pla
 PLOTS = {"escalation": ["escalation_es.png", "escalation_categories.png", "escalation_violent.png", "escalation_nation_day.png",
                         "escalation_targets.png", "escalation_llm_usage.png"],
          "social": ["social_cascade_ccdf.png", "social_adoption.png", "social_network.png", "social_herd.png",
-                    "social_polarization.png", "social_llm_usage.png"],
+                    "social_herd_trajectory.png", "social_polarization.png", "social_stance.png", "social_llm_usage.png"],
          "tournament": ["tournament_expected_scores.png", "tournament_placements.png", "tournament_sensitivity.png",
                         "tournament_convergence.png", "tournament_standings.png", "tournament_ratings.png",
                         "tournament_rank_agreement.png", "tournament_llm_usage.png"],
-         "drift": ["drift_satisfaction.png", "drift_llm_usage.png"]}
+         "drift": ["drift_satisfaction.png", "drift_constraints.png", "drift_llm_usage.png"]}
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

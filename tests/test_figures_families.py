@@ -74,6 +74,9 @@ def runs(tmp_path_factory) -> dict[str, RunLog]:
     return {"csd": csd, "live": live, "social": social}
 
 
+BULLETS, FORMAL = '{"kind":"bullets","exactly":3}', '{"kind":"formal","extra_informal":[]}'
+
+
 @pytest.fixture(scope="module")
 def drift_log(tmp_path_factory) -> RunLog:
     """Three arms x 4 conversations x 6 turns from the recurrence D_{t+1} = D_t + 0.3 (0.8 - D_t) - 0.4 r_t + noise."""
@@ -85,7 +88,9 @@ def drift_log(tmp_path_factory) -> RunLog:
             for t in range(1, 7):
                 if t > 1:
                     d = d + 0.3 * (0.8 - d) - 0.4 * (t in rem) + rng.normal(0, 0.03)
-                p = {"arm": arm, "turn": t, "reminder": t in rem, "reply": "x", "checks": {}, "satisfied": t % 2 == 0,
+                # two constraints: bullets pass on even turns, the tone in every conversation but the first
+                checks = {BULLETS: t % 2 == 0, FORMAL: c != 0}
+                p = {"arm": arm, "turn": t, "reminder": t in rem, "reply": "x", "checks": checks, "satisfied": all(checks.values()),
                      "d_mc": d, "d_topk": max(d - 0.05, 0.0), "tokens": 10, "q_mass": 0.9, "kl_error": None}
                 events.append({"step": t - 1, "agent_id": "assistant", "action": "turn", "target": f"{arm}-{c}", "payload": json.dumps(p)})
     return RunLog(write_run_log(tmp_path_factory.mktemp("drift") / "run", events=events, spec={"steps": 6, "name": "drift-known"}))
@@ -366,7 +371,45 @@ def test_analyze_drift_writes_the_reminder_effect(drift_log, tmp_path: Path) -> 
     r = agentsim_cli("analyze", str(drift_log.run_dir), "drift", "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr[-2000:]
     assert {p.name for p in tmp_path.glob("*.png")} == {"drift_d_mc.png", "drift_d_topk.png", "drift_reminder_effect.png",
-                                                         "drift_satisfaction.png"}
+                                                         "drift_satisfaction.png", "drift_traces.png", "drift_constraints.png"}
+    cons = pd.read_csv(tmp_path / "drift_constraints.csv")
+    assert len(cons) == 6 and (cons["replies"] == 24).all()  # 3 arms x 2 constraints, 4 conversations x 6 turns each
+
+
+def test_satisfaction_per_constraint_by_hand(drift_log) -> None:
+    """Bullets pass on turns 2, 4, 6 (12 of 24 replies per arm); the tone in conversations 1-3 (18 of 24)."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    from agentsim.analysis.drift import constraint_satisfaction, plot_constraints
+
+    cons = constraint_satisfaction(drift_log.events)
+    by = cons.set_index(["arm", "constraint"])
+    assert by["passed"].to_dict() == {(a, c): k for a in ("every2", "none", "t3") for c, k in ((BULLETS, 12), (FORMAL, 18))}
+    lo, hi = proportion_confint(18, 24, method="wilson")
+    assert (by.loc[("none", FORMAL), "ci_low"], by.loc[("none", FORMAL), "ci_high"]) == (pytest.approx(lo), pytest.approx(hi))
+    ax = plot_constraints(cons).axes[0]
+    assert [round(p.get_height(), 6) for p in ax.patches] == [0.5, 0.75] * 3  # per arm: bullets, formal
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["bullets (exactly 3)\n(n=24 per arm)", "formal\n(n=24 per arm)"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["every2", "none", "t3"]
+
+
+def test_per_conversation_traces(drift_log) -> None:
+    from agentsim.analysis.drift import plot_traces
+
+    turns = turns_table(drift_log.events)
+    fig = plot_traces(turns, reminders=reminder_turns(turns))
+    assert [ax.get_title() for ax in fig.axes] == ["every2", "none", "t3"]
+    t3 = fig.axes[2]
+    lines = t3.get_lines()
+    mine = turns[turns["arm"] == "t3"]
+    traces = [ln for ln in lines if ln.get_alpha() == 0.35]
+    assert len(traces) == 4 and [list(ln.get_ydata()) for ln in traces] == [
+        mine[mine["conversation"] == f"t3-{c}"]["d_mc"].tolist() for c in range(4)]
+    mean = next(ln for ln in lines if ln.get_label() == "mean of 4 conversations")
+    assert list(mean.get_ydata()) == pytest.approx(mine.groupby("turn")["d_mc"].mean().tolist())
+    assert [ln.get_xdata()[0] for ln in lines if ln.get_linestyle() == ":"] == [2.5]  # the reminder before turn 3
+    with pytest.raises(NothingToShow):
+        plot_traces(turns.assign(d_mc=np.nan))
 
 
 # -- social -----------------------------------------------------------------------------------------------------------

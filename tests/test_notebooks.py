@@ -169,7 +169,7 @@ def test_drift_notebook_by_default_replays_smollm2_and_draws_d_t(monkeypatch: py
     text = outputs(nb)
     assert "replay of SmolLM2-135M-Instruct via vLLM, 8 turns, 12 conversations" in text
     assert "kappa" in text and "reduction_pct" in text and "D_t unavailable" not in text
-    assert _images(nb) == 4  # D_t (MC) with the fit, the top-k bound, reminder effects, satisfaction
+    assert _images(nb) == 6  # D_t (MC) with the fit, traces, the top-k bound, reminder effects, satisfaction, per constraint
     text = outputs(execute("drift", None, monkeypatch, BACKEND="scripted", STEPS=3))
     assert "D_t unavailable" in text
 
@@ -182,4 +182,8 @@ def test_social_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
     text = outputs(nb)
     for needle in ("structural_virality", "R_vs_lognormal", "hazard_ratio", "mean_others", "extremity_last", "silhouette"):
         assert needle in text, needle
-    assert sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])) >= 4
+    assert sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])) >= 7
+    drawn = {name for c in nb.cells for name in ("plot_ccdf", "plot_cascade_growth", "plot_herd(", "plot_herd_trajectory",
+                                                 "plot_polarization", "plot_stance_distributions", "plot_network")
+             if name in c.source and any("image/png" in o.get("data", {}) for o in c.get("outputs", []))}
+    assert len(drawn) == 7, drawn  # every figure of the family but adoption (drawn only where users were exposed)

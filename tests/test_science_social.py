@@ -32,6 +32,9 @@ from agentsim.analysis.social import (
     exposure_intervals,
     follow_graph,
     herd_from_events,
+    herd_trajectory,
+    plot_herd_trajectory,
+    plot_stance_distributions,
     polarization_curve,
     polarization_table,
     post_stances,
@@ -879,6 +882,36 @@ def test_herd_effect_by_hand() -> None:
         herd_from_events(pd.DataFrame([{**tr("p1", "up"), "payload": "{}"}]))
 
 
+def test_herd_trajectory_by_hand() -> None:
+    """Scores at the end of each step: p1 (up, treated at step 1) gets +1 at 1 and +1 at 3; p2 (up, treated at 2)
+    gets -1 at 2; p3 (down, treated at 1) gets -1 at 1 and +1 (an undo) at 2. Step 0 has no treated post."""
+    def ev(step: int, who: str, action: str, post: str, arm: str | None = None) -> dict[str, object]:
+        return {"step": step, "agent_id": who, "action": action, "target": post,
+                "payload": json.dumps({"treatment": arm}) if arm else None}
+
+    events = pd.DataFrame([
+        ev(0, "u", "create_post", "p0"),
+        ev(1, "bot", "treatment", "p1", "up"), ev(1, "bot", "like_post", "p1"), ev(1, "bot", "treatment", "p3", "down"),
+        ev(1, "bot", "dislike_post", "p3"), ev(2, "bot", "treatment", "p2", "up"), ev(2, "u", "dislike_post", "p2"),
+        ev(2, "u", "undo_dislike_post", "p3"), ev(3, "v", "like_post", "p1"), ev(3, "v", "like_post", "p0"),
+    ])
+    t = herd_trajectory(events)
+    rows = {(r.treatment, r.step): (r.posts, r.mean_score) for r in t.itertuples()}
+    assert rows == {("up", 1): (1, 1.0), ("up", 2): (2, 0.0), ("up", 3): (2, 0.5),
+                    ("down", 1): (1, -1.0), ("down", 2): (1, 0.0), ("down", 3): (1, 0.0)}
+    from scipy import stats
+
+    up3 = t[(t["treatment"] == "up") & (t["step"] == 3)].iloc[0]
+    lo, hi = stats.t.interval(0.95, 1, loc=0.5, scale=stats.sem([2, -1]))
+    assert (up3["low"], up3["high"]) == (pytest.approx(lo), pytest.approx(hi))
+    assert math.isnan(t[(t["treatment"] == "down") & (t["step"] == 1)]["low"].iloc[0])  # one post: no interval
+    ax = plot_herd_trajectory(t).axes[0]
+    up = next(x for x in ax.get_lines() if x.get_label().startswith("up"))
+    assert list(up.get_xdata()) == [1, 2, 3] and list(up.get_ydata()) == [1.0, 0.0, 0.5] and "n=1-2 per point" in up.get_label()
+    none = herd_trajectory(events[events["action"] != "treatment"])
+    assert none.empty and notes_of(none) == ["no herd-effect experiment in this run (no 'treatment' events)"]
+
+
 def _stance_run(tmp_path: Path, judged: bool) -> RunLog:
     texts = {0: (0, "a", "good great"), 1: (0, "c", "bad"), 2: (1, "b", "good bad"), 3: (3, "a", "great"),
              4: (3, "b", "terrible bad"), 5: (3, "c", "yes")}
@@ -919,6 +952,14 @@ def test_polarization_by_hand(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(default, polarization_table(log, window=1, n_resamples=200))
     wide = polarization_table(log, window=2, n_resamples=200).set_index("group")
     assert wide.loc["g2", ["posts_first", "posts_last", "change"]].tolist() == [1, 1, pytest.approx(0.4)]
+    # the signed-stance figure draws the same windows: g1 first (step 0) 1.0 and -1.0, last (step 3) 0.8
+    fig = plot_stance_distributions(log, window=1, bins=4)
+    g1 = next(ax for ax in fig.axes if ax.get_title() == "g1")
+    first, last = g1.patches  # step histograms, bins of width 0.5 over -1..1
+    assert [t.get_text() for t in g1.get_legend().get_texts()] == ["first 1 step(s) (n=2, mean +0.00)", "last 1 step(s) (n=1, mean +0.80)"]
+    heights = lambda patch: sorted({round(float(y), 6) for y in patch.get_xy()[:, 1]})  # noqa: E731
+    assert heights(first) == [0.0, 0.5] and heights(last) == [0.0, 1.0]  # shares of the window's posts
+    assert [ln.get_xdata()[0] for ln in g1.get_lines()] == [0.0, pytest.approx(0.8)]  # the windows' means
 
 
 # -- interventions, search, trends, the judge, state -------------------------------------------------------------------

@@ -225,6 +225,41 @@ def satisfaction(turns: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+CONSTRAINT_COLUMNS = ["arm", "constraint", "replies", "passed", "rate", "ci_low", "ci_high"]
+
+
+def constraint_checks(events: pd.DataFrame) -> pd.DataFrame:
+    """One row per reply and constraint from the `turn` events' `checks` ({constraint: passed}): conversation, arm,
+    turn, constraint, passed. A turn without a reply checked nothing and has no rows."""
+    t = events[events["action"] == "turn"]
+    rows = []
+    for cid, payload in zip(t["target"], t["payload"], strict=True):
+        p = json.loads(payload)
+        if p.get("reply_error") or not p.get("reply"):
+            continue
+        for constraint, passed in (p.get("checks") or {}).items():
+            rows.append({"conversation": cid, "arm": p["arm"], "turn": p["turn"], "constraint": constraint, "passed": bool(passed)})
+    return pd.DataFrame(rows, columns=["conversation", "arm", "turn", "constraint", "passed"])
+
+
+def constraint_satisfaction(events: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Per arm and constraint: the replies checked, those that passed, and the pass rate with its Wilson interval
+    (statsmodels' proportion_confint) over the replies of all turns. Which part of the goal drifts: the format
+    (bullets), the length, or the tone. Empty, with a note, for a task without constraints."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    checks = constraint_checks(events)
+    if checks.empty:
+        return empty(CONSTRAINT_COLUMNS, "no constraint was checked (the task has none, or no reply was given)")
+    rows = []
+    for (arm, constraint), g in checks.groupby(["arm", "constraint"], sort=True):
+        n, k = len(g), int(g["passed"].sum())
+        lo, hi = proportion_confint(k, n, alpha=1 - confidence, method="wilson")
+        rows.append({"arm": arm, "constraint": constraint, "replies": n, "passed": k, "rate": k / n, "ci_low": lo, "ci_high": hi})
+    return note(pd.DataFrame(rows, columns=CONSTRAINT_COLUMNS),
+                f"ci_low/ci_high: {confidence:.0%} Wilson interval over the arm's replies (all turns)")
+
+
 def drift_tables(log, bootstrap: int = 500) -> dict[str, pd.DataFrame]:
     events = log.events
     if not (events["action"] == "turn").any():  # nothing played yet (killed before its first turn)
@@ -233,7 +268,8 @@ def drift_tables(log, bootstrap: int = 500) -> dict[str, pd.DataFrame]:
         return note_empty_tables(out, log)
     turns = turns_table(events)
     ok, why = kl_available(turns)
-    out: dict[str, pd.DataFrame] = {"satisfaction": satisfaction(turns), "measurement": measurement(turns)}
+    out: dict[str, pd.DataFrame] = {"satisfaction": satisfaction(turns), "constraints": constraint_satisfaction(events),
+                                    "measurement": measurement(turns)}
     if not ok:
         out["kl"] = not_applicable(empty(["d_mc", "d_topk"]), f"D_t unavailable: {why}")
         out["arms"] = compare_arms(turns).drop(columns=[c for c in ("d_mc_mean", "d_mc_after_reminder", "reduction_pct") if c in compare_arms(turns)])
@@ -296,8 +332,9 @@ def reminder_effect(turns: pd.DataFrame, value: str = "d_mc", confidence: float 
 def drift_plots(tables: dict[str, pd.DataFrame], logs: list, out: Path) -> list[Path]:
     """The PNGs of `agentsim analyze RUN drift --out DIR`: D_t per arm, Monte-Carlo (drift_d_mc.png, with the
     fitted D* and recurrence when the recurrence table has them) and top-k (drift_d_topk.png, when measured, with q's mass inside its top k beside it), each
-    with the arms' reminder turns marked; the reminder effect per arm (drift_reminder_effect.png); constraint
-    satisfaction per arm (drift_satisfaction.png); LLM usage per step (drift_llm_usage.png). An arm has one colour
+    with the arms' reminder turns marked; each conversation's D_t per arm (drift_traces.png); the reminder effect
+    per arm (drift_reminder_effect.png); constraint satisfaction per arm and turn (drift_satisfaction.png) and per
+    constraint (drift_constraints.png); LLM usage per step (drift_llm_usage.png). An arm has one colour
     in all of them. A figure with nothing to show is not drawn (a note on its table says why)."""
     from agentsim.analysis.llm_usage import add_llm_usage
     from agentsim.analysis.plots import styles
@@ -317,6 +354,9 @@ def drift_plots(tables: dict[str, pd.DataFrame], logs: list, out: Path) -> list[
         draw(lambda: plot_curves(tables["curves_topk"], out / "drift_d_topk.png", value="d_topk", title=title.replace("D_t", "D_t (top-k)"),
                                  reminders=reminders, colors=colors),
              out / "drift_d_topk.png", tables["curves_topk"], paths)
+        draw(lambda: plot_traces(turns, out / "drift_traces.png", reminders=reminders, colors=colors,
+                                 title=title.replace("D_t per arm", "D_t per conversation (Monte-Carlo)")),
+             out / "drift_traces.png", tables["curves_mc"], paths)
         effect = reminder_effect(turns) if turns is not None else empty(["arm"], "no turns")
         draw(lambda: plot_reminder_effect(effect, out / "drift_reminder_effect.png", colors=colors,
                                           title=(runs_title("Reminder effect", logs) + who) if logs else "Reminder effect"),
@@ -324,6 +364,10 @@ def drift_plots(tables: dict[str, pd.DataFrame], logs: list, out: Path) -> list[
     sat_title = (runs_title("Constraint satisfaction per arm", logs) + who) if logs else ""
     draw(lambda: plot_satisfaction(tables["satisfaction"], out / "drift_satisfaction.png", title=sat_title, colors=colors),
          out / "drift_satisfaction.png", tables["satisfaction"], paths)
+    if "constraints" in tables:
+        draw(lambda: plot_constraints(tables["constraints"], out / "drift_constraints.png", colors=colors,
+                                      title=(runs_title("Satisfaction per constraint", logs) + who) if logs else "Satisfaction per constraint"),
+             out / "drift_constraints.png", tables["constraints"], paths)
     add_llm_usage("drift", tables, logs, out, paths)
     return paths
 
@@ -408,6 +452,83 @@ def plot_reminder_effect(effect: pd.DataFrame, path: str | Path | None = None, t
     ax.set_title(title, fontsize=10)
     ax.text(0.99, 0.98, "bars: 95% t-interval over conversations", transform=ax.transAxes, ha="right", va="top", fontsize=7)
     return save_own(ax, own, path)
+
+
+def constraint_label(key: str) -> str:
+    """A constraint as the checks name it (scenarios/drift/checks.py describe: its JSON) in a few words:
+    `{"kind":"words","min":100,"max":200}` -> `words (min 100, max 200)`; empty options are left out."""
+    try:
+        spec = json.loads(key)
+    except ValueError:
+        return key
+    if not isinstance(spec, dict):
+        return key
+    options = ", ".join(f"{k} {v}" for k, v in spec.items() if k != "kind" and v not in (None, [], {}, ""))
+    return f"{spec.get('kind', '?')}" + (f" ({options})" if options else "")
+
+
+def plot_constraints(cons: pd.DataFrame, path: str | Path | None = None, title: str = "Satisfaction per constraint",
+                     ax: Any = None, colors: dict | None = None) -> Any:
+    """Grouped bars: the pass rate of each constraint (x) per arm (one colour each), with its Wilson interval; n
+    (replies) under each constraint. Returns the Figure; raises NothingToShow without checks."""
+    from agentsim.analysis.plots import NothingToShow, own_axes, save_own, styles
+    from agentsim.analysis.tables import notes_of
+
+    if cons.empty:
+        raise NothingToShow("; ".join(notes_of(cons)[:1]) or "no constraint checks")
+    arms = sorted(set(cons["arm"]))
+    names = list(dict.fromkeys(cons["constraint"]))
+    colors = colors or styles(arms)
+    ax, own = own_axes(ax, (max(6.0, 1.6 * len(names) + 2), 4))
+    width = 0.8 / len(arms)
+    for i, arm in enumerate(arms):
+        g = cons[cons["arm"] == arm].set_index("constraint").reindex(names)
+        x = np.arange(len(names)) + (i - (len(arms) - 1) / 2) * width
+        rate = g["rate"].to_numpy(float)
+        err = np.clip(np.vstack([rate - g["ci_low"].to_numpy(float), g["ci_high"].to_numpy(float) - rate]), 0, None)
+        ax.bar(x, rate, width, color=colors.get(arm, {}).get("color"), label=arm, yerr=np.nan_to_num(err), capsize=3)
+    replies = cons.groupby("constraint")["replies"].agg(["min", "max"]).reindex(names)
+    ax.set_xticks(np.arange(len(names)), [f"{constraint_label(c)}\n(n={lo}{'' if lo == hi else f'-{hi}'} per arm)" for c, lo, hi
+                                          in zip(names, replies["min"], replies["max"], strict=True)], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("share of replies that pass")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, title="bars: 95% Wilson interval over replies", title_fontsize=8)
+    return save_own(ax, own, path)
+
+
+def plot_traces(turns: pd.DataFrame, path: str | Path | None = None, value: str = "d_mc", title: str = "D_t per conversation",
+                reminders: dict[str, list[int]] | None = None, colors: dict | None = None) -> Any:
+    """One panel per arm: each conversation's D_t over turns (thin lines; gaps where a turn has no measurement),
+    the arm's mean bold, its reminder turns dotted; integer turns, nats/token. Returns the Figure; raises
+    NothingToShow without a measured turn."""
+    from matplotlib.ticker import MaxNLocator
+
+    from agentsim.analysis.plots import NothingToShow, new_figure, save, styles
+
+    if value not in turns or not turns[value].notna().any():
+        raise NothingToShow("no D_t was measured in this run")
+    arms = sorted(set(turns["arm"]))
+    colors = colors or styles(arms)
+    fig, axes = new_figure((max(4.2 * len(arms), 6.0), 3.8), 1, len(arms), sharey=True, squeeze=False)
+    for ax, arm in zip(axes[0], arms, strict=True):
+        g = turns[turns["arm"] == arm]
+        color = colors.get(arm, {}).get("color")
+        for _, c in g.groupby("conversation", sort=True):
+            ax.plot(c["turn"], c[value], color=color, alpha=0.35, lw=0.9)
+        mean = g.groupby("turn")[value].mean()
+        ax.plot(mean.index, mean.to_numpy(), color=color, lw=2.4, marker="o", ms=3,
+                label=f"mean of {g['conversation'].nunique()} conversations")
+        for t in (reminders or {}).get(arm, []):
+            ax.axvline(t - 0.5, color=color, ls=":", lw=1)
+        ax.set_title(arm, fontsize=9)
+        ax.set_xlabel("turn")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=7, title="thin: one conversation each" + ("; dotted: reminders" if (reminders or {}).get(arm) else ""),
+                  title_fontsize=7)
+    axes[0][0].set_ylabel(f"{ESTIMATORS.get(value, value)} (nats/token)")
+    fig.suptitle(title, fontsize=10)
+    return save(fig, path)
 
 
 def plot_satisfaction(sat: pd.DataFrame, path: str | Path | None = None, title: str = "", ax: Any = None,

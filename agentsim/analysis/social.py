@@ -352,6 +352,47 @@ def herd_from_events(events: pd.DataFrame) -> pd.DataFrame:
     return note(out, *interval_notes("95% t-interval", why))
 
 
+HERD_TRAJECTORY_COLUMNS = ["treatment", "step", "posts", "mean_score", "low", "high"]
+
+
+def herd_trajectory(events: pd.DataFrame) -> pd.DataFrame:
+    """The herd effect over time: per arm and step, the mean score (likes - dislikes, everyone's votes) of the arm's
+    treated posts at the end of that step, with a 95% t-interval over those posts (`posts`: treated by then).
+    `events` has step, agent_id, action, target, payload; the arms and votes are read as in `herd_from_events`.
+    From the first treatment's step to the last step with events."""
+    tr = events[events["action"] == "treatment"]
+    if tr.empty:
+        return empty(HERD_TRAJECTORY_COLUMNS, "no herd-effect experiment in this run (no 'treatment' events)")
+    posts = pd.DataFrame({"post": tr["target"].to_numpy(), "treated": tr["step"].to_numpy(int),
+                          "treatment": [_treatment_of(p, i) for i, p in zip(tr.index, tr["payload"], strict=True)]})
+    votes = events[events["action"].isin(list(VOTE_DELTA)) & events["target"].isin(set(posts["post"]))]
+    steps = range(int(posts["treated"].min()), int(events["step"].max()) + 1)
+    # score of each post at the end of each step: the running sum of its votes' deltas
+    per_step = votes.assign(delta=votes["action"].map(VOTE_DELTA)).pivot_table(
+        index="target", columns="step", values="delta", aggfunc="sum", fill_value=0)
+    running = per_step.reindex(columns=list(steps), fill_value=0).cumsum(axis=1).reindex(posts["post"], fill_value=0)
+    rows, why = [], []
+    for arm, g in posts.groupby("treatment", sort=False):
+        for s in steps:
+            mine = g[g["treated"] <= s]["post"]
+            if mine.empty:
+                continue
+            m, ci = mean_t_interval(running.loc[mine, s].to_numpy(float))
+            why.append((f"{arm} step {s}", ci.note))
+            rows.append({"treatment": arm, "step": s, "posts": len(mine), "mean_score": m, "low": ci.low, "high": ci.high})
+    return note(pd.DataFrame(rows, columns=HERD_TRAJECTORY_COLUMNS), *interval_notes("95% t-interval", why))
+
+
+def plot_herd_trajectory(traj: pd.DataFrame, path: Any = None, title: str = "Herd effect over time", ax: Any = None) -> Any:
+    """`herd_trajectory`: the mean score of each arm's treated posts per step, with its 95% t-interval band over
+    the posts (n in the legend). Returns the Figure; raises NothingToShow without treated posts."""
+    from agentsim.analysis.plots import band_plot
+
+    return band_plot(traj, "step", "mean_score", "treatment", path, low="low", high="high", n="posts",
+                     interval="95% t-interval over posts", xlabel="step", ylabel="score so far (likes - dislikes)",
+                     title=title, ax=ax)
+
+
 # -- polarization --------------------------------------------------------------------------------------------
 def post_stances(log: Any) -> pd.DataFrame:
     """Stance (-1..1) of every authored post/quote/comment: the judge's rating (stance / 5) where the run has
@@ -402,6 +443,50 @@ def polarization_table(log: Any, window: int | None = None, n_resamples: int = 2
     if skipped:
         note(out, f"no change for group(s) {', '.join(skipped)}: no posts in the first or the last {w} step(s)")
     return note(out, *interval_notes("change CI", why))
+
+
+def stance_windows(log: Any, window: int | None = None) -> tuple[pd.DataFrame, int]:
+    """The posts' signed stances (`post_stances`) of the first and the last `window` steps (default: a quarter of
+    the run, as `polarization_table`), with `window` "first" or "last"; and the window's length."""
+    st = post_stances(log)
+    if st.empty:
+        return st.assign(window=pd.Series(dtype=str)), window or 1
+    first, last = int(st["step"].min()), int(st["step"].max())
+    w = window or max(1, (last - first + 1) // 4)
+    a, b = st[st["step"] < first + w].assign(window="first"), st[st["step"] > last - w].assign(window="last")
+    return pd.concat([a, b], ignore_index=True), w
+
+
+def plot_stance_distributions(log: Any, path: Any = None, title: str = "Signed stance of posts, first vs last steps",
+                              window: int | None = None, bins: int = 20) -> Any:
+    """The distribution of the posts' signed stance (-1..1) in the first and the last `window` steps, one panel per
+    group: step histograms (share of the window's posts per bin; n in the legend), the windows' means dashed. A
+    group with no post in either window is left out. Returns the Figure; raises NothingToShow without posts."""
+    from agentsim.analysis.plots import PALETTE, NothingToShow, new_figure, save
+
+    st, w = stance_windows(log, window)
+    if st.empty:
+        raise NothingToShow("no authored posts by users in this run")
+    groups = sorted({str(g) for g in st["group"].dropna()}) or [""]
+    fig, axes = new_figure((max(4.0 * len(groups), 6.0), 3.6), 1, len(groups), sharey=True, squeeze=False)
+    edges = np.linspace(-1, 1, bins + 1)
+    for ax, g in zip(axes[0], groups, strict=True):
+        d = st[st["group"].astype(str) == g] if g else st
+        for (which, label), color in zip((("first", f"first {w} step(s)"), ("last", f"last {w} step(s)")), PALETTE[:2], strict=True):
+            v = d.loc[d["window"] == which, "stance"].to_numpy(float)
+            if not len(v):
+                continue
+            ax.hist(v, bins=edges, weights=np.full(len(v), 1 / len(v)), histtype="step", lw=1.6, color=color,
+                    label=f"{label} (n={len(v)}, mean {v.mean():+.2f})")
+            ax.axvline(v.mean(), color=color, ls="--", lw=1)
+        ax.set_xlim(-1, 1)
+        ax.set_xticks([-1, -0.5, 0, 0.5, 1])
+        ax.set_xlabel("signed stance (-1 against .. 1 for)")
+        ax.set_title(g or "all users", fontsize=9)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("share of the window's posts")
+    fig.suptitle(title, fontsize=10)
+    return save(fig, path)
 
 
 CURVE_COLUMNS = ["group", "step", "stance", "extremity", "low", "high", "posts"]
@@ -637,7 +722,9 @@ def social_plots(tables: dict[str, pd.DataFrame], logs: list[Any], out: Path) ->
     """The PNGs of `agentsim analyze RUN social --out DIR`: cascade-size CCDF (social_cascade_ccdf.png), the growth
     of the largest cascades with the injected post's highlighted (social_cascade_growth.png), adoption
     probability against exposed neighbours (social_adoption.png), the follow network coloured by group or role
-    (social_network.png), herd effect, polarization curve (one run), the growth curves (with a reference, or over a
+    (social_network.png), herd effect (social_herd.png) and its trajectory by arm (social_herd_trajectory.png), the
+    polarization curve (social_polarization.png) and the signed-stance distributions of the first and last steps
+    (social_stance.png) (one run), the growth curves (with a reference, or over a
     folder of runs) and LLM usage per step (social_llm_usage.png). A figure with nothing to show (a run without
     reposts has no CCDF) is not drawn; a note on its table says why."""
     from agentsim.analysis.cascades import plot_ccdf
@@ -662,6 +749,12 @@ def social_plots(tables: dict[str, pd.DataFrame], logs: list[Any], out: Path) ->
              out / "social_herd.png", tables["herd"], paths)
         draw(lambda: plot_polarization(log, out / "social_polarization.png", title=runs_title("Opinion extremity of posts per group", logs) + who),
              out / "social_polarization.png", tables.get("polarization"), paths)
+        traj = herd_trajectory(log.df("events", ["step", "agent_id", "action", "target", "payload"]))
+        draw(lambda: plot_herd_trajectory(traj, out / "social_herd_trajectory.png", title=runs_title("Herd effect over time", logs) + who),
+             out / "social_herd_trajectory.png", tables["herd"], paths)
+        draw(lambda: plot_stance_distributions(log, out / "social_stance.png",
+                                               title=runs_title("Signed stance of posts, first vs last steps", logs) + who),
+             out / "social_stance.png", tables.get("polarization"), paths)
         growth, inj = injected_growth(log)
         draw(lambda: plot_cascade_growth(growth, inj, out / "social_cascade_growth.png",
                                          title=runs_title("Cascade growth, the injected post highlighted", logs) + who),
