@@ -292,7 +292,8 @@ def test_human_seats_need_the_local_runtime(tmp_path: Path) -> None:
     [
         ("Mauve", "'Mauve' is neither an agent nor a model alias", None, None),
         # The wargame takes its world model's alias from world.world_model.model, not population.overrides.
-        ("WorldModel", "population.overrides.WorldModel: no agent named 'WorldModel'", None, None),
+        ("WorldModel", "--human: 'WorldModel': this family does not take WorldModel's model from population.overrides; "
+                       "WorldModel plays on model alias 'default': --human default", None, None),
         ("Red", None, {"default": "scripted", "human-Red": "human"}, ["Red"]),
         # Every agent on the alias is a seat, and --backend leaves the alias human.
         ("default", None, {"default": "human"}, ["Purple", "White", "Pink", "Red", "Yellow", "Blue", "Green", "Orange", "WorldModel"]),

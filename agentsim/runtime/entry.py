@@ -118,13 +118,23 @@ def prepare_with_humans(scenario: str | Path, humans: list[str], sets: list[str]
         raise SpecError(COMMAND_LINE, problems)
     if backend is not None:
         extra += [Override(f"models.{a}.backend", backend, f"--backend {backend}") for a in models if a not in keep]
+    def not_overridable(name: str) -> SpecProblem:
+        alias = alias_of.get(name, "ALIAS")
+        return SpecProblem("--human", f"{name!r}: this family does not take {name}'s model from population.overrides; "
+                                      f"{name} plays on model alias {alias!r}: --human {alias} makes every agent on it a "
+                                      f"human seat (or give {name} an alias of its own in the scenario)")
+
     if extra:
-        sc = prepare_scenario(scenario, [*command_line_overrides(sets or [], **flags), *extra], run_dir=run_dir)
+        try:
+            sc = prepare_scenario(scenario, [*command_line_overrides(sets or [], **flags), *extra], run_dir=run_dir)
+        except SpecError as e:
+            # an agent the world lists but whose model the population does not set (the wargame's WorldModel): say
+            # so about --human, not about the override it made
+            mine = {f"population.overrides.{n}": n for n in humans if n in alias_of and n not in models}
+            named = [not_overridable(mine[p.path]) if p.path in mine else p for p in e.problems]
+            raise SpecError(COMMAND_LINE if all(p.path in mine for p in e.problems) else e.source, named) from None
     out, unmatched = seats_named(sc, humans)
-    for name in unmatched:
-        problems.append(SpecProblem("--human", f"{name!r}: this family does not take {name}'s model from "
-                                               f"population.overrides; give the alias {name} plays on `backend: human` in "
-                                               f"the scenario and name that alias: --human ALIAS"))
+    problems += [not_overridable(name) for name in unmatched]
     if problems:
         raise SpecError(COMMAND_LINE, problems)
     return sc, out
