@@ -264,6 +264,7 @@ def drift_tables(log, bootstrap: int = 500) -> dict[str, pd.DataFrame]:
     events = log.events
     if not (events["action"] == "turn").any():  # nothing played yet (killed before its first turn)
         out = {"satisfaction": empty(["arm", "turn", "rate", "n"], "no turns in this run"),
+               "constraints": empty(CONSTRAINT_COLUMNS, "no turns in this run"),
                "arms": empty(["arm", "first_reminder", "satisfaction_rate"], "no turns in this run")}
         return note_empty_tables(out, log)
     turns = turns_table(events)
@@ -364,10 +365,10 @@ def drift_plots(tables: dict[str, pd.DataFrame], logs: list, out: Path) -> list[
     sat_title = (runs_title("Constraint satisfaction per arm", logs) + who) if logs else ""
     draw(lambda: plot_satisfaction(tables["satisfaction"], out / "drift_satisfaction.png", title=sat_title, colors=colors),
          out / "drift_satisfaction.png", tables["satisfaction"], paths)
-    if "constraints" in tables:
-        draw(lambda: plot_constraints(tables["constraints"], out / "drift_constraints.png", colors=colors,
-                                      title=(runs_title("Satisfaction per constraint", logs) + who) if logs else "Satisfaction per constraint"),
-             out / "drift_constraints.png", tables["constraints"], paths)
+    cons = tables.get("constraints", empty(CONSTRAINT_COLUMNS, "no constraint checks in these tables"))
+    draw(lambda: plot_constraints(cons, out / "drift_constraints.png", colors=colors,
+                                  title=(runs_title("Satisfaction per constraint", logs) + who) if logs else "Satisfaction per constraint"),
+         out / "drift_constraints.png", cons, paths)
     add_llm_usage("drift", tables, logs, out, paths)
     return paths
 
