@@ -4,6 +4,7 @@ export | models | families | data | bench."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import shutil
 import sys
@@ -408,8 +409,12 @@ def validate(
                 from agentsim.llm.replay import ReplayBackend
                 from agentsim.spec.shipped import resolve_recording
 
-                # what `run` builds before its first step: refuses another family or seed, or a log without answers
-                ReplayBackend(resolve_recording(replay_from), sc.spec.model_dump(mode="json"))
+                # what `run` builds before its first step: refuses another family or seed, more steps than the source
+                # holds, or a log without answers
+                differ = ReplayBackend(resolve_recording(replay_from), sc.spec.model_dump(mode="json")).differences
+                if differ:
+                    sc = dataclasses.replace(sc, notes=(*sc.notes, f"the recorded run differs in {', '.join(differ[:8])}: "
+                                                        "where that changes a request, the replay stops at it (no recorded answer)"))
         except SpecError as e:
             err.print(f"[red]invalid[/red] {escape(e.render())}", highlight=False, soft_wrap=True)
             bad += 1

@@ -129,17 +129,36 @@ def test_replay_of_a_different_scenario_stops_with_a_clear_error_not_a_crash(scr
     assert meta["status"] == "backend_unavailable" and meta["error"]["outage"] == "unrecorded"
 
 
-@pytest.mark.parametrize(("overrides", "named"), [
-    ({"steps": 16}, "differs in steps"),           # the wargame's prompt names the number of days
-    ({"steps": 3}, "differs in steps"),
-    ({"world.max_actions_per_day": 2}, "differs in world.max_actions_per_day"),
+@pytest.mark.parametrize(("overrides", "named", "code"), [
+    # more steps than the source holds: refused before the first step, by validate too
+    ({"steps": 16}, "the recorded run holds 14 steps and this run asks for 16: a replay can run at most as many steps", 2),
+    ({"steps": 3}, "differs in steps", 3),           # the wargame's prompt names the number of days
+    ({"world.max_actions_per_day": 2}, "differs in world.max_actions_per_day", 3),
 ])
 def test_a_replay_that_asks_other_questions_names_what_differs(scripted_run: Path, tmp_path: Path, overrides: dict,
-                                                               named: str) -> None:
+                                                               named: str, code: int) -> None:
     f = write_scenario(tmp_path, **overrides)
     r = agentsim_cli("run", str(f), "--backend", "replay", "--replay-from", str(scripted_run), "--run-dir", str(tmp_path / "x"))
-    assert r.returncode == 3 and "Traceback" not in r.stderr
+    assert r.returncode == code and "Traceback" not in r.stderr
     assert named in r.stderr and "agentsim resume" not in r.stderr  # a resume would ask the same unrecorded question
+    v = agentsim_cli("validate", str(f), "--backend", "replay", "--replay-from", str(scripted_run))
+    if code == 2:
+        assert v.returncode == 2 and named in v.stderr
+    else:  # validate cannot know which requests change; it says which fields differ
+        assert v.returncode == 0 and f"note: the recorded run {named}" in v.stdout
+
+
+def test_a_replay_missing_some_answers_of_a_phase_stops_instead_of_completing(tmp_path: Path) -> None:
+    """One more conversation per arm than the recording: most of the phase's requests are recorded, the new ones
+    are not. The replay stops at once (exit 3), instead of logging invalid answers the recorded run never gave and
+    calling itself completed."""
+    args = ["--steps", "2", "--quiet"]
+    run_ok("drift/rewrite.yaml", "--backend", "scripted", "--run-dir", str(tmp_path / "rec"), *args, "--set", "world.conversations_per_arm=1")
+    r = agentsim_cli("run", "drift/rewrite.yaml", "--backend", "replay", "--replay-from", str(tmp_path / "rec"),
+                     "--run-dir", str(tmp_path / "rep"), *args, "--set", "world.conversations_per_arm=2")
+    assert r.returncode == 3, r.stderr
+    assert "3 of the 6 requests of step 0, phase 'user' could be served (unrecorded)" in r.stderr
+    assert RunLog(tmp_path / "rep").meta["status"] == "backend_unavailable"
 
 
 def test_a_replay_past_its_source_says_so(scripted_run: Path) -> None:

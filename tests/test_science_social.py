@@ -908,6 +908,13 @@ def test_herd_trajectory_by_hand() -> None:
     ax = plot_herd_trajectory(t).axes[0]
     up = next(x for x in ax.get_lines() if x.get_label().startswith("up"))
     assert list(up.get_xdata()) == [1, 2, 3] and list(up.get_ydata()) == [1.0, 0.0, 0.5] and "n=1-2 per point" in up.get_label()
+    # a vote before the treatment (p1 liked at step 0, treated at 1) counts, as in the final score of herd_from_events
+    early = pd.concat([events, pd.DataFrame([ev(0, "w", "like_post", "p1")])], ignore_index=True)
+    later = herd_trajectory(early)
+    assert later[(later["treatment"] == "up")]["mean_score"].tolist() == [2.0, 0.5, 1.0]
+    final = herd_from_events(early).set_index("treatment")["mean_score"]
+    last = later[later["step"] == 3].set_index("treatment")["mean_score"]
+    assert last.to_dict() == final.to_dict()  # the trajectory ends where the final-score figure stands
     none = herd_trajectory(events[events["action"] != "treatment"])
     assert none.empty and notes_of(none) == ["no herd-effect experiment in this run (no 'treatment' events)"]
 

@@ -356,10 +356,11 @@ HERD_TRAJECTORY_COLUMNS = ["treatment", "step", "posts", "mean_score", "low", "h
 
 
 def herd_trajectory(events: pd.DataFrame) -> pd.DataFrame:
-    """The herd effect over time: per arm and step, the mean score (likes - dislikes, everyone's votes) of the arm's
-    treated posts at the end of that step, with a 95% t-interval over those posts (`posts`: treated by then).
-    `events` has step, agent_id, action, target, payload; the arms and votes are read as in `herd_from_events`.
-    From the first treatment's step to the last step with events."""
+    """The herd effect over time: per arm and step, the mean score (likes - dislikes, everyone's votes, as
+    `herd_from_events` counts them: every vote the post ever got) of the arm's treated posts at the end of that
+    step, with a 95% t-interval over those posts (`posts`: treated by then). At the last step it is
+    `herd_from_events`' mean score of each arm. `events` has step, agent_id, action, target, payload. From the first
+    treatment's step to the last step with events."""
     tr = events[events["action"] == "treatment"]
     if tr.empty:
         return empty(HERD_TRAJECTORY_COLUMNS, "no herd-effect experiment in this run (no 'treatment' events)")
@@ -370,7 +371,9 @@ def herd_trajectory(events: pd.DataFrame) -> pd.DataFrame:
     # score of each post at the end of each step: the running sum of its votes' deltas
     per_step = votes.assign(delta=votes["action"].map(VOTE_DELTA)).pivot_table(
         index="target", columns="step", values="delta", aggfunc="sum", fill_value=0)
-    running = per_step.reindex(columns=list(steps), fill_value=0).cumsum(axis=1).reindex(posts["post"], fill_value=0)
+    # votes before a post's treatment (a seed post voted on in the step it was made) count too, as in the final score
+    every = range(min(int(events["step"].min()), steps.start), steps.stop)
+    running = per_step.reindex(columns=list(every), fill_value=0).cumsum(axis=1).reindex(posts["post"], fill_value=0)
     rows, why = [], []
     for arm, g in posts.groupby("treatment", sort=False):
         for s in steps:

@@ -107,17 +107,20 @@ def _scores(res: LLMResult) -> tuple[TokenScores | None, str | None]:
         return None, f"malformed scores: {e}"
 
 
-def unserved(rows: list[dict[str, Any]]) -> list[tuple[str, str, int, str]]:
-    """The model aliases none of whose requests among `rows` (one phase's call rows) the backend could serve
-    (`LLMResult.outage` on every row): [(alias, outage, requests, an example error)]. A phase like that means the
-    server is down or the replay source does not match, not that a model answered badly."""
+def unserved(rows: list[dict[str, Any]]) -> list[tuple[str, str, int, str, int]]:
+    """The model aliases whose requests among `rows` (one phase's call rows) the backend could not serve
+    (`LLMResult.outage`): [(alias, outage, requests not served, an example error, the alias's requests)]. An alias counts when none of its
+    requests was served (the server is down), or when a replay had no recorded answer for any one of them
+    (`unrecorded`: the replay would log invalid answers the recorded run never gave, and call itself completed)."""
     by_alias: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_alias.setdefault(r["alias"], []).append(r)
     out = []
     for alias, rs in by_alias.items():
-        if all(r.get("_outage") for r in rs):
-            out.append((alias, rs[0]["_outage"], len({r["_obs"] for r in rs}), rs[0]["error"] or ""))
+        missed = [r for r in rs if r.get("_outage")]
+        if missed and (len(missed) == len(rs) or any(r["_outage"] == "unrecorded" for r in missed)):
+            out.append((alias, missed[0]["_outage"], len({r["_obs"] for r in missed}), missed[0]["error"] or "",
+                        len({r["_obs"] for r in rs})))
     return out
 
 

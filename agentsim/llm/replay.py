@@ -63,6 +63,13 @@ def check_source(run_dir: str | Path, expect: dict[str, Any]) -> list[str]:
             f"--replay-from {run_dir}: {theirs}; {ours}: request seeds derive from the run seed, so none can match. "
             f"Run with --seed {recorded.get('seed')} to replay it."
         )
+    held = RunLog(run_dir).complete_steps
+    wanted = expect.get("steps")
+    if isinstance(wanted, int) and wanted > held:
+        raise ReplaySourceError(
+            f"--replay-from {run_dir}: the recorded run holds {held} step{'s' if held != 1 else ''} and this run asks for "
+            f"{wanted}: a replay can run at most as many steps as its source (--steps {held})"
+        )
     return spec_differences(recorded, expect)
 
 

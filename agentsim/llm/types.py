@@ -160,12 +160,15 @@ class BackendUnavailable(BackendError):
     resumable from its last checkpoint, instead of logging a whole run of invalid answers."""
 
     def __init__(self, alias: str, backend: str, where: str | None, outage: str, step: int, phase: str,
-                 requests: int, example: str):
+                 requests: int, example: str, total: int | None = None):
         self.alias, self.backend, self.where, self.outage = alias, backend, where, outage
         self.step, self.phase, self.requests, self.example = step, phase, requests, example
         at = f" at {where}" if where else ""
+        # a replay stops at its first unrecorded request, also when it could answer the others (`total` of them)
+        which = (f"none of the {requests} request(s)" if total is None or total == requests
+                 else f"{requests} of the {total} requests")
         super().__init__(
-            f"model alias '{alias}' ({backend} backend{at}): none of the {requests} request(s) of step {step}, "
+            f"model alias '{alias}' ({backend} backend{at}): {which} of step {step}, "
             f"phase '{phase}' could be served ({outage}): {example}"
         )
 

@@ -250,10 +250,10 @@ class LocalRuntime:
     def _stop_if_unserved(self, step: int, phase: str, rows: list[dict[str, Any]]) -> None:
         """Stop the run (BackendUnavailable) when no request of some alias in this phase could be served: a
         dead server or a replay source that does not match gives nothing but invalid answers from here on."""
-        for alias, outage, n, example in unserved(rows):
+        for alias, outage, n, example, total in unserved(rows):
             m = self.spec.models[alias]
             where = m.base_url if m.backend == "openai" else self.meta.get("replay_from") if m.backend == "replay" else None
-            raise BackendUnavailable(alias, m.backend, where, outage, step, phase, n, example)
+            raise BackendUnavailable(alias, m.backend, where, outage, step, phase, n, example, total)
 
     async def _run(self) -> None:
         if self.start_step == 0:
