@@ -459,18 +459,15 @@ ROWS_SHOWN = 40
 
 
 def _check_out_dir(out: Path) -> None:
-    """--out must be a directory we can create or write into; checked before any analysis runs."""
-    import os
+    """--out must be a directory we can create or write into; checked before any analysis runs (the same probe
+    as the run log's directory: agentsim/spec/loader.py directory_problem)."""
+    from agentsim.spec.loader import directory_problem
 
     if out.exists() and not out.is_dir():
         _fail(f"--out {out}: exists and is not a directory; give a directory (created if missing)")
-    probe = out
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        _fail(f"--out {out}: {probe} is a file, so the directory cannot be created there")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        _fail(f"--out {out}: {probe} is not writable")
+    problem = directory_problem(out, "the tables and figures")
+    if problem:
+        _fail(f"--out {out}: {problem}")
 
 
 @app.command()

@@ -63,7 +63,22 @@ PLOTS = {"escalation": ["escalation_es.png", "escalation_categories.png", "escal
          "tournament": ["tournament_expected_scores.png", "tournament_placements.png", "tournament_sensitivity.png",
                         "tournament_convergence.png", "tournament_standings.png", "tournament_ratings.png",
                         "tournament_rank_agreement.png", "tournament_llm_usage.png"],
-         "drift": ["drift_satisfaction.png", "drift_constraints.png", "drift_llm_usage.png"]}
+         "drift": ["drift_d_mc.png", "drift_d_topk.png", "drift_traces.png", "drift_reminder_effect.png",
+                   "drift_satisfaction.png", "drift_constraints.png", "drift_llm_usage.png"]}
+
+
+@pytest.mark.parametrize(("out", "says"), [
+    ("{tmp}/afile", "exists and is not a directory"),
+    ("{tmp}/afile/figs", "is inside {tmp}/afile, which is a file"),
+    ("/proc/agentsim-figs", "cannot create the tables and figures in /proc: "),  # refuses only when asked
+    ("/sys/agentsim-figs", "cannot create the tables and figures in /sys: "),
+])
+def test_an_out_directory_that_cannot_be_made_is_one_line(degenerate, tmp_path: Path, out: str, says: str) -> None:
+    (tmp_path / "afile").write_text("a file")
+    out = out.replace("{tmp}", str(tmp_path))
+    r = _cli("analyze", str(degenerate("wargame", "no_events")), "escalation", "--out", out)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert f"--out {out}: " in r.stderr and says.replace("{tmp}", str(tmp_path)) in r.stderr
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

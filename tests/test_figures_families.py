@@ -432,6 +432,20 @@ def test_ccdf_is_a_step_plot_over_unique_sizes_with_the_alternatives() -> None:
     assert ax.get_xscale() == ax.get_yscale() == "log"
 
 
+def test_figures_of_cascades_that_never_grew_are_not_drawn() -> None:
+    """A run in which no post was shared: every cascade has size 1. One point is no CCDF and nothing grows."""
+    from agentsim.analysis.cascades import plot_ccdf
+    from agentsim.analysis.social import plot_cascade_growth
+
+    with pytest.raises(NothingToShow, match="all 21 cascades have size 1: no distribution to draw"):
+        plot_ccdf(np.ones(21))
+    growth = pd.DataFrame({"root": [1, 2], "t": [0, 0], "size": [1, 1], "scale": [1, 1], "depth": [0, 0], "max_breadth": [1, 1],
+                           "injected": [False, False]})
+    with pytest.raises(NothingToShow, match="no post was shared"):
+        plot_cascade_growth(growth)
+    assert plot_ccdf(np.array([1, 1, 2, 5])).axes[0].get_xlabel() == "cascade size (posts: the root and its shares)"
+
+
 def test_adoption_curve_by_hand() -> None:
     # pair 0: exposed to 1, then 2, adopts at 2; pair 1: exposed to 1, adopts at 1; pair 2: exposed to 1, never adopts
     intervals = pd.DataFrame({"id": [0, 0, 1, 2], "start": [0, 1, 0, 0], "stop": [1, 3, 1, 5], "exposure": [1, 2, 1, 1],
@@ -666,8 +680,10 @@ def test_category_stacks_by_hand() -> None:
     for c in ax.containers:
         bars[c.get_label()] = [p.get_height() for p in c.patches]
     assert bars == {"nuclear": [1.0, 0.0, 0.0], "violent escalation": [0.0, 1.0, 0.0], "posturing": [0.0, 0.5, 0.0],
-                    "de escalation": [0.5, 0.0, 0.0], "status quo": [0.0, 0.0, 0.5]}
-    assert list(bars) == ["nuclear", "violent escalation", "posturing", "de escalation", "status quo"]  # the legend's order
+                    "de-escalation": [0.5, 0.0, 0.0], "status quo": [0.0, 0.0, 0.5]}
+    assert list(bars) == ["nuclear", "violent escalation", "posturing", "de-escalation", "status quo"]  # stacked bottom up
+    # the legend lists them as the stack shows them, top first
+    assert [t.get_text() for t in ax.figure.axes[-1].get_legend().get_texts()] == list(bars)[::-1]
     assert ax.get_title() == "m (n=2 runs)" and ax.xaxis.get_major_locator()._integer
 
 
@@ -679,6 +695,9 @@ def test_nuclear_and_violent_counts_by_hand() -> None:
     assert [p.get_height() for p in nuclear.patches] == [1.0] and [p.get_height() for p in violent.patches] == [1.0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["m\n(n=2)"]
     assert ax.get_legend().get_title().get_text() == "bars: 95% t-interval over runs"
+    calm = [r for r in KNOWN if r[5] not in ("nuclear", "violent_escalation")]
+    with pytest.raises(NothingToShow, match="no nuclear or violent action in these 1 run"):  # all bars would be 0
+        plot_violent(_actions(calm))
 
 
 def test_nation_day_heatmap_by_hand() -> None:

@@ -248,12 +248,16 @@ def plot_ccdf(sizes: np.ndarray, path: Path | str | None = None, ax: Any = None,
     (powerlaw's lognormal, exponential and truncated power law, fitted on the same tail), each alternative's legend
     entry giving the normalised log-likelihood ratio R (R > 0 favours the power law) and its p-value (Vuong's
     test; Clauset, Shalizi & Newman 2009, section 5). Fitted curves are scaled by the tail's share so they meet
-    the empirical CCDF at xmin. Returns the Figure; raises NothingToShow without cascades."""
+    the empirical CCDF at xmin. Returns the Figure; raises NothingToShow without cascades or when every cascade has
+    the same size (one point is no distribution)."""
     from agentsim.analysis.plots import NothingToShow, own_axes, save_own
 
     x = np.sort(np.asarray(sizes, float))
     if not x.size:
         raise NothingToShow("no cascades in this run (no reposts)")
+    if np.unique(x).size < 2:
+        raise NothingToShow(f"all {x.size} cascades have size {x[0]:.0f}: no distribution to draw (no post was shared)"
+                            if x[0] == 1 else f"all {x.size} cascades have size {x[0]:.0f}: one point, no distribution")
     ax, own = own_axes(ax, (6, 4.5))
     xs = np.unique(x)
     ccdf = np.array([(x >= v).mean() for v in xs])
@@ -288,7 +292,7 @@ def plot_ccdf(sizes: np.ndarray, path: Path | str | None = None, ax: Any = None,
     ax.set_ylim(ccdf.min() / 5, 1.5)  # the data's range: a fitted curve falling far below the last size is cut there
     if title:
         ax.set_title(title, fontsize=10)
-    ax.set_xlabel("cascade size (users)")
+    ax.set_xlabel("cascade size (posts: the root and its shares)")
     ax.set_ylabel("P(size ≥ x)")
     ax.legend(fontsize=7, title=fitted or "R > 0 favours the power law (Vuong test p)", title_fontsize=7)
     return save_own(ax, own, path)

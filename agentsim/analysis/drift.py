@@ -27,7 +27,7 @@ import pandas as pd
 
 from agentsim.analysis import stats
 from agentsim.analysis.labels import run_label, runs_title
-from agentsim.analysis.plots import band_plot, draw
+from agentsim.analysis.plots import NothingToShow, band_plot, draw
 from agentsim.analysis.stats import few_events_note, interval_notes, mean_t_interval
 from agentsim.analysis.tables import empty, not_applicable, note, note_empty_tables, notes_of
 
@@ -362,6 +362,15 @@ def drift_plots(tables: dict[str, pd.DataFrame], logs: list, out: Path) -> list[
         draw(lambda: plot_reminder_effect(effect, out / "drift_reminder_effect.png", colors=colors,
                                           title=(runs_title("Reminder effect", logs) + who) if logs else "Reminder effect"),
              out / "drift_reminder_effect.png", tables.get("arms"), paths)
+    else:  # no D_t (a scripted run, measure_kl off): its four figures are not drawn, and the notes say why
+        behind = tables.get("kl", tables["satisfaction"])
+        why = "; ".join(notes_of(behind)[:1]) or "D_t was not measured"
+
+        def nothing() -> None:
+            raise NothingToShow(why)
+
+        for png in ("drift_d_mc.png", "drift_d_topk.png", "drift_traces.png", "drift_reminder_effect.png"):
+            draw(nothing, out / png, behind, paths)
     sat_title = (runs_title("Constraint satisfaction per arm", logs) + who) if logs else ""
     draw(lambda: plot_satisfaction(tables["satisfaction"], out / "drift_satisfaction.png", title=sat_title, colors=colors),
          out / "drift_satisfaction.png", tables["satisfaction"], paths)

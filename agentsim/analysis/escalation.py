@@ -360,14 +360,15 @@ def escalation_plots(tables: dict[str, pd.DataFrame], logs: list, out: Path, dat
     draw(lambda: escalation_figure({"es_by_day": es_by_day}, logs, out / "escalation_es.png", data_dir=data_dir), out / "escalation_es.png",
          behind, paths)
     actions = nation_actions(logs)
+    who = f" ({' + '.join(sorted(set(actions['model'])))})" if len(actions) else ""  # who played, as the ES lines say
     cats = tables.get("categories", behind)
     draw(lambda: plot_categories(actions, out / "escalation_categories.png", title=runs_title("Actions per day by category", logs)),
          out / "escalation_categories.png", cats, paths)
     draw(lambda: plot_violent(actions, out / "escalation_violent.png", title=runs_title("Nuclear and violent actions per run", logs)),
          out / "escalation_violent.png", tables.get("nuclear", behind), paths)
-    draw(lambda: plot_nation_day(actions, out / "escalation_nation_day.png", title=runs_title("Escalation points per nation and day", logs)),
+    draw(lambda: plot_nation_day(actions, out / "escalation_nation_day.png", title=runs_title("Escalation points per nation and day", logs) + who),
          out / "escalation_nation_day.png", cats, paths)
-    draw(lambda: plot_targets(actions, out / "escalation_targets.png", title=runs_title("Who targets whom (escalating actions)", logs)),
+    draw(lambda: plot_targets(actions, out / "escalation_targets.png", title=runs_title("Who targets whom (escalating actions)", logs) + who),
          out / "escalation_targets.png", cats, paths)
     add_llm_usage("escalation", tables, logs, out, paths)
     return paths
@@ -394,6 +395,9 @@ def nation_actions(logs: Sequence[Any], mode: str = "canonical") -> pd.DataFrame
 
 
 #: Category colours (Okabe-Ito), fixed in every figure: the most escalating darkest/warmest.
+#: How each category is written in legends (the study's words, hyphens included).
+CATEGORY_LABELS = {"nuclear": "nuclear", "violent_escalation": "violent escalation", "non_violent_escalation": "non-violent escalation",
+                   "posturing": "posturing", "de_escalation": "de-escalation", "status_quo": "status quo"}
 CATEGORY_COLORS = {"nuclear": "#000000", "violent_escalation": "#D55E00", "non_violent_escalation": "#E69F00",
                    "posturing": "#F0E442", "de_escalation": "#009E73", "status_quo": "#56B4E9", UNKNOWN: "#999999"}
 
@@ -418,13 +422,17 @@ def plot_categories(actions: pd.DataFrame, path: Any = None, title: str = "Actio
         per = per.reindex(columns=order, fill_value=0)
         bottom = np.zeros(len(per))
         for c in order:
-            ax.bar(per.index, per[c], bottom=bottom, color=CATEGORY_COLORS.get(c), label=c.replace("_", " "), width=0.8)
+            ax.bar(per.index, per[c], bottom=bottom, color=CATEGORY_COLORS.get(c), label=CATEGORY_LABELS.get(c, c.replace("_", " ")),
+                   width=0.8)
             bottom += per[c].to_numpy()
         ax.set_title(f"{model} (n={runs} run{'s' if runs != 1 else ''})", fontsize=9)
         ax.set_xlabel("day")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0][0].set_ylabel("actions per run (mean)")
-    axes[0][-1].legend(fontsize=7, title="category", title_fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    # the legend lists the categories as the bars stack them: the top one first
+    axes[0][-1].legend(handles[::-1], labels[::-1], fontsize=7, title="category", title_fontsize=7, loc="upper left",
+                       bbox_to_anchor=(1.01, 1))
     fig.suptitle(title, fontsize=10)
     return save(fig, path)
 
@@ -432,11 +440,13 @@ def plot_categories(actions: pd.DataFrame, path: Any = None, title: str = "Actio
 def plot_violent(actions: pd.DataFrame, path: Any = None, title: str = "Nuclear and violent actions per run") -> Any:
     """Per backend and model, the mean number of nuclear and of violent-escalation actions per run, each with a
     95% t-interval over runs (none with one run: `n=1, no CI`). Returns the Figure; raises NothingToShow without
-    nation actions."""
+    nation actions, or without a nuclear or violent one (all bars would be 0)."""
     from agentsim.analysis.plots import NothingToShow, own_axes, save_own
 
     if actions.empty:
         raise NothingToShow("; ".join(notes_of(actions)[:1]) or "no nation actions")
+    if not actions["category"].isin(["nuclear", "violent_escalation"]).any():
+        raise NothingToShow(f"no nuclear or violent action in these {actions['run'].nunique()} run(s): every count is 0")
     ax, own = own_axes(None, (7, 4))
     models = sorted(actions["model"].unique())
     x = np.arange(len(models))
@@ -449,7 +459,7 @@ def plot_violent(actions: pd.DataFrame, path: Any = None, title: str = "Nuclear 
             means.append(m)
             lo.append(m - ci.low if np.isfinite(ci.low) else 0.0)
             hi.append(ci.high - m if np.isfinite(ci.high) else 0.0)
-        ax.bar(x + off, means, width=0.4, color=CATEGORY_COLORS[cat], label=cat.replace("_", " "),
+        ax.bar(x + off, means, width=0.4, color=CATEGORY_COLORS[cat], label=CATEGORY_LABELS[cat],
                yerr=[lo, hi], capsize=4, edgecolor="black", lw=0.5)
     runs = [actions.loc[actions["model"] == m, "run"].nunique() for m in models]
     ax.set_xticks(x, [f"{m}\n(n={r}{', no CI' if r < 2 else ''})" for m, r in zip(models, runs, strict=True)], fontsize=8)

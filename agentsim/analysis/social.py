@@ -923,13 +923,15 @@ def plot_cascade_growth(growth: pd.DataFrame, injected: pd.DataFrame | None = No
     """Scale (users), depth and max breadth of each cascade over steps since its root (`injected_growth`), one
     panel each: the other cascades as thin grey lines, the injected post's cascade (rows with `injected`) in
     vermillion, named with its author, step and final size. Returns the Figure; raises NothingToShow without a
-    cascade."""
+    cascade, or when no cascade grew past its root."""
     from matplotlib.ticker import MaxNLocator
 
     from agentsim.analysis.plots import PALETTE, NothingToShow, new_figure, save
 
     if growth.empty:
         raise NothingToShow("; ".join(notes_of(growth)[:1]) or "no cascades in this run")
+    if (growth.groupby("root")["size"].max() <= 1).all():
+        raise NothingToShow("no post was shared: every cascade is its root post alone, nothing grows")
     flagged = growth["injected"].astype(bool) if "injected" in growth else pd.Series(False, index=growth.index)
     others = growth[~flagged]
     about = injected.set_index("event_id") if injected is not None and len(injected) else None

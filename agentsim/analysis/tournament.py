@@ -353,6 +353,10 @@ def plot_ratings(ratings: pd.DataFrame, path: Any = None, title: str = "Ratings"
     return save(fig, path)
 
 
+#: Rating methods as legends and axes name them (agentsim/analysis/ratings.py: rating_tables).
+METHOD_LABELS = {"bradley_terry": "Bradley-Terry", "elo": "Elo", "match_points": "match points"}
+
+
 def plot_rank_agreement(agree: pd.DataFrame, path: Any = None, title: str = "Rank agreement", ax: Any = None) -> Any:
     """Heatmap of Kendall's tau between every pair of rating methods (1 on the diagonal; a NaN pair is left
     blank and marked), values written in the cells. Returns the Figure; raises NothingToShow without pairs."""
@@ -368,12 +372,14 @@ def plot_rank_agreement(agree: pd.DataFrame, path: Any = None, title: str = "Ran
         mat[i, j] = mat[j, i] = tau
     ax, own = own_axes(ax, (1.3 * k + 2.5, 1.1 * k + 1.5))
     im = ax.imshow(np.ma.masked_invalid(mat), cmap="PuOr", vmin=-1, vmax=1)
-    names = [m.replace("_", " ") for m in methods]
+    names = [METHOD_LABELS.get(m, m.replace("_", " ")) for m in methods]
     ax.set_xticks(range(k), names, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(k), names, fontsize=8)
     for i in range(k):
         for j in range(k):
-            ax.text(j, i, "n/a" if np.isnan(mat[i, j]) else f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=8)
+            # white on the dark ends of the diverging map (|tau| near 1), black on its light middle
+            ax.text(j, i, "n/a" if np.isnan(mat[i, j]) else f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if np.isfinite(mat[i, j]) and abs(mat[i, j]) > 0.6 else "black")
     players = int(agree["players"].max())
     ax.set_title(f"{title} (Kendall's tau, {players} players)", fontsize=10)
     ax.figure.colorbar(im, ax=ax, label="Kendall's tau")

@@ -189,6 +189,27 @@ def load_scenario(path: str | Path, overrides: Sequence[Override] = (), **fields
     return dataclasses.replace(sc, overrides=recorded(data, applied.paths))
 
 
+def directory_problem(target: Path, what: str = "the run log") -> str | None:
+    """Why a directory `target` cannot be made (or written into), or None: every part of the path that exists is
+    a directory, and the deepest existing one takes a new directory. `what` names what goes there."""
+    target = target.absolute()
+    for part in (target, *target.parents):
+        if not part.exists():
+            continue
+        if not part.is_dir():
+            return (f"{target} is a file, not a directory" if part == target
+                    else f"{target} is inside {part}, which is a file, not a directory")
+        # Try it: os.access says yes to root everywhere, and a read-only or virtual file system (/proc, /sys, a full
+        # disk, a read-only mount) refuses only when asked. The probe directory is removed at once.
+        try:
+            shutil.rmtree(tempfile.mkdtemp(prefix=".agentsim-probe-", dir=part))
+        except OSError as e:
+            why = "no permission" if isinstance(e, PermissionError) else (e.strerror or type(e).__name__).lower()
+            return f"cannot create {what} in {part}: {why}"
+        return None
+    return None
+
+
 def check_log_dir(sc: Scenario, run_dir: Path | None = None) -> None:
     """The run log can be written at `run_dir` (or under `logging.dir`): every part of the path that exists is
     a directory, and the deepest existing one is writable. Raises SpecError naming the field."""
@@ -197,22 +218,9 @@ def check_log_dir(sc: Scenario, run_dir: Path | None = None) -> None:
     from_cli = run_dir is not None or "logging.dir" in sc.overrides
     line = sc.lines.line_of(["logging", "dir"]) if sc.lines is not None and not from_cli else None
     note = " (from the command line)" if from_cli else ""
-    for part in (target, *target.parents):
-        if not part.exists():
-            continue
-        if not part.is_dir():
-            msg = (f"{target} is a file, not a directory" if part == target
-                   else f"{target} is inside {part}, which is a file, not a directory")
-            raise SpecError(str(sc.source or sc.spec.name), [SpecProblem(field_name, msg + note, line)])
-        # Try it: os.access says yes to root everywhere, and a read-only or virtual file system (/proc, a full
-        # disk, a read-only mount) refuses only when asked. The probe directory is removed at once.
-        try:
-            shutil.rmtree(tempfile.mkdtemp(prefix=".agentsim-probe-", dir=part))
-        except OSError as e:
-            why = "no permission" if isinstance(e, PermissionError) else (e.strerror or type(e).__name__).lower()
-            raise SpecError(str(sc.source or sc.spec.name), [SpecProblem(
-                field_name, f"cannot create the run log in {part}: {why}{note}", line)]) from None
-        return
+    problem = directory_problem(target)
+    if problem:
+        raise SpecError(str(sc.source or sc.spec.name), [SpecProblem(field_name, problem + note, line)])
 
 
 class _BuiltWorld:
