@@ -140,6 +140,7 @@ def _bands(ax) -> list:
     ([2, 1, 2], "g (n=1-2 per point)", 0, ["n=1"]),     # lone points with n >= 2: error bars, not zero-width bands
     ([4, 4, 2, 4], "g (n=2-4 per point)", 1, ["n=2"]),  # a point on half the runs of the others is marked
     ([4, 3, 4], "g (n=3-4 per point)", 1, []),          # ... one on nearly as many is not
+    ([1, 1, 4, 1, 2, 2], "g (n=1-4 per point)", 1, ["n=1", "n=1", "n=2"]),  # once per run of the same n, not at each point
 ])
 def test_each_line_says_its_n_and_bands_only_where_an_interval_exists(runs, label, bands, marked) -> None:
     fig = plot_es(_days(runs), group="label")

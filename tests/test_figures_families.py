@@ -198,7 +198,7 @@ def test_convergence_is_the_running_mean_over_tournaments(runs) -> None:
     for line in ax.get_lines():
         assert list(line.get_xdata()) == [1000, 2000, 3000]
         assert line.get_ydata()[-1] == pytest.approx(final[line.get_label()])
-    assert ax.get_legend().get_title().get_text() == "bands: 95% Monte-Carlo interval (1.96 SE)"
+    assert ax.get_xlabel() == "tournaments simulated (bands: 95% Monte-Carlo interval, 1.96 SE)"
 
 
 def test_one_colour_per_model_across_the_figures(runs) -> None:

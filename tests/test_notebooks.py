@@ -5,6 +5,7 @@ sections, a caption under every figure, and no ANSI escape codes in its outputs.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 from pathlib import Path
@@ -63,6 +64,10 @@ def test_every_notebook_has_one_parameters_cell_of_plain_knobs(path: Path) -> No
     assignments of literals (papermill injects its overrides after it), setting the scenario, backend, steps,
     seeds and run directory; sections (## headings) and a caption for each figure."""
     nb = nbformat.read(path, as_version=4)
+    raw = json.loads(path.read_text())
+    # nbformat 4.5 cell ids: without them every tool that reads the notebook warns (MissingIDFieldWarning)
+    assert raw["nbformat_minor"] >= 5 and all("id" in c for c in raw["cells"]), f"{path.name}: cells without ids"
+    nbformat.validate(nb)
     tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1, f"{path.name}: {len(tagged)} cells tagged parameters"
     (i,) = tagged

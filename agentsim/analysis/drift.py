@@ -81,7 +81,8 @@ def measurement(turns: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for arm, g in turns.groupby("arm"):
         missing = g[g["d_mc"].isna()]
-        reasons = missing["kl_error"].fillna("not measured").value_counts()
+        # a replay's miss names its request (hash, seed): the same reason for every turn once those are left out
+        reasons = missing["kl_error"].fillna("not measured").str.replace(r" \(hash [0-9a-f]+, seed \d+\)", "", regex=True).value_counts()
         rows.append({"arm": arm, "turns": len(g), "replies": int(g["reply_error"].isna().sum()),
                      "measured": int(g["d_mc"].notna().sum()), "not_measured": len(missing),
                      "reasons": "; ".join(f"{r}: {n}" for r, n in reasons.items()),
@@ -399,7 +400,9 @@ def plot_curves(curve: pd.DataFrame, path: str | Path | None = None, value: str 
     colors = colors or (styles(curve["arm"]) if "arm" in curve else {})
     q_panel = None
     if ax is None and value == "d_topk" and "q_mass_mean" in curve and curve["q_mass_mean"].notna().any():
-        _, (ax, q_panel) = new_figure((11, 4), 1, 2)  # the bound beside how much of q it sees
+        _, (ax, q_panel) = new_figure((13, 4.2), 1, 2)  # the bound beside how much of q it sees
+    elif ax is None:
+        _, ax = new_figure((9.5, 4.2))  # room for the legend beside the axes
     fig = band_plot(curve, "turn", f"{value}_mean", "arm", path=None, n="n", interval="95% t-interval over conversations",
                     xlabel="turn", ylabel=f"{ESTIMATORS.get(value, value)} (nats/token, mean)", title=title, ax=ax, colors=colors)
     ax = ax or fig.axes[0]
@@ -426,7 +429,9 @@ def plot_curves(curve: pd.DataFrame, path: str | Path | None = None, value: str 
                                         (reminders or {}).get(str(arm), []))
                 ax.plot(path_["turn"], path_["d"], ls=(0, (4, 2)), lw=0.9, color=colors.get(arm, {}).get("color", "grey"),
                         label=f"{arm}: fitted recurrence")
-    ax.legend(fontsize=7, title=ax.get_legend().get_title().get_text() if ax.get_legend() else None, title_fontsize=7)
+    # arms, reminders, D* and the fitted curves make a long legend: beside the axes, not over the data
+    ax.legend(fontsize=7, title=ax.get_legend().get_title().get_text() if ax.get_legend() else None, title_fontsize=7,
+              loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if q_panel is not None:
         q = curve.drop(columns=["ci_low", "ci_high", "n"]).rename(columns={"q_mass_low": "ci_low", "q_mass_high": "ci_high", "q_mass_n": "n"})
         band_plot(q, "turn", "q_mass_mean", "arm", n="n", interval="95% t-interval over conversations", xlabel="turn",
@@ -434,7 +439,7 @@ def plot_curves(curve: pd.DataFrame, path: str | Path | None = None, value: str 
                   ylim=(0, 1.02), ax=q_panel, colors=colors)
     from agentsim.analysis.plots import save
 
-    return save(fig, path) if path else fig
+    return save(fig, path)  # titles fitted to the figure also where it is only shown (a notebook)
 
 
 def plot_reminder_effect(effect: pd.DataFrame, path: str | Path | None = None, title: str = "Reminder effect", ax: Any = None,

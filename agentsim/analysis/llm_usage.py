@@ -73,6 +73,8 @@ def _usage(runs: list[tuple[pd.DataFrame, dict[str, Any] | None]], confidence: f
         final = last[(last["step"] == step) & (last["answerer"] == who)]
         n, bad = len(final), int((~final["valid"].astype(bool)).sum())
         lo, hi = proportion_confint(bad, n, alpha=1 - confidence, method="wilson") if n else (np.nan, np.nan)
+        # Wilson's bounds at 0 or n invalid answers land a rounding error past 0 or 1 (6.9e-18): a rate is in [0, 1]
+        lo, hi = (float(np.clip(lo, 0, 1)) if bad else 0.0), (float(np.clip(hi, 0, 1)) if bad < n else 1.0)
         lat = g["latency_s"].to_numpy(float)
         rows.append({"step": int(step), "answerer": who, "runs": int(g["run"].nunique()), "answers": n, "invalid": bad,
                      "invalid_rate": bad / n if n else np.nan, "invalid_low": lo, "invalid_high": hi, "calls": len(g),

@@ -8,7 +8,8 @@ passes `ax` (a notebook cell's axes) gets its own axes drawn on and nothing save
 Honest uncertainty (`band_plot`): every line's legend entry gives n (the runs, arms or conversations behind each
 point: `n=3`, or `n=1-3 per point`); a line whose points all rest on one
 observation says `n=1, no CI` and has no band (not a zero-width one); a band is drawn only over points with n >= 2
-(an error bar at a lone one); points on n=1 or on at most half the line's largest n are marked `n=k`;
+(an error bar at a lone one); points on n=1 or on at most half the line's largest n are marked `n=k` (once per run
+of points with the same k);
 a line is broken, not drawn across, at a step without data; the interval method is the legend's title.
 
 Nothing to show, one rule: a figure with nothing to show is not drawn. The plotting function raises
@@ -276,10 +277,15 @@ def band_plot(
                 banded = True
         if counts is not None and np.nanmax(counts, initial=0) > 1:
             top = np.nanmax(counts)
+            shown = None  # one label per run of equal n along the line: where n changes, not at every point
             for xv, yv, c in zip(g[x], g[y], counts, strict=True):
                 if np.isfinite(c) and (c < 2 or c <= top / 2) and np.isfinite(yv):  # the points resting on little
-                    ax.annotate(f"n={int(c)}", (xv, yv), textcoords="offset points", xytext=(0, 5), fontsize=6,
-                                ha="center", color=line.get_color())
+                    if c != shown:
+                        ax.annotate(f"n={int(c)}", (xv, yv), textcoords="offset points", xytext=(0, 5), fontsize=6,
+                                    ha="center", color=line.get_color())
+                    shown = c
+                else:
+                    shown = None
     ax.set_xlabel(xlabel or x)
     ax.set_ylabel(ylabel or y)
     if integer_x:

@@ -483,7 +483,11 @@ def plot_stance_distributions(log: Any, path: Any = None, title: str = "Signed s
                     label=f"{label} (n={len(v)}, mean {v.mean():+.2f})")
             ax.axvline(v.mean(), color=color, ls="--", lw=1)
         ax.set_xlim(-1, 1)
-        ax.set_xticks([-1, -0.5, 0, 0.5, 1])
+        ax.set_xticks([-1, -0.5, 0, 0.5, 1], ["-1", "-0.5", "0", "0.5", "1"])
+        # the edge labels lean inwards, so that "1" of one panel and "-1" of the next do not touch
+        ticks = ax.get_xticklabels()
+        ticks[0].set_horizontalalignment("left")
+        ticks[-1].set_horizontalalignment("right")
         ax.set_xlabel("signed stance (-1 against .. 1 for)")
         ax.set_title(g or "all users", fontsize=9)
         ax.legend(fontsize=7)
@@ -785,8 +789,13 @@ def plot_adoption(curve: pd.DataFrame, path: Any = None, title: str = "Adoption 
     # clipped at 0: Wilson's bound at 0 or n successes lands a rounding error past the point
     err = np.clip(np.vstack([y - curve["ci_low"].to_numpy(float), curve["ci_high"].to_numpy(float) - y]), 0, None)
     ax.errorbar(x, y, yerr=err, fmt="o-", color=PALETTE[0], capsize=3, ms=4, label="P(k)")
-    for xi, yi, n in zip(x, y, curve["users"], strict=True):
-        ax.annotate(f"n={int(n)}", (xi, yi), textcoords="offset points", xytext=(5, 5), ha="left", fontsize=6)
+    # n at each point while that stays legible (up to 12 points), else at about 10 points spread over k; rotated so
+    # that neighbours do not run into each other, and never past the frame
+    every = max(1, int(np.ceil(len(x) / 10))) if len(x) > 12 else 1
+    for i, (xi, yi, n) in enumerate(zip(x, y, curve["users"], strict=True)):
+        if i % every == 0 or i == len(x) - 1:
+            ax.annotate(f"n={int(n)}", (xi, yi), textcoords="offset points", xytext=(3, 6), ha="left", fontsize=6,
+                        rotation=45, annotation_clip=True, clip_on=True)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("k: followees who had shared the cascade")
     ax.set_ylabel("P(adopt while exposed to exactly k)")

@@ -290,16 +290,13 @@ def plot_convergence(conv: pd.DataFrame, path: Any = None, title: str = "E[S] ov
         if g["std_error"].notna().any() and len(g) > 1:
             ax.fill_between(g["tournaments"], g["expected_score"] - 1.96 * g["std_error"], g["expected_score"] + 1.96 * g["std_error"],
                             color=line.get_color(), alpha=0.2, lw=0)
-    ax.set_xlabel("tournaments simulated")
+    ax.set_xlabel("tournaments simulated (bands: 95% Monte-Carlo interval, 1.96 SE)")
     ax.set_ylabel("running E[S]")
     ax.set_title(title, fontsize=10)
     if conv["model"].nunique() > len(PALETTE):
-        # colours repeat past the palette: every line is named at its end, and the legend keeps the interval's name
-        label_ends(ax)
-        ax.legend(handles=[], title="bands: 95% Monte-Carlo interval (1.96 SE)", title_fontsize=6, loc="best")
+        label_ends(ax)  # colours repeat past the palette: every line is named at its end instead of in a legend
     else:
-        ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5),
-                  title="bands: 95% Monte-Carlo interval (1.96 SE)", title_fontsize=6)
+        ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return save_own(ax, own, path)
 
 

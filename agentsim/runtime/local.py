@@ -151,7 +151,9 @@ class LocalRuntime:
         self.meta = json.loads((self.run_dir / "run.json").read_text())
         self._load_checkpoint()
         self.meta.update(status="running", steps_completed=self.start_step, models=models(self.meta.get("replay_from")))
-        self.meta.setdefault("resumed", []).append({"at": now(), "from_step": self.start_step})
+        stopped = self.meta.pop("stopped_by", None)  # that stop is over; `resumed` keeps it
+        self.meta.setdefault("resumed", []).append({"at": now(), "from_step": self.start_step,
+                                                    **({"stopped_by": stopped} if stopped else {})})
         # parts.jsonl now records only the parts kept: say so in run.json before anything reads them together.
         self._save_meta()
 
