@@ -124,14 +124,14 @@ def test_progress_notes_of_runs(tmp_path: Path) -> None:
     tables = {"a": pd.DataFrame(), "b": pd.DataFrame({"x": [1]})}
     note_empty_tables(tables, log(spec={"steps": 14}, steps_completed=3, status="running"))
     killed = ("incomplete run: the run completed 3 of 14 steps (status 'running': its process was killed, or it is still "
-              "running); its tables cover steps 1 to 3 only")
+              "running); its tables cover the first 3 steps only (steps 0 to 2)")
     assert notes_of(tables["a"]) == [killed] and notes_of(tables["b"]) == [killed]
     done = {"a": pd.DataFrame()}
     note_empty_tables(done, log(spec={"steps": 2}, steps_completed=2, status="completed"))
     assert notes_of(done["a"]) == []
     short = {"a": pd.DataFrame()}
     note_empty_tables(short, log(spec={"steps": 3}, steps_completed=2, status="completed"))
-    assert notes_of(short["a"]) == ["incomplete run: the run completed 2 of 3 steps; its tables cover steps 1 to 2 only"]
+    assert notes_of(short["a"]) == ["incomplete run: the run completed 2 of 3 steps; its tables cover the first 2 steps only (steps 0 to 1)"]
 
 
 def test_captured_warnings_are_readable_lines() -> None:

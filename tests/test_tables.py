@@ -283,7 +283,7 @@ def test_every_table_of_an_incomplete_run_says_so(tmp_path, status, done, steps,
         said = [n for n in notes_of(df) if n.startswith("incomplete run")]
         assert bool(said) is incomplete, name
         if incomplete:
-            assert f"completed {done} of {steps} steps" in said[0] and "steps 1 to 2 only" in said[0]
+            assert f"completed {done} of {steps} steps" in said[0] and "the first 2 steps only (steps 0 to 1)" in said[0]
             assert f"status {status!r}" in said[0] or status == "running"
     compared = compare_runs([log, RunLog(_wargame_log(tmp_path / "done"))])
     for df in compared.values():
@@ -300,7 +300,7 @@ def test_incomplete_run_in_the_terminal_and_notes_csv(tmp_path, scenario, run_ar
     (run / "run.json").write_text(json.dumps(meta))
     out = _analyze(str(run), analysis, "--out", str(tmp_path / "out"))
     line = (f"incomplete run: the run completed {done} of {done + 5} steps (status 'interrupted'); its tables cover "
-            f"steps 1 to {done} only")
+            f"the first {done} steps only (steps 0 to {done - 1})")
     notes = pd.read_csv(tmp_path / "out" / f"{analysis}_notes.csv")
     tables = {p.stem.removeprefix(f"{analysis}_") for p in (tmp_path / "out").glob(f"{analysis}_*.csv")} - {"notes"}
     assert set(notes.loc[notes["note"] == line, "table"]) == tables

@@ -76,7 +76,7 @@ def run_progress_note(log: Any) -> str:
 def run_incomplete(log: Any) -> str:
     """"" for a run that ran all its steps (status completed, or no_valid_answers: every step ran); otherwise the
     note every table of its analyses carries: "incomplete run: the run completed 3 of 14 steps (status
-    'interrupted'); its tables cover steps 1 to 3 only". A log without run.json is taken as it is ("")."""
+    'interrupted'); its tables cover the first 3 steps only (steps 0 to 2)". A log without run.json is taken as it is ("")."""
     meta = log.meta
     done, steps = meta.get("steps_completed"), (meta.get("spec") or {}).get("steps")
     if done is None:
@@ -84,7 +84,9 @@ def run_incomplete(log: Any) -> str:
     finished = meta.get("status") in ("completed", "no_valid_answers") and (not isinstance(steps, int) or done >= steps)
     if finished:
         return ""
-    cover = "no step" if not done else "step 1 only" if done == 1 else f"steps 1 to {done} only"
+    # tables count steps from 0 (`step`) or from 1 (days, turns): say both, so neither reads it off by one
+    cover = ("no step" if not done else "the first step only (step 0)" if done == 1
+             else f"the first {done} steps only (steps 0 to {done - 1})")
     return f"incomplete run: {run_progress_note(log)}; its tables cover {cover}"
 
 
