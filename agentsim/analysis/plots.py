@@ -135,30 +135,27 @@ def fit_titles(fig: Any) -> None:
     it is centred there): a title of long scenario and model names is never cut off at the figure's edges."""
     import textwrap
 
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    if not isinstance(fig.canvas, FigureCanvasAgg):
-        FigureCanvasAgg(fig)
-    fig.canvas.draw()  # the layout engine places the axes; titles are measured where they will be drawn
-    renderer = fig.canvas.get_renderer()
+    # the layout engine places the axes (no output, and the figure's canvas, maybe a caller's GUI one, is kept);
+    # titles are measured where they will be drawn
+    fig.draw_without_rendering()
     width = fig.bbox.width
     titles = [(getattr(fig, "_suptitle", None), width * 0.98)]
     for ax in fig.axes:
-        box = ax.get_window_extent(renderer)
+        box = ax.get_window_extent()
         centre = (box.x0 + box.x1) / 2
         titles.append((ax.title, 2 * min(centre, width - centre) * 0.98))
     changed = False
     for text, room in titles:
         if text is None or not text.get_text() or room <= 0:
             continue
-        wide = text.get_window_extent(renderer).width
+        wide = text.get_window_extent().width
         if wide > room:
             longest = max(len(line) for line in text.get_text().splitlines())
             chars = max(12, int(longest * room / wide))
             text.set_text("\n".join(textwrap.fill(line, chars) for line in text.get_text().splitlines()))
             changed = True
     if changed:
-        fig.canvas.draw()  # the constrained layout makes room for the extra lines
+        fig.draw_without_rendering()  # the constrained layout makes room for the extra lines
 
 
 def save(fig: Any, path: str | Path | None) -> Any:
