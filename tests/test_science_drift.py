@@ -324,15 +324,15 @@ def test_drift_tables_of_runs(tmp_path: Path) -> None:
     events[5]["payload"] = json.dumps({**json.loads(events[5]["payload"]), "reminder": True})
     log = RunLog(write_run_log(tmp_path / "r", events=events))
     t = drift_tables(log, bootstrap=0)
-    assert set(t) == {"satisfaction", "measurement", "curves_mc", "curves_topk", "arms", "recurrence"}
+    assert set(t) == {"satisfaction", "constraints", "measurement", "curves_mc", "curves_topk", "arms", "recurrence"}
     assert t["curves_mc"].set_index(["arm", "turn"]).loc[("none", 2), "d_mc_mean"] == pytest.approx(0.2)
     unmeasured = [{**e, "payload": json.dumps({**json.loads(e["payload"]), "d_mc": None, "kl_error": "scripted: no logprobs"})}
                   for e in events]
     u = drift_tables(RunLog(write_run_log(tmp_path / "u", events=unmeasured)), bootstrap=0)
-    assert set(u) == {"satisfaction", "measurement", "kl", "arms"} and notes_of(u["kl"]) == ["D_t unavailable: scripted: no logprobs"]
+    assert set(u) == {"satisfaction", "constraints", "measurement", "kl", "arms"} and notes_of(u["kl"]) == ["D_t unavailable: scripted: no logprobs"]
     assert "d_mc_mean" not in u["arms"] and "satisfaction_rate" in u["arms"]
     idle = drift_tables(RunLog(write_run_log(tmp_path / "i", steps=0, status="running", spec={"steps": 4})))
-    assert set(idle) == {"satisfaction", "arms"} and notes_of(idle["arms"])[0] == "no turns in this run"
+    assert set(idle) == {"satisfaction", "constraints", "arms"} and notes_of(idle["arms"])[0] == "no turns in this run"
 
 
 # -- more of the analyses by hand: edges of the measurement and the fit --------------------------------------------
