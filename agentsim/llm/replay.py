@@ -46,7 +46,8 @@ def check_source(run_dir: str | Path, expect: dict[str, Any]) -> list[str]:
     from agentsim.logs.reader import LogError, RunLog
 
     try:
-        recorded = RunLog(run_dir).spec
+        log = RunLog(run_dir)
+        recorded = log.spec
     except LogError as e:
         raise ReplaySourceError(f"--replay-from: {e}") from e
     if not recorded:
@@ -63,7 +64,7 @@ def check_source(run_dir: str | Path, expect: dict[str, Any]) -> list[str]:
             f"--replay-from {run_dir}: {theirs}; {ours}: request seeds derive from the run seed, so none can match. "
             f"Run with --seed {recorded.get('seed')} to replay it."
         )
-    held = RunLog(run_dir).complete_steps
+    held = log.complete_steps
     wanted = expect.get("steps")
     if isinstance(wanted, int) and wanted > held:
         raise ReplaySourceError(

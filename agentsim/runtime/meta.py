@@ -98,7 +98,8 @@ def recorded_backend(alias: str, replay_from: str | None) -> str | None:
     """The backend that answered `alias` in the recorded run `replay_from` (through replays of replays), or None."""
     for _ in range(5):
         try:
-            entry = json.loads((Path(str(replay_from)) / "run.json").read_text())["models"][alias]
+            source = json.loads((Path(str(replay_from)) / "run.json").read_text())
+            entry = source["models"][alias]
         except (OSError, ValueError, KeyError, TypeError):
             return None
         if not isinstance(entry, dict):
@@ -107,7 +108,7 @@ def recorded_backend(alias: str, replay_from: str | None) -> str | None:
             return str(entry.get("backend")) if entry.get("backend") else None
         if entry.get("recorded_backend"):
             return str(entry["recorded_backend"])
-        replay_from = json.loads((Path(str(replay_from)) / "run.json").read_text()).get("replay_from")
+        replay_from = source.get("replay_from")
     return None
 
 
