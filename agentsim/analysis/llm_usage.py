@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from agentsim.analysis.tables import empty, not_applicable, note
+from agentsim.llm.types import ATTEMPT_SUFFIX
 
 COLUMNS = ["step", "answerer", "runs", "answers", "invalid", "invalid_rate", "invalid_low", "invalid_high", "calls",
            "prompt_tokens", "completion_tokens", "latency_median_s", "latency_p10_s", "latency_p90_s"]
@@ -36,7 +37,7 @@ def _answers(calls: pd.DataFrame, models: dict[str, Any] | None, run: int) -> pd
     models = models or {}
     return llm.assign(
         run=run,
-        answer=llm["request_id"].astype(str).str.replace(r"-a\d+$", "", regex=True),
+        answer=llm["request_id"].astype(str).str.replace(ATTEMPT_SUFFIX, "", regex=True),
         answerer=[backend_model_label({**(models.get(a) or {}), "backend": b, "model": m})
                   for a, b, m in zip(llm["alias"], llm["backend"], llm["model"], strict=True)])
 

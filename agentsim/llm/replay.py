@@ -9,11 +9,12 @@ whole run of invalid answers.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from agentsim.llm.human import HUMAN_TIMEOUT, TIMEOUT_ERROR
-from agentsim.llm.types import LLMRequest, LLMResult, ReplaySourceError
+from agentsim.llm.types import ATTEMPT_SUFFIX, LLMRequest, LLMResult, ReplaySourceError
 
 # Spec fields that do not change what a run asks its models. Not `steps`: a wargame's prompt names the number of
 # days, so a replay with another number of steps asks other questions from its first step on.
@@ -107,8 +108,8 @@ class ReplayBackend:
             # is asked again only where the recorded run asked again: the next attempt's request id is recorded
             # (agentsim/core/policy.py: LLMPolicy.request names attempts "-a<attempt>").
             failed = row["finish_reason"] == "error"
-            base, _, attempt = str(row["request_id"]).rpartition("-a")
-            retried = attempt.isdigit() and f"{base}-a{int(attempt) + 1}" in ids
+            attempt = re.search(ATTEMPT_SUFFIX, str(row["request_id"]))
+            retried = bool(attempt) and f"{row['request_id'][:attempt.start()]}-a{int(attempt[1]) + 1}" in ids
             self._answers[(row["request_hash"], row["seed"])] = LLMResult(
                 "",
                 row["completion_text"] or "",

@@ -123,6 +123,11 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+#: A request's attempts share its id up to this suffix (agentsim/core/policy.py: LLMPolicy.request names them
+#: "...-a<attempt>"): a regex whose group is the attempt.
+ATTEMPT_SUFFIX = r"-a(\d+)$"
+
+
 @dataclass(slots=True)
 class TokenScores:
     """The scores of a continuation: each token's log-probability and the top-k alternatives per position."""

@@ -10,6 +10,7 @@ from rich.text import Text
 
 from agentsim.analysis.display import column_formatter, header
 from agentsim.analysis.tables import why_not_applicable
+from agentsim.llm.types import ATTEMPT_SUFFIX
 from agentsim.logs.reader import RunLog
 from agentsim.runtime.local import RunResult
 from agentsim.spec.loader import Scenario
@@ -79,8 +80,8 @@ def human_line(calls: pd.DataFrame) -> str | None:
     mine = calls[calls["backend"] == "human"]
     if mine.empty:
         return None
-    # a request's attempts share its id up to "-a<attempt>" (agentsim/analysis/llm_usage.py)
-    answer = mine["request_id"].astype(str).str.replace(r"-a\d+$", "", regex=True)
+    # a request's attempts share its id up to ATTEMPT_SUFFIX
+    answer = mine["request_id"].astype(str).str.replace(ATTEMPT_SUFFIX, "", regex=True)
     last = mine.assign(answer=answer).sort_values("attempt").groupby("answer", sort=False).tail(1)
     timed_out = int((last["finish_reason"] == HUMAN_TIMEOUT).sum())
     n = len(last)
